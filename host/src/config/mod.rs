@@ -1,0 +1,630 @@
+//! Distribution configs: the raw serde shape and the validated form the proxy serves from.
+//!
+//! Raw structs ([`raw`]) mirror the JSON exactly and refuse unknown fields; they are
+//! converted with `TryFrom` into [`Distribution`], whose invariants the request path
+//! relies on (every target names an origin or group, TTLs are ordered, header names
+//! are valid). A [`ConfigError`] names the field that broke a rule.
+
+pub mod pattern;
+pub mod raw;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+
+pub use pattern::PathPattern;
+pub use raw::DistributionConfig;
+
+/// CloudFront's TTL defaults, in seconds.
+pub const DEFAULT_MIN_TTL: u64 = 0;
+pub const DEFAULT_DEFAULT_TTL: u64 = 86_400;
+pub const DEFAULT_MAX_TTL: u64 = 31_536_000;
+/// CloudFront's connection timeout default (10 s) and response timeout default (30 s).
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_READ_TIMEOUT_MS: u64 = 30_000;
+const MAX_CONNECT_TIMEOUT_MS: u64 = 60_000;
+const MAX_READ_TIMEOUT_MS: u64 = 180_000;
+
+/// A config that breaks a rule, with the path of the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a config body was refused before validation.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON at all (syntax error, truncated input).
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// JSON of the wrong shape: unknown or missing field, wrong type.
+    #[error("{0}")]
+    Invalid(ConfigError),
+}
+
+/// Parses a JSON body into `T`, naming the field path of any shape error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { "config".to_owned() } else { path };
+                    Err(ParseError::Invalid(ConfigError::new(field, strip_position(&inner))))
+                }
+                _ => Err(ParseError::Malformed(inner.to_string())),
+            }
+        }
+    }
+}
+
+fn strip_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// A validated distribution config.
+#[derive(Debug)]
+pub struct Distribution {
+    pub enabled: bool,
+    pub aliases: Vec<String>,
+    pub origins: Vec<Arc<Origin>>,
+    /// Targets by id: each origin and each origin group.
+    pub targets: HashMap<String, Target>,
+    pub default_behavior: Behavior,
+    pub behaviors: Vec<(PathPattern, Behavior)>,
+    pub continuous_deployment_policy_id: Option<String>,
+    pub raw: DistributionConfig,
+}
+
+impl Distribution {
+    /// Step 3: the first behavior whose pattern matches `path`, else the default.
+    pub fn behavior_for(&self, path: &str) -> &Behavior {
+        self.behaviors
+            .iter()
+            .find(|(pattern, _)| pattern.matches(path))
+            .map_or(&self.default_behavior, |(_, b)| b)
+    }
+
+    /// Every hook module the config refers to, with the field naming it.
+    pub fn hook_modules(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        let all = std::iter::once((
+            "default_cache_behavior".to_owned(),
+            &self.raw.default_cache_behavior,
+        ))
+        .chain(
+            self.raw
+                .cache_behaviors
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("cache_behaviors[{i}]"), b)),
+        );
+        for (field, behavior) in all {
+            for (event, hook) in behavior.hooks.iter() {
+                out.push((format!("{field}.hooks.{event}.module"), hook.module.as_str()));
+            }
+        }
+        out
+    }
+}
+
+/// An origin ready to be fetched from.
+#[derive(Debug)]
+pub struct Origin {
+    pub id: String,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// The `Host` header sent to the origin.
+    pub host_header: HeaderValue,
+    pub origin_path: String,
+    pub custom_headers: Vec<(HeaderName, HeaderValue)>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+/// What a behavior (or a hook) can send a request to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Origin(usize),
+    Group {
+        members: Vec<usize>,
+        failover_status_codes: Vec<u16>,
+    },
+}
+
+/// A validated cache behavior.
+#[derive(Debug)]
+pub struct Behavior {
+    pub target_origin_id: String,
+    pub ttl: TtlPolicy,
+    pub cache_key: CacheKeyPolicy,
+}
+
+/// The behavior's TTL bounds, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlPolicy {
+    pub min: u64,
+    pub default: u64,
+    pub max: u64,
+}
+
+/// What the cache key adds beyond the fixed parts.
+#[derive(Debug, Clone, Default)]
+pub struct CacheKeyPolicy {
+    pub query_strings: raw::QueryStrings,
+    pub headers: Vec<HeaderName>,
+    pub cookies: Vec<String>,
+}
+
+impl TryFrom<DistributionConfig> for Distribution {
+    type Error = ConfigError;
+
+    fn try_from(raw: DistributionConfig) -> Result<Self, ConfigError> {
+        let aliases = validate_aliases(&raw.aliases)?;
+
+        if raw.origins.is_empty() {
+            return Err(ConfigError::new(
+                "origins",
+                "at least one origin is required",
+            ));
+        }
+        let mut targets = HashMap::new();
+        let mut origins = Vec::with_capacity(raw.origins.len());
+        for (i, o) in raw.origins.iter().enumerate() {
+            let field = format!("origins[{i}]");
+            let origin = validate_origin(o, &field)?;
+            if targets.insert(origin.id.clone(), Target::Origin(i)).is_some() {
+                return Err(ConfigError::new(
+                    format!("{field}.id"),
+                    format!("duplicate origin id {:?}", origin.id),
+                ));
+            }
+            origins.push(Arc::new(origin));
+        }
+        for (i, g) in raw.origin_groups.iter().enumerate() {
+            let field = format!("origin_groups[{i}]");
+            validate_id(&g.id, &format!("{field}.id"))?;
+            if g.members.len() < 2 {
+                return Err(ConfigError::new(
+                    format!("{field}.members"),
+                    "an origin group needs at least two members",
+                ));
+            }
+            let mut members = Vec::with_capacity(g.members.len());
+            for (j, m) in g.members.iter().enumerate() {
+                match targets.get(m) {
+                    Some(Target::Origin(idx)) if !members.contains(idx) => members.push(*idx),
+                    Some(Target::Origin(_)) => {
+                        return Err(ConfigError::new(
+                            format!("{field}.members[{j}]"),
+                            format!("origin {m:?} is listed twice"),
+                        ));
+                    }
+                    _ => {
+                        return Err(ConfigError::new(
+                            format!("{field}.members[{j}]"),
+                            format!("{m:?} names no origin"),
+                        ));
+                    }
+                }
+            }
+            for (j, code) in g.failover_status_codes.iter().enumerate() {
+                if !(400..=599).contains(code) {
+                    return Err(ConfigError::new(
+                        format!("{field}.failover_status_codes[{j}]"),
+                        format!("{code} is not a 4xx or 5xx status"),
+                    ));
+                }
+            }
+            let target = Target::Group {
+                members,
+                failover_status_codes: g.failover_status_codes.clone(),
+            };
+            if targets.insert(g.id.clone(), target).is_some() {
+                return Err(ConfigError::new(
+                    format!("{field}.id"),
+                    format!("id {:?} is already used by an origin or group", g.id),
+                ));
+            }
+        }
+
+        if raw.default_cache_behavior.path_pattern.is_some() {
+            return Err(ConfigError::new(
+                "default_cache_behavior.path_pattern",
+                "the default behavior matches every path and takes no pattern",
+            ));
+        }
+        let default_behavior =
+            validate_behavior(&raw.default_cache_behavior, "default_cache_behavior", &targets)?;
+        let mut behaviors = Vec::with_capacity(raw.cache_behaviors.len());
+        for (i, b) in raw.cache_behaviors.iter().enumerate() {
+            let field = format!("cache_behaviors[{i}]");
+            let Some(pattern) = &b.path_pattern else {
+                return Err(ConfigError::new(
+                    format!("{field}.path_pattern"),
+                    "missing field `path_pattern`",
+                ));
+            };
+            let pattern = PathPattern::parse(pattern)
+                .map_err(|msg| ConfigError::new(format!("{field}.path_pattern"), msg))?;
+            behaviors.push((pattern, validate_behavior(b, &field, &targets)?));
+        }
+        if let Some(id) = &raw.continuous_deployment_policy_id {
+            validate_id(id, "continuous_deployment_policy_id")?;
+        }
+
+        Ok(Self {
+            enabled: raw.enabled,
+            aliases,
+            origins,
+            targets,
+            default_behavior,
+            behaviors,
+            continuous_deployment_policy_id: raw.continuous_deployment_policy_id.clone(),
+            raw,
+        })
+    }
+}
+
+fn validate_id(id: &str, field: &str) -> Result<(), ConfigError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field,
+            format!("{id:?} is not a valid id (1-128 of A-Z a-z 0-9 - _ .)"),
+        ))
+    }
+}
+
+/// Checks an alias: a lower-case host name, optionally starting with `*.`.
+pub fn validate_alias(alias: &str) -> Result<(), String> {
+    let name = alias.strip_prefix("*.").unwrap_or(alias);
+    if alias.len() > 253 || name.is_empty() {
+        return Err(format!("{alias:?} is not a valid host name"));
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err(format!(
+                "{alias:?} is not a valid host name (lower-case labels of a-z 0-9 -, optionally starting with \"*.\")"
+            ));
+        }
+    }
+    if alias.starts_with("*.") && !name.contains('.') {
+        return Err(format!(
+            "{alias:?}: a wildcard alias needs at least two labels after \"*.\""
+        ));
+    }
+    Ok(())
+}
+
+fn validate_aliases(aliases: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, alias) in aliases.iter().enumerate() {
+        let field = format!("aliases[{i}]");
+        validate_alias(alias).map_err(|msg| ConfigError::new(&field, msg))?;
+        if !seen.insert(alias.as_str()) {
+            return Err(ConfigError::new(field, format!("{alias:?} is listed twice")));
+        }
+    }
+    Ok(aliases.to_vec())
+}
+
+fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Origin, ConfigError> {
+    validate_id(&o.id, &format!("{field}.id"))?;
+    let authority: Authority = o
+        .domain_name
+        .parse()
+        .ok()
+        .filter(|a: &Authority| {
+            !a.host().is_empty() && !a.as_str().contains('@') && a.as_str() == o.domain_name
+        })
+        .ok_or_else(|| {
+            ConfigError::new(
+                format!("{field}.domain_name"),
+                format!("{:?} is not a host or host:port", o.domain_name),
+            )
+        })?;
+    let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| {
+        ConfigError::new(format!("{field}.domain_name"), "not a valid Host header")
+    })?;
+    let scheme = match o.protocol {
+        raw::Protocol::Http => Scheme::HTTP,
+        raw::Protocol::Https => Scheme::HTTPS,
+    };
+    let path = &o.origin_path;
+    if !path.is_empty()
+        && (!path.starts_with('/')
+            || path.ends_with('/')
+            || path.contains(['?', '#', ' '])
+            || http::uri::PathAndQuery::from_maybe_shared(path.clone()).is_err())
+    {
+        return Err(ConfigError::new(
+            format!("{field}.origin_path"),
+            format!("{path:?} must be empty or start with '/' and not end with '/'"),
+        ));
+    }
+    let mut custom_headers = Vec::with_capacity(o.custom_headers.len());
+    for (name, value) in &o.custom_headers {
+        let hfield = format!("{field}.custom_headers.{name}");
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ConfigError::new(&hfield, "not a valid header name"))?;
+        if crate::proxy::headers::is_hop_by_hop(&header) || header == http::header::HOST {
+            return Err(ConfigError::new(
+                hfield,
+                "this header is managed by the host and cannot be set",
+            ));
+        }
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::new(&hfield, "not a valid header value"))?;
+        custom_headers.push((header, value));
+    }
+    let connect_ms = o.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
+    if !(1..=MAX_CONNECT_TIMEOUT_MS).contains(&connect_ms) {
+        return Err(ConfigError::new(
+            format!("{field}.connect_timeout_ms"),
+            format!("must be between 1 and {MAX_CONNECT_TIMEOUT_MS}"),
+        ));
+    }
+    let read_ms = o.read_timeout_ms.unwrap_or(DEFAULT_READ_TIMEOUT_MS);
+    if !(1..=MAX_READ_TIMEOUT_MS).contains(&read_ms) {
+        return Err(ConfigError::new(
+            format!("{field}.read_timeout_ms"),
+            format!("must be between 1 and {MAX_READ_TIMEOUT_MS}"),
+        ));
+    }
+    Ok(Origin {
+        id: o.id.clone(),
+        scheme,
+        authority,
+        host_header,
+        origin_path: o.origin_path.clone(),
+        custom_headers,
+        connect_timeout: Duration::from_millis(connect_ms),
+        read_timeout: Duration::from_millis(read_ms),
+    })
+}
+
+fn validate_behavior(
+    b: &raw::CacheBehaviorConfig,
+    field: &str,
+    targets: &HashMap<String, Target>,
+) -> Result<Behavior, ConfigError> {
+    if !targets.contains_key(&b.target_origin_id) {
+        return Err(ConfigError::new(
+            format!("{field}.target_origin_id"),
+            format!("{:?} names no origin or origin group", b.target_origin_id),
+        ));
+    }
+    let ttl = ttl_policy(b, field)?;
+    let mut headers = Vec::with_capacity(b.cache_key.headers.len());
+    for (i, name) in b.cache_key.headers.iter().enumerate() {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ConfigError::new(
+                format!("{field}.cache_key.headers[{i}]"),
+                format!("{name:?} is not a valid header name"),
+            )
+        })?;
+        headers.push(header);
+    }
+    for (i, name) in b.cache_key.cookies.iter().enumerate() {
+        if name.is_empty() || name.bytes().any(|c| c <= b' ' || b"=;,\"".contains(&c)) {
+            return Err(ConfigError::new(
+                format!("{field}.cache_key.cookies[{i}]"),
+                format!("{name:?} is not a valid cookie name"),
+            ));
+        }
+    }
+    if let raw::QueryStrings::Only(names) = &b.cache_key.query_strings
+        && let Some(i) = names.iter().position(String::is_empty)
+    {
+        return Err(ConfigError::new(
+            format!("{field}.cache_key.query_strings[{i}]"),
+            "empty query parameter name",
+        ));
+    }
+    for (event, hook) in b.hooks.iter() {
+        if hook.module.is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}.hooks.{event}.module"),
+                "empty module name",
+            ));
+        }
+    }
+    Ok(Behavior {
+        target_origin_id: b.target_origin_id.clone(),
+        ttl,
+        cache_key: CacheKeyPolicy {
+            query_strings: b.cache_key.query_strings.clone(),
+            headers,
+            cookies: b.cache_key.cookies.clone(),
+        },
+    })
+}
+
+/// Fills CloudFront's TTL defaults and checks `min <= default <= max`. When
+/// `default_ttl` is not given it is CloudFront's 86400 s, brought within the
+/// given `min_ttl`/`max_ttl`.
+fn ttl_policy(b: &raw::CacheBehaviorConfig, field: &str) -> Result<TtlPolicy, ConfigError> {
+    let min = b.min_ttl.unwrap_or(DEFAULT_MIN_TTL);
+    let max = b.max_ttl.unwrap_or(DEFAULT_MAX_TTL.max(min));
+    let default = b
+        .default_ttl
+        .unwrap_or_else(|| DEFAULT_DEFAULT_TTL.clamp(min.min(max), max));
+    if min > max {
+        return Err(ConfigError::new(
+            format!("{field}.min_ttl"),
+            format!("min_ttl ({min}) is greater than max_ttl ({max})"),
+        ));
+    }
+    if default < min {
+        return Err(ConfigError::new(
+            format!("{field}.default_ttl"),
+            format!("default_ttl ({default}) is less than min_ttl ({min})"),
+        ));
+    }
+    if default > max {
+        return Err(ConfigError::new(
+            format!("{field}.default_ttl"),
+            format!("default_ttl ({default}) is greater than max_ttl ({max})"),
+        ));
+    }
+    Ok(TtlPolicy { min, default, max })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Distribution, String> {
+        let raw: DistributionConfig = parse_json(json.as_bytes()).map_err(|e| e.to_string())?;
+        Distribution::try_from(raw).map_err(|e| e.to_string())
+    }
+
+    const MINIMAL: &str = r#"{"origins":[{"id":"a","domain_name":"127.0.0.1:1"}],
+        "default_cache_behavior":{"target_origin_id":"a"}}"#;
+
+    #[test]
+    fn minimal_config_gets_cloudfront_defaults() {
+        let d = parse(MINIMAL).unwrap();
+        assert!(d.enabled);
+        assert_eq!(
+            d.default_behavior.ttl,
+            TtlPolicy { min: 0, default: 86_400, max: 31_536_000 }
+        );
+        assert_eq!(d.origins[0].scheme, Scheme::HTTPS);
+        assert_eq!(d.origins[0].read_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_path() {
+        let err = parse(
+            r#"{"origins":[{"id":"a","domain_name":"x","colour":1}],
+                "default_cache_behavior":{"target_origin_id":"a"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("origins[0].colour: unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_is_told_apart_from_a_bad_shape() {
+        let raw = parse_json::<DistributionConfig>(b"{\"origins\": [").unwrap_err();
+        assert!(matches!(raw, ParseError::Malformed(_)));
+        let shape = parse_json::<DistributionConfig>(b"{}").unwrap_err();
+        assert!(matches!(shape, ParseError::Invalid(_)), "{shape}");
+    }
+
+    #[test]
+    fn rules_name_the_field() {
+        let cases = [
+            (r#"{"origins":[],"default_cache_behavior":{"target_origin_id":"a"}}"#, "origins:"),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"b"}}"#,
+                "default_cache_behavior.target_origin_id:",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"x"},{"id":"a","domain_name":"y"}],"default_cache_behavior":{"target_origin_id":"a"}}"#,
+                "origins[1].id:",
+            ),
+            (
+                r#"{"aliases":["Bad_Host"],"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a"}}"#,
+                "aliases[0]:",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a","min_ttl":10,"max_ttl":5}}"#,
+                "default_cache_behavior.min_ttl:",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a","default_ttl":10,"max_ttl":5}}"#,
+                "default_cache_behavior.default_ttl:",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a"},"cache_behaviors":[{"target_origin_id":"a"}]}"#,
+                "cache_behaviors[0].path_pattern:",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"http://x/"}],"default_cache_behavior":{"target_origin_id":"a"}}"#,
+                "origins[0].domain_name:",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"x","custom_headers":{"connection":"close"}}],"default_cache_behavior":{"target_origin_id":"a"}}"#,
+                "origins[0].custom_headers.connection:",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"x"}],"origin_groups":[{"id":"g","members":["a","zz"]}],"default_cache_behavior":{"target_origin_id":"g"}}"#,
+                "origin_groups[0].members[1]:",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = parse(json).unwrap_err();
+            assert!(err.starts_with(field), "expected {field} in {err}");
+        }
+    }
+
+    #[test]
+    fn default_ttl_follows_a_lower_max_ttl_when_not_given() {
+        let d = parse(
+            r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a","max_ttl":60}}"#,
+        )
+        .unwrap();
+        assert_eq!(d.default_behavior.ttl, TtlPolicy { min: 0, default: 60, max: 60 });
+    }
+
+    #[test]
+    fn behaviors_match_in_order_then_default() {
+        let d = parse(
+            r#"{"origins":[{"id":"a","domain_name":"x"},{"id":"b","domain_name":"y"},{"id":"c","domain_name":"z"}],
+                "default_cache_behavior":{"target_origin_id":"a"},
+                "cache_behaviors":[{"path_pattern":"/api/*","target_origin_id":"b"},
+                                   {"path_pattern":"/api/v?/x","target_origin_id":"c"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.behavior_for("/api/v1/x").target_origin_id, "b");
+        assert_eq!(d.behavior_for("/img/a.png").target_origin_id, "a");
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let raw: DistributionConfig = parse_json(
+            br#"{"origins":[{"id":"a","domain_name":"x","protocol":"http"}],
+                 "default_cache_behavior":{"target_origin_id":"a","cache_key":{"query_strings":["v"]}}}"#,
+        )
+        .unwrap();
+        let again: DistributionConfig =
+            parse_json(&serde_json::to_vec(&raw).unwrap()).unwrap();
+        assert_eq!(raw, again);
+    }
+}

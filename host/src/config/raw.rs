@@ -1,0 +1,191 @@
+//! The distribution config as operators write it (JSON, snake_case, unknown fields refused).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A whole distribution config, the body of `POST /v1/distributions` and
+/// `PUT /v1/distributions/{id}/config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionConfig {
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub origins: Vec<OriginConfig>,
+    #[serde(default)]
+    pub origin_groups: Vec<OriginGroupConfig>,
+    pub default_cache_behavior: CacheBehaviorConfig,
+    #[serde(default)]
+    pub cache_behaviors: Vec<CacheBehaviorConfig>,
+    #[serde(default)]
+    pub continuous_deployment_policy_id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One origin: where misses are fetched from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    pub id: String,
+    /// `host` or `host:port`.
+    pub domain_name: String,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Prefix added before the viewer's path (`/v2`), empty for none.
+    #[serde(default)]
+    pub origin_path: String,
+    #[serde(default)]
+    pub custom_headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout_ms: Option<u64>,
+}
+
+/// How the host talks to an origin. Defaults to `https`, as a CDN should.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Http,
+    #[default]
+    Https,
+}
+
+/// Origins tried in order; the next is tried on a connection error, a timeout,
+/// or one of `failover_status_codes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginGroupConfig {
+    pub id: String,
+    pub members: Vec<String>,
+    #[serde(default = "default_failover_codes")]
+    pub failover_status_codes: Vec<u16>,
+}
+
+fn default_failover_codes() -> Vec<u16> {
+    vec![500, 502, 503, 504]
+}
+
+/// A cache behavior. The default behavior has no `path_pattern`; every other one must.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheBehaviorConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_pattern: Option<String>,
+    pub target_origin_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ttl: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_ttl: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<u64>,
+    #[serde(default)]
+    pub cache_key: CacheKeyConfig,
+    #[serde(default)]
+    pub hooks: HooksConfig,
+}
+
+/// What the cache key adds beyond distribution, origin, method, host and path.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheKeyConfig {
+    #[serde(default)]
+    pub query_strings: QueryStrings,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub cookies: Vec<String>,
+}
+
+/// `"none"`, `"all"`, or a list of query parameter names to include.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum QueryStrings {
+    #[default]
+    None,
+    All,
+    Only(Vec<String>),
+}
+
+impl Serialize for QueryStrings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::None => s.serialize_str("none"),
+            Self::All => s.serialize_str("all"),
+            Self::Only(names) => names.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for QueryStrings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = QueryStrings;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#""none", "all", or a list of query parameter names"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<QueryStrings, E> {
+                match v {
+                    "none" => Ok(QueryStrings::None),
+                    "all" => Ok(QueryStrings::All),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<QueryStrings, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(QueryStrings::Only(names))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The hooks a behavior runs, by Lambda@Edge event.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_request: Option<HookRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_request: Option<HookRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_response: Option<HookRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_response: Option<HookRef>,
+}
+
+impl HooksConfig {
+    /// Every configured hook with its event name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &HookRef)> {
+        [
+            ("viewer_request", &self.viewer_request),
+            ("origin_request", &self.origin_request),
+            ("origin_response", &self.origin_response),
+            ("viewer_response", &self.viewer_response),
+        ]
+        .into_iter()
+        .filter_map(|(event, hook)| hook.as_ref().map(|h| (event, h)))
+    }
+}
+
+/// A hook association: an uploaded module (`name` or `name@sha256:...`) and its config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookRef {
+    pub module: String,
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+}

@@ -1,0 +1,286 @@
+//! The control API: JSON over HTTP on its own listener, bearer-token protected,
+//! with CloudFront's semantics (ETag / If-Match, `CNAMEAlreadyExists`, ...).
+
+pub mod error;
+pub mod state;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::cache::SharedCache;
+use crate::metrics::Metrics;
+pub use error::ApiError;
+pub use state::{ControlOptions, ControlPlane, DeployStatus, DistributionRecord, IfMatch};
+
+/// Largest JSON body the API reads.
+const MAX_JSON_BODY: usize = 1 << 20;
+
+/// The control API service.
+#[derive(Debug)]
+pub struct ControlApi {
+    plane: Arc<ControlPlane>,
+    token: String,
+    metrics: Arc<Metrics>,
+    cache: SharedCache,
+}
+
+type ApiResponse = Response<Full<Bytes>>;
+
+impl ControlApi {
+    pub fn new(plane: Arc<ControlPlane>, token: String, metrics: Arc<Metrics>, cache: SharedCache) -> Self {
+        Self {
+            plane,
+            token,
+            metrics,
+            cache,
+        }
+    }
+
+    pub fn plane(&self) -> &Arc<ControlPlane> {
+        &self.plane
+    }
+
+    /// Serves one control request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<ApiResponse, Infallible> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let resp = match self.route(req).await {
+            Ok(resp) => resp,
+            Err(err) => {
+                if err.status.is_server_error() {
+                    tracing::error!(%method, %path, code = err.code, message = %err.message, "control request failed");
+                } else {
+                    tracing::debug!(%method, %path, code = err.code, message = %err.message, "control request refused");
+                }
+                let mut resp = json_response(err.status, err.body());
+                if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+                    resp.headers_mut().insert(ALLOW, allow);
+                }
+                if err.status == StatusCode::UNAUTHORIZED {
+                    resp.headers_mut()
+                        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
+                resp
+            }
+        };
+        Ok(resp)
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<ApiResponse, ApiError> {
+        let path = req.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["healthz"] => {
+                return only(&req, &[Method::GET], || {
+                    Ok(json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()))
+                });
+            }
+            ["metrics"] => {
+                return only(&req, &[Method::GET], || {
+                    let text = self
+                        .metrics
+                        .render(self.cache.weighted_bytes(), self.cache.object_count());
+                    let mut resp = Response::new(Full::new(Bytes::from(text)));
+                    resp.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
+                    Ok(resp)
+                });
+            }
+            ["v1", ..] => self.authorize(&req)?,
+            _ => return Err(not_found()),
+        }
+        let method = req.method().clone();
+        match (&method, &segments[1..]) {
+            (&Method::POST, ["distributions"]) => self.create(req).await,
+            (&Method::GET, ["distributions"]) => Ok(self.list()),
+            (&Method::GET, ["distributions", id]) => self.get(id, false),
+            (&Method::GET, ["distributions", id, "config"]) => self.get(id, true),
+            (&Method::PUT, ["distributions", id, "config"]) => {
+                let id = (*id).to_owned();
+                self.replace(&id, req).await
+            }
+            (&Method::DELETE, ["distributions", id]) => {
+                let if_match = if_match(&req);
+                self.plane.delete(id, if_match).await?;
+                Ok(Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap_or_default())
+            }
+            (_, ["distributions"]) => Err(method_not_allowed("GET, POST")),
+            (_, ["distributions", _]) => Err(method_not_allowed("GET, DELETE")),
+            (_, ["distributions", _, "config"]) => Err(method_not_allowed("GET, PUT")),
+            _ => Err(not_found()),
+        }
+    }
+
+    fn authorize(&self, req: &Request<Incoming>) -> Result<(), ApiError> {
+        let given = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match given {
+            Some(token) if constant_time_eq(token.as_bytes(), self.token.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "AccessDenied", "the bearer token is not valid")),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "AccessDenied",
+                "this API needs an Authorization: Bearer <token> header",
+            )),
+        }
+    }
+
+    async fn create(&self, req: Request<Incoming>) -> Result<ApiResponse, ApiError> {
+        let body = read_body(req).await?;
+        let raw = crate::config::parse_json(&body)?;
+        let record = self.plane.create(raw).await?;
+        let mut resp = self.record_response(StatusCode::CREATED, &record, false);
+        if let Ok(loc) = HeaderValue::from_str(&format!("/v1/distributions/{}", record.stored.id)) {
+            resp.headers_mut().insert(LOCATION, loc);
+        }
+        Ok(resp)
+    }
+
+    async fn replace(&self, id: &str, req: Request<Incoming>) -> Result<ApiResponse, ApiError> {
+        let if_match_value = req
+            .headers()
+            .get(IF_MATCH)
+            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+        if !self.plane.state().distributions.contains_key(id) {
+            return Err(ApiError::no_such_distribution(id));
+        }
+        let body = read_body(req).await?;
+        let raw = crate::config::parse_json(&body)?;
+        let if_match = if_match_value.as_deref().map_or(IfMatch::Missing, IfMatch::Value);
+        let record = self.plane.replace_config(id, if_match, raw).await?;
+        Ok(self.record_response(StatusCode::OK, &record, false))
+    }
+
+    fn get(&self, id: &str, config_only: bool) -> Result<ApiResponse, ApiError> {
+        let state = self.plane.state();
+        let record = state
+            .distributions
+            .get(id)
+            .ok_or_else(|| ApiError::no_such_distribution(id))?;
+        Ok(self.record_response(StatusCode::OK, record, config_only))
+    }
+
+    fn list(&self) -> ApiResponse {
+        let state = self.plane.state();
+        let items: Vec<serde_json::Value> = state
+            .distributions
+            .values()
+            .map(|r| {
+                json!({
+                    "id": r.stored.id,
+                    "domain_name": r.stored.domain_name,
+                    "aliases": r.stored.config.aliases,
+                    "status": self.plane.status_of(r),
+                    "enabled": r.stored.config.enabled,
+                    "etag": r.etag(),
+                    "comment": r.stored.config.comment,
+                })
+            })
+            .collect();
+        let quantity = items.len();
+        json_value(StatusCode::OK, &json!({ "items": items, "quantity": quantity }))
+    }
+
+    fn record_response(&self, status: StatusCode, record: &DistributionRecord, config_only: bool) -> ApiResponse {
+        let value = if config_only {
+            serde_json::to_value(&record.stored.config).unwrap_or_default()
+        } else {
+            json!({
+                "id": record.stored.id,
+                "domain_name": record.stored.domain_name,
+                "status": self.plane.status_of(record),
+                "etag": record.etag(),
+                "last_modified": record.stored.last_modified,
+                "config": record.stored.config,
+            })
+        };
+        let mut resp = json_value(status, &value);
+        if let Ok(etag) = HeaderValue::from_str(&record.etag()) {
+            resp.headers_mut().insert(ETAG, etag);
+        }
+        resp
+    }
+}
+
+fn if_match(req: &Request<Incoming>) -> IfMatch<'_> {
+    match req.headers().get(IF_MATCH) {
+        None => IfMatch::Missing,
+        Some(v) => IfMatch::Value(v.to_str().unwrap_or("")),
+    }
+}
+
+fn only(
+    req: &Request<Incoming>,
+    methods: &[Method],
+    f: impl FnOnce() -> Result<ApiResponse, ApiError>,
+) -> Result<ApiResponse, ApiError> {
+    if methods.contains(req.method()) {
+        f()
+    } else {
+        let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+        Err(method_not_allowed(&allow.join(", ")))
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), MAX_JSON_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("the body is larger than {MAX_JSON_BODY} bytes"),
+        )),
+        Err(err) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedInput",
+            format!("reading the body failed: {err}"),
+        )),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint")
+}
+
+fn method_not_allowed(allow: &str) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("this endpoint answers {allow}"),
+    );
+    err.allow = Some(allow.to_owned());
+    err
+}
+
+fn json_value(status: StatusCode, value: &serde_json::Value) -> ApiResponse {
+    json_response(status, serde_json::to_vec_pretty(value).unwrap_or_default())
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> ApiResponse {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+

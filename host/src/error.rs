@@ -1,0 +1,93 @@
+//! Viewer-side errors: where each came from, and the one place that maps them to a
+//! status code and a JSON body.
+
+use http::StatusCode;
+
+use crate::origin::OriginError;
+
+/// Where a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The viewer's request cannot be served as sent.
+    Viewer,
+    /// The origin failed or misbehaved.
+    Origin,
+    /// A hook trapped, overran a limit or returned invalid output.
+    Hook,
+    /// A fault of the host itself.
+    Internal,
+}
+
+impl ErrorSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Origin => "origin",
+            Self::Hook => "hook",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// A request that could not be answered normally.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the request has no Host header")]
+    MissingHost,
+    #[error("no distribution answers host {host:?}")]
+    UnknownHost { host: String },
+    #[error("distribution {id} is disabled")]
+    DistributionDisabled { id: String },
+    #[error("the request target is not a path")]
+    BadTarget,
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ProxyError {
+    /// Where the failure came from.
+    pub fn source_of(&self) -> ErrorSource {
+        match self {
+            Self::MissingHost
+            | Self::UnknownHost { .. }
+            | Self::DistributionDisabled { .. }
+            | Self::BadTarget => ErrorSource::Viewer,
+            Self::Origin(_) => ErrorSource::Origin,
+            Self::Internal(_) => ErrorSource::Internal,
+        }
+    }
+
+    /// The status and error code the viewer sees.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::MissingHost => (StatusCode::BAD_REQUEST, "MissingHost"),
+            Self::UnknownHost { .. } => (StatusCode::MISDIRECTED_REQUEST, "UnknownDistribution"),
+            Self::DistributionDisabled { .. } => (StatusCode::FORBIDDEN, "DistributionDisabled"),
+            Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),
+            Self::Origin(OriginError::Timeout { .. }) => {
+                (StatusCode::GATEWAY_TIMEOUT, "OriginTimeout")
+            }
+            Self::Origin(OriginError::Connect { .. }) => {
+                (StatusCode::BAD_GATEWAY, "OriginConnectionFailed")
+            }
+            Self::Origin(OriginError::Protocol { .. }) => {
+                (StatusCode::BAD_GATEWAY, "OriginProtocolError")
+            }
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        }
+    }
+
+    /// The JSON body: `{"error": {"code", "message"}}`.
+    pub fn body(&self) -> Vec<u8> {
+        let (_, code) = self.status_and_code();
+        json_error(code, &self.to_string())
+    }
+}
+
+/// The error shape used everywhere: `{"error": {"code": "...", "message": "..."}}`.
+pub fn json_error(code: &str, message: &str) -> Vec<u8> {
+    let value = serde_json::json!({ "error": { "code": code, "message": message } });
+    serde_json::to_vec(&value).unwrap_or_default()
+}

@@ -1,0 +1,25 @@
+//! Edge: a self-hosted, programmable edge router.
+//!
+//! The request's way through the host (DESIGN.md) is spread over these rooms:
+//! - [`config`]: the distribution config as operators write it, and its validated form.
+//! - [`store`]: where configs persist (an embedded database; a fleet store later).
+//! - [`control`]: the JSON control API that changes distributions.
+//! - [`proxy`]: the per-request pipeline (resolve, behavior, cache, origin, respond).
+//! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
+//! - [`origin`]: pooled origin clients, timeouts, failover.
+//! - [`server`]: listeners and the wiring of a running host.
+//! - [`error`]: viewer-side errors and the one place that maps them to statuses.
+
+pub mod cache;
+pub mod config;
+pub mod control;
+pub mod demo;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod origin;
+pub mod proxy;
+pub mod server;
+pub mod store;
+
+pub use server::{HostOptions, RunningHost};

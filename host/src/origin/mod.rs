@@ -1,0 +1,206 @@
+//! Origin fetching: a pooled hyper client per origin, TLS through rustls, timeouts
+//! and the errors that say which of them failed.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Origin;
+
+/// A failed origin fetch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OriginError {
+    #[error("connecting to origin {origin} failed: {reason}")]
+    Connect { origin: String, reason: String },
+    #[error("origin {origin} did not answer within {timeout:?}")]
+    Timeout { origin: String, timeout: Duration },
+    #[error("origin {origin} broke the exchange: {reason}")]
+    Protocol { origin: String, reason: String },
+}
+
+/// The body sent to an origin: nothing (replayable, so failover can retry), or
+/// the viewer's body streamed through.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    Empty,
+    Viewer(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Empty => Poll::Ready(None),
+            Self::Viewer(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Viewer(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Viewer(body) => body.size_hint(),
+        }
+    }
+}
+
+/// A pooled client; clones share one pool.
+pub type PoolClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    scheme: String,
+    authority: String,
+    connect_timeout: Duration,
+}
+
+/// Hands out one keep-alive pool per origin (scheme, authority, connect
+/// timeout), kept across config changes so a PUT that keeps an origin keeps its
+/// warm connections.
+pub struct OriginFetcher {
+    tls: rustls::ClientConfig,
+    pools: Mutex<HashMap<PoolKey, PoolClient>>,
+}
+
+impl std::fmt::Debug for OriginFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginFetcher").finish_non_exhaustive()
+    }
+}
+
+impl OriginFetcher {
+    /// A fetcher that verifies HTTPS origins against the system's roots.
+    pub fn new() -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|_| unreachable_versions());
+        let tls = match builder.clone().with_native_roots() {
+            Ok(b) => b.with_no_client_auth(),
+            Err(err) => {
+                tracing::warn!(%err, "no system root certificates; HTTPS origins will fail verification");
+                builder
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            }
+        };
+        Self {
+            tls,
+            pools: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pool for `origin`, made on first use.
+    pub fn pool_for(&self, origin: &Origin) -> PoolClient {
+        let key = PoolKey {
+            scheme: origin.scheme.to_string(),
+            authority: origin.authority.to_string(),
+            connect_timeout: origin.connect_timeout,
+        };
+        let mut pools = self.pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pools
+            .entry(key)
+            .or_insert_with(|| {
+                let mut http = HttpConnector::new();
+                http.set_connect_timeout(Some(origin.connect_timeout));
+                http.set_nodelay(true);
+                http.enforce_http(false);
+                http.set_keepalive(Some(Duration::from_secs(60)));
+                let https = HttpsConnectorBuilder::new()
+                    .with_tls_config(self.tls.clone())
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(1024)
+                    .build(https)
+            })
+            .clone()
+    }
+
+    /// Sends `req` and waits for the response head. `read_timeout` bounds the
+    /// whole wait for the head (a connection made for this request included);
+    /// `connect_timeout` bounds the connect alone, so with the defaults (10 s
+    /// and 30 s) a dead origin is reported as a connect timeout first.
+    pub async fn send(
+        client: &PoolClient,
+        origin: &Origin,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, OriginError> {
+        match tokio::time::timeout(origin.read_timeout, client.request(req)).await {
+            Err(_) => Err(OriginError::Timeout {
+                origin: origin.id.clone(),
+                timeout: origin.read_timeout,
+            }),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(err)) => Err(classify(&origin.id, origin.connect_timeout, &err)),
+        }
+    }
+}
+
+impl Default for OriginFetcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn unreachable_versions() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
+    // ring supports every default protocol version; this cannot be reached.
+    panic!("the ring provider does not support TLS 1.2/1.3")
+}
+
+/// Sorts a client error into connect failure, timeout or protocol error.
+fn classify(origin: &str, connect_timeout: Duration, err: &hyper_util::client::legacy::Error) -> OriginError {
+    let mut reason = err.to_string();
+    let mut source = err.source();
+    let mut timed_out = false;
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = s.source();
+    }
+    if err.is_connect() {
+        if timed_out {
+            OriginError::Timeout {
+                origin: origin.to_owned(),
+                timeout: connect_timeout,
+            }
+        } else {
+            OriginError::Connect {
+                origin: origin.to_owned(),
+                reason,
+            }
+        }
+    } else {
+        OriginError::Protocol {
+            origin: origin.to_owned(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Response bodies: stored bytes on a hit, origin streams (with an idle timeout and
+//! an optional copy into the cache) on a miss.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+/// Why a streamed body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("origin body failed: {0}")]
+    Origin(#[from] hyper::Error),
+    #[error("origin sent nothing for {0:?}")]
+    IdleTimeout(Duration),
+}
+
+/// Called with the whole body once an origin stream ends cleanly.
+pub type OnComplete = Box<dyn FnOnce(Bytes) + Send + Sync>;
+
+/// Collects a copy of a streamed body for the cache, up to a limit.
+pub struct Tee {
+    buf: BytesMut,
+    limit: usize,
+    on_complete: Option<OnComplete>,
+}
+
+impl std::fmt::Debug for Tee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tee").field("len", &self.buf.len()).field("limit", &self.limit).finish()
+    }
+}
+
+impl Tee {
+    /// `expected` is the origin's content-length, if it gave one.
+    pub fn new(limit: usize, expected: Option<usize>, on_complete: OnComplete) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(expected.unwrap_or(0).min(limit)),
+            limit,
+            on_complete: Some(on_complete),
+        }
+    }
+
+    fn push(&mut self, data: &Bytes) {
+        if self.on_complete.is_some() {
+            if self.buf.len() + data.len() > self.limit {
+                // Too big to store: stop copying and free what was copied.
+                self.on_complete = None;
+                self.buf = BytesMut::new();
+            } else {
+                self.buf.extend_from_slice(data);
+            }
+        }
+    }
+
+    /// Completes a body-less exchange (a HEAD) at once.
+    pub fn complete_empty(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(done) = self.on_complete.take() {
+            done(std::mem::take(&mut self.buf).freeze());
+        }
+    }
+}
+
+/// An origin response body on its way to the viewer.
+#[derive(Debug)]
+pub struct OriginBody {
+    inner: Incoming,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+    tee: Option<Tee>,
+}
+
+impl OriginBody {
+    pub fn new(inner: Incoming, idle: Duration, tee: Option<Tee>) -> Self {
+        Self {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            tee,
+        }
+    }
+}
+
+impl Body for OriginBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.deadline.as_mut().reset(Instant::now() + this.idle);
+                if let (Some(tee), Some(data)) = (this.tee.as_mut(), frame.data_ref()) {
+                    tee.push(data);
+                }
+                if this.inner.is_end_stream()
+                    && let Some(tee) = this.tee.as_mut()
+                {
+                    tee.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.tee = None;
+                Poll::Ready(Some(Err(err.into())))
+            }
+            Poll::Ready(None) => {
+                if let Some(tee) = this.tee.as_mut() {
+                    tee.finish();
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                ready!(this.deadline.as_mut().poll(cx));
+                this.tee = None;
+                Poll::Ready(Some(Err(BodyError::IdleTimeout(this.idle))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Every body the viewer side sends.
+#[derive(Debug)]
+pub enum EdgeBody {
+    Empty,
+    Full(Option<Bytes>),
+    Origin(Box<OriginBody>),
+}
+
+impl EdgeBody {
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        Self::Full(Some(bytes.into()))
+    }
+}
+
+impl Body for EdgeBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Empty => Poll::Ready(None),
+            Self::Full(bytes) => Poll::Ready(bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            Self::Origin(body) => Pin::new(body.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Self::Origin(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Self::Origin(body) => body.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The serving snapshot: which distribution answers a Host, with its origin pools.
+//! Built whole on every config change and swapped in one atomic store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::Distribution;
+use crate::origin::{OriginFetcher, PoolClient};
+
+/// One distribution as the request path sees it.
+#[derive(Debug)]
+pub struct ServedDistribution {
+    pub id: Arc<str>,
+    pub domain_name: String,
+    pub config: Arc<Distribution>,
+    /// One pool per origin, in `config.origins` order.
+    pub pools: Vec<PoolClient>,
+    /// The store revision of this distribution's config.
+    pub revision: u64,
+}
+
+impl ServedDistribution {
+    pub fn new(
+        id: &str,
+        domain_name: &str,
+        config: Arc<Distribution>,
+        revision: u64,
+        fetcher: &OriginFetcher,
+    ) -> Self {
+        let pools = config.origins.iter().map(|o| fetcher.pool_for(o)).collect();
+        Self {
+            id: id.into(),
+            domain_name: domain_name.to_owned(),
+            config,
+            pools,
+            revision,
+        }
+    }
+}
+
+/// Host → distribution tables, immutable once built.
+#[derive(Debug, Default)]
+pub struct Routing {
+    /// The store revision this snapshot reflects.
+    pub revision: u64,
+    exact: HashMap<String, Arc<ServedDistribution>>,
+    /// `*.example.com` is kept under `example.com`.
+    wildcard: HashMap<String, Arc<ServedDistribution>>,
+    by_domain: HashMap<String, Arc<ServedDistribution>>,
+}
+
+impl Routing {
+    /// Builds the tables; aliases are unique across distributions (the control
+    /// plane guarantees it), so no entry overwrites another.
+    pub fn build(revision: u64, distributions: impl IntoIterator<Item = Arc<ServedDistribution>>) -> Self {
+        let mut routing = Self {
+            revision,
+            ..Self::default()
+        };
+        for d in distributions {
+            for alias in &d.config.aliases {
+                match alias.strip_prefix("*.") {
+                    Some(suffix) => routing.wildcard.insert(suffix.to_owned(), d.clone()),
+                    None => routing.exact.insert(alias.clone(), d.clone()),
+                };
+            }
+            routing.by_domain.insert(d.domain_name.clone(), d);
+        }
+        routing
+    }
+
+    /// Step 1: exact alias, then the most specific wildcard alias, then the
+    /// distribution's own domain name. `host` is lower-case without a port.
+    pub fn resolve(&self, host: &str) -> Option<&Arc<ServedDistribution>> {
+        if let Some(d) = self.exact.get(host) {
+            return Some(d);
+        }
+        let mut rest = host;
+        while let Some((_, suffix)) = rest.split_once('.') {
+            if let Some(d) = self.wildcard.get(suffix) {
+                return Some(d);
+            }
+            rest = suffix;
+        }
+        self.by_domain.get(host)
+    }
+
+    pub fn distributions(&self) -> impl Iterator<Item = &Arc<ServedDistribution>> {
+        self.by_domain.values()
+    }
+}

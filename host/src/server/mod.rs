@@ -1,0 +1,265 @@
+//! A running host: the viewer and control listeners and the wiring between the
+//! store, the control plane, the cache and the proxy.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cache::SharedCache;
+use crate::control::{ControlApi, ControlOptions, ControlPlane};
+use crate::metrics::Metrics;
+use crate::origin::OriginFetcher;
+use crate::proxy::routing::Routing;
+use crate::proxy::Proxy;
+use crate::store::{EmbeddedStore, Store, StoreError};
+
+/// How long an idle viewer may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything `edge serve` is configured with.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub control: SocketAddr,
+    /// The control API's bearer token; generated and saved under the data dir
+    /// when not given.
+    pub token: Option<String>,
+    pub domain_suffix: String,
+    pub cache_bytes: u64,
+    pub max_object_bytes: u64,
+    /// Names this host in `via` headers.
+    pub host_id: String,
+}
+
+impl HostOptions {
+    /// Defaults for a data dir: loopback listeners on 8080 and 9901, 256 MiB of
+    /// cache, objects up to 16 MiB stored.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            control: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            token: None,
+            domain_suffix: "edge.internal".to_owned(),
+            cache_bytes: 256 << 20,
+            max_object_bytes: 16 << 20,
+            host_id: "edge".to_owned(),
+        }
+    }
+}
+
+/// Why a host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data dir {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A host serving viewers and its control API until shut down.
+#[derive(Debug)]
+pub struct RunningHost {
+    pub viewer_addr: SocketAddr,
+    pub control_addr: SocketAddr,
+    pub token: String,
+    /// Where a generated token was saved.
+    pub token_path: Option<PathBuf>,
+    pub control: Arc<ControlApi>,
+    pub cache: SharedCache,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl RunningHost {
+    /// Opens the store under the data dir, binds both listeners, and starts serving.
+    pub async fn start(opts: HostOptions) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|source| StartError::DataDir {
+            path: opts.data_dir.clone(),
+            source,
+        })?;
+        let (token, token_path) = match &opts.token {
+            Some(t) => (t.clone(), None),
+            None => {
+                let path = opts.data_dir.join("token");
+                let token = load_or_create_token(&path).map_err(|source| StartError::DataDir {
+                    path: path.clone(),
+                    source,
+                })?;
+                (token, Some(path))
+            }
+        };
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&opts.data_dir.join("edge.redb"))?);
+
+        let metrics = Arc::new(Metrics::default());
+        let cache = SharedCache::new(opts.cache_bytes, opts.max_object_bytes);
+        let routing = Arc::new(ArcSwap::from_pointee(Routing::default()));
+        let fetcher = Arc::new(OriginFetcher::new());
+        let plane = Arc::new(
+            ControlPlane::open(
+                store,
+                routing.clone(),
+                fetcher,
+                metrics.clone(),
+                ControlOptions {
+                    domain_suffix: opts.domain_suffix.clone(),
+                },
+            )
+            .await?,
+        );
+        let control = Arc::new(ControlApi::new(plane, token.clone(), metrics.clone(), cache.clone()));
+        let proxy = Arc::new(Proxy::new(routing, cache.clone(), metrics, &opts.host_id));
+
+        let viewer = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: opts.listen, source })?;
+        let control_listener = TcpListener::bind(opts.control)
+            .await
+            .map_err(|source| StartError::Bind { addr: opts.control, source })?;
+        let viewer_addr = viewer.local_addr().map_err(|source| StartError::Bind { addr: opts.listen, source })?;
+        let control_addr = control_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: opts.control, source })?;
+
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve_viewers(viewer, proxy, rx.clone()));
+        tasks.spawn(serve_control(control_listener, control.clone(), rx));
+        tracing::info!(%viewer_addr, %control_addr, "edge host serving");
+        Ok(Self {
+            viewer_addr,
+            control_addr,
+            token,
+            token_path,
+            control,
+            cache,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+            self.tasks.abort_all();
+        }
+    }
+
+    /// Waits until the listeners stop (they stop only on shutdown).
+    pub async fn wait(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn load_or_create_token(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let token = crate::ids::token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    use std::io::Write as _;
+    let mut file = options.open(path)?;
+    file.write_all(token.as_bytes())?;
+    file.sync_all()?;
+    Ok(token)
+}
+
+async fn serve_viewers(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %err, "viewer accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
+            let service = service_fn(move |req| proxy.clone().handle(req, peer));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(err) = res {
+                        tracing::debug!(%peer, error = %err, "viewer connection ended with an error");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        // Reap finished connection tasks so the set does not grow.
+        while conns.try_join_next().is_some() {}
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+async fn serve_control(listener: TcpListener, api: Arc<ControlApi>, mut shutdown: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!(error = %err, "control accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let api = api.clone();
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
+            let service = service_fn(move |req| api.clone().handle(req));
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    while conns.join_next().await.is_some() {}
+}

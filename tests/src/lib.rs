@@ -1,0 +1,397 @@
+//! Harness for end-to-end tests: a real host on port 0, real origins on port 0,
+//! a real HTTP client.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use edge::{HostOptions, RunningHost};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+pub use serde_json::{Value, json};
+
+/// The token every test host uses.
+pub const TOKEN: &str = "test-token";
+
+/// A request as an origin received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    /// Path and query.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What a test origin answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Wait this long before sending the response head.
+    pub delay: Duration,
+    /// Instead of `body`, stream this many bytes in 64 KiB chunks with no
+    /// content-length.
+    pub stream_bytes: Option<u64>,
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<Bytes>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+            stream_bytes: None,
+        }
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = StatusCode::from_u16(status).expect("valid status");
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn stream(mut self, bytes: u64) -> Self {
+        self.stream_bytes = Some(bytes);
+        self
+    }
+}
+
+type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
+type OriginBody = http_body_util::Either<Full<Bytes>, ZeroBody>;
+
+/// A body of zero bytes generated as it is read, so an origin can send a huge
+/// object without holding it.
+#[derive(Debug)]
+pub struct ZeroBody {
+    left: u64,
+    chunk: Bytes,
+}
+
+impl http_body::Body for ZeroBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(self.chunk.len() as u64);
+        self.left -= n;
+        let chunk = self.chunk.slice(..usize::try_from(n).unwrap_or(0));
+        std::task::Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+}
+
+/// An in-process origin on a loopback port chosen by the system.
+#[derive(Debug)]
+pub struct Origin {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Origin {
+    /// Starts an origin that answers every request with `handler`.
+    pub async fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (h, s) = (hits.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let req = Seen {
+                                method: parts.method,
+                                target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                                headers: parts.headers,
+                                body,
+                            };
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let reply = handler(&req);
+                            seen.lock().expect("seen lock").push(req);
+                            if !reply.delay.is_zero() {
+                                tokio::time::sleep(reply.delay).await;
+                            }
+                            Ok::<_, Infallible>(build_reply(reply))
+                        }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Self { addr, hits, seen, task }
+    }
+
+    /// An origin that answers `body` with the given headers to everything.
+    pub async fn fixed(body: &'static str, headers: &[(&'static str, &'static str)]) -> Self {
+        let headers: Vec<(&'static str, &'static str)> = headers.to_vec();
+        Self::start(move |_| {
+            headers.iter().fold(Reply::ok(body), |r, (n, v)| r.header(n, v))
+        })
+        .await
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Seen {
+        self.seen.lock().expect("seen lock").last().cloned().expect("the origin saw a request")
+    }
+
+    /// `host:port` for a config's `domain_name`.
+    pub fn domain(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+fn build_reply(reply: Reply) -> Response<OriginBody> {
+    let body = match reply.stream_bytes {
+        Some(left) => http_body_util::Either::Right(ZeroBody {
+            left,
+            chunk: Bytes::from(vec![0u8; 64 * 1024]),
+        }),
+        None => http_body_util::Either::Left(Full::new(reply.body)),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = reply.status;
+    for (n, v) in reply.headers {
+        resp.headers_mut().append(
+            http::HeaderName::from_bytes(n.as_bytes()).expect("header name"),
+            v.parse().expect("header value"),
+        );
+    }
+    resp
+}
+
+/// A response as a viewer or API client received it.
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Hit`, `Miss`, `RefreshHit` or `Error`, from `x-cache`.
+    pub fn cache(&self) -> &str {
+        self.header("x-cache")
+            .and_then(|v| v.strip_suffix(" from edge"))
+            .unwrap_or("none")
+    }
+
+    /// The error code of a JSON error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+/// A real HTTP/1.1 client with a keep-alive pool.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+}
+
+impl HttpClient {
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Got {
+        self.try_send(req).await.expect("request failed")
+    }
+
+    pub async fn try_send(&self, req: Request<Full<Bytes>>) -> Result<Got, String> {
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Got {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// A running host with its data dir.
+#[derive(Debug)]
+pub struct Edge {
+    pub host: Option<RunningHost>,
+    pub dir: tempfile::TempDir,
+    pub client: HttpClient,
+    pub viewer: SocketAddr,
+    pub control: SocketAddr,
+}
+
+impl Edge {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a host on a new data dir, letting `tweak` change the options.
+    pub async fn start_with(tweak: impl FnOnce(&mut HostOptions)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, tweak).await
+    }
+
+    /// Starts a host on an existing data dir.
+    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut HostOptions)) -> Self {
+        let mut opts = HostOptions::new(dir.path());
+        opts.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        opts.control = SocketAddr::from(([127, 0, 0, 1], 0));
+        opts.token = Some(TOKEN.to_owned());
+        opts.host_id = "edge-test".to_owned();
+        tweak(&mut opts);
+        let host = RunningHost::start(opts).await.expect("start host");
+        Self {
+            viewer: host.viewer_addr,
+            control: host.control_addr,
+            host: Some(host),
+            dir,
+            client: HttpClient::default(),
+        }
+    }
+
+    /// Stops the host and hands back its data dir.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(host) = self.host.take() {
+            host.shutdown().await;
+        }
+        self.dir
+    }
+
+    /// A control API request with the token.
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Got {
+        let body = body.map(|b| serde_json::to_vec(&b).expect("json")).unwrap_or_default();
+        self.api_raw(method, path, body, headers, Some(TOKEN)).await
+    }
+
+    /// A control API request with a raw body and an optional token.
+    pub async fn api_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> Got {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.control))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        self.client.send(req.body(Full::new(Bytes::from(body))).expect("request")).await
+    }
+
+    /// Creates a distribution; panics unless the API answers 201.
+    pub async fn create(&self, config: Value) -> Value {
+        let got = self.api("POST", "/v1/distributions", Some(config), &[]).await;
+        assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+        got.json()
+    }
+
+    /// A viewer GET of `path` with `Host: host`.
+    pub async fn get(&self, host: &str, path: &str) -> Got {
+        self.request("GET", host, path, &[]).await
+    }
+
+    /// A viewer request.
+    pub async fn request(&self, method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Got {
+        self.request_with_body(method, host, path, headers, Bytes::new()).await
+    }
+
+    pub async fn request_with_body(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Got {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.viewer))
+            .header("host", host);
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        self.client.send(req.body(Full::new(body)).expect("request")).await
+    }
+}
+
+/// A config with one HTTP origin per `(id, origin)` and the first as the default target.
+pub fn config_for(origins: &[(&str, &Origin)]) -> Value {
+    let list: Vec<Value> = origins
+        .iter()
+        .map(|(id, o)| json!({"id": id, "domain_name": o.domain(), "protocol": "http"}))
+        .collect();
+    json!({
+        "origins": list,
+        "default_cache_behavior": {"target_origin_id": origins[0].0},
+    })
+}
+
