@@ -2,8 +2,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -60,7 +60,14 @@ fn demo_page(name: &str, n: u64, req: &Request<Incoming>) -> Response<Full<Bytes
         )
     };
     Response::builder()
-        .header("content-type", if cache_control == "no-store" { "application/json" } else { "text/html; charset=utf-8" })
+        .header(
+            "content-type",
+            if cache_control == "no-store" {
+                "application/json"
+            } else {
+                "text/html; charset=utf-8"
+            },
+        )
         .header("cache-control", cache_control)
         .header("x-origin", name)
         .body(Full::new(Bytes::from(body)))

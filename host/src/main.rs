@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use edge::{HostOptions, RunningHost};
 
 #[derive(Debug, Parser)]
-#[command(name = "edge", version, about = "A self-hosted, programmable edge router")]
+#[command(
+    name = "edge",
+    version,
+    about = "A self-hosted, programmable edge router"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,6 +54,9 @@ struct ServeArgs {
     /// Names this host in `via` headers.
     #[arg(long, env = "EDGE_HOST_ID", default_value = "edge")]
     host_id: String,
+    /// Worker threads serving requests (default: one per core).
+    #[arg(long, env = "EDGE_WORKERS")]
+    workers: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,7 +76,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Serve(ServeArgs {
+        workers: Some(n), ..
+    }) = &cli.command
+    {
+        builder.worker_threads((*n).max(1));
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the runtime")?;
@@ -92,7 +106,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_object_bytes: args.max_object_bytes,
         host_id: args.host_id,
     };
-    let host = RunningHost::start(opts).await.context("starting the host")?;
+    let host = RunningHost::start(opts)
+        .await
+        .context("starting the host")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "viewers: http://{}", host.viewer_addr)?;
     writeln!(out, "control: http://{}", host.control_addr)?;
@@ -104,14 +120,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let blue = edge::demo::start_origin("blue").await.context("starting the blue origin")?;
-    let green = edge::demo::start_origin("green").await.context("starting the green origin")?;
+    let blue = edge::demo::start_origin("blue")
+        .await
+        .context("starting the blue origin")?;
+    let green = edge::demo::start_origin("green")
+        .await
+        .context("starting the green origin")?;
     let data_dir = std::env::temp_dir().join(format!("edge-demo-{}", std::process::id()));
     let mut opts = HostOptions::new(&data_dir);
     opts.listen = args.listen;
     opts.control = args.control;
     opts.host_id = "edge-demo".to_owned();
-    let host = RunningHost::start(opts).await.context("starting the host")?;
+    let host = RunningHost::start(opts)
+        .await
+        .context("starting the host")?;
     let record = host
         .control
         .plane()
@@ -124,23 +146,54 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     writeln!(out, "Edge demo\n")?;
     writeln!(out, "  viewers      http://{v}")?;
     writeln!(out, "  control API  http://{c}   (token {t})")?;
-    writeln!(out, "  origins      blue http://{blue}   green http://{green}")?;
-    writeln!(out, "  distribution {id}  aliases www.demo.test, *.demo.test  domain {}\n", record.stored.domain_name)?;
+    writeln!(
+        out,
+        "  origins      blue http://{blue}   green http://{green}"
+    )?;
+    writeln!(
+        out,
+        "  distribution {id}  aliases www.demo.test, *.demo.test  domain {}\n",
+        record.stored.domain_name
+    )?;
     writeln!(out, "Try:")?;
-    writeln!(out, "  curl -si -H 'Host: www.demo.test' http://{v}/ | grep -i -e x-cache -e age -e hello   # Miss, then Hit")?;
-    writeln!(out, "  curl -si -H 'Host: shop.demo.test' http://{v}/index.html        # the wildcard alias")?;
-    writeln!(out, "  curl -si -H 'Host: www.demo.test' http://{v}/api/time           # green origin, never cached")?;
-    writeln!(out, "  curl -si -H 'Host: nobody.example' http://{v}/                   # 421, no such distribution")?;
-    writeln!(out, "  curl -s -H 'Authorization: Bearer {t}' http://{c}/v1/distributions")?;
-    writeln!(out, "  curl -si -H 'Authorization: Bearer {t}' http://{c}/v1/distributions/{id}/config")?;
+    writeln!(
+        out,
+        "  curl -si -H 'Host: www.demo.test' http://{v}/ | grep -i -e x-cache -e age -e hello   # Miss, then Hit"
+    )?;
+    writeln!(
+        out,
+        "  curl -si -H 'Host: shop.demo.test' http://{v}/index.html        # the wildcard alias"
+    )?;
+    writeln!(
+        out,
+        "  curl -si -H 'Host: www.demo.test' http://{v}/api/time           # green origin, never cached"
+    )?;
+    writeln!(
+        out,
+        "  curl -si -H 'Host: nobody.example' http://{v}/                   # 421, no such distribution"
+    )?;
+    writeln!(
+        out,
+        "  curl -s -H 'Authorization: Bearer {t}' http://{c}/v1/distributions"
+    )?;
+    writeln!(
+        out,
+        "  curl -si -H 'Authorization: Bearer {t}' http://{c}/v1/distributions/{id}/config"
+    )?;
     writeln!(out, "  curl -s http://{c}/metrics\n")?;
-    writeln!(out, "Ctrl-C stops the demo; its data dir is {}", data_dir.display())?;
+    writeln!(
+        out,
+        "Ctrl-C stops the demo; its data dir is {}",
+        data_dir.display()
+    )?;
     drop(out);
     run_until_signal(host).await
 }
 
 async fn run_until_signal(host: RunningHost) -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     tracing::info!("shutting down");
     host.shutdown().await;
     Ok(())

@@ -58,14 +58,42 @@ impl Metrics {
             );
         }
         let gauges = [
-            ("edge_origin_requests_total", "counter", "Requests sent to origins.", self.origin_requests.load(Ordering::Relaxed)),
-            ("edge_origin_errors_total", "counter", "Origin fetches that failed (connect, timeout, protocol).", self.origin_errors.load(Ordering::Relaxed)),
-            ("edge_cache_bytes", "gauge", "Bytes held by the shared cache.", cache_bytes),
-            ("edge_cache_objects", "gauge", "Objects held by the shared cache.", cache_objects),
-            ("edge_config_revision", "gauge", "Store revision of the config being served.", self.config_revision.load(Ordering::Relaxed)),
+            (
+                "edge_origin_requests_total",
+                "counter",
+                "Requests sent to origins.",
+                self.origin_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_origin_errors_total",
+                "counter",
+                "Origin fetches that failed (connect, timeout, protocol).",
+                self.origin_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_cache_bytes",
+                "gauge",
+                "Bytes held by the shared cache.",
+                cache_bytes,
+            ),
+            (
+                "edge_cache_objects",
+                "gauge",
+                "Objects held by the shared cache.",
+                cache_objects,
+            ),
+            (
+                "edge_config_revision",
+                "gauge",
+                "Store revision of the config being served.",
+                self.config_revision.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }

@@ -126,7 +126,9 @@ impl Drop for Origin {
 impl Origin {
     /// Starts an origin that answers every request with `handler`.
     pub async fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind origin");
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind origin");
         let addr = listener.local_addr().expect("origin addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -140,10 +142,18 @@ impl Origin {
                         let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let req = Seen {
                                 method: parts.method,
-                                target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                                target: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
                                 headers: parts.headers,
                                 body,
                             };
@@ -156,18 +166,27 @@ impl Origin {
                             Ok::<_, Infallible>(build_reply(reply))
                         }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        Self { addr, hits, seen, task }
+        Self {
+            addr,
+            hits,
+            seen,
+            task,
+        }
     }
 
     /// An origin that answers `body` with the given headers to everything.
     pub async fn fixed(body: &'static str, headers: &[(&'static str, &'static str)]) -> Self {
         let headers: Vec<(&'static str, &'static str)> = headers.to_vec();
         Self::start(move |_| {
-            headers.iter().fold(Reply::ok(body), |r, (n, v)| r.header(n, v))
+            headers
+                .iter()
+                .fold(Reply::ok(body), |r, (n, v)| r.header(n, v))
         })
         .await
     }
@@ -179,7 +198,12 @@ impl Origin {
 
     /// The last request received.
     pub fn last(&self) -> Seen {
-        self.seen.lock().expect("seen lock").last().cloned().expect("the origin saw a request")
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .last()
+            .cloned()
+            .expect("the origin saw a request")
     }
 
     /// `host:port` for a config's `domain_name`.
@@ -221,7 +245,8 @@ impl Got {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -237,7 +262,10 @@ impl Got {
 
     /// The error code of a JSON error body.
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or("").to_owned()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 }
 
@@ -320,8 +348,16 @@ impl Edge {
     }
 
     /// A control API request with the token.
-    pub async fn api(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Got {
-        let body = body.map(|b| serde_json::to_vec(&b).expect("json")).unwrap_or_default();
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Got {
+        let body = body
+            .map(|b| serde_json::to_vec(&b).expect("json"))
+            .unwrap_or_default();
         self.api_raw(method, path, body, headers, Some(TOKEN)).await
     }
 
@@ -344,12 +380,16 @@ impl Edge {
         for (n, v) in headers {
             req = req.header(*n, *v);
         }
-        self.client.send(req.body(Full::new(Bytes::from(body))).expect("request")).await
+        self.client
+            .send(req.body(Full::new(Bytes::from(body))).expect("request"))
+            .await
     }
 
     /// Creates a distribution; panics unless the API answers 201.
     pub async fn create(&self, config: Value) -> Value {
-        let got = self.api("POST", "/v1/distributions", Some(config), &[]).await;
+        let got = self
+            .api("POST", "/v1/distributions", Some(config), &[])
+            .await;
         assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
         got.json()
     }
@@ -360,8 +400,15 @@ impl Edge {
     }
 
     /// A viewer request.
-    pub async fn request(&self, method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Got {
-        self.request_with_body(method, host, path, headers, Bytes::new()).await
+    pub async fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Got {
+        self.request_with_body(method, host, path, headers, Bytes::new())
+            .await
     }
 
     pub async fn request_with_body(
@@ -379,7 +426,9 @@ impl Edge {
         for (n, v) in headers {
             req = req.header(*n, *v);
         }
-        self.client.send(req.body(Full::new(body)).expect("request")).await
+        self.client
+            .send(req.body(Full::new(body)).expect("request"))
+            .await
     }
 }
 
@@ -394,4 +443,3 @@ pub fn config_for(origins: &[(&str, &Origin)]) -> Value {
         "default_cache_behavior": {"target_origin_id": origins[0].0},
     })
 }
-

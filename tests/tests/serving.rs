@@ -29,7 +29,10 @@ async fn miss_then_hit_then_a_new_origin_after_put() {
     assert_eq!(second.text(), "blue");
     assert_eq!(second.cache(), "Hit");
     assert_eq!(second.header("age"), Some("0"));
-    assert_ne!(second.header("x-edge-request-id"), Some(request_id.as_str()));
+    assert_ne!(
+        second.header("x-edge-request-id"),
+        Some(request_id.as_str())
+    );
     assert_eq!(blue.hits(), 1, "the hit went to the origin");
 
     // Host matching ignores case and port.
@@ -39,7 +42,12 @@ async fn miss_then_hit_then_a_new_origin_after_put() {
     let mut config = config_for(&[("green", &green)]);
     config["aliases"] = json!(["www.example.com"]);
     let put = edge
-        .api("PUT", &format!("/v1/distributions/{id}/config"), Some(config), &[("if-match", created["etag"].as_str().unwrap())])
+        .api(
+            "PUT",
+            &format!("/v1/distributions/{id}/config"),
+            Some(config),
+            &[("if-match", created["etag"].as_str().unwrap())],
+        )
         .await;
     assert_eq!(put.status, StatusCode::OK);
     // The origin is part of the cache key: green's viewers never get blue's object.
@@ -109,10 +117,22 @@ async fn path_patterns_pick_the_behavior_first_match_wins() {
         {"path_pattern": "/api/*", "target_origin_id": "img"},
     ]);
     edge.create(config).await;
-    assert_eq!(edge.get("p.example.com", "/api/v1/users").await.text(), "api");
-    assert_eq!(edge.get("p.example.com", "/api/v10/users").await.text(), "img");
-    assert_eq!(edge.get("p.example.com", "/static/logo.png").await.text(), "img");
-    assert_eq!(edge.get("p.example.com", "/index.html").await.text(), "site");
+    assert_eq!(
+        edge.get("p.example.com", "/api/v1/users").await.text(),
+        "api"
+    );
+    assert_eq!(
+        edge.get("p.example.com", "/api/v10/users").await.text(),
+        "img"
+    );
+    assert_eq!(
+        edge.get("p.example.com", "/static/logo.png").await.text(),
+        "img"
+    );
+    assert_eq!(
+        edge.get("p.example.com", "/index.html").await.text(),
+        "site"
+    );
     // default_ttl 0 on the API behavior: nothing without explicit freshness is stored.
     edge.get("p.example.com", "/api/v1/users").await;
     assert_eq!(api.hits(), 2);
@@ -124,7 +144,9 @@ async fn responses_that_must_not_be_stored_are_not() {
     let o = Origin::start(|req| match req.target.as_str() {
         "/no-store" => Reply::ok("x").header("cache-control", "no-store"),
         "/private" => Reply::ok("x").header("cache-control", "private, max-age=60"),
-        "/cookie" => Reply::ok("x").header("cache-control", "max-age=60").header("set-cookie", "s=1"),
+        "/cookie" => Reply::ok("x")
+            .header("cache-control", "max-age=60")
+            .header("set-cookie", "s=1"),
         "/error" => Reply::ok("x").status(500),
         "/bad-request" => Reply::ok("x").status(400),
         _ => Reply::ok("cacheable").header("cache-control", "max-age=60"),
@@ -142,19 +164,40 @@ async fn responses_that_must_not_be_stored_are_not() {
     }
     // Only GET and HEAD are cached; a POST passes through with its body.
     let post = edge
-        .request_with_body("POST", "n.example.com", "/form", &[], Bytes::from_static(b"name=edge"))
+        .request_with_body(
+            "POST",
+            "n.example.com",
+            "/form",
+            &[],
+            Bytes::from_static(b"name=edge"),
+        )
         .await;
     assert_eq!(post.cache(), "Miss");
     assert_eq!(o.last().body, Bytes::from_static(b"name=edge"));
-    edge.request_with_body("POST", "n.example.com", "/form", &[], Bytes::new()).await;
+    edge.request_with_body("POST", "n.example.com", "/form", &[], Bytes::new())
+        .await;
     assert_eq!(o.last().method, http::Method::POST);
     let hits = o.hits();
     assert_eq!(edge.get("n.example.com", "/form").await.cache(), "Miss");
     assert_eq!(edge.get("n.example.com", "/form").await.cache(), "Hit");
     assert_eq!(o.hits(), hits + 1);
     // A request carrying Authorization is not answered from a shared object.
-    let auth = edge.request("GET", "n.example.com", "/private-to-me", &[("authorization", "Bearer x")]).await;
-    let auth2 = edge.request("GET", "n.example.com", "/private-to-me", &[("authorization", "Bearer y")]).await;
+    let auth = edge
+        .request(
+            "GET",
+            "n.example.com",
+            "/private-to-me",
+            &[("authorization", "Bearer x")],
+        )
+        .await;
+    let auth2 = edge
+        .request(
+            "GET",
+            "n.example.com",
+            "/private-to-me",
+            &[("authorization", "Bearer y")],
+        )
+        .await;
     assert_eq!((auth.cache(), auth2.cache()), ("Miss", "Miss"));
 }
 
@@ -176,15 +219,27 @@ async fn ttls_are_clamped_by_the_behavior() {
     ]);
     edge.create(config).await;
     for path in ["/long", "/silent", "/short"] {
-        assert_eq!(edge.get("t.example.com", path).await.cache(), "Miss", "{path}");
-        assert_eq!(edge.get("t.example.com", path).await.cache(), "Hit", "{path}");
+        assert_eq!(
+            edge.get("t.example.com", path).await.cache(),
+            "Miss",
+            "{path}"
+        );
+        assert_eq!(
+            edge.get("t.example.com", path).await.cache(),
+            "Hit",
+            "{path}"
+        );
     }
     let hits = o.hits();
     tokio::time::sleep(Duration::from_millis(1300)).await;
     // max-age=3600 was cut to max_ttl=1; the silent response used default_ttl=1;
     // max-age=0 was raised to min_ttl=1; all are now expired.
     for path in ["/long", "/silent", "/short"] {
-        assert_eq!(edge.get("t.example.com", path).await.cache(), "Miss", "{path}");
+        assert_eq!(
+            edge.get("t.example.com", path).await.cache(),
+            "Miss",
+            "{path}"
+        );
     }
     assert_eq!(o.hits(), hits + 3);
 }
@@ -192,7 +247,9 @@ async fn ttls_are_clamped_by_the_behavior() {
 #[tokio::test]
 async fn cache_key_query_strings_cookies_and_headers() {
     let edge = Edge::start().await;
-    let o = Origin::start(|req| Reply::ok(req.target.clone()).header("cache-control", "max-age=60")).await;
+    let o =
+        Origin::start(|req| Reply::ok(req.target.clone()).header("cache-control", "max-age=60"))
+            .await;
     let mut config = config_for(&[("o", &o)]);
     config["aliases"] = json!(["k.example.com"]);
     config["cache_behaviors"] = json!([
@@ -205,22 +262,53 @@ async fn cache_key_query_strings_cookies_and_headers() {
     // "none" (the default): the query neither keys nor reaches the origin.
     let a = edge.get("k.example.com", "/none/x?a=1").await;
     assert_eq!(a.text(), "/none/x");
-    assert_eq!(edge.get("k.example.com", "/none/x?a=2").await.cache(), "Hit");
+    assert_eq!(
+        edge.get("k.example.com", "/none/x?a=2").await.cache(),
+        "Hit"
+    );
 
-    assert_eq!(edge.get("k.example.com", "/all/x?a=1").await.text(), "/all/x?a=1");
+    assert_eq!(
+        edge.get("k.example.com", "/all/x?a=1").await.text(),
+        "/all/x?a=1"
+    );
     let other = edge.get("k.example.com", "/all/x?a=2").await;
-    assert_eq!((other.cache(), other.text().as_str()), ("Miss", "/all/x?a=2"));
+    assert_eq!(
+        (other.cache(), other.text().as_str()),
+        ("Miss", "/all/x?a=2")
+    );
 
-    assert_eq!(edge.get("k.example.com", "/some/x?v=1&junk=2").await.text(), "/some/x?v=1");
-    assert_eq!(edge.get("k.example.com", "/some/x?junk=3&v=1").await.cache(), "Hit");
+    assert_eq!(
+        edge.get("k.example.com", "/some/x?v=1&junk=2").await.text(),
+        "/some/x?v=1"
+    );
+    assert_eq!(
+        edge.get("k.example.com", "/some/x?junk=3&v=1")
+            .await
+            .cache(),
+        "Hit"
+    );
     let cookie = edge
-        .request("GET", "k.example.com", "/some/x?v=1", &[("cookie", "tracking=9; session=abc")])
+        .request(
+            "GET",
+            "k.example.com",
+            "/some/x?v=1",
+            &[("cookie", "tracking=9; session=abc")],
+        )
         .await;
     assert_eq!(cookie.cache(), "Miss");
     assert_eq!(o.last().headers.get("cookie").unwrap(), "session=abc");
-    let same = edge.request("GET", "k.example.com", "/some/x?v=1", &[("cookie", "session=abc; other=1")]).await;
+    let same = edge
+        .request(
+            "GET",
+            "k.example.com",
+            "/some/x?v=1",
+            &[("cookie", "session=abc; other=1")],
+        )
+        .await;
     assert_eq!(same.cache(), "Hit");
-    let variant = edge.request("GET", "k.example.com", "/some/x?v=1", &[("x-variant", "b")]).await;
+    let variant = edge
+        .request("GET", "k.example.com", "/some/x?v=1", &[("x-variant", "b")])
+        .await;
     assert_eq!(variant.cache(), "Miss");
 }
 
@@ -246,7 +334,10 @@ async fn hop_by_hop_fields_are_stripped_both_ways() {
             "h.example.com",
             "/page",
             &[
-                ("connection", "keep-alive, x-viewer-private, x-forwarded-for"),
+                (
+                    "connection",
+                    "keep-alive, x-viewer-private, x-forwarded-for",
+                ),
                 ("x-viewer-private", "secret"),
                 ("x-forwarded-for", "6.6.6.6"),
                 ("proxy-authorization", "Basic Zm9vOmJhcg=="),
@@ -259,7 +350,10 @@ async fn hop_by_hop_fields_are_stripped_both_ways() {
     let seen = o.last();
     assert_eq!(seen.target, "/v2/page");
     for gone in ["x-viewer-private", "proxy-authorization", "te"] {
-        assert!(!seen.headers.contains_key(gone), "{gone} reached the origin");
+        assert!(
+            !seen.headers.contains_key(gone),
+            "{gone} reached the origin"
+        );
     }
     assert_eq!(seen.headers["x-viewer-public"], "yes");
     assert_eq!(seen.headers["x-from-edge"], "1");
@@ -271,7 +365,14 @@ async fn hop_by_hop_fields_are_stripped_both_ways() {
     assert!(got.header("keep-alive").is_none());
     assert_eq!(got.header("x-origin-public"), Some("yes"));
 
-    let forwarded = edge.request("GET", "h.example.com", "/page2", &[("x-forwarded-for", "10.1.1.1")]).await;
+    let forwarded = edge
+        .request(
+            "GET",
+            "h.example.com",
+            "/page2",
+            &[("x-forwarded-for", "10.1.1.1")],
+        )
+        .await;
     assert_eq!(forwarded.status, StatusCode::OK);
     assert_eq!(o.last().headers["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
 }
@@ -281,7 +382,10 @@ async fn origin_failures_map_to_502_and_504() {
     let edge = Edge::start().await;
     let slow = Origin::start(|_| Reply::ok("late").delay(Duration::from_secs(3))).await;
     // A port with nothing listening: bind, note it, close it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut config = config_for(&[("slow", &slow)]);
     config["aliases"] = json!(["f.example.com"]);
     config["origins"][0]["read_timeout_ms"] = json!(200);
@@ -289,7 +393,8 @@ async fn origin_failures_map_to_502_and_504() {
         config["origins"][0],
         {"id": "closed", "domain_name": closed.to_string(), "protocol": "http"}
     ]);
-    config["cache_behaviors"] = json!([{"path_pattern": "/closed/*", "target_origin_id": "closed"}]);
+    config["cache_behaviors"] =
+        json!([{"path_pattern": "/closed/*", "target_origin_id": "closed"}]);
     edge.create(config).await;
 
     let timeout = edge.get("f.example.com", "/slow").await;
@@ -334,7 +439,10 @@ async fn an_origin_that_stalls_mid_body_is_cut_off() {
         .unwrap();
     let started = std::time::Instant::now();
     let result = edge.client.try_send(req).await;
-    assert!(result.is_err(), "a truncated body was delivered as complete");
+    assert!(
+        result.is_err(),
+        "a truncated body was delivered as complete"
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
     // Nothing partial was stored.
     let req = http::Request::get(format!("http://{}/x", edge.viewer))
@@ -349,7 +457,10 @@ async fn origin_groups_fail_over_on_status_and_connection_errors() {
     let edge = Edge::start().await;
     let failing = Origin::fixed("down", &[]).await;
     let backup = Origin::fixed("backup", &[("cache-control", "max-age=60")]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let failing = Origin::start({
         drop(failing);
         |_| Reply::ok("unavailable").status(503)
@@ -375,15 +486,23 @@ async fn origin_groups_fail_over_on_status_and_connection_errors() {
     });
     edge.create(config).await;
     let got = edge.get("g.example.com", "/a").await;
-    assert_eq!((got.status, got.text().as_str()), (StatusCode::OK, "backup"));
+    assert_eq!(
+        (got.status, got.text().as_str()),
+        (StatusCode::OK, "backup")
+    );
     assert_eq!(failing.hits(), 1);
     let got = edge.get("g.example.com", "/conn/a").await;
-    assert_eq!((got.status, got.text().as_str()), (StatusCode::OK, "backup"));
+    assert_eq!(
+        (got.status, got.text().as_str()),
+        (StatusCode::OK, "backup")
+    );
     // 503 is not in this group's failover codes: the primary's answer stands.
     let got = edge.get("g.example.com", "/strict/a").await;
     assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
     // A POST is never retried on another origin.
-    let post = edge.request_with_body("POST", "g.example.com", "/b", &[], Bytes::from_static(b"x")).await;
+    let post = edge
+        .request_with_body("POST", "g.example.com", "/b", &[], Bytes::from_static(b"x"))
+        .await;
     assert_eq!(post.status, StatusCode::SERVICE_UNAVAILABLE);
 }
 

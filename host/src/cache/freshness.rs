@@ -142,7 +142,11 @@ fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<Syst
 mod tests {
     use super::*;
 
-    const TTL: TtlPolicy = TtlPolicy { min: 0, default: 100, max: 1000 };
+    const TTL: TtlPolicy = TtlPolicy {
+        min: 0,
+        default: 100,
+        max: 1000,
+    };
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -169,21 +173,56 @@ mod tests {
 
     #[test]
     fn s_maxage_beats_max_age_beats_expires() {
-        assert_eq!(ttl_of(&[("cache-control", "max-age=50, s-maxage=70")], TTL), Some(70));
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=50, s-maxage=70")], TTL),
+            Some(70)
+        );
         assert_eq!(ttl_of(&[("cache-control", "max-age=50")], TTL), Some(50));
         let now = SystemTime::now();
         let date = httpdate::fmt_http_date(now);
         let expires = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(ttl_of(&[("date", &date), ("expires", &expires)], TTL), Some(30));
-        assert_eq!(ttl_of(&[("expires", "0")], TtlPolicy { min: 0, default: 100, max: 1000 }), None);
+        assert_eq!(
+            ttl_of(&[("date", &date), ("expires", &expires)], TTL),
+            Some(30)
+        );
+        assert_eq!(
+            ttl_of(
+                &[("expires", "0")],
+                TtlPolicy {
+                    min: 0,
+                    default: 100,
+                    max: 1000
+                }
+            ),
+            None
+        );
     }
 
     #[test]
     fn ttls_are_clamped_and_defaulted() {
-        assert_eq!(ttl_of(&[("cache-control", "max-age=5000")], TTL), Some(1000));
-        assert_eq!(ttl_of(&[("cache-control", "max-age=1")], TtlPolicy { min: 10, ..TTL }), Some(10));
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=5000")], TTL),
+            Some(1000)
+        );
+        assert_eq!(
+            ttl_of(
+                &[("cache-control", "max-age=1")],
+                TtlPolicy { min: 10, ..TTL }
+            ),
+            Some(10)
+        );
         assert_eq!(ttl_of(&[], TTL), Some(100));
-        assert_eq!(ttl_of(&[], TtlPolicy { min: 0, default: 0, max: 1000 }), None);
+        assert_eq!(
+            ttl_of(
+                &[],
+                TtlPolicy {
+                    min: 0,
+                    default: 0,
+                    max: 1000
+                }
+            ),
+            None
+        );
     }
 
     #[test]
@@ -195,18 +234,68 @@ mod tests {
         assert_eq!(ttl_of(&[("vary", "accept")], TTL), None);
         let auth = headers(&[("authorization", "Bearer x")]);
         let ok = headers(&[("cache-control", "max-age=60")]);
-        assert!(decide(&Method::GET, &auth, StatusCode::OK, &ok, TTL, SystemTime::now()).is_none());
+        assert!(
+            decide(
+                &Method::GET,
+                &auth,
+                StatusCode::OK,
+                &ok,
+                TTL,
+                SystemTime::now()
+            )
+            .is_none()
+        );
         let public = headers(&[("cache-control", "public, max-age=60")]);
-        assert!(decide(&Method::GET, &auth, StatusCode::OK, &public, TTL, SystemTime::now()).is_some());
-        assert!(decide(&Method::POST, &HeaderMap::new(), StatusCode::OK, &ok, TTL, SystemTime::now()).is_none());
+        assert!(
+            decide(
+                &Method::GET,
+                &auth,
+                StatusCode::OK,
+                &public,
+                TTL,
+                SystemTime::now()
+            )
+            .is_some()
+        );
+        assert!(
+            decide(
+                &Method::POST,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &ok,
+                TTL,
+                SystemTime::now()
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn errors_need_explicit_freshness() {
         let none = HeaderMap::new();
         let now = SystemTime::now();
-        assert!(decide(&Method::GET, &none, StatusCode::INTERNAL_SERVER_ERROR, &none, TTL, now).is_none());
-        assert!(decide(&Method::GET, &none, StatusCode::BAD_REQUEST, &none, TTL, now).is_none());
+        assert!(
+            decide(
+                &Method::GET,
+                &none,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &none,
+                TTL,
+                now
+            )
+            .is_none()
+        );
+        assert!(
+            decide(
+                &Method::GET,
+                &none,
+                StatusCode::BAD_REQUEST,
+                &none,
+                TTL,
+                now
+            )
+            .is_none()
+        );
         assert!(decide(&Method::GET, &none, StatusCode::NOT_FOUND, &none, TTL, now).is_some());
     }
 

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use http::header::COOKIE;
 use http::{HeaderMap, Method};
 
-use crate::config::raw::QueryStrings;
 use crate::config::CacheKeyPolicy;
+use crate::config::raw::QueryStrings;
 
 /// The fixed parts of a key.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,11 @@ pub fn build(
             if i > 0 {
                 key.push(',');
             }
-            let _ = write!(key, "{}", String::from_utf8_lossy(v.as_bytes()).escape_default());
+            let _ = write!(
+                key,
+                "{}",
+                String::from_utf8_lossy(v.as_bytes()).escape_default()
+            );
         }
     }
     if !policy.cookies.is_empty() {
@@ -130,7 +134,10 @@ mod tests {
     #[test]
     fn query_filtering() {
         let only = policy(QueryStrings::Only(vec!["v".into(), "w".into()]), &[], &[]);
-        assert_eq!(filter_query(Some("a=1&v=2&w"), &only).as_deref(), Some("v=2&w"));
+        assert_eq!(
+            filter_query(Some("a=1&v=2&w"), &only).as_deref(),
+            Some("v=2&w")
+        );
         assert_eq!(filter_query(Some("a=1"), &only), None);
         let all = policy(QueryStrings::All, &[], &[]);
         assert_eq!(filter_query(Some("a=1"), &all).as_deref(), Some("a=1"));
@@ -159,8 +166,26 @@ mod tests {
             path: "/x",
         };
         let k = build(base, None, None, &h, &p);
-        let green = build(KeyParts { origin_id: "green", ..base }, None, None, &h, &p);
-        let staging = build(KeyParts { arm: "staging", ..base }, None, None, &h, &p);
+        let green = build(
+            KeyParts {
+                origin_id: "green",
+                ..base
+            },
+            None,
+            None,
+            &h,
+            &p,
+        );
+        let staging = build(
+            KeyParts {
+                arm: "staging",
+                ..base
+            },
+            None,
+            None,
+            &h,
+            &p,
+        );
         let query = build(base, Some("q=1"), None, &h, &p);
         let mut fr = HeaderMap::new();
         fr.insert("accept-language", "fr".parse().unwrap());

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use moka::sync::Cache;
 use moka::Expiry;
+use moka::sync::Cache;
 
 /// The `x-cache` result of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +198,11 @@ mod tests {
         for i in 0..100 {
             cache.insert(format!("k{i}").into(), object("E1", "/a", 4096, 60));
         }
-        assert!(cache.weighted_bytes() <= 64 * 1024, "{}", cache.weighted_bytes());
+        assert!(
+            cache.weighted_bytes() <= 64 * 1024,
+            "{}",
+            cache.weighted_bytes()
+        );
         assert!(cache.object_count() < 20);
     }
 

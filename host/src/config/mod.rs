@@ -66,8 +66,15 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Pars
             let inner = err.into_inner();
             match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let field = if path == "." { "config".to_owned() } else { path };
-                    Err(ParseError::Invalid(ConfigError::new(field, strip_position(&inner))))
+                    let field = if path == "." {
+                        "config".to_owned()
+                    } else {
+                        path
+                    };
+                    Err(ParseError::Invalid(ConfigError::new(
+                        field,
+                        strip_position(&inner),
+                    )))
                 }
                 _ => Err(ParseError::Malformed(inner.to_string())),
             }
@@ -122,7 +129,10 @@ impl Distribution {
         );
         for (field, behavior) in all {
             for (event, hook) in behavior.hooks.iter() {
-                out.push((format!("{field}.hooks.{event}.module"), hook.module.as_str()));
+                out.push((
+                    format!("{field}.hooks.{event}.module"),
+                    hook.module.as_str(),
+                ));
             }
         }
         out
@@ -194,7 +204,10 @@ impl TryFrom<DistributionConfig> for Distribution {
         for (i, o) in raw.origins.iter().enumerate() {
             let field = format!("origins[{i}]");
             let origin = validate_origin(o, &field)?;
-            if targets.insert(origin.id.clone(), Target::Origin(i)).is_some() {
+            if targets
+                .insert(origin.id.clone(), Target::Origin(i))
+                .is_some()
+            {
                 return Err(ConfigError::new(
                     format!("{field}.id"),
                     format!("duplicate origin id {:?}", origin.id),
@@ -255,8 +268,11 @@ impl TryFrom<DistributionConfig> for Distribution {
                 "the default behavior matches every path and takes no pattern",
             ));
         }
-        let default_behavior =
-            validate_behavior(&raw.default_cache_behavior, "default_cache_behavior", &targets)?;
+        let default_behavior = validate_behavior(
+            &raw.default_cache_behavior,
+            "default_cache_behavior",
+            &targets,
+        )?;
         let mut behaviors = Vec::with_capacity(raw.cache_behaviors.len());
         for (i, b) in raw.cache_behaviors.iter().enumerate() {
             let field = format!("cache_behaviors[{i}]");
@@ -337,7 +353,10 @@ fn validate_aliases(aliases: &[String]) -> Result<Vec<String>, ConfigError> {
         let field = format!("aliases[{i}]");
         validate_alias(alias).map_err(|msg| ConfigError::new(&field, msg))?;
         if !seen.insert(alias.as_str()) {
-            return Err(ConfigError::new(field, format!("{alias:?} is listed twice")));
+            return Err(ConfigError::new(
+                field,
+                format!("{alias:?} is listed twice"),
+            ));
         }
     }
     Ok(aliases.to_vec())
@@ -358,9 +377,8 @@ fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Origin, ConfigE
                 format!("{:?} is not a host or host:port", o.domain_name),
             )
         })?;
-    let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| {
-        ConfigError::new(format!("{field}.domain_name"), "not a valid Host header")
-    })?;
+    let host_header = HeaderValue::from_str(authority.as_str())
+        .map_err(|_| ConfigError::new(format!("{field}.domain_name"), "not a valid Host header"))?;
     let scheme = match o.protocol {
         raw::Protocol::Http => Scheme::HTTP,
         raw::Protocol::Https => Scheme::HTTPS,
@@ -523,7 +541,11 @@ mod tests {
         assert!(d.enabled);
         assert_eq!(
             d.default_behavior.ttl,
-            TtlPolicy { min: 0, default: 86_400, max: 31_536_000 }
+            TtlPolicy {
+                min: 0,
+                default: 86_400,
+                max: 31_536_000
+            }
         );
         assert_eq!(d.origins[0].scheme, Scheme::HTTPS);
         assert_eq!(d.origins[0].read_timeout, Duration::from_secs(30));
@@ -536,7 +558,10 @@ mod tests {
                 "default_cache_behavior":{"target_origin_id":"a"}}"#,
         )
         .unwrap_err();
-        assert!(err.starts_with("origins[0].colour: unknown field `colour`"), "{err}");
+        assert!(
+            err.starts_with("origins[0].colour: unknown field `colour`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -550,7 +575,10 @@ mod tests {
     #[test]
     fn rules_name_the_field() {
         let cases = [
-            (r#"{"origins":[],"default_cache_behavior":{"target_origin_id":"a"}}"#, "origins:"),
+            (
+                r#"{"origins":[],"default_cache_behavior":{"target_origin_id":"a"}}"#,
+                "origins:",
+            ),
             (
                 r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"b"}}"#,
                 "default_cache_behavior.target_origin_id:",
@@ -600,7 +628,14 @@ mod tests {
             r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a","max_ttl":60}}"#,
         )
         .unwrap();
-        assert_eq!(d.default_behavior.ttl, TtlPolicy { min: 0, default: 60, max: 60 });
+        assert_eq!(
+            d.default_behavior.ttl,
+            TtlPolicy {
+                min: 0,
+                default: 60,
+                max: 60
+            }
+        );
     }
 
     #[test]
@@ -623,8 +658,7 @@ mod tests {
                  "default_cache_behavior":{"target_origin_id":"a","cache_key":{"query_strings":["v"]}}}"#,
         )
         .unwrap();
-        let again: DistributionConfig =
-            parse_json(&serde_json::to_vec(&raw).unwrap()).unwrap();
+        let again: DistributionConfig = parse_json(&serde_json::to_vec(&raw).unwrap()).unwrap();
         assert_eq!(raw, again);
     }
 }

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderValue, IF_MATCH, LOCATION, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
@@ -34,7 +34,12 @@ pub struct ControlApi {
 type ApiResponse = Response<Full<Bytes>>;
 
 impl ControlApi {
-    pub fn new(plane: Arc<ControlPlane>, token: String, metrics: Arc<Metrics>, cache: SharedCache) -> Self {
+    pub fn new(
+        plane: Arc<ControlPlane>,
+        token: String,
+        metrics: Arc<Metrics>,
+        cache: SharedCache,
+    ) -> Self {
         Self {
             plane,
             token,
@@ -48,7 +53,10 @@ impl ControlApi {
     }
 
     /// Serves one control request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<ApiResponse, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<ApiResponse, Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let resp = match self.route(req).await {
@@ -60,7 +68,11 @@ impl ControlApi {
                     tracing::debug!(%method, %path, code = err.code, message = %err.message, "control request refused");
                 }
                 let mut resp = json_response(err.status, err.body());
-                if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+                if let Some(allow) = err
+                    .allow
+                    .as_deref()
+                    .and_then(|a| HeaderValue::from_str(a).ok())
+                {
                     resp.headers_mut().insert(ALLOW, allow);
                 }
                 if err.status == StatusCode::UNAUTHORIZED {
@@ -79,7 +91,10 @@ impl ControlApi {
         match segments.as_slice() {
             ["healthz"] => {
                 return only(&req, &[Method::GET], || {
-                    Ok(json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()))
+                    Ok(json_response(
+                        StatusCode::OK,
+                        br#"{"status":"ok"}"#.to_vec(),
+                    ))
                 });
             }
             ["metrics"] => {
@@ -132,7 +147,11 @@ impl ControlApi {
             .map(str::trim);
         match given {
             Some(token) if constant_time_eq(token.as_bytes(), self.token.as_bytes()) => Ok(()),
-            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "AccessDenied", "the bearer token is not valid")),
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "AccessDenied",
+                "the bearer token is not valid",
+            )),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "AccessDenied",
@@ -162,7 +181,9 @@ impl ControlApi {
         }
         let body = read_body(req).await?;
         let raw = crate::config::parse_json(&body)?;
-        let if_match = if_match_value.as_deref().map_or(IfMatch::Missing, IfMatch::Value);
+        let if_match = if_match_value
+            .as_deref()
+            .map_or(IfMatch::Missing, IfMatch::Value);
         let record = self.plane.replace_config(id, if_match, raw).await?;
         Ok(self.record_response(StatusCode::OK, &record, false))
     }
@@ -194,10 +215,18 @@ impl ControlApi {
             })
             .collect();
         let quantity = items.len();
-        json_value(StatusCode::OK, &json!({ "items": items, "quantity": quantity }))
+        json_value(
+            StatusCode::OK,
+            &json!({ "items": items, "quantity": quantity }),
+        )
     }
 
-    fn record_response(&self, status: StatusCode, record: &DistributionRecord, config_only: bool) -> ApiResponse {
+    fn record_response(
+        &self,
+        status: StatusCode,
+        record: &DistributionRecord,
+        config_only: bool,
+    ) -> ApiResponse {
         let value = if config_only {
             serde_json::to_value(&record.stored.config).unwrap_or_default()
         } else {
@@ -283,4 +312,3 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> ApiResponse {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
-

@@ -199,7 +199,8 @@ impl ControlPlane {
             })
             .collect();
         self.state.store(Arc::new(state));
-        self.routing.store(Arc::new(Routing::build(revision, served)));
+        self.routing
+            .store(Arc::new(Routing::build(revision, served)));
         self.metrics.set_config_revision(revision);
     }
 
@@ -248,7 +249,10 @@ impl ControlPlane {
     }
 
     /// `POST /v1/distributions`.
-    pub async fn create(&self, raw: DistributionConfig) -> Result<Arc<DistributionRecord>, ApiError> {
+    pub async fn create(
+        &self,
+        raw: DistributionConfig,
+    ) -> Result<Arc<DistributionRecord>, ApiError> {
         let config = Distribution::try_from(raw.clone())?;
         let _guard = self.write.lock().await;
         let state = self.state();
@@ -266,11 +270,20 @@ impl ControlPlane {
             config: raw,
         };
         let mut txn = Txn::default();
-        txn.compares.push(Compare::ModRevision { key: dist_key(&id), revision: 0 });
+        txn.compares.push(Compare::ModRevision {
+            key: dist_key(&id),
+            revision: 0,
+        });
         txn.ops.push(put_json(dist_key(&id), &stored)?);
         for alias in &config.aliases {
-            txn.compares.push(Compare::ModRevision { key: alias_key(alias), revision: 0 });
-            txn.ops.push(Op::Put { key: alias_key(alias), value: id.clone().into_bytes() });
+            txn.compares.push(Compare::ModRevision {
+                key: alias_key(alias),
+                revision: 0,
+            });
+            txn.ops.push(Op::Put {
+                key: alias_key(alias),
+                value: id.clone().into_bytes(),
+            });
         }
         let revision = self.commit(txn, &id).await?;
         let record = Arc::new(DistributionRecord {
@@ -311,18 +324,29 @@ impl ControlPlane {
             ..current.stored.clone()
         };
         let mut txn = Txn::default();
-        txn.compares.push(Compare::ModRevision { key: dist_key(id), revision: current.revision });
+        txn.compares.push(Compare::ModRevision {
+            key: dist_key(id),
+            revision: current.revision,
+        });
         txn.ops.push(put_json(dist_key(id), &stored)?);
         let old: Vec<&String> = current.config.aliases.iter().collect();
         for alias in &config.aliases {
             if !old.contains(&alias) {
-                txn.compares.push(Compare::ModRevision { key: alias_key(alias), revision: 0 });
-                txn.ops.push(Op::Put { key: alias_key(alias), value: id.as_bytes().to_vec() });
+                txn.compares.push(Compare::ModRevision {
+                    key: alias_key(alias),
+                    revision: 0,
+                });
+                txn.ops.push(Op::Put {
+                    key: alias_key(alias),
+                    value: id.as_bytes().to_vec(),
+                });
             }
         }
         for alias in &old {
             if !config.aliases.contains(alias) {
-                txn.ops.push(Op::Delete { key: alias_key(alias) });
+                txn.ops.push(Op::Delete {
+                    key: alias_key(alias),
+                });
             }
         }
         let revision = self.commit(txn, id).await?;
@@ -356,14 +380,21 @@ impl ControlPlane {
             return Err(ApiError::new(
                 http::StatusCode::CONFLICT,
                 "DistributionNotDisabled",
-                format!("distribution {id} is enabled; disable it (PUT its config with \"enabled\": false) before deleting it"),
+                format!(
+                    "distribution {id} is enabled; disable it (PUT its config with \"enabled\": false) before deleting it"
+                ),
             ));
         }
         let mut txn = Txn::default();
-        txn.compares.push(Compare::ModRevision { key: dist_key(id), revision: current.revision });
+        txn.compares.push(Compare::ModRevision {
+            key: dist_key(id),
+            revision: current.revision,
+        });
         txn.ops.push(Op::Delete { key: dist_key(id) });
         for alias in &current.config.aliases {
-            txn.ops.push(Op::Delete { key: alias_key(alias) });
+            txn.ops.push(Op::Delete {
+                key: alias_key(alias),
+            });
         }
         let revision = self.commit(txn, id).await?;
         let mut next = (*state).clone();
@@ -393,14 +424,20 @@ fn alias_key(alias: &str) -> String {
 
 fn put_json<T: Serialize>(key: String, value: &T) -> Result<Op, ApiError> {
     let value = serde_json::to_vec(value).map_err(|e| {
-        ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string())
+        ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        )
     })?;
     Ok(Op::Put { key, value })
 }
 
 /// Formats a time as RFC 3339 in UTC with seconds precision.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     // Howard Hinnant's days-to-civil algorithm.

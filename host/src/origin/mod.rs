@@ -13,8 +13,8 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::Origin;
@@ -120,7 +120,10 @@ impl OriginFetcher {
             authority: origin.authority.to_string(),
             connect_timeout: origin.connect_timeout,
         };
-        let mut pools = self.pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         pools
             .entry(key)
             .or_insert_with(|| {
@@ -174,7 +177,11 @@ fn unreachable_versions() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls:
 }
 
 /// Sorts a client error into connect failure, timeout or protocol error.
-fn classify(origin: &str, connect_timeout: Duration, err: &hyper_util::client::legacy::Error) -> OriginError {
+fn classify(
+    origin: &str,
+    connect_timeout: Duration,
+    err: &hyper_util::client::legacy::Error,
+) -> OriginError {
     let mut reason = err.to_string();
     let mut source = err.source();
     let mut timed_out = false;

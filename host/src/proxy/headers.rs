@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::HeaderMap;
+use http::header::{CONNECTION, HeaderName, HeaderValue};
 
 /// Fields that describe one connection and never cross a proxy.
 const HOP_BY_HOP: [&str; 9] = [

@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, AGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, VIA};
+use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, VIA};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -189,7 +189,10 @@ impl Proxy {
         out_headers.remove(HOST);
         if cacheable {
             out_headers.remove(COOKIE);
-            if let Some(v) = cookies.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            if let Some(v) = cookies
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+            {
                 out_headers.insert(COOKIE, v);
             }
         }
@@ -205,7 +208,10 @@ impl Proxy {
             Target::Group { members, .. } => &members[..1],
         };
         let failover_codes: &[u16] = match target {
-            Target::Group { failover_status_codes, .. } => failover_status_codes,
+            Target::Group {
+                failover_status_codes,
+                ..
+            } => failover_status_codes,
             Target::Origin(_) => &[],
         };
 
@@ -225,7 +231,9 @@ impl Proxy {
             let body = if replayable {
                 UpstreamBody::Empty
             } else {
-                viewer_body.take().map_or(UpstreamBody::Empty, UpstreamBody::Viewer)
+                viewer_body
+                    .take()
+                    .map_or(UpstreamBody::Empty, UpstreamBody::Viewer)
             };
             let upstream = builder
                 .body(body)
@@ -279,7 +287,10 @@ impl Proxy {
 
     /// A tee that stores the response once its body has streamed, or `None` when
     /// the response may not be stored.
-    #[expect(clippy::too_many_arguments, reason = "one call site, every part is distinct")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, every part is distinct"
+    )]
     fn storable(
         &self,
         method: &Method,
@@ -310,7 +321,11 @@ impl Proxy {
         let cache = self.cache.clone();
         let status = head.status;
         // A HEAD response has no body whatever its content-length says.
-        let expected_len = if *method == Method::HEAD { Some(0) } else { expected };
+        let expected_len = if *method == Method::HEAD {
+            Some(0)
+        } else {
+            expected
+        };
         let headers = head.headers.clone();
         let distribution_id = dist.id.clone();
         let arrived = Instant::now();
@@ -363,7 +378,9 @@ fn origin_uri(
     path: &str,
     query: Option<&str>,
 ) -> Result<Uri, ProxyError> {
-    let mut pq = String::with_capacity(origin.origin_path.len() + path.len() + 1 + query.map_or(0, str::len));
+    let mut pq = String::with_capacity(
+        origin.origin_path.len() + path.len() + 1 + query.map_or(0, str::len),
+    );
     pq.push_str(&origin.origin_path);
     pq.push_str(path);
     if let Some(q) = query {
@@ -407,13 +424,20 @@ mod tests {
     use super::*;
 
     fn host_of(h: &str) -> Option<String> {
-        let req = Request::builder().uri("/").header(HOST, h).body(()).unwrap();
+        let req = Request::builder()
+            .uri("/")
+            .header(HOST, h)
+            .body(())
+            .unwrap();
         viewer_host(&req)
     }
 
     #[test]
     fn host_is_lowercased_without_port() {
-        assert_eq!(host_of("WWW.Example.com:8080").as_deref(), Some("www.example.com"));
+        assert_eq!(
+            host_of("WWW.Example.com:8080").as_deref(),
+            Some("www.example.com")
+        );
         assert_eq!(host_of("example.com.").as_deref(), Some("example.com"));
         assert_eq!(host_of("[::1]:80").as_deref(), Some("[::1]"));
         assert_eq!(host_of("").as_deref(), None);

@@ -52,7 +52,10 @@ pub struct Routing {
 impl Routing {
     /// Builds the tables; aliases are unique across distributions (the control
     /// plane guarantees it), so no entry overwrites another.
-    pub fn build(revision: u64, distributions: impl IntoIterator<Item = Arc<ServedDistribution>>) -> Self {
+    pub fn build(
+        revision: u64,
+        distributions: impl IntoIterator<Item = Arc<ServedDistribution>>,
+    ) -> Self {
         let mut routing = Self {
             revision,
             ..Self::default()

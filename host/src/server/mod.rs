@@ -18,8 +18,8 @@ use crate::cache::SharedCache;
 use crate::control::{ControlApi, ControlOptions, ControlPlane};
 use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;
-use crate::proxy::routing::Routing;
 use crate::proxy::Proxy;
+use crate::proxy::routing::Routing;
 use crate::store::{EmbeddedStore, Store, StoreError};
 
 /// How long an idle viewer may take to send a request head.
@@ -62,9 +62,15 @@ impl HostOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("data dir {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("binding {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -101,7 +107,8 @@ impl RunningHost {
                 (token, Some(path))
             }
         };
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&opts.data_dir.join("edge.redb"))?);
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&opts.data_dir.join("edge.redb"))?);
 
         let metrics = Arc::new(Metrics::default());
         let cache = SharedCache::new(opts.cache_bytes, opts.max_object_bytes);
@@ -119,19 +126,37 @@ impl RunningHost {
             )
             .await?,
         );
-        let control = Arc::new(ControlApi::new(plane, token.clone(), metrics.clone(), cache.clone()));
+        let control = Arc::new(ControlApi::new(
+            plane,
+            token.clone(),
+            metrics.clone(),
+            cache.clone(),
+        ));
         let proxy = Arc::new(Proxy::new(routing, cache.clone(), metrics, &opts.host_id));
 
         let viewer = TcpListener::bind(opts.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: opts.listen, source })?;
-        let control_listener = TcpListener::bind(opts.control)
-            .await
-            .map_err(|source| StartError::Bind { addr: opts.control, source })?;
-        let viewer_addr = viewer.local_addr().map_err(|source| StartError::Bind { addr: opts.listen, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        let control_listener =
+            TcpListener::bind(opts.control)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: opts.control,
+                    source,
+                })?;
+        let viewer_addr = viewer.local_addr().map_err(|source| StartError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
         let control_addr = control_listener
             .local_addr()
-            .map_err(|source| StartError::Bind { addr: opts.control, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: opts.control,
+                source,
+            })?;
 
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -154,7 +179,10 @@ impl RunningHost {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
             self.tasks.abort_all();
         }
     }
@@ -187,7 +215,11 @@ fn load_or_create_token(path: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
-async fn serve_viewers(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+async fn serve_viewers(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -231,7 +263,11 @@ async fn serve_viewers(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: w
     while conns.join_next().await.is_some() {}
 }
 
-async fn serve_control(listener: TcpListener, api: Arc<ControlApi>, mut shutdown: watch::Receiver<bool>) {
+async fn serve_control(
+    listener: TcpListener,
+    api: Arc<ControlApi>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         let stream = tokio::select! {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{BoxFuture, Compare, KeyValue, Loaded, Op, Revision, Store, StoreError, Txn, TxnOutcome};
+use super::{
+    BoxFuture, Compare, KeyValue, Loaded, Op, Revision, Store, StoreError, Txn, TxnOutcome,
+};
 
 /// key → 8-byte little-endian mod revision, then the value.
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -44,7 +46,10 @@ impl EmbeddedStore {
     fn load_blocking(&self) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
-        let revision = meta.get("revision").map_err(db_err)?.map_or(0, |v| v.value());
+        let revision = meta
+            .get("revision")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
         let kv = txn.open_table(KV).map_err(db_err)?;
         let mut entries = Vec::new();
         for item in kv.iter().map_err(db_err)? {
@@ -75,7 +80,11 @@ impl EmbeddedStore {
                 }
             }
             let mut meta = write.open_table(META).map_err(db_err)?;
-            revision = meta.get("revision").map_err(db_err)?.map_or(0, |v| v.value()) + 1;
+            revision = meta
+                .get("revision")
+                .map_err(db_err)?
+                .map_or(0, |v| v.value())
+                + 1;
             meta.insert("revision", revision).map_err(db_err)?;
             for op in &txn.ops {
                 match op {
@@ -128,7 +137,10 @@ mod tests {
     use super::*;
 
     fn put(key: &str, value: &str) -> Op {
-        Op::Put { key: key.into(), value: value.as_bytes().to_vec() }
+        Op::Put {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+        }
     }
 
     #[tokio::test]
@@ -138,28 +150,47 @@ mod tests {
         {
             let store = EmbeddedStore::open(&path).unwrap();
             let create = Txn {
-                compares: vec![Compare::ModRevision { key: "a".into(), revision: 0 }],
+                compares: vec![Compare::ModRevision {
+                    key: "a".into(),
+                    revision: 0,
+                }],
                 ops: vec![put("a", "1"), put("b", "x")],
             };
-            assert_eq!(store.commit(create.clone()).await.unwrap(), TxnOutcome::Committed { revision: 1 });
+            assert_eq!(
+                store.commit(create.clone()).await.unwrap(),
+                TxnOutcome::Committed { revision: 1 }
+            );
             // The same create again fails its compare and writes nothing.
-            let again = Txn { ops: vec![put("a", "2"), put("c", "y")], ..create };
+            let again = Txn {
+                ops: vec![put("a", "2"), put("c", "y")],
+                ..create
+            };
             assert_eq!(
                 store.commit(again).await.unwrap(),
                 TxnOutcome::CompareFailed { key: "a".into() }
             );
             let update = Txn {
-                compares: vec![Compare::ModRevision { key: "a".into(), revision: 1 }],
+                compares: vec![Compare::ModRevision {
+                    key: "a".into(),
+                    revision: 1,
+                }],
                 ops: vec![put("a", "3"), Op::Delete { key: "b".into() }],
             };
-            assert_eq!(store.commit(update).await.unwrap(), TxnOutcome::Committed { revision: 2 });
+            assert_eq!(
+                store.commit(update).await.unwrap(),
+                TxnOutcome::Committed { revision: 2 }
+            );
         }
         let store = EmbeddedStore::open(&path).unwrap();
         let loaded = store.load().await.unwrap();
         assert_eq!(loaded.revision, 2);
         assert_eq!(
             loaded.entries,
-            vec![KeyValue { key: "a".into(), value: b"3".to_vec(), mod_revision: 2 }]
+            vec![KeyValue {
+                key: "a".into(),
+                value: b"3".to_vec(),
+                mod_revision: 2
+            }]
         );
     }
 }

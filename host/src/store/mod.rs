@@ -66,9 +66,13 @@ pub struct Txn {
 /// What a transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOutcome {
-    Committed { revision: Revision },
+    Committed {
+        revision: Revision,
+    },
     /// A compare did not hold; nothing was written.
-    CompareFailed { key: String },
+    CompareFailed {
+        key: String,
+    },
 }
 
 /// A store failure (I/O, corruption, an unreachable backend).
