@@ -183,11 +183,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     writeln!(out, "  curl -s http://{c}/metrics\n")?;
     writeln!(
         out,
-        "Ctrl-C stops the demo; its data dir is {}",
+        "Ctrl-C stops the demo and removes its data dir {}",
         data_dir.display()
     )?;
     drop(out);
-    run_until_signal(host).await
+    let result = run_until_signal(host).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
 }
 
 async fn run_until_signal(host: RunningHost) -> anyhow::Result<()> {

@@ -88,7 +88,12 @@ impl Proxy {
             Err(err) => {
                 ctx.cache_status = CacheStatus::Error;
                 let (status, _) = err.status_and_code();
-                tracing::warn!(request_id = %ctx.request_id, source = err.source_of().as_str(), status = status.as_u16(), error = %err, "request failed");
+                let source = err.source_of();
+                if source == crate::error::ErrorSource::Viewer {
+                    tracing::debug!(request_id = %ctx.request_id, source = source.as_str(), status = status.as_u16(), error = %err, "request refused");
+                } else {
+                    tracing::warn!(request_id = %ctx.request_id, source = source.as_str(), status = status.as_u16(), error = %err, "request failed");
+                }
                 let mut resp = Response::new(EdgeBody::full(err.body()));
                 *resp.status_mut() = status;
                 resp.headers_mut()
