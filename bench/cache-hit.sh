@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cache-hit benchmark: the edge host against nginx proxy_cache and Varnish, side by
-# side in one run on this machine. wrk drives each (1 thread, 50 connections, a
+# side in one run on this machine; `edge-hook` is the host with the `bluegreen`
+# example as a viewer-request hook on every request (a fresh instance each). wrk drives each (1 thread, 50 connections, a
 # warm-up then RUNS runs of DURATION, median); CPU per request is the server's
 # utime+stime from /proc divided by the requests it served.
 #
@@ -23,7 +24,9 @@ done
 [ -x "$PEER_BENCH/run.sh" ] || { echo "peer scripts not found at $PEER_BENCH (set PEER_BENCH)" >&2; exit 1; }
 
 cargo build --release -p edge --manifest-path "$ROOT/Cargo.toml" >&2
+cargo build --release --locked --target wasm32-wasip2 --manifest-path "$ROOT/examples/Cargo.toml" >&2
 EDGE_BIN="$ROOT/target/release/edge"
+HOOK_WASM="$ROOT/examples/target/wasm32-wasip2/release/bluegreen.wasm"
 
 PEERS="origin nginx-cache varnish" BENCH_DIR="$BENCH_DIR" "$PEER_BENCH/run.sh" >&2
 edge_pid=""
@@ -41,15 +44,23 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$CONTROL_PORT/healthz" >/de
 curl -sf -X POST "http://127.0.0.1:$CONTROL_PORT/v1/distributions" -H "authorization: Bearer $TOKEN" \
     -d "{\"aliases\":[\"$HOST_HEADER\"],\"origins\":[{\"id\":\"nginx\",\"domain_name\":\"127.0.0.1:18080\",\"protocol\":\"http\"}],
          \"default_cache_behavior\":{\"target_origin_id\":\"nginx\"}}" >/dev/null
-for obj in 1k.html 100k.html; do
-    curl -sf -o /dev/null -H "Host: $HOST_HEADER" "http://127.0.0.1:$EDGE_PORT/$obj"
-    hit=$(curl -sf -o /dev/null -D - -H "Host: $HOST_HEADER" "http://127.0.0.1:$EDGE_PORT/$obj" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}')
-    [ "$hit" = "Hit from edge" ] || { echo "edge did not cache /$obj (x-cache: $hit)" >&2; exit 1; }
+curl -sf -X PUT "http://127.0.0.1:$CONTROL_PORT/v1/hooks/bluegreen" -H "authorization: Bearer $TOKEN" \
+    --data-binary "@$HOOK_WASM" >/dev/null
+curl -sf -X POST "http://127.0.0.1:$CONTROL_PORT/v1/distributions" -H "authorization: Bearer $TOKEN" \
+    -d "{\"aliases\":[\"hook.$HOST_HEADER\"],\"origins\":[{\"id\":\"blue\",\"domain_name\":\"127.0.0.1:18080\",\"protocol\":\"http\"},
+         {\"id\":\"green\",\"domain_name\":\"127.0.0.1:18080\",\"protocol\":\"http\"}],
+         \"default_cache_behavior\":{\"target_origin_id\":\"blue\",\"hooks\":{\"viewer_request\":{\"module\":\"bluegreen\"}}}}" >/dev/null
+for host in "$HOST_HEADER" "hook.$HOST_HEADER"; do
+    for obj in 1k.html 100k.html; do
+        curl -sf -o /dev/null -H "Host: $host" "http://127.0.0.1:$EDGE_PORT/$obj"
+        hit=$(curl -sf -o /dev/null -D - -H "Host: $host" "http://127.0.0.1:$EDGE_PORT/$obj" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}')
+        [ "$hit" = "Hit from edge" ] || { echo "edge ($host) did not cache /$obj (x-cache: $hit)" >&2; exit 1; }
+    done
 done
 
 pids_of() { # target -> pids whose CPU counts
     case $1 in
-        edge) echo "$edge_pid";;
+        edge|edge-hook) echo "$edge_pid";;
         varnish) local p; p=$(cat "$BENCH_DIR/varnish/varnishd.pid"); echo "$p $(ps -o pid= --ppid "$p")";;
         *) local p; p=$(cat "$BENCH_DIR/$1/nginx.pid"); echo "$p $(ps -o pid= --ppid "$p")";;
     esac
@@ -69,15 +80,16 @@ median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else pri
 
 RAW="$BENCH_DIR/raw.tsv"; : > "$RAW"
 dur=${DURATION%s}
-for target in edge:$EDGE_PORT nginx-cache:18082 varnish:18083; do
+for target in edge:$EDGE_PORT edge-hook:$EDGE_PORT nginx-cache:18082 varnish:18083; do
     name=${target%%:*}; port=${target##*:}
+    host=$HOST_HEADER; [ "$name" = edge-hook ] && host="hook.$HOST_HEADER"
     [ "$name" = varnish ] && ! [ -f "$BENCH_DIR/varnish/varnishd.pid" ] && continue
     for obj in 1k.html 100k.html; do
         url="http://127.0.0.1:$port/$obj"
-        wrk -t1 -c"$CONNS" -d2s -H "Host: $HOST_HEADER" "$url" >/dev/null
+        wrk -t1 -c"$CONNS" -d2s -H "Host: $host" "$url" >/dev/null
         for r in $(seq 1 "$RUNS"); do
             t0=$(ticks "$name")
-            read -r rps p50 p99 err < <(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "Host: $HOST_HEADER" "$url" | parse_wrk)
+            read -r rps p50 p99 err < <(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "Host: $host" "$url" | parse_wrk)
             t1=$(ticks "$name")
             cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v rps="$rps" -v d="$dur" 'BEGIN { printf "%.2f", t / hz * 1e6 / (rps * d) }')
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$obj" "$r" "$rps" "$p50" "$p99" "$cpu" "$err" >> "$RAW"
@@ -96,7 +108,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
     for obj in 1k.html 100k.html; do
         base=$(sel nginx-cache "$obj" 7)
-        for name in edge nginx-cache varnish; do
+        for name in edge edge-hook nginx-cache varnish; do
             [ -n "$(sel "$name" "$obj" 4)" ] || continue
             cpu=$(sel "$name" "$obj" 7)
             rss=$(awk -F'\t' -v n="$name" -v o="$obj" '$1==n && $2==o && $3=="rss" {print $4}' "$RAW")

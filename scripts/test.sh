@@ -12,7 +12,10 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all -- --check
+cargo fmt --all --manifest-path examples/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The example hooks are their own workspace, built for the guest target.
+cargo clippy --manifest-path examples/Cargo.toml --target wasm32-wasip2 --release --locked -- -D warnings
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

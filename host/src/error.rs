@@ -4,6 +4,7 @@
 use http::StatusCode;
 
 use crate::origin::OriginError;
+use crate::wasm::HookError;
 
 /// Where a failure came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub enum ProxyError {
     BadTarget,
     #[error(transparent)]
     Origin(#[from] OriginError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +58,7 @@ impl ProxyError {
             | Self::DistributionDisabled { .. }
             | Self::BadTarget => ErrorSource::Viewer,
             Self::Origin(_) => ErrorSource::Origin,
+            Self::Hook(_) => ErrorSource::Hook,
             Self::Internal(_) => ErrorSource::Internal,
         }
     }
@@ -75,14 +79,22 @@ impl ProxyError {
             Self::Origin(OriginError::Protocol { .. }) => {
                 (StatusCode::BAD_GATEWAY, "OriginProtocolError")
             }
+            Self::Hook(e) if e.is_limit() => (StatusCode::SERVICE_UNAVAILABLE, "HookLimitExceeded"),
+            Self::Hook(HookError::InvalidOutput { .. }) => {
+                (StatusCode::BAD_GATEWAY, "HookInvalidOutput")
+            }
+            Self::Hook(_) => (StatusCode::BAD_GATEWAY, "HookFailed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
 
-    /// The JSON body: `{"error": {"code", "message"}}`.
-    pub fn body(&self) -> Vec<u8> {
+    /// The JSON body: `{"error": {"code", "message", "request_id"}}`.
+    pub fn body(&self, request_id: &str) -> Vec<u8> {
         let (_, code) = self.status_and_code();
-        json_error(code, &self.to_string())
+        let value = serde_json::json!({
+            "error": { "code": code, "message": self.to_string(), "request_id": request_id }
+        });
+        serde_json::to_vec(&value).unwrap_or_default()
     }
 }
 

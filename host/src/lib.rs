@@ -10,6 +10,8 @@
 //! - [`server`]: listeners and the wiring of a running host.
 //! - [`error`]: viewer-side errors and the one place that maps them to statuses.
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod config;
 pub mod control;
@@ -21,5 +23,6 @@ pub mod origin;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod wasm;
 
 pub use server::{HostOptions, RunningHost};

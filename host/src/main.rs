@@ -1,4 +1,5 @@
 //! The `edge` binary: `serve` runs a host, `demo` runs one with built-in origins.
+#![forbid(unsafe_code)]
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -57,6 +58,9 @@ struct ServeArgs {
     /// Worker threads serving requests (default: one per core).
     #[arg(long, env = "EDGE_WORKERS")]
     workers: Option<usize>,
+    /// Hook instances that may run at once (pooling allocator slots).
+    #[arg(long, env = "EDGE_MAX_HOOK_INSTANCES", default_value_t = 1000)]
+    max_hook_instances: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +109,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_bytes: args.cache_bytes,
         max_object_bytes: args.max_object_bytes,
         host_id: args.host_id,
+        max_hook_instances: args.max_hook_instances,
     };
     let host = RunningHost::start(opts)
         .await

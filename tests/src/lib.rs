@@ -1,5 +1,6 @@
 //! Harness for end-to-end tests: a real host on port 0, real origins on port 0,
 //! a real HTTP client.
+#![forbid(unsafe_code)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,6 +21,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 pub use serde_json::{Value, json};
+
+/// Paths of the example hooks built by `build.rs`, and `for_each_example!`.
+pub mod examples {
+    include!(concat!(env!("OUT_DIR"), "/examples.rs"));
+}
 
 /// The token every test host uses.
 pub const TOKEN: &str = "test-token";
@@ -392,6 +398,30 @@ impl Edge {
             .await;
         assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
         got.json()
+    }
+
+    /// Uploads a hook component from a file; returns its version.
+    pub async fn upload_hook(&self, name: &str, path: &str) -> String {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        let got = self
+            .api_raw("PUT", &format!("/v1/hooks/{name}"), bytes, &[], Some(TOKEN))
+            .await;
+        assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+        got.json()["version"].as_str().expect("version").to_owned()
+    }
+
+    /// Sets a KV value.
+    pub async fn kv_put(&self, namespace: &str, key: &str, value: &str) {
+        let got = self
+            .api_raw(
+                "PUT",
+                &format!("/v1/kv/{namespace}/{key}"),
+                value.as_bytes().to_vec(),
+                &[],
+                Some(TOKEN),
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text());
     }
 
     /// A viewer GET of `path` with `Host: host`.

@@ -27,6 +27,8 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_READ_TIMEOUT_MS: u64 = 30_000;
 const MAX_CONNECT_TIMEOUT_MS: u64 = 60_000;
 const MAX_READ_TIMEOUT_MS: u64 = 180_000;
+/// The largest CPU budget a hook association may ask for.
+pub const MAX_HOOK_BUDGET_MS: u64 = 10_000;
 
 /// A config that breaks a rule, with the path of the offending field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,12 +107,27 @@ pub struct Distribution {
 }
 
 impl Distribution {
-    /// Step 3: the first behavior whose pattern matches `path`, else the default.
-    pub fn behavior_for(&self, path: &str) -> &Behavior {
+    /// Step 3: the first behavior whose pattern matches `path`, else the
+    /// default, with its index (0 for the default, `i + 1` for `cache_behaviors[i]`).
+    pub fn behavior_for(&self, path: &str) -> (usize, &Behavior) {
         self.behaviors
             .iter()
-            .find(|(pattern, _)| pattern.matches(path))
-            .map_or(&self.default_behavior, |(_, b)| b)
+            .enumerate()
+            .find(|(_, (pattern, _))| pattern.matches(path))
+            .map_or((0, &self.default_behavior), |(i, (_, b))| (i + 1, b))
+    }
+
+    /// The hooks of the behavior at `index` (as [`Self::behavior_for`] numbers them).
+    pub fn hooks_of(&self, index: usize) -> Option<&raw::HooksConfig> {
+        match index {
+            0 => Some(&self.raw.default_cache_behavior.hooks),
+            i => self.raw.cache_behaviors.get(i - 1).map(|b| &b.hooks),
+        }
+    }
+
+    /// How many behaviors there are, the default included.
+    pub fn behavior_count(&self) -> usize {
+        self.behaviors.len() + 1
     }
 
     /// Every hook module the config refers to, with the field naming it.
@@ -319,6 +336,20 @@ fn validate_id(id: &str, field: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// Checks a hook name: 1-64 of `a-z 0-9 - _`.
+pub fn validate_hook_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a hook name (1-64 of a-z 0-9 - _)"))
+    }
+}
+
 /// Checks an alias: a lower-case host name, optionally starting with `*.`.
 pub fn validate_alias(alias: &str) -> Result<(), String> {
     let name = alias.strip_prefix("*.").unwrap_or(alias);
@@ -475,10 +506,40 @@ fn validate_behavior(
         ));
     }
     for (event, hook) in b.hooks.iter() {
-        if hook.module.is_empty() {
+        let hfield = format!("{field}.hooks.{event}");
+        let (name, version) = match hook.module.split_once('@') {
+            Some((n, v)) => (n, Some(v)),
+            None => (hook.module.as_str(), None),
+        };
+        validate_hook_name(name).map_err(|m| ConfigError::new(format!("{hfield}.module"), m))?;
+        if let Some(v) = version {
+            let hex = v.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(ConfigError::new(
+                    format!("{hfield}.module"),
+                    format!("{v:?} is not a version (sha256: and 64 lower-case hex digits)"),
+                ));
+            }
+        }
+        if let Some(ms) = hook.cpu_budget_ms
+            && !(1..=MAX_HOOK_BUDGET_MS).contains(&ms)
+        {
             return Err(ConfigError::new(
-                format!("{field}.hooks.{event}.module"),
-                "empty module name",
+                format!("{hfield}.cpu_budget_ms"),
+                format!("must be between 1 and {MAX_HOOK_BUDGET_MS}"),
+            ));
+        }
+        let max_mib = (crate::wasm::MAX_MEMORY_LIMIT >> 20) as u64;
+        if let Some(mib) = hook.memory_limit_mib
+            && !(1..=max_mib).contains(&mib)
+        {
+            return Err(ConfigError::new(
+                format!("{hfield}.memory_limit_mib"),
+                format!("must be between 1 and {max_mib}"),
             ));
         }
     }
@@ -647,8 +708,10 @@ mod tests {
                                    {"path_pattern":"/api/v?/x","target_origin_id":"c"}]}"#,
         )
         .unwrap();
-        assert_eq!(d.behavior_for("/api/v1/x").target_origin_id, "b");
-        assert_eq!(d.behavior_for("/img/a.png").target_origin_id, "a");
+        assert_eq!(d.behavior_for("/api/v1/x").1.target_origin_id, "b");
+        assert_eq!(d.behavior_for("/api/v1/x").0, 1);
+        assert_eq!(d.behavior_for("/img/a.png").1.target_origin_id, "a");
+        assert_eq!(d.behavior_for("/img/a.png").0, 0);
     }
 
     #[test]

@@ -181,11 +181,19 @@ impl HooksConfig {
     }
 }
 
-/// A hook association: an uploaded module (`name` or `name@sha256:...`) and its config.
+/// A hook association: an uploaded module (`name` or `name@sha256:...`), its
+/// config, and its limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HookRef {
     pub module: String,
     #[serde(default)]
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// CPU budget per invocation; default 5 ms for viewer events, 30 ms for
+    /// origin events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_budget_ms: Option<u64>,
+    /// Memory cap per invocation; default 16 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mib: Option<u64>,
 }

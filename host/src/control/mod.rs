@@ -21,6 +21,10 @@ pub use state::{ControlOptions, ControlPlane, DeployStatus, DistributionRecord, 
 
 /// Largest JSON body the API reads.
 const MAX_JSON_BODY: usize = 1 << 20;
+/// Largest hook component (Lambda@Edge allows 50 MB for origin events).
+const MAX_HOOK_BODY: usize = 32 << 20;
+/// Largest KV value.
+const MAX_KV_VALUE: usize = 1 << 20;
 
 /// The control API service.
 #[derive(Debug)]
@@ -131,11 +135,89 @@ impl ControlApi {
                     .body(Full::new(Bytes::new()))
                     .unwrap_or_default())
             }
+            (&Method::PUT, ["hooks", name]) => {
+                let name = (*name).to_owned();
+                let body = read_body(req, MAX_HOOK_BODY).await?;
+                let version = self.plane.put_hook(&name, body).await?;
+                Ok(json_value(
+                    StatusCode::CREATED,
+                    &json!({ "name": name, "version": version }),
+                ))
+            }
+            (&Method::GET, ["hooks"]) => Ok(self.list_hooks()),
+            (&Method::GET, ["hooks", name]) => self.get_hook(name),
+            (&Method::PUT, ["kv", namespace, key]) => {
+                let (namespace, key) = ((*namespace).to_owned(), (*key).to_owned());
+                let body = read_body(req, MAX_KV_VALUE).await?;
+                let size = body.len();
+                self.plane.kv_put(&namespace, &key, body).await?;
+                Ok(json_value(
+                    StatusCode::OK,
+                    &json!({ "namespace": namespace, "key": key, "size": size }),
+                ))
+            }
+            (&Method::GET, ["kv", namespace, key]) => {
+                let state = self.plane.state();
+                let value = state
+                    .kv
+                    .get(namespace, key)
+                    .ok_or_else(|| state::no_such_key(namespace, key))?;
+                let mut resp = Response::new(Full::new(value.clone()));
+                resp.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                Ok(resp)
+            }
+            (&Method::DELETE, ["kv", namespace, key]) => {
+                self.plane.kv_delete(namespace, key).await?;
+                Ok(Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap_or_default())
+            }
+            (_, ["hooks"]) => Err(method_not_allowed("GET")),
+            (_, ["hooks", _]) => Err(method_not_allowed("GET, PUT")),
+            (_, ["kv", _, _]) => Err(method_not_allowed("GET, PUT, DELETE")),
             (_, ["distributions"]) => Err(method_not_allowed("GET, POST")),
             (_, ["distributions", _]) => Err(method_not_allowed("GET, DELETE")),
             (_, ["distributions", _, "config"]) => Err(method_not_allowed("GET, PUT")),
             _ => Err(not_found()),
         }
+    }
+
+    fn list_hooks(&self) -> ApiResponse {
+        let state = self.plane.state();
+        let items: Vec<serde_json::Value> = state
+            .hooks
+            .iter()
+            .map(|(name, record)| json!({"name": name, "latest": record.latest, "versions": record.versions.len()}))
+            .collect();
+        let quantity = items.len();
+        json_value(
+            StatusCode::OK,
+            &json!({ "items": items, "quantity": quantity }),
+        )
+    }
+
+    fn get_hook(&self, name: &str) -> Result<ApiResponse, ApiError> {
+        let state = self.plane.state();
+        let record = state.hooks.get(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NoSuchHook",
+                format!("no hook named {name:?} has been uploaded"),
+            )
+        })?;
+        let versions: Vec<serde_json::Value> = record
+            .versions
+            .iter()
+            .map(|(version, v)| json!({"version": version, "size": v.meta.size, "uploaded": v.meta.uploaded}))
+            .collect();
+        Ok(json_value(
+            StatusCode::OK,
+            &json!({"name": name, "latest": record.latest, "versions": versions}),
+        ))
     }
 
     fn authorize(&self, req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -161,7 +243,7 @@ impl ControlApi {
     }
 
     async fn create(&self, req: Request<Incoming>) -> Result<ApiResponse, ApiError> {
-        let body = read_body(req).await?;
+        let body = read_body(req, MAX_JSON_BODY).await?;
         let raw = crate::config::parse_json(&body)?;
         let record = self.plane.create(raw).await?;
         let mut resp = self.record_response(StatusCode::CREATED, &record, false);
@@ -179,7 +261,7 @@ impl ControlApi {
         if !self.plane.state().distributions.contains_key(id) {
             return Err(ApiError::no_such_distribution(id));
         }
-        let body = read_body(req).await?;
+        let body = read_body(req, MAX_JSON_BODY).await?;
         let raw = crate::config::parse_json(&body)?;
         let if_match = if_match_value
             .as_deref()
@@ -267,13 +349,13 @@ fn only(
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    match Limited::new(req.into_body(), MAX_JSON_BODY).collect().await {
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestEntityTooLarge",
-            format!("the body is larger than {MAX_JSON_BODY} bytes"),
+            format!("the body is larger than {limit} bytes"),
         )),
         Err(err) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -12,11 +12,41 @@ use super::error::ApiError;
 use crate::config::{Distribution, DistributionConfig};
 use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;
-use crate::proxy::routing::{Routing, ServedDistribution};
+use crate::proxy::routing::{BehaviorHooks, Routing, ServedDistribution};
 use crate::store::{Compare, Op, Revision, Store, Txn, TxnOutcome};
+use crate::wasm::{self, BoundHook, CompiledHook, Event, HookRuntime, KvData};
 
 const DIST_PREFIX: &str = "distributions/";
 const ALIAS_PREFIX: &str = "aliases/";
+/// `hook-modules/<hex>` → component bytes, shared by every name that uploaded them.
+const MODULE_PREFIX: &str = "hook-modules/";
+/// `hooks/<name>/<version>` → [`HookMeta`].
+const HOOK_PREFIX: &str = "hooks/";
+/// `hook-latest/<name>` → the version `name` alone resolves to.
+const LATEST_PREFIX: &str = "hook-latest/";
+/// `kv/<namespace>/<key>` → the value.
+const KV_PREFIX: &str = "kv/";
+
+/// What is recorded about one uploaded version of a hook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HookMeta {
+    pub size: usize,
+    pub uploaded: String,
+}
+
+/// One version of a hook: its record and its compiled form.
+#[derive(Debug, Clone)]
+pub struct HookVersion {
+    pub meta: HookMeta,
+    pub compiled: Arc<CompiledHook>,
+}
+
+/// Every version of one hook name.
+#[derive(Debug, Clone, Default)]
+pub struct HookRecord {
+    pub latest: String,
+    pub versions: BTreeMap<String, HookVersion>,
+}
 
 /// A distribution as persisted under `distributions/<id>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +93,24 @@ pub struct ControlState {
     pub distributions: BTreeMap<String, Arc<DistributionRecord>>,
     /// alias → distribution id.
     pub aliases: HashMap<String, String>,
+    /// hook name → versions.
+    pub hooks: BTreeMap<String, HookRecord>,
+    /// Key-value data for hooks.
+    pub kv: Arc<KvData>,
+}
+
+impl ControlState {
+    /// The compiled hook a config's `module` names: `name` (latest) or
+    /// `name@sha256:...` (pinned).
+    pub fn resolve_hook(&self, module: &str) -> Option<&Arc<CompiledHook>> {
+        let (name, version) = match module.split_once('@') {
+            Some((n, v)) => (n, Some(v)),
+            None => (module, None),
+        };
+        let record = self.hooks.get(name)?;
+        let version = version.unwrap_or(&record.latest);
+        record.versions.get(version).map(|v| &v.compiled)
+    }
 }
 
 /// Options of the control plane.
@@ -81,8 +129,22 @@ pub struct ControlPlane {
     state: ArcSwap<ControlState>,
     routing: Arc<ArcSwap<Routing>>,
     fetcher: Arc<OriginFetcher>,
+    runtime: Arc<HookRuntime>,
+    /// The KV data hooks read, shared with the proxy.
+    kv: Arc<ArcSwap<KvData>>,
     metrics: Arc<Metrics>,
     options: ControlOptions,
+}
+
+/// The parts a control plane is built from.
+#[derive(Debug, Clone)]
+pub struct PlaneParts {
+    pub store: Arc<dyn Store>,
+    pub routing: Arc<ArcSwap<Routing>>,
+    pub fetcher: Arc<OriginFetcher>,
+    pub runtime: Arc<HookRuntime>,
+    pub kv: Arc<ArcSwap<KvData>>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The `If-Match` a write carries.
@@ -113,18 +175,69 @@ pub fn etag_matches(value: &str, revision: Revision) -> bool {
 impl ControlPlane {
     /// Loads every stored distribution and builds the first serving snapshot.
     pub async fn open(
-        store: Arc<dyn Store>,
-        routing: Arc<ArcSwap<Routing>>,
-        fetcher: Arc<OriginFetcher>,
-        metrics: Arc<Metrics>,
+        parts: PlaneParts,
         options: ControlOptions,
     ) -> Result<Self, crate::store::StoreError> {
+        let PlaneParts {
+            store,
+            routing,
+            fetcher,
+            runtime,
+            kv,
+            metrics,
+        } = parts;
         let loaded = store.load().await?;
         let mut state = ControlState {
             revision: loaded.revision,
             ..ControlState::default()
         };
-        for kv in &loaded.entries {
+        let modules: HashMap<&str, &[u8]> = loaded
+            .entries
+            .iter()
+            .filter_map(|e| Some((e.key.strip_prefix(MODULE_PREFIX)?, e.value.as_slice())))
+            .collect();
+        let mut kv_data = KvData::default();
+        for entry in &loaded.entries {
+            if let Some(rest) = entry.key.strip_prefix(KV_PREFIX)
+                && let Some((ns, key)) = rest.split_once('/')
+            {
+                kv_data.insert(ns, key, bytes::Bytes::from(entry.value.clone()));
+            } else if let Some(name) = entry.key.strip_prefix(LATEST_PREFIX) {
+                state.hooks.entry(name.to_owned()).or_default().latest =
+                    String::from_utf8_lossy(&entry.value).into_owned();
+            } else if let Some(rest) = entry.key.strip_prefix(HOOK_PREFIX)
+                && let Some((name, version)) = rest.split_once('/')
+            {
+                let meta: Result<HookMeta, String> =
+                    serde_json::from_slice(&entry.value).map_err(|e| e.to_string());
+                let hex = version.strip_prefix("sha256:").unwrap_or(version);
+                let bytes = modules.get(hex).map(|b| b.to_vec());
+                let compiled = match (meta, bytes) {
+                    (Ok(meta), Some(bytes)) => compile(&runtime, name, bytes)
+                        .await
+                        .map(|compiled| HookVersion { meta, compiled })
+                        .map_err(|e| e.message),
+                    (Err(e), _) => Err(e),
+                    (_, None) => Err("its module bytes are missing".to_owned()),
+                };
+                match compiled {
+                    Ok(v) => {
+                        state
+                            .hooks
+                            .entry(name.to_owned())
+                            .or_default()
+                            .versions
+                            .insert(version.to_owned(), v);
+                    }
+                    Err(err) => {
+                        tracing::error!(key = %entry.key, error = %err, "stored hook cannot be loaded")
+                    }
+                }
+            }
+        }
+        state.kv = Arc::new(kv_data);
+        for entry in &loaded.entries {
+            let kv = entry;
             if let Some(alias) = kv.key.strip_prefix(ALIAS_PREFIX) {
                 let owner = String::from_utf8_lossy(&kv.value).into_owned();
                 state.aliases.insert(alias.to_owned(), owner);
@@ -156,6 +269,8 @@ impl ControlPlane {
             state: ArcSwap::from_pointee(ControlState::default()),
             routing,
             fetcher,
+            runtime,
+            kv,
             metrics,
             options,
         };
@@ -177,28 +292,23 @@ impl ControlPlane {
     /// two a reader sees the change `InProgress`.
     fn publish(&self, state: ControlState) {
         let revision = state.revision;
-        let previous = self.routing.load_full();
         let served: Vec<Arc<ServedDistribution>> = state
             .distributions
             .values()
             .map(|r| {
-                // Keep an unchanged distribution's served form (and its pools).
-                previous
-                    .distributions()
-                    .find(|d| *d.id == *r.stored.id && d.revision == r.revision)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(ServedDistribution::new(
-                            &r.stored.id,
-                            &r.stored.domain_name,
-                            r.config.clone(),
-                            r.revision,
-                            &self.fetcher,
-                        ))
-                    })
+                Arc::new(ServedDistribution::new(
+                    &r.stored.id,
+                    &r.stored.domain_name,
+                    r.config.clone(),
+                    r.revision,
+                    &self.fetcher,
+                    bind_hooks(&state, &r.config),
+                ))
             })
             .collect();
+        let kv = state.kv.clone();
         self.state.store(Arc::new(state));
+        self.kv.store(kv);
         self.routing
             .store(Arc::new(Routing::build(revision, served)));
         self.metrics.set_config_revision(revision);
@@ -223,10 +333,12 @@ impl ControlPlane {
                 return Err(ApiError::alias_taken(alias, owner));
             }
         }
-        if let Some((field, module)) = config.hook_modules().into_iter().next() {
-            return Err(ApiError::invalid_argument(format!(
-                "{field}: no hook named {module:?} has been uploaded"
-            )));
+        for (field, module) in config.hook_modules() {
+            if state.resolve_hook(module).is_none() {
+                return Err(ApiError::invalid_argument(format!(
+                    "{field}: no hook {module:?} has been uploaded"
+                )));
+            }
         }
         if let Some(policy) = &config.continuous_deployment_policy_id {
             return Err(ApiError::invalid_argument(format!(
@@ -366,6 +478,100 @@ impl ControlPlane {
         Ok(record)
     }
 
+    /// `PUT /v1/hooks/{name}`: validates the component against the `hooks` world,
+    /// stores it by content hash, and makes it the version `name` resolves to.
+    /// Distributions naming `name` run it from the next request on.
+    pub async fn put_hook(&self, name: &str, bytes: bytes::Bytes) -> Result<String, ApiError> {
+        crate::config::validate_hook_name(name).map_err(ApiError::invalid_argument)?;
+        let compiled = compile(&self.runtime, name, bytes.to_vec()).await?;
+        let version = compiled.version.clone();
+        let hex = version.trim_start_matches("sha256:").to_owned();
+        let meta = HookMeta {
+            size: bytes.len(),
+            uploaded: rfc3339(SystemTime::now()),
+        };
+        let _guard = self.write.lock().await;
+        let state = self.state();
+        let mut txn = Txn::default();
+        txn.ops.push(Op::Put {
+            key: format!("{MODULE_PREFIX}{hex}"),
+            value: bytes.to_vec(),
+        });
+        txn.ops
+            .push(put_json(format!("{HOOK_PREFIX}{name}/{version}"), &meta)?);
+        txn.ops.push(Op::Put {
+            key: format!("{LATEST_PREFIX}{name}"),
+            value: version.clone().into_bytes(),
+        });
+        let revision = self.commit(txn, name).await?;
+        let mut next = (*state).clone();
+        next.revision = revision;
+        let record = next.hooks.entry(name.to_owned()).or_default();
+        record.latest = version.clone();
+        record
+            .versions
+            .insert(version.clone(), HookVersion { meta, compiled });
+        self.publish(next);
+        Ok(version)
+    }
+
+    /// `PUT /v1/kv/{namespace}/{key}`: hooks read the new value from the next
+    /// request on.
+    pub async fn kv_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: bytes::Bytes,
+    ) -> Result<(), ApiError> {
+        validate_kv_name(namespace, "namespace")?;
+        validate_kv_name(key, "key")?;
+        let _guard = self.write.lock().await;
+        let state = self.state();
+        let txn = Txn {
+            compares: Vec::new(),
+            ops: vec![Op::Put {
+                key: format!("{KV_PREFIX}{namespace}/{key}"),
+                value: value.to_vec(),
+            }],
+        };
+        let revision = self.commit(txn, key).await?;
+        let mut next = (*state).clone();
+        next.revision = revision;
+        let mut kv = (*state.kv).clone();
+        kv.insert(namespace, key, value);
+        next.kv = Arc::new(kv);
+        self.publish(next);
+        Ok(())
+    }
+
+    /// `DELETE /v1/kv/{namespace}/{key}`.
+    pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), ApiError> {
+        let _guard = self.write.lock().await;
+        let state = self.state();
+        if state.kv.get(namespace, key).is_none() {
+            return Err(no_such_key(namespace, key));
+        }
+        let txn = Txn {
+            compares: Vec::new(),
+            ops: vec![Op::Delete {
+                key: format!("{KV_PREFIX}{namespace}/{key}"),
+            }],
+        };
+        let revision = self.commit(txn, key).await?;
+        let mut next = (*state).clone();
+        next.revision = revision;
+        let mut kv = (*state.kv).clone();
+        kv.remove(namespace, key);
+        next.kv = Arc::new(kv);
+        self.publish(next);
+        Ok(())
+    }
+
+    /// Compilations the on-disk artifact cache answered since start.
+    pub fn compile_cache_hits(&self) -> usize {
+        self.runtime.cache_hits()
+    }
+
     /// `DELETE /v1/distributions/{id}`: only a disabled distribution.
     pub async fn delete(&self, id: &str, if_match: IfMatch<'_>) -> Result<(), ApiError> {
         let _guard = self.write.lock().await;
@@ -406,11 +612,95 @@ impl ControlPlane {
     }
 }
 
+/// Binds each behavior's hook associations to compiled hooks, with their limits.
+fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks> {
+    (0..config.behavior_count())
+        .map(|i| {
+            let Some(hooks) = config.hooks_of(i) else {
+                return BehaviorHooks::default();
+            };
+            let bind = |event: Event, hook: &Option<crate::config::raw::HookRef>| {
+                let hook = hook.as_ref()?;
+                let compiled = state.resolve_hook(&hook.module)?.clone();
+                let default_budget = match event {
+                    Event::ViewerRequest | Event::ViewerResponse => wasm::DEFAULT_VIEWER_BUDGET,
+                    _ => wasm::DEFAULT_ORIGIN_BUDGET,
+                };
+                Some(Arc::new(BoundHook {
+                    compiled,
+                    event,
+                    config: Arc::new(hook.config.clone()),
+                    budget: hook
+                        .cpu_budget_ms
+                        .map_or(default_budget, std::time::Duration::from_millis),
+                    memory_limit: hook
+                        .memory_limit_mib
+                        .map_or(wasm::DEFAULT_MEMORY_LIMIT, |m| {
+                            usize::try_from(m << 20).unwrap_or(usize::MAX)
+                        }),
+                }))
+            };
+            BehaviorHooks {
+                viewer_request: bind(Event::ViewerRequest, &hooks.viewer_request),
+                origin_request: bind(Event::OriginRequest, &hooks.origin_request),
+                origin_response: bind(Event::OriginResponse, &hooks.origin_response),
+                viewer_response: bind(Event::ViewerResponse, &hooks.viewer_response),
+            }
+        })
+        .collect()
+}
+
 fn status_for(record_revision: Revision, served_revision: Revision) -> DeployStatus {
     if served_revision >= record_revision {
         DeployStatus::Deployed
     } else {
         DeployStatus::InProgress
+    }
+}
+
+/// Compiles off the async workers (Cranelift is CPU-heavy on a first compile).
+async fn compile(
+    runtime: &Arc<HookRuntime>,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<Arc<CompiledHook>, ApiError> {
+    let (rt, n) = (runtime.clone(), name.to_owned());
+    match tokio::task::spawn_blocking(move || rt.compile(&n, &bytes)).await {
+        Ok(Ok(compiled)) => Ok(Arc::new(compiled)),
+        Ok(Err(invalid)) => Err(ApiError::new(
+            http::StatusCode::BAD_REQUEST,
+            "InvalidHook",
+            invalid.0,
+        )),
+        Err(e) => Err(ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        )),
+    }
+}
+
+/// The error for a KV key that is not set.
+pub fn no_such_key(namespace: &str, key: &str) -> ApiError {
+    ApiError::new(
+        http::StatusCode::NOT_FOUND,
+        "NoSuchKey",
+        format!("no value is set for {namespace}/{key}"),
+    )
+}
+
+fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_argument(format!(
+            "{what} {name:?} must be 1-128 of A-Z a-z 0-9 - _ ."
+        )))
     }
 }
 

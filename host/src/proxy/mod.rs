@@ -1,9 +1,8 @@
 //! The per-request pipeline: the steps of DESIGN.md's "request's way through the host".
 //!
-//! Steps 1 (resolve), 3 (behavior), 5 (cache lookup), 7 (origin fetch), 9 (store)
-//! and 11 (respond) run here. Step 2 (deployment arm) is fixed to `primary` and
-//! steps 4, 6, 8 and 10 (hooks) are marked where they run; both come with their
-//! features, each a no-op until configured.
+//! Each step is marked with its number. Hook steps (4, 6, 8, 10) are no-ops for a
+//! behavior without a hook on that event. Step 2 (deployment arm) is fixed to
+//! `primary` until continuous deployment lands.
 
 pub mod body;
 pub mod headers;
@@ -17,18 +16,20 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, VIA};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
+use crate::cache::freshness::Freshness;
 use crate::cache::{self, CacheStatus, CachedObject, SharedCache};
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::origin::{OriginError, OriginFetcher, UpstreamBody};
+use crate::wasm::{self, BoundHook, Event, HookError, HookRuntime, KvData, RequestAction, convert};
 use body::{EdgeBody, OriginBody, Tee};
-use routing::{Routing, ServedDistribution};
+use routing::{BehaviorHooks, Routing, ServedDistribution};
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-edge-request-id");
@@ -36,12 +37,21 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-edge-request-id");
 /// The arm a viewer is on; only `primary` until continuous deployment lands.
 const PRIMARY_ARM: &str = "primary";
 
+static NO_HOOKS: BehaviorHooks = BehaviorHooks {
+    viewer_request: None,
+    origin_request: None,
+    origin_response: None,
+    viewer_response: None,
+};
+
 /// The proxy shared by every viewer connection.
 #[derive(Debug)]
 pub struct Proxy {
     routing: Arc<ArcSwap<Routing>>,
     cache: SharedCache,
     metrics: Arc<Metrics>,
+    hooks: Arc<HookRuntime>,
+    kv: Arc<ArcSwap<KvData>>,
     /// `1.1 <host id> (edge)`.
     via: HeaderValue,
 }
@@ -53,11 +63,31 @@ struct RequestCtx {
     cache_status: CacheStatus,
 }
 
+/// The request as the steps change it.
+#[derive(Debug)]
+struct Exchange {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    /// Hop-by-hop fields already stripped.
+    headers: HeaderMap,
+    /// The origin or origin group it goes to.
+    target_id: String,
+}
+
+/// What a request event decided.
+enum Decision {
+    Forward(Exchange),
+    Respond(convert::CheckedResponse),
+}
+
 impl Proxy {
     pub fn new(
         routing: Arc<ArcSwap<Routing>>,
         cache: SharedCache,
         metrics: Arc<Metrics>,
+        hooks: Arc<HookRuntime>,
+        kv: Arc<ArcSwap<KvData>>,
         host_id: &str,
     ) -> Self {
         let via = HeaderValue::from_str(&format!("1.1 {host_id} (edge)"))
@@ -66,6 +96,8 @@ impl Proxy {
             routing,
             cache,
             metrics,
+            hooks,
+            kv,
             via,
         }
     }
@@ -94,7 +126,7 @@ impl Proxy {
                 } else {
                     tracing::warn!(request_id = %ctx.request_id, source = source.as_str(), status = status.as_u16(), error = %err, "request failed");
                 }
-                let mut resp = Response::new(EdgeBody::full(err.body()));
+                let mut resp = Response::new(EdgeBody::full(err.body(&ctx.request_id)));
                 *resp.status_mut() = status;
                 resp.headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -131,7 +163,7 @@ impl Proxy {
                 id: dist.id.to_string(),
             });
         }
-        if req.uri().path().is_empty() || !req.uri().path().starts_with('/') {
+        if !req.uri().path().starts_with('/') {
             return Err(ProxyError::BadTarget);
         }
 
@@ -139,26 +171,38 @@ impl Proxy {
         let arm = PRIMARY_ARM;
 
         // Step 3: cache behavior by path pattern.
-        let behavior = dist.config.behavior_for(req.uri().path());
-
-        // Step 4: viewer-request hook runs here once hooks are configured.
-        let target_id = behavior.target_origin_id.as_str();
-        let target = dist
-            .config
-            .targets
-            .get(target_id)
-            .ok_or_else(|| ProxyError::Internal(format!("target {target_id} vanished")))?;
-
-        let cacheable = matches!(*req.method(), Method::GET | Method::HEAD);
-        let query = if cacheable {
-            cache::key::filter_query(req.uri().query(), &behavior.cache_key).map(|q| q.into_owned())
-        } else {
-            req.uri().query().map(str::to_owned)
+        let (index, behavior) = dist.config.behavior_for(req.uri().path());
+        let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
+        let (parts, viewer_body) = req.into_parts();
+        let mut ex = Exchange {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers,
+            target_id: behavior.target_origin_id.clone(),
         };
-        let cookies = if cacheable {
-            cache::key::filter_cookies(req.headers(), &behavior.cache_key)
+        headers::strip_hop_by_hop(&mut ex.headers);
+
+        // Step 4: viewer-request hook. An answer here is not cached.
+        if let Some(hook) = &hooks.viewer_request {
+            match self.request_hook(hook, ctx, &dist, &ex).await? {
+                Decision::Forward(next) => ex = next,
+                Decision::Respond(generated) => {
+                    let resp = generated_response(generated);
+                    return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
+                }
+            }
+        }
+
+        let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
+        let (query, cookies) = if cacheable {
+            (
+                cache::key::filter_query(ex.query.as_deref(), &behavior.cache_key)
+                    .map(|q| q.into_owned()),
+                cache::key::filter_cookies(&ex.headers, &behavior.cache_key),
+            )
         } else {
-            None
+            (ex.query.clone(), None)
         };
 
         // Step 5: cache lookup.
@@ -166,31 +210,26 @@ impl Proxy {
             cache::key::build(
                 cache::key::KeyParts {
                     distribution_id: &dist.id,
-                    origin_id: target_id,
+                    origin_id: &ex.target_id,
                     arm,
-                    method: req.method(),
+                    method: &ex.method,
                     host: &host,
-                    path: req.uri().path(),
+                    path: &ex.path,
                 },
                 query.as_deref(),
                 cookies.as_deref(),
-                req.headers(),
+                &ex.headers,
                 &behavior.cache_key,
             )
         });
         if let Some(obj) = key.as_deref().and_then(|k| self.cache.get(k)) {
             ctx.cache_status = CacheStatus::Hit;
-            // Step 10: viewer-response hook runs here once configured.
-            return Ok(hit_response(&obj, req.method() == Method::HEAD));
+            let resp = hit_response(&obj, ex.method == Method::HEAD);
+            return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
         }
 
-        // Step 6: origin-request hook runs here (misses only) once configured.
-        // Step 7: fetch from the origin (or the group, failing over).
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let (parts, viewer_body) = req.into_parts();
-        let mut out_headers = parts.headers.clone();
-        headers::strip_hop_by_hop(&mut out_headers);
+        // The request as the origin will see it.
+        let mut out_headers = ex.headers.clone();
         out_headers.remove(HOST);
         if cacheable {
             out_headers.remove(COOKIE);
@@ -202,10 +241,121 @@ impl Proxy {
             }
         }
         headers::append_forwarded_for(&mut out_headers, ctx.client.ip());
-        out_headers.append(VIA, self.via.clone());
+        let mut out = Exchange {
+            method: ex.method.clone(),
+            path: ex.path.clone(),
+            query,
+            headers: out_headers,
+            target_id: ex.target_id.clone(),
+        };
 
+        // Step 6: origin-request hook (misses only). An answer here is cached
+        // like an origin response.
+        if let Some(hook) = &hooks.origin_request {
+            match self.request_hook(hook, ctx, &dist, &out).await? {
+                Decision::Forward(next) => out = next,
+                Decision::Respond(generated) => {
+                    if let Some(key) = key {
+                        let freshness =
+                            self.freshness(&ex, generated.status, &generated.headers, behavior);
+                        if let (Some(freshness), Some(body)) = (freshness, &generated.body) {
+                            self.store_now(
+                                key,
+                                &dist,
+                                &ex.path,
+                                generated.status,
+                                generated.headers.clone(),
+                                body.clone(),
+                                freshness,
+                            );
+                        }
+                    }
+                    let resp = generated_response(generated);
+                    return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
+                }
+            }
+        }
+        out.headers.append(VIA, self.via.clone());
+
+        // Step 7: fetch from the origin (or the group, failing over).
+        let (resp, read_timeout) = self.fetch(&dist, &out, viewer_body, ctx).await?;
+
+        // Step 8: origin-response hook (misses only).
+        let (mut head, incoming) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut head.headers);
+        let mut replaced = None;
+        if let Some(hook) = &hooks.origin_response {
+            let checked = self
+                .response_hook(
+                    hook,
+                    ctx,
+                    &dist,
+                    &out,
+                    head.status,
+                    &head.headers,
+                    convert::MAX_ORIGIN_BODY,
+                )
+                .await?;
+            head.status = checked.status;
+            head.headers = checked.headers;
+            if let Some(body) = checked.body {
+                head.headers.remove(CONTENT_LENGTH);
+                replaced = Some(body);
+            }
+        }
+
+        // Step 9: store when the response allows it (a streamed body is copied
+        // into the cache as it passes).
+        let freshness = key
+            .as_ref()
+            .and_then(|_| self.freshness(&ex, head.status, &head.headers, behavior));
+        let body = match (replaced, key, freshness) {
+            (Some(body), Some(key), Some(freshness)) => {
+                self.store_now(
+                    key,
+                    &dist,
+                    &ex.path,
+                    head.status,
+                    head.headers.clone(),
+                    body.clone(),
+                    freshness,
+                );
+                EdgeBody::full(body)
+            }
+            (Some(body), _, _) => EdgeBody::full(body),
+            (None, key, freshness) => {
+                let tee = key
+                    .zip(freshness)
+                    .and_then(|(key, freshness)| self.tee(&ex, &head, &dist, key, freshness));
+                if ex.method == Method::HEAD {
+                    // No body follows a HEAD response: the exchange is complete now.
+                    if let Some(tee) = tee {
+                        tee.complete_empty();
+                    }
+                    EdgeBody::Empty
+                } else {
+                    EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, tee)))
+                }
+            }
+        };
+        self.viewer_response(hooks, ctx, &dist, &ex, Response::from_parts(head, body))
+            .await
+    }
+
+    /// Step 7: sends `out` to its target, trying a group's members in order.
+    async fn fetch(
+        &self,
+        dist: &ServedDistribution,
+        out: &Exchange,
+        viewer_body: Incoming,
+        ctx: &RequestCtx,
+    ) -> Result<(Response<Incoming>, std::time::Duration), ProxyError> {
+        let target =
+            dist.config.targets.get(&out.target_id).ok_or_else(|| {
+                ProxyError::Internal(format!("target {} vanished", out.target_id))
+            })?;
         let replayable = viewer_body.is_end_stream()
-            && matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+            && matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut viewer_body = Some(viewer_body);
         let members: &[usize] = match target {
             Target::Origin(i) => std::slice::from_ref(i),
@@ -219,15 +369,13 @@ impl Proxy {
             } => failover_status_codes,
             Target::Origin(_) => &[],
         };
-
         let mut last_err = None;
-        let mut fetched = None;
         for (n, &idx) in members.iter().enumerate() {
             let origin = &dist.config.origins[idx];
-            let uri = origin_uri(origin, &path, query.as_deref())?;
-            let mut builder = Request::builder().method(method.clone()).uri(uri);
+            let uri = origin_uri(origin, &out.path, out.query.as_deref())?;
+            let mut builder = Request::builder().method(out.method.clone()).uri(uri);
             if let Some(h) = builder.headers_mut() {
-                h.clone_from(&out_headers);
+                h.clone_from(&out.headers);
                 h.insert(HOST, origin.host_header.clone());
                 for (name, value) in &origin.custom_headers {
                     h.insert(name, value.clone());
@@ -249,10 +397,7 @@ impl Proxy {
                 Ok(resp) if !last && failover_codes.contains(&resp.status().as_u16()) => {
                     tracing::info!(request_id = %ctx.request_id, origin = %origin.id, status = resp.status().as_u16(), "failing over");
                 }
-                Ok(resp) => {
-                    fetched = Some((resp, origin.read_timeout));
-                    break;
-                }
+                Ok(resp) => return Ok((resp, origin.read_timeout)),
                 Err(err) => {
                     self.metrics.record_origin_error();
                     tracing::warn!(request_id = %ctx.request_id, origin = %origin.id, error = %err, "origin fetch failed");
@@ -260,60 +405,238 @@ impl Proxy {
                 }
             }
         }
-        let Some((resp, read_timeout)) = fetched else {
-            return Err(last_err
-                .unwrap_or_else(|| OriginError::Protocol {
-                    origin: target_id.to_owned(),
-                    reason: "no origin answered".to_owned(),
-                })
-                .into());
+        Err(last_err
+            .unwrap_or_else(|| OriginError::Protocol {
+                origin: out.target_id.clone(),
+                reason: "no origin answered".to_owned(),
+            })
+            .into())
+    }
+
+    fn context(
+        &self,
+        hook: &BoundHook,
+        dist: &ServedDistribution,
+        ctx: &RequestCtx,
+        target: &str,
+    ) -> wasm::Context {
+        wasm::Context {
+            event: hook.event,
+            distribution_id: dist.id.to_string(),
+            distribution_domain: dist.domain_name.clone(),
+            request_id: ctx.request_id.clone(),
+            arm: wasm::bindings::Arm::Primary,
+            origin_id: target.to_owned(),
+        }
+    }
+
+    /// Steps 4 and 6: runs a request event and checks what it returned.
+    async fn request_hook(
+        &self,
+        hook: &BoundHook,
+        ctx: &RequestCtx,
+        dist: &ServedDistribution,
+        ex: &Exchange,
+    ) -> Result<Decision, ProxyError> {
+        let context = self.context(hook, dist, ctx, &ex.target_id);
+        let request = convert::request_to_wit(
+            &ex.method,
+            &ex.path,
+            ex.query.as_deref(),
+            &ex.headers,
+            ctx.client.ip(),
+        );
+        let (action, _logs) = self
+            .hooks
+            .request_event(
+                hook,
+                &ctx.request_id,
+                self.kv.load_full(),
+                &context,
+                &request,
+            )
+            .await?;
+        let invalid = |reason: String| HookError::InvalidOutput {
+            hook: hook.label(),
+            event: wasm::event_name(hook.event),
+            reason,
         };
-
-        // Step 8: origin-response hook runs here (misses only) once configured.
-        let (mut head, incoming) = resp.into_parts();
-        headers::strip_hop_by_hop(&mut head.headers);
-
-        // Step 9: store when the response allows it (the body is copied as it streams).
-        let tee = key.and_then(|key| {
-            self.storable(&method, &parts.headers, &head, behavior, &dist, key, path)
-        });
-        // Step 10: viewer-response hook runs here once configured.
-        let body = if method == Method::HEAD {
-            // No body follows a HEAD response: the exchange is complete now.
-            if let Some(tee) = tee {
-                tee.complete_empty();
+        match action {
+            RequestAction::Forward(forward) => {
+                let checked =
+                    convert::request_from_wit(forward.request, &ex.headers).map_err(invalid)?;
+                let target_id = match forward.origin_id {
+                    None => ex.target_id.clone(),
+                    Some(id) if dist.config.targets.contains_key(&id) => id,
+                    Some(id) => {
+                        return Err(invalid(format!(
+                            "origin id {id:?} names no origin or origin group of the distribution"
+                        ))
+                        .into());
+                    }
+                };
+                Ok(Decision::Forward(Exchange {
+                    method: checked.method,
+                    path: checked.path,
+                    query: checked.query,
+                    headers: checked.headers,
+                    target_id,
+                }))
             }
-            EdgeBody::Empty
-        } else {
-            EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, tee)))
+            RequestAction::Respond(resp) => {
+                let max = if hook.event == Event::ViewerRequest {
+                    convert::MAX_VIEWER_BODY
+                } else {
+                    convert::MAX_ORIGIN_BODY
+                };
+                let checked =
+                    convert::response_from_wit(resp, &HeaderMap::new(), max).map_err(invalid)?;
+                Ok(Decision::Respond(checked))
+            }
+        }
+    }
+
+    /// Steps 8 and 10: runs a response event on a status and headers.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one exchange, each distinct"
+    )]
+    async fn response_hook(
+        &self,
+        hook: &BoundHook,
+        ctx: &RequestCtx,
+        dist: &ServedDistribution,
+        ex: &Exchange,
+        status: StatusCode,
+        headers: &HeaderMap,
+        max_body: usize,
+    ) -> Result<convert::CheckedResponse, ProxyError> {
+        let context = self.context(hook, dist, ctx, &ex.target_id);
+        let request = convert::request_to_wit(
+            &ex.method,
+            &ex.path,
+            ex.query.as_deref(),
+            &ex.headers,
+            ctx.client.ip(),
+        );
+        let response = convert::response_to_wit(status, headers, None);
+        let (resp, _logs) = self
+            .hooks
+            .response_event(
+                hook,
+                &ctx.request_id,
+                self.kv.load_full(),
+                &context,
+                &request,
+                &response,
+            )
+            .await?;
+        convert::response_from_wit(resp, headers, max_body).map_err(|reason| {
+            HookError::InvalidOutput {
+                hook: hook.label(),
+                event: wasm::event_name(hook.event),
+                reason,
+            }
+            .into()
+        })
+    }
+
+    /// Step 10: the viewer-response hook, on hits, misses and generated
+    /// responses. It may change headers and the body, not the status.
+    async fn viewer_response(
+        &self,
+        hooks: &BehaviorHooks,
+        ctx: &RequestCtx,
+        dist: &ServedDistribution,
+        ex: &Exchange,
+        resp: Response<EdgeBody>,
+    ) -> Result<Response<EdgeBody>, ProxyError> {
+        let Some(hook) = &hooks.viewer_response else {
+            return Ok(resp);
+        };
+        let (mut head, body) = resp.into_parts();
+        let checked = self
+            .response_hook(
+                hook,
+                ctx,
+                dist,
+                ex,
+                head.status,
+                &head.headers,
+                convert::MAX_VIEWER_BODY,
+            )
+            .await?;
+        if checked.status != head.status {
+            tracing::debug!(request_id = %ctx.request_id, hook = %hook.label(), "viewer-response cannot change the status; kept {}", head.status);
+        }
+        head.headers = checked.headers;
+        let body = match checked.body {
+            Some(bytes) => {
+                head.headers.remove(CONTENT_LENGTH);
+                EdgeBody::full(bytes)
+            }
+            None => body,
         };
         Ok(Response::from_parts(head, body))
     }
 
-    /// A tee that stores the response once its body has streamed, or `None` when
-    /// the response may not be stored.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site, every part is distinct"
-    )]
-    fn storable(
+    /// Step 9's decision: whether and how long a response may be stored.
+    fn freshness(
         &self,
-        method: &Method,
-        req_headers: &http::HeaderMap,
-        head: &http::response::Parts,
+        ex: &Exchange,
+        status: StatusCode,
+        headers: &HeaderMap,
         behavior: &Behavior,
-        dist: &ServedDistribution,
-        key: String,
-        path: String,
-    ) -> Option<Tee> {
-        let freshness = cache::freshness::decide(
-            method,
-            req_headers,
-            head.status,
-            &head.headers,
+    ) -> Option<Freshness> {
+        cache::freshness::decide(
+            &ex.method,
+            &ex.headers,
+            status,
+            headers,
             behavior.ttl,
             SystemTime::now(),
-        )?;
+        )
+    }
+
+    /// Stores a body that is already whole.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one cached object, each distinct"
+    )]
+    fn store_now(
+        &self,
+        key: String,
+        dist: &ServedDistribution,
+        path: &str,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        freshness: Freshness,
+    ) {
+        self.cache.insert(
+            key.into(),
+            CachedObject {
+                status,
+                headers,
+                body,
+                stored_at: Instant::now(),
+                initial_age: freshness.initial_age,
+                ttl: freshness.ttl,
+                distribution_id: dist.id.clone(),
+                path: path.into(),
+            },
+        );
+    }
+
+    /// A tee that stores a streamed body once it has passed whole.
+    fn tee(
+        &self,
+        ex: &Exchange,
+        head: &http::response::Parts,
+        dist: &ServedDistribution,
+        key: String,
+        freshness: Freshness,
+    ) -> Option<Tee> {
         let limit = usize::try_from(self.cache.max_object_bytes()).unwrap_or(usize::MAX);
         let expected = head
             .headers
@@ -326,13 +649,14 @@ impl Proxy {
         let cache = self.cache.clone();
         let status = head.status;
         // A HEAD response has no body whatever its content-length says.
-        let expected_len = if *method == Method::HEAD {
+        let expected_len = if ex.method == Method::HEAD {
             Some(0)
         } else {
             expected
         };
         let headers = head.headers.clone();
         let distribution_id = dist.id.clone();
+        let path = ex.path.clone();
         let arrived = Instant::now();
         Some(Tee::new(
             limit,
@@ -357,6 +681,15 @@ impl Proxy {
             }),
         ))
     }
+}
+
+/// A response a hook generated.
+fn generated_response(generated: convert::CheckedResponse) -> Response<EdgeBody> {
+    let mut resp = Response::new(generated.body.map_or(EdgeBody::Empty, EdgeBody::full));
+    *resp.status_mut() = generated.status;
+    *resp.headers_mut() = generated.headers;
+    resp.headers_mut().remove(CONTENT_LENGTH);
+    resp
 }
 
 /// The Host the viewer asked for: lower-case, without a port.

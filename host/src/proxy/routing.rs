@@ -1,11 +1,21 @@
-//! The serving snapshot: which distribution answers a Host, with its origin pools.
-//! Built whole on every config change and swapped in one atomic store.
+//! The serving snapshot: which distribution answers a Host, with its origin pools
+//! and resolved hooks. Built whole on every change and swapped in one atomic store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::Distribution;
 use crate::origin::{OriginFetcher, PoolClient};
+use crate::wasm::BoundHook;
+
+/// The hooks bound to one cache behavior, by event.
+#[derive(Debug, Default)]
+pub struct BehaviorHooks {
+    pub viewer_request: Option<Arc<BoundHook>>,
+    pub origin_request: Option<Arc<BoundHook>>,
+    pub origin_response: Option<Arc<BoundHook>>,
+    pub viewer_response: Option<Arc<BoundHook>>,
+}
 
 /// One distribution as the request path sees it.
 #[derive(Debug)]
@@ -15,6 +25,8 @@ pub struct ServedDistribution {
     pub config: Arc<Distribution>,
     /// One pool per origin, in `config.origins` order.
     pub pools: Vec<PoolClient>,
+    /// Hooks per behavior, numbered as `Distribution::behavior_for` numbers them.
+    pub hooks: Vec<BehaviorHooks>,
     /// The store revision of this distribution's config.
     pub revision: u64,
 }
@@ -26,6 +38,7 @@ impl ServedDistribution {
         config: Arc<Distribution>,
         revision: u64,
         fetcher: &OriginFetcher,
+        hooks: Vec<BehaviorHooks>,
     ) -> Self {
         let pools = config.origins.iter().map(|o| fetcher.pool_for(o)).collect();
         Self {
@@ -33,6 +46,7 @@ impl ServedDistribution {
             domain_name: domain_name.to_owned(),
             config,
             pools,
+            hooks,
             revision,
         }
     }

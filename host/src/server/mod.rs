@@ -15,12 +15,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::SharedCache;
+use crate::control::state::PlaneParts;
 use crate::control::{ControlApi, ControlOptions, ControlPlane};
 use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;
 use crate::proxy::Proxy;
 use crate::proxy::routing::Routing;
 use crate::store::{EmbeddedStore, Store, StoreError};
+use crate::wasm::{HookRuntime, KvData, RuntimeOptions};
 
 /// How long an idle viewer may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +41,8 @@ pub struct HostOptions {
     pub max_object_bytes: u64,
     /// Names this host in `via` headers.
     pub host_id: String,
+    /// Hook instances that may run at once.
+    pub max_hook_instances: u32,
 }
 
 impl HostOptions {
@@ -54,6 +58,7 @@ impl HostOptions {
             cache_bytes: 256 << 20,
             max_object_bytes: 16 << 20,
             host_id: "edge".to_owned(),
+            max_hook_instances: 1000,
         }
     }
 }
@@ -73,6 +78,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Runtime(#[from] crate::wasm::RuntimeError),
 }
 
 /// A host serving viewers and its control API until shut down.
@@ -114,12 +121,21 @@ impl RunningHost {
         let cache = SharedCache::new(opts.cache_bytes, opts.max_object_bytes);
         let routing = Arc::new(ArcSwap::from_pointee(Routing::default()));
         let fetcher = Arc::new(OriginFetcher::new());
+        let runtime = Arc::new(HookRuntime::new(&RuntimeOptions {
+            cache_dir: Some(opts.data_dir.join("wasm-cache")),
+            max_instances: opts.max_hook_instances,
+        })?);
+        let kv = Arc::new(ArcSwap::from_pointee(KvData::default()));
         let plane = Arc::new(
             ControlPlane::open(
-                store,
-                routing.clone(),
-                fetcher,
-                metrics.clone(),
+                PlaneParts {
+                    store,
+                    routing: routing.clone(),
+                    fetcher,
+                    runtime: runtime.clone(),
+                    kv: kv.clone(),
+                    metrics: metrics.clone(),
+                },
                 ControlOptions {
                     domain_suffix: opts.domain_suffix.clone(),
                 },
@@ -132,7 +148,14 @@ impl RunningHost {
             metrics.clone(),
             cache.clone(),
         ));
-        let proxy = Arc::new(Proxy::new(routing, cache.clone(), metrics, &opts.host_id));
+        let proxy = Arc::new(Proxy::new(
+            routing,
+            cache.clone(),
+            metrics,
+            runtime,
+            kv,
+            &opts.host_id,
+        ));
 
         let viewer = TcpListener::bind(opts.listen)
             .await

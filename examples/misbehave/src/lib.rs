@@ -1,0 +1,149 @@
+//! A test fixture for the hook contract: what each event does is chosen by the
+//! config keys `viewer_request`, `origin_request`, `origin_response` and
+//! `viewer_response` (absent: pass through).
+//!
+//! Request events: `count` (a global counter in `x-count`, proving each call
+//! gets a fresh instance), `loop` (spins forever), `alloc` (asks for 64 MiB),
+//! `panic`, `bad-header` (a CR/LF value), `hop-header` (adds `connection`),
+//! `via` (adds `via`), `bad-status` (answers 99), `bad-origin` (routes to an
+//! unknown origin), `long-uri` (a 9000-byte path), `big-body` (answers 50 KB),
+//! `respond` (answers 200 with a body naming the event), `reroute` (routes to
+//! origin `other`), `rewrite` (path becomes `/rewritten` plus the old path),
+//! `log` (logs and prints, then passes), `context` (answers with the context).
+//! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
+//! `body` (replaces the body), `panic`, `bad-header`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use edge_sdk::{Context, Event, Hooks, Request, RequestAction, Response, config, log};
+
+struct Misbehave;
+
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+fn event_name(event: Event) -> &'static str {
+    match event {
+        Event::ViewerRequest => "viewer_request",
+        Event::OriginRequest => "origin_request",
+        Event::OriginResponse => "origin_response",
+        Event::ViewerResponse => "viewer_response",
+    }
+}
+
+fn request_event(ctx: Context, mut req: Request) -> RequestAction {
+    let event = event_name(ctx.event);
+    match config::get(event).as_deref() {
+        Some("count") => {
+            let n = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+            req.set_header("x-count", &n.to_string());
+            RequestAction::forward(req)
+        }
+        Some("loop") => {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        Some("alloc") => {
+            let big = vec![1u8; 64 << 20];
+            req.set_header("x-len", &std::hint::black_box(big).len().to_string());
+            RequestAction::forward(req)
+        }
+        Some("panic") => panic!("misbehave panics on purpose"),
+        Some("bad-header") => {
+            req.headers.push(edge_sdk::Header {
+                name: "x-bad".into(),
+                value: b"a\r\nb: c".to_vec(),
+            });
+            RequestAction::forward(req)
+        }
+        Some("hop-header") => {
+            req.set_header("connection", "close");
+            RequestAction::forward(req)
+        }
+        Some("via") => {
+            req.set_header("via", "1.1 spoofed");
+            RequestAction::forward(req)
+        }
+        Some("bad-status") => RequestAction::respond(Response::text(99, "no")),
+        Some("bad-origin") => RequestAction::forward_to(req, "no-such-origin"),
+        Some("long-uri") => {
+            req.path = format!("/{}", "a".repeat(9000));
+            RequestAction::forward(req)
+        }
+        Some("big-body") => RequestAction::respond(Response::text(200, &"x".repeat(50 * 1024))),
+        Some("respond") => {
+            let mut resp = Response::text(200, &format!("answered by {event}"));
+            resp.set_header("cache-control", "max-age=60");
+            RequestAction::respond(resp)
+        }
+        Some("reroute") => RequestAction::forward_to(req, "other"),
+        Some("rewrite") => {
+            req.path = format!("/rewritten{}", req.path);
+            RequestAction::forward(req)
+        }
+        Some("log") => {
+            log::info(&format!("{event} saw {}", req.path));
+            println!("printed by {event}");
+            RequestAction::forward(req)
+        }
+        Some("context") => {
+            let body = format!(
+                "event={event} distribution={} domain={} request={} arm={:?} origin={} client={}",
+                ctx.distribution_id,
+                ctx.distribution_domain,
+                ctx.request_id,
+                ctx.arm,
+                ctx.origin_id,
+                req.client_address
+            );
+            RequestAction::respond(Response::text(200, &body))
+        }
+        _ => RequestAction::forward(req),
+    }
+}
+
+fn response_event(ctx: Context, mut resp: Response) -> Response {
+    let event = event_name(ctx.event);
+    match config::get(event).as_deref() {
+        Some("tag") => {
+            resp.set_header(&format!("x-{}", event.replace('_', "-")), "1");
+            resp
+        }
+        Some("status") => {
+            resp.status = 418;
+            resp
+        }
+        Some("body") => {
+            resp.body = Some(format!("body replaced by {event}").into_bytes());
+            resp.remove_header("content-length");
+            resp
+        }
+        Some("panic") => panic!("misbehave panics on purpose"),
+        Some("bad-header") => {
+            resp.headers.push(edge_sdk::Header {
+                name: "x-bad".into(),
+                value: b"a\0b".to_vec(),
+            });
+            resp
+        }
+        _ => resp,
+    }
+}
+
+impl Hooks for Misbehave {
+    fn viewer_request(ctx: Context, req: Request) -> RequestAction {
+        request_event(ctx, req)
+    }
+    fn origin_request(ctx: Context, req: Request) -> RequestAction {
+        request_event(ctx, req)
+    }
+    fn origin_response(ctx: Context, _req: Request, resp: Response) -> Response {
+        response_event(ctx, resp)
+    }
+    fn viewer_response(ctx: Context, _req: Request, resp: Response) -> Response {
+        response_event(ctx, resp)
+    }
+}
+
+edge_sdk::export!(Misbehave);

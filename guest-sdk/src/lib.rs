@@ -1,0 +1,173 @@
+//! Write edge hooks in Rust.
+//!
+//! A hook implements [`Hooks`] (every event has a pass-through default, so a
+//! plugin writes only the events it needs) and exports itself with [`export!`]:
+//!
+//! ```ignore
+//! use edge_sdk::{Context, Hooks, Request, RequestAction};
+//!
+//! struct Canary;
+//!
+//! impl Hooks for Canary {
+//!     fn viewer_request(_ctx: Context, req: Request) -> RequestAction {
+//!         if req.header("x-canary") == Some("1") {
+//!             return RequestAction::forward_to(req, "canary");
+//!         }
+//!         RequestAction::forward(req)
+//!     }
+//! }
+//!
+//! edge_sdk::export!(Canary);
+//! ```
+//!
+//! Build with `cargo build --target wasm32-wasip2 --release` and upload the
+//! `.wasm` with `PUT /v1/hooks/{name}`.
+
+#![forbid(unsafe_code)]
+
+mod choice;
+mod http;
+
+/// The bindings generated from `wit/hooks.wit`.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "hooks",
+        pub_export_macro: true,
+        export_macro_name: "export_world",
+        default_bindings_module: "edge_sdk::bindings",
+        generate_all,
+    });
+}
+
+pub use bindings::edge::hooks::types::{
+    Arm, Context, Event, Forward, Header, Request, RequestAction, Response,
+};
+pub use choice::{stable_hash, weighted_choice, weighted_index};
+pub use cookie;
+
+/// A hook's four events. Each default passes its message through unchanged.
+pub trait Hooks {
+    /// Before the cache: rewrite, pick the origin, or answer.
+    fn viewer_request(_ctx: Context, req: Request) -> RequestAction {
+        RequestAction::forward(req)
+    }
+
+    /// On a miss, before the origin: rewrite, re-route, or answer (cached).
+    fn origin_request(_ctx: Context, req: Request) -> RequestAction {
+        RequestAction::forward(req)
+    }
+
+    /// On a miss, after the origin answered.
+    fn origin_response(_ctx: Context, _req: Request, resp: Response) -> Response {
+        resp
+    }
+
+    /// On every response to the viewer; the status is read-only.
+    fn viewer_response(_ctx: Context, _req: Request, resp: Response) -> Response {
+        resp
+    }
+}
+
+/// Exports a type implementing [`Hooks`] as the component's `hooks` world.
+#[macro_export]
+macro_rules! export {
+    ($ty:ty) => {
+        const _: () = {
+            struct EdgeHooksExport;
+            impl $crate::bindings::Guest for EdgeHooksExport {
+                fn viewer_request(
+                    ctx: $crate::Context,
+                    req: $crate::Request,
+                ) -> $crate::RequestAction {
+                    <$ty as $crate::Hooks>::viewer_request(ctx, req)
+                }
+                fn origin_request(
+                    ctx: $crate::Context,
+                    req: $crate::Request,
+                ) -> $crate::RequestAction {
+                    <$ty as $crate::Hooks>::origin_request(ctx, req)
+                }
+                fn origin_response(
+                    ctx: $crate::Context,
+                    req: $crate::Request,
+                    resp: $crate::Response,
+                ) -> $crate::Response {
+                    <$ty as $crate::Hooks>::origin_response(ctx, req, resp)
+                }
+                fn viewer_response(
+                    ctx: $crate::Context,
+                    req: $crate::Request,
+                    resp: $crate::Response,
+                ) -> $crate::Response {
+                    <$ty as $crate::Hooks>::viewer_response(ctx, req, resp)
+                }
+            }
+    $crate::bindings::export_world!(EdgeHooksExport with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// Key-value data set by operators through the control API.
+pub mod kv {
+    /// The raw value of `key` in `namespace`.
+    pub fn get(namespace: &str, key: &str) -> Option<Vec<u8>> {
+        crate::bindings::edge::hooks::kv::get(namespace, key)
+    }
+
+    /// The value as UTF-8 text (`None` if unset or not UTF-8).
+    pub fn get_string(namespace: &str, key: &str) -> Option<String> {
+        get(namespace, key).and_then(|v| String::from_utf8(v).ok())
+    }
+
+    /// The value parsed as `T` (`None` if unset or unparsable).
+    pub fn get_parsed<T: std::str::FromStr>(namespace: &str, key: &str) -> Option<T> {
+        get_string(namespace, key).and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// The `config` object of this hook's association.
+pub mod config {
+    /// A value: strings as they are, anything else as JSON text.
+    pub fn get(name: &str) -> Option<String> {
+        crate::bindings::edge::hooks::config::get(name)
+    }
+
+    /// A value parsed as `T`.
+    pub fn get_parsed<T: std::str::FromStr>(name: &str) -> Option<T> {
+        get(name).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The whole object as JSON text.
+    pub fn json() -> String {
+        crate::bindings::edge::hooks::config::json()
+    }
+}
+
+/// Log lines in the host's log, tagged with the request id and the hook.
+pub mod log {
+    use crate::bindings::edge::hooks::log::{Level, log};
+
+    pub fn debug(message: &str) {
+        log(Level::Debug, message);
+    }
+    pub fn info(message: &str) {
+        log(Level::Info, message);
+    }
+    pub fn warn(message: &str) {
+        log(Level::Warn, message);
+    }
+    pub fn error(message: &str) {
+        log(Level::Error, message);
+    }
+}
+
+/// 64 random bits from the host (WASI random).
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // The host always provides WASI random; a failure leaves zeros, which only
+    // makes the choice deterministic.
+    let _ = getrandom::fill(&mut buf);
+    u64::from_le_bytes(buf)
+}

@@ -1,0 +1,58 @@
+//! One hook invocation as the request path runs it: a fresh instance of the
+//! `bluegreen` example (new `Store`, instantiate from the `InstancePre`, call
+//! `viewer-request`, drop), on the host's engine configuration.
+//!
+//!     cargo bench -p edge-e2e --bench hook_instantiate
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use edge::wasm::{self, BoundHook, HookRuntime, KvData, RuntimeOptions};
+
+fn bench(c: &mut Criterion) {
+    let runtime = HookRuntime::new(&RuntimeOptions { cache_dir: None, max_instances: 100 }).expect("runtime");
+    let bytes = std::fs::read(edge_e2e::examples::BLUEGREEN).expect("bluegreen.wasm");
+    let compiled = Arc::new(runtime.compile("bluegreen", &bytes).expect("compile"));
+    let hook = BoundHook {
+        compiled,
+        event: wasm::Event::ViewerRequest,
+        config: Arc::new(serde_json::Map::new()),
+        budget: Duration::from_millis(5),
+        memory_limit: wasm::DEFAULT_MEMORY_LIMIT,
+    };
+    let mut kv = KvData::default();
+    kv.insert("bluegreen", "green_weight", bytes::Bytes::from_static(b"10"));
+    let kv = Arc::new(kv);
+    let ctx = wasm::Context {
+        event: wasm::Event::ViewerRequest,
+        distribution_id: "EBENCH".into(),
+        distribution_domain: "ebench.edge.internal".into(),
+        request_id: "R".into(),
+        arm: wasm::bindings::Arm::Primary,
+        origin_id: "blue".into(),
+    };
+    let req = wasm::Request {
+        method: "GET".into(),
+        path: "/index.html".into(),
+        query: None,
+        headers: vec![
+            wasm::bindings::Header { name: "host".into(), value: b"www.example.com".to_vec() },
+            wasm::bindings::Header { name: "cookie".into(), value: b"deployment=green".to_vec() },
+        ],
+        client_address: "127.0.0.1".into(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    c.bench_function("bluegreen viewer-request: instantiate + call + drop", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (action, _) = runtime
+                .request_event(&hook, "R", kv.clone(), &ctx, &req)
+                .await
+                .expect("hook ran");
+            std::hint::black_box(action);
+        });
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,782 @@
+//! WebAssembly hooks end to end: upload, attach, the four events, the limits and
+//! every failure mode, and each example plugin doing its job.
+
+use std::time::Duration;
+
+use edge_e2e::examples::*;
+use edge_e2e::{Edge, Origin, Reply, TOKEN, json};
+use http::StatusCode;
+
+// Every example needs a test named after it here, or this does not compile.
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        const _: fn() = $name;
+    };
+}
+edge_e2e::for_each_example!(assert_test_exists);
+
+/// An origin answering `name` (cacheable for a minute) and counting hits.
+async fn named(name: &'static str) -> Origin {
+    Origin::start(move |req| {
+        Reply::ok(format!("{name} {}", req.target)).header("cache-control", "max-age=60")
+    })
+    .await
+}
+
+fn config(alias: &str, origins: &[(&str, &Origin)], hooks: serde_json::Value) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = origins
+        .iter()
+        .map(|(id, o)| json!({"id": id, "domain_name": o.domain(), "protocol": "http"}))
+        .collect();
+    json!({
+        "aliases": [alias],
+        "origins": list,
+        "default_cache_behavior": {"target_origin_id": origins[0].0, "hooks": hooks},
+    })
+}
+
+#[tokio::test]
+async fn uploads_are_validated_versioned_and_pinnable() {
+    let edge = Edge::start().await;
+    let junk = edge
+        .api_raw(
+            "PUT",
+            "/v1/hooks/junk",
+            b"not wasm".to_vec(),
+            &[],
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(junk.status, StatusCode::BAD_REQUEST);
+    assert_eq!(junk.error_code(), "InvalidHook");
+    // A core module is not a component of the hooks world.
+    let core = edge
+        .api_raw(
+            "PUT",
+            "/v1/hooks/core",
+            b"\0asm\x01\0\0\0".to_vec(),
+            &[],
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(core.error_code(), "InvalidHook");
+    let bad_name = edge
+        .api_raw(
+            "PUT",
+            "/v1/hooks/Bad%20Name",
+            b"x".to_vec(),
+            &[],
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+
+    let v1 = edge.upload_hook("tagger", SECURITY_HEADERS).await;
+    assert!(v1.starts_with("sha256:") && v1.len() == 71, "{v1}");
+    let v2 = edge.upload_hook("tagger", MISBEHAVE).await;
+    assert_ne!(v1, v2);
+    let got = edge.api("GET", "/v1/hooks/tagger", None, &[]).await.json();
+    assert_eq!(got["latest"], v2.as_str());
+    assert_eq!(got["versions"].as_array().unwrap().len(), 2);
+    let list = edge.api("GET", "/v1/hooks", None, &[]).await.json();
+    assert_eq!(list["items"][0]["name"], "tagger");
+    assert_eq!(
+        edge.api("GET", "/v1/hooks/none", None, &[])
+            .await
+            .error_code(),
+        "NoSuchHook"
+    );
+
+    let o = named("o").await;
+    // Pinned to v1 (security headers) although v2 is the latest.
+    let pinned = config(
+        "pin.example.com",
+        &[("o", &o)],
+        json!({"viewer_response": {"module": format!("tagger@{v1}")}}),
+    );
+    edge.create(pinned).await;
+    let got = edge.get("pin.example.com", "/").await;
+    assert_eq!(got.header("x-frame-options"), Some("DENY"));
+
+    let unknown = config(
+        "u.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": {"module": "tagger@sha256:0000000000000000000000000000000000000000000000000000000000000000"}}),
+    );
+    let refused = edge
+        .api("POST", "/v1/distributions", Some(unknown), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .text()
+            .contains("default_cache_behavior.hooks.viewer_request.module"),
+        "{}",
+        refused.text()
+    );
+}
+
+#[tokio::test]
+async fn a_new_hook_version_runs_from_the_next_request_without_a_config_change() {
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("swap", SECURITY_HEADERS).await;
+    edge.create(config(
+        "swap.example.com",
+        &[("o", &o)],
+        json!({"viewer_response": {"module": "swap", "config": {"viewer_response": "tag"}}}),
+    ))
+    .await;
+    let before = edge.get("swap.example.com", "/").await;
+    assert_eq!(before.header("x-frame-options"), Some("DENY"));
+    assert!(before.header("x-viewer-response").is_none());
+    edge.upload_hook("swap", MISBEHAVE).await;
+    let after = edge.get("swap.example.com", "/").await;
+    assert_eq!(after.header("x-viewer-response"), Some("1"));
+    assert!(after.header("x-frame-options").is_none());
+}
+
+#[tokio::test]
+async fn compiled_hooks_survive_a_restart_without_recompiling() {
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("sec", SECURITY_HEADERS).await;
+    edge.create(config(
+        "r.example.com",
+        &[("o", &o)],
+        json!({"viewer_response": {"module": "sec"}}),
+    ))
+    .await;
+    let dir = edge.stop().await;
+    let edge = Edge::start_in(dir, |_| {}).await;
+    let host = edge.host.as_ref().unwrap();
+    assert!(
+        host.control.plane().compile_cache_hits() >= 1,
+        "the restart compiled the hook again"
+    );
+    assert_eq!(
+        edge.get("r.example.com", "/")
+            .await
+            .header("x-frame-options"),
+        Some("DENY")
+    );
+}
+
+#[tokio::test]
+async fn bluegreen() {
+    let edge = Edge::start().await;
+    let blue = named("blue").await;
+    let green = named("green").await;
+    edge.upload_hook("bluegreen", BLUEGREEN).await;
+    let hook = json!({"module": "bluegreen"});
+    edge.create(config(
+        "bg.example.com",
+        &[("blue", &blue), ("green", &green)],
+        json!({"viewer_request": hook, "viewer_response": hook}),
+    ))
+    .await;
+
+    // No weight in KV: every fresh viewer is blue and gets the sticky cookie.
+    for _ in 0..20 {
+        let got = edge.get("bg.example.com", "/").await;
+        assert!(got.text().starts_with("blue"), "{}", got.text());
+        assert_eq!(
+            got.header("set-cookie"),
+            Some("deployment=blue; Path=/; Max-Age=86400")
+        );
+    }
+    // The cookie decides, and each arm has its own cached objects.
+    let g = edge
+        .request(
+            "GET",
+            "bg.example.com",
+            "/",
+            &[("cookie", "deployment=green")],
+        )
+        .await;
+    assert!(g.text().starts_with("green"));
+    assert!(g.header("set-cookie").is_none());
+    assert_eq!(g.cache(), "Miss");
+    let g = edge
+        .request(
+            "GET",
+            "bg.example.com",
+            "/",
+            &[("cookie", "deployment=green")],
+        )
+        .await;
+    assert_eq!((g.cache(), g.text().starts_with("green")), ("Hit", true));
+
+    // One KV write moves every fresh viewer to green; sticky viewers stay.
+    edge.kv_put("bluegreen", "green_weight", "100").await;
+    for _ in 0..20 {
+        let got = edge.get("bg.example.com", "/").await;
+        assert!(got.text().starts_with("green"), "{}", got.text());
+        assert_eq!(
+            got.header("set-cookie"),
+            Some("deployment=green; Path=/; Max-Age=86400")
+        );
+    }
+    let b = edge
+        .request(
+            "GET",
+            "bg.example.com",
+            "/",
+            &[("cookie", "deployment=blue")],
+        )
+        .await;
+    assert!(b.text().starts_with("blue"));
+
+    // A split: about half of 400 fresh viewers each way.
+    edge.kv_put("bluegreen", "green_weight", "50").await;
+    let mut greens = 0;
+    for _ in 0..400 {
+        if edge
+            .get("bg.example.com", "/")
+            .await
+            .text()
+            .starts_with("green")
+        {
+            greens += 1;
+        }
+    }
+    assert!(
+        (140..=260).contains(&greens),
+        "{greens} of 400 went green at 50 %"
+    );
+    let kv = edge
+        .api("GET", "/v1/kv/bluegreen/green_weight", None, &[])
+        .await;
+    assert_eq!(kv.text(), "50");
+    assert_eq!(
+        edge.api("DELETE", "/v1/kv/bluegreen/green_weight", None, &[])
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        edge.api("GET", "/v1/kv/bluegreen/green_weight", None, &[])
+            .await
+            .error_code(),
+        "NoSuchKey"
+    );
+}
+
+#[tokio::test]
+async fn weighted_split() {
+    let edge = Edge::start().await;
+    let (a, b, c) = (named("a").await, named("b").await, named("c").await);
+    edge.upload_hook("split", WEIGHTED_SPLIT).await;
+    let hook = json!({"module": "split", "config": {"arms": "a:50,b:30,c:20"}});
+    edge.create(config(
+        "split.example.com",
+        &[("a", &a), ("b", &b), ("c", &c)],
+        json!({"viewer_request": hook, "viewer_response": hook}),
+    ))
+    .await;
+    let edge = std::sync::Arc::new(edge);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let edge = edge.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut counts = [0usize; 3];
+            for _ in 0..1250 {
+                let got = edge.get("split.example.com", "/").await;
+                let arm = got.text().split(' ').next().unwrap_or("").to_owned();
+                let cookie = got.header("set-cookie").unwrap_or("").to_owned();
+                assert!(
+                    cookie.starts_with(&format!("split={arm};")),
+                    "{cookie} for {arm}"
+                );
+                counts[usize::from(arm.as_bytes()[0] - b'a')] += 1;
+            }
+            counts
+        }));
+    }
+    let mut counts = [0usize; 3];
+    for t in tasks {
+        let c = t.await.unwrap();
+        for i in 0..3 {
+            counts[i] += c[i];
+        }
+    }
+    let total: usize = counts.iter().sum();
+    assert_eq!(total, 10_000);
+    for (count, want) in counts.iter().zip([50.0, 30.0, 20.0]) {
+        let share = *count as f64 * 100.0 / total as f64;
+        assert!(
+            (share - want).abs() <= 2.0,
+            "{share:.2} % where {want} % was asked ({counts:?})"
+        );
+    }
+    println!("10,000 fresh viewers split {counts:?}");
+    // Sticky: a viewer with a cookie stays on its arm.
+    for _ in 0..50 {
+        let got = edge
+            .request("GET", "split.example.com", "/", &[("cookie", "split=c")])
+            .await;
+        assert!(got.text().starts_with('c'));
+        assert!(got.header("set-cookie").is_none());
+    }
+}
+
+#[tokio::test]
+async fn header_router() {
+    let edge = Edge::start().await;
+    let (stable, canary, beta) = (
+        named("stable").await,
+        named("canary").await,
+        named("beta").await,
+    );
+    edge.upload_hook("router", HEADER_ROUTER).await;
+    edge.create(config(
+        "hr.example.com",
+        &[("stable", &stable), ("canary", &canary), ("beta", &beta)],
+        json!({"viewer_request": {"module": "router", "config": {"path_prefix": "/beta/", "path_origin": "beta"}}}),
+    ))
+    .await;
+    assert!(
+        edge.get("hr.example.com", "/x")
+            .await
+            .text()
+            .starts_with("stable")
+    );
+    let canaried = edge
+        .request("GET", "hr.example.com", "/x", &[("x-canary", "1")])
+        .await;
+    assert!(canaried.text().starts_with("canary"), "{}", canaried.text());
+    assert!(
+        edge.get("hr.example.com", "/beta/page")
+            .await
+            .text()
+            .starts_with("beta")
+    );
+    let both = edge
+        .request("GET", "hr.example.com", "/beta/page", &[("x-canary", "1")])
+        .await;
+    assert!(both.text().starts_with("canary"));
+    let other = edge
+        .request("GET", "hr.example.com", "/x", &[("x-canary", "0")])
+        .await;
+    assert!(other.text().starts_with("stable"));
+}
+
+fn sign(key: &[u8], expiry: u64) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(expiry.to_string().as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{expiry}.{sig}")
+}
+
+#[tokio::test]
+async fn edge_auth() {
+    let edge = Edge::start().await;
+    let o = Origin::start(|req| {
+        let auth = req
+            .headers
+            .get("authorization")
+            .map_or("none", |v| v.to_str().unwrap_or("?"));
+        Reply::ok(format!("private, authorization={auth}"))
+    })
+    .await;
+    edge.upload_hook("auth", EDGE_AUTH).await;
+    edge.create(config(
+        "auth.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": {"module": "auth", "config": {"key": "s3cret", "login_url": "https://login.example.com/"}}}),
+    ))
+    .await;
+    let api = edge.get("auth.example.com", "/data").await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.header("www-authenticate"), Some("Bearer"));
+    let browser = edge
+        .request(
+            "GET",
+            "auth.example.com",
+            "/page",
+            &[("accept", "text/html,*/*")],
+        )
+        .await;
+    assert_eq!(browser.status, StatusCode::FOUND);
+    assert_eq!(
+        browser.header("location"),
+        Some("https://login.example.com/")
+    );
+    assert_eq!(o.hits(), 0);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = sign(b"s3cret", now + 600);
+    let bearer = format!("Bearer {good}");
+    let ok = edge
+        .request(
+            "GET",
+            "auth.example.com",
+            "/data",
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(
+        ok.text(),
+        "private, authorization=none",
+        "the token reached the origin"
+    );
+    let cookie = format!("edge-auth={good}");
+    let ok = edge
+        .request("GET", "auth.example.com", "/data2", &[("cookie", &cookie)])
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+
+    let expired = format!("Bearer {}", sign(b"s3cret", now - 1));
+    assert_eq!(
+        edge.request(
+            "GET",
+            "auth.example.com",
+            "/d",
+            &[("authorization", &expired)]
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = format!("Bearer {}", sign(b"wrong", now + 600));
+    assert_eq!(
+        edge.request(
+            "GET",
+            "auth.example.com",
+            "/d",
+            &[("authorization", &forged)]
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn security_headers() {
+    let edge = Edge::start().await;
+    let o = Origin::fixed(
+        "page",
+        &[
+            ("cache-control", "max-age=60"),
+            ("x-frame-options", "SAMEORIGIN"),
+        ],
+    )
+    .await;
+    edge.upload_hook("sec", SECURITY_HEADERS).await;
+    edge.create(config(
+        "sec.example.com",
+        &[("o", &o)],
+        json!({"viewer_response": {"module": "sec", "config": {"csp": "default-src 'none'"}}}),
+    ))
+    .await;
+    for expected in ["Miss", "Hit"] {
+        let got = edge.get("sec.example.com", "/").await;
+        assert_eq!(got.cache(), expected);
+        assert_eq!(
+            got.header("strict-transport-security"),
+            Some("max-age=63072000; includeSubDomains; preload")
+        );
+        assert_eq!(
+            got.header("content-security-policy"),
+            Some("default-src 'none'")
+        );
+        assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(
+            got.header("x-frame-options"),
+            Some("SAMEORIGIN"),
+            "the origin's own value was replaced"
+        );
+        assert_eq!(got.text(), "page");
+    }
+}
+
+/// A host with the misbehave fixture on `<name>.example.com` for each case.
+async fn misbehaving(cases: &[(&str, serde_json::Value)]) -> (Edge, Origin, Origin) {
+    let edge = Edge::start().await;
+    let o = Origin::start(|req| {
+        let count = req
+            .headers
+            .get("x-count")
+            .map_or("-", |v| v.to_str().unwrap_or("?"))
+            .to_owned();
+        Reply::ok(format!("origin {} count={count}", req.target))
+            .header("cache-control", "max-age=60")
+    })
+    .await;
+    let other = named("other").await;
+    edge.upload_hook("misbehave", MISBEHAVE).await;
+    for (name, hook_config) in cases {
+        let hook = json!({"module": "misbehave", "config": hook_config});
+        let hooks = json!({"viewer_request": hook, "origin_request": hook, "origin_response": hook, "viewer_response": hook});
+        edge.create(config(
+            &format!("{name}.example.com"),
+            &[("o", &o), ("other", &other)],
+            hooks,
+        ))
+        .await;
+    }
+    (edge, o, other)
+}
+
+#[tokio::test]
+async fn misbehave() {
+    // Every invocation is a fresh instance: a global counter never passes 1.
+    let (edge, _o, _) = misbehaving(&[("count", json!({"viewer_request": "count"}))]).await;
+    for i in 0..20 {
+        let got = edge.get("count.example.com", &format!("/n{i}")).await;
+        assert_eq!(got.text(), format!("origin /n{i} count=1"));
+    }
+}
+
+#[tokio::test]
+async fn failures_fail_only_their_request_with_the_right_status() {
+    let cases = [
+        (
+            "loop",
+            json!({"viewer_request": "loop"}),
+            503,
+            "HookLimitExceeded",
+        ),
+        (
+            "alloc",
+            json!({"viewer_request": "alloc"}),
+            503,
+            "HookLimitExceeded",
+        ),
+        (
+            "panic",
+            json!({"viewer_request": "panic"}),
+            502,
+            "HookFailed",
+        ),
+        (
+            "badheader",
+            json!({"viewer_request": "bad-header"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "hop",
+            json!({"viewer_request": "hop-header"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "via",
+            json!({"viewer_request": "via"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "badstatus",
+            json!({"viewer_request": "bad-status"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "badorigin",
+            json!({"viewer_request": "bad-origin"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "longuri",
+            json!({"viewer_request": "long-uri"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "bigbody",
+            json!({"viewer_request": "big-body"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "oreqpanic",
+            json!({"origin_request": "panic"}),
+            502,
+            "HookFailed",
+        ),
+        (
+            "orespbad",
+            json!({"origin_response": "bad-header"}),
+            502,
+            "HookInvalidOutput",
+        ),
+        (
+            "vresppanic",
+            json!({"viewer_response": "panic"}),
+            502,
+            "HookFailed",
+        ),
+    ];
+    let setup: Vec<(&str, serde_json::Value)> =
+        cases.iter().map(|(n, c, _, _)| (*n, c.clone())).collect();
+    let (edge, _o, _) = misbehaving(&setup).await;
+    edge.create(config("fine.example.com", &[("o", &_o)], json!({})))
+        .await;
+    let edge = std::sync::Arc::new(edge);
+    // A healthy request runs beside every failing one and is never harmed.
+    for (name, _, status, code) in cases {
+        let healthy = {
+            let edge = edge.clone();
+            tokio::spawn(async move { edge.get("fine.example.com", "/ok").await })
+        };
+        let got = edge.get(&format!("{name}.example.com"), "/x").await;
+        assert_eq!(got.status.as_u16(), status, "{name}: {}", got.text());
+        assert_eq!(got.error_code(), code, "{name}");
+        assert_eq!(got.cache(), "Error", "{name}");
+        let request_id = got.header("x-edge-request-id").unwrap().to_owned();
+        assert_eq!(
+            got.json()["error"]["request_id"],
+            request_id.as_str(),
+            "{name}"
+        );
+        assert!(
+            got.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("misbehave@sha256:"),
+            "{name}"
+        );
+        let healthy = healthy.await.unwrap();
+        assert_eq!(
+            healthy.status,
+            StatusCode::OK,
+            "{name} harmed another request"
+        );
+    }
+}
+
+#[tokio::test]
+async fn limits_are_per_association() {
+    // A budget of 1 s lets a 64 MiB allocation finish once the memory cap allows it.
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("m", MISBEHAVE).await;
+    let hook = json!({"module": "m", "config": {"viewer_request": "alloc"}, "memory_limit_mib": 100, "cpu_budget_ms": 1000});
+    edge.create(config(
+        "big.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": hook}),
+    ))
+    .await;
+    let got = edge.get("big.example.com", "/").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    let started = std::time::Instant::now();
+    let hook = json!({"module": "m", "config": {"viewer_request": "loop"}, "cpu_budget_ms": 50});
+    edge.create(config(
+        "spin.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": hook}),
+    ))
+    .await;
+    assert_eq!(
+        edge.get("spin.example.com", "/").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_four_events_follow_lambda_at_edge() {
+    let (edge, o, other) = misbehaving(&[
+        ("vrespond", json!({"viewer_request": "respond"})),
+        ("orespond", json!({"origin_request": "respond"})),
+        ("reroute", json!({"origin_request": "reroute"})),
+        ("rewrite", json!({"viewer_request": "rewrite", "origin_response": "tag", "viewer_response": "tag"})),
+        ("status", json!({"viewer_response": "status"})),
+        ("obody", json!({"origin_response": "body"})),
+        ("vbody", json!({"viewer_response": "body"})),
+        ("context", json!({"viewer_request": "context"})),
+        ("log", json!({"viewer_request": "log", "origin_request": "log"})),
+    ])
+    .await;
+
+    // A viewer-request answer skips the cache and is never stored.
+    for _ in 0..2 {
+        let got = edge.get("vrespond.example.com", "/a").await;
+        assert_eq!(got.text(), "answered by viewer_request");
+        assert_eq!(got.cache(), "Miss");
+    }
+    // An origin-request answer is cached like an origin response.
+    let first = edge.get("orespond.example.com", "/a").await;
+    assert_eq!(
+        (first.cache(), first.text().as_str()),
+        ("Miss", "answered by origin_request")
+    );
+    let second = edge.get("orespond.example.com", "/a").await;
+    assert_eq!(
+        (second.cache(), second.text().as_str()),
+        ("Hit", "answered by origin_request")
+    );
+    assert_eq!(o.hits(), 0);
+
+    // origin-request runs on misses only: the hit does not re-route again.
+    edge.get("reroute.example.com", "/r").await;
+    let hit = edge.get("reroute.example.com", "/r").await;
+    assert_eq!((hit.cache(), hit.text().as_str()), ("Hit", "other /r"));
+    assert_eq!(other.hits(), 1);
+
+    // A rewrite reaches the origin; origin-response runs on the miss (and its
+    // result is what is stored); viewer-response runs on the miss and the hit.
+    let miss = edge.get("rewrite.example.com", "/p").await;
+    assert_eq!(miss.text(), "origin /rewritten/p count=-");
+    assert_eq!(miss.header("x-origin-response"), Some("1"));
+    assert_eq!(miss.header("x-viewer-response"), Some("1"));
+    let hit = edge.get("rewrite.example.com", "/p").await;
+    assert_eq!(hit.cache(), "Hit");
+    assert_eq!(hit.header("x-viewer-response"), Some("1"));
+
+    // viewer-response cannot change the status.
+    assert_eq!(
+        edge.get("status.example.com", "/").await.status,
+        StatusCode::OK
+    );
+
+    // Bodies replaced in origin-response are stored; in viewer-response they are per response.
+    assert_eq!(
+        edge.get("obody.example.com", "/").await.text(),
+        "body replaced by origin_response"
+    );
+    let hit = edge.get("obody.example.com", "/").await;
+    assert_eq!(
+        (hit.cache(), hit.text().as_str()),
+        ("Hit", "body replaced by origin_response")
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            edge.get("vbody.example.com", "/").await.text(),
+            "body replaced by viewer_response"
+        );
+    }
+
+    // The context a hook sees.
+    let got = edge.get("context.example.com", "/").await;
+    let text = got.text();
+    let request_id = got.header("x-edge-request-id").unwrap();
+    assert!(text.contains(&format!("request={request_id}")), "{text}");
+    assert!(text.contains("event=viewer_request"), "{text}");
+    assert!(
+        text.contains("Primary") && text.contains("origin=o") && text.contains("client=127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains(".edge.internal"), "{text}");
+
+    // Logging and printing do not disturb serving.
+    assert_eq!(
+        edge.get("log.example.com", "/l").await.status,
+        StatusCode::OK
+    );
+}
