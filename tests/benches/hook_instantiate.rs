@@ -11,7 +11,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use edge::wasm::{self, BoundHook, HookRuntime, KvData, RuntimeOptions};
 
 fn bench(c: &mut Criterion) {
-    let runtime = HookRuntime::new(&RuntimeOptions { cache_dir: None, max_instances: 100 }).expect("runtime");
+    let runtime = HookRuntime::new(&RuntimeOptions {
+        cache_dir: None,
+        max_instances: 100,
+    })
+    .expect("runtime");
     let bytes = std::fs::read(edge_e2e::examples::BLUEGREEN).expect("bluegreen.wasm");
     let compiled = Arc::new(runtime.compile("bluegreen", &bytes).expect("compile"));
     let hook = BoundHook {
@@ -22,7 +26,11 @@ fn bench(c: &mut Criterion) {
         memory_limit: wasm::DEFAULT_MEMORY_LIMIT,
     };
     let mut kv = KvData::default();
-    kv.insert("bluegreen", "green_weight", bytes::Bytes::from_static(b"10"));
+    kv.insert(
+        "bluegreen",
+        "green_weight",
+        bytes::Bytes::from_static(b"10"),
+    );
     let kv = Arc::new(kv);
     let ctx = wasm::Context {
         event: wasm::Event::ViewerRequest,
@@ -37,12 +45,21 @@ fn bench(c: &mut Criterion) {
         path: "/index.html".into(),
         query: None,
         headers: vec![
-            wasm::bindings::Header { name: "host".into(), value: b"www.example.com".to_vec() },
-            wasm::bindings::Header { name: "cookie".into(), value: b"deployment=green".to_vec() },
+            wasm::bindings::Header {
+                name: "host".into(),
+                value: b"www.example.com".to_vec(),
+            },
+            wasm::bindings::Header {
+                name: "cookie".into(),
+                value: b"deployment=green".to_vec(),
+            },
         ],
         client_address: "127.0.0.1".into(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     c.bench_function("bluegreen viewer-request: instantiate + call + drop", |b| {
         b.to_async(&rt).iter(|| async {
             let (action, _) = runtime
