@@ -554,3 +554,34 @@ async fn requests_without_a_usable_host_get_400() {
     assert!(text.starts_with("HTTP/1.0 400"), "{text}");
     assert!(text.contains("MissingHost"), "{text}");
 }
+
+#[tokio::test]
+async fn an_origin_that_never_accepts_hits_the_connect_timeout() {
+    // A listener whose accept queue is full and never drained: new SYNs are
+    // dropped, so connecting hangs until the connect timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(200), connect).await {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => break,
+        }
+    }
+    let edge = Edge::start().await;
+    edge.create(json!({
+        "aliases": ["c.example.com"],
+        "origins": [{"id": "o", "domain_name": addr.to_string(), "protocol": "http", "connect_timeout_ms": 300}],
+        "default_cache_behavior": {"target_origin_id": "o"},
+    }))
+    .await;
+    let started = std::time::Instant::now();
+    let got = edge.get("c.example.com", "/").await;
+    assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT, "{}", got.text());
+    assert_eq!(got.error_code(), "OriginTimeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop((listener, fillers));
+}
