@@ -320,13 +320,18 @@ impl TryFrom<DistributionConfig> for Distribution {
     }
 }
 
-fn validate_id(id: &str, field: &str) -> Result<(), ConfigError> {
-    let ok = !id.is_empty()
+/// Whether `id` is 1-128 of `A-Z a-z 0-9 - _ .`, the rule for origin, group and
+/// policy ids and for KV namespaces and keys.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
         && id.len() <= 128
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn validate_id(id: &str, field: &str) -> Result<(), ConfigError> {
+    if is_valid_id(id) {
         Ok(())
     } else {
         Err(ConfigError::new(

@@ -233,23 +233,18 @@ impl ControlPlane {
                         tracing::error!(key = %entry.key, error = %err, "stored hook cannot be loaded")
                     }
                 }
-            }
-        }
-        state.kv = Arc::new(kv_data);
-        for entry in &loaded.entries {
-            let kv = entry;
-            if let Some(alias) = kv.key.strip_prefix(ALIAS_PREFIX) {
-                let owner = String::from_utf8_lossy(&kv.value).into_owned();
+            } else if let Some(alias) = entry.key.strip_prefix(ALIAS_PREFIX) {
+                let owner = String::from_utf8_lossy(&entry.value).into_owned();
                 state.aliases.insert(alias.to_owned(), owner);
-            } else if kv.key.starts_with(DIST_PREFIX) {
-                let record = serde_json::from_slice::<StoredDistribution>(&kv.value)
+            } else if entry.key.starts_with(DIST_PREFIX) {
+                let record = serde_json::from_slice::<StoredDistribution>(&entry.value)
                     .map_err(|e| e.to_string())
                     .and_then(|stored| {
                         let config = Distribution::try_from(stored.config.clone())
                             .map_err(|e| e.to_string())?;
                         Ok(DistributionRecord {
                             stored,
-                            revision: kv.mod_revision,
+                            revision: entry.mod_revision,
                             config: Arc::new(config),
                         })
                     });
@@ -258,11 +253,12 @@ impl ControlPlane {
                         state.distributions.insert(r.stored.id.clone(), Arc::new(r));
                     }
                     Err(err) => {
-                        tracing::error!(key = %kv.key, error = %err, "stored distribution cannot be read; it is not served");
+                        tracing::error!(key = %entry.key, error = %err, "stored distribution cannot be read; it is not served");
                     }
                 }
             }
         }
+        state.kv = Arc::new(kv_data);
         let plane = Self {
             store,
             write: tokio::sync::Mutex::new(()),
@@ -525,43 +521,52 @@ impl ControlPlane {
     ) -> Result<(), ApiError> {
         validate_kv_name(namespace, "namespace")?;
         validate_kv_name(key, "key")?;
-        let _guard = self.write.lock().await;
-        let state = self.state();
-        let txn = Txn {
-            compares: Vec::new(),
-            ops: vec![Op::Put {
-                key: format!("{KV_PREFIX}{namespace}/{key}"),
-                value: value.to_vec(),
-            }],
+        let op = Op::Put {
+            key: format!("{KV_PREFIX}{namespace}/{key}"),
+            value: value.to_vec(),
         };
-        let revision = self.commit(txn, key).await?;
-        let mut next = (*state).clone();
-        next.revision = revision;
-        let mut kv = (*state.kv).clone();
-        kv.insert(namespace, key, value);
-        next.kv = Arc::new(kv);
-        self.publish(next);
-        Ok(())
+        self.write_kv(op, |_| Ok(()), |kv| kv.insert(namespace, key, value))
+            .await
     }
 
     /// `DELETE /v1/kv/{namespace}/{key}`.
     pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), ApiError> {
+        let op = Op::Delete {
+            key: format!("{KV_PREFIX}{namespace}/{key}"),
+        };
+        let exists = |kv: &KvData| match kv.get(namespace, key) {
+            Some(_) => Ok(()),
+            None => Err(no_such_key(namespace, key)),
+        };
+        self.write_kv(op, exists, |kv| {
+            kv.remove(namespace, key);
+        })
+        .await
+    }
+
+    /// Commits one KV write after `check` accepts the current data, then
+    /// publishes the data as `change` leaves it.
+    async fn write_kv(
+        &self,
+        op: Op,
+        check: impl FnOnce(&KvData) -> Result<(), ApiError>,
+        change: impl FnOnce(&mut KvData),
+    ) -> Result<(), ApiError> {
         let _guard = self.write.lock().await;
         let state = self.state();
-        if state.kv.get(namespace, key).is_none() {
-            return Err(no_such_key(namespace, key));
-        }
+        check(&state.kv)?;
+        let what = match &op {
+            Op::Put { key, .. } | Op::Delete { key } => key.clone(),
+        };
         let txn = Txn {
             compares: Vec::new(),
-            ops: vec![Op::Delete {
-                key: format!("{KV_PREFIX}{namespace}/{key}"),
-            }],
+            ops: vec![op],
         };
-        let revision = self.commit(txn, key).await?;
+        let revision = self.commit(txn, &what).await?;
         let mut next = (*state).clone();
         next.revision = revision;
         let mut kv = (*state.kv).clone();
-        kv.remove(namespace, key);
+        change(&mut kv);
         next.kv = Arc::new(kv);
         self.publish(next);
         Ok(())
@@ -690,12 +695,7 @@ pub fn no_such_key(namespace: &str, key: &str) -> ApiError {
 }
 
 fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+    if crate::config::is_valid_id(name) {
         Ok(())
     } else {
         Err(ApiError::invalid_argument(format!(

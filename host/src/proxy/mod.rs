@@ -27,7 +27,7 @@ use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::origin::{OriginError, OriginFetcher, UpstreamBody};
-use crate::wasm::{self, BoundHook, Event, HookError, HookRuntime, KvData, RequestAction, convert};
+use crate::wasm::{self, BoundHook, Event, HookRuntime, KvData, RequestAction, convert};
 use body::{EdgeBody, OriginBody, Tee};
 use routing::{BehaviorHooks, Routing, ServedDistribution};
 
@@ -456,11 +456,7 @@ impl Proxy {
                 &request,
             )
             .await?;
-        let invalid = |reason: String| HookError::InvalidOutput {
-            hook: hook.label(),
-            event: wasm::event_name(hook.event),
-            reason,
-        };
+        let invalid = |reason: String| hook.invalid_output(reason);
         match action {
             RequestAction::Forward(forward) => {
                 let checked =
@@ -531,14 +527,8 @@ impl Proxy {
                 &response,
             )
             .await?;
-        convert::response_from_wit(resp, headers, max_body).map_err(|reason| {
-            HookError::InvalidOutput {
-                hook: hook.label(),
-                event: wasm::event_name(hook.event),
-                reason,
-            }
-            .into()
-        })
+        convert::response_from_wit(resp, headers, max_body)
+            .map_err(|reason| hook.invalid_output(reason).into())
     }
 
     /// Step 10: the viewer-response hook, on hits, misses and generated
@@ -745,15 +735,6 @@ fn hit_response(obj: &CachedObject, head: bool) -> Response<EdgeBody> {
     headers.clone_from(&obj.headers);
     let age = obj.age(Instant::now()).as_secs();
     headers.insert(AGE, HeaderValue::from(age));
-    resp
-}
-
-/// A JSON error response outside the proxy pipeline (e.g. a listener fault).
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<EdgeBody> {
-    let mut resp = Response::new(EdgeBody::full(crate::error::json_error(code, message)));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 

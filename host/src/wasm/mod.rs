@@ -130,6 +130,15 @@ impl BoundHook {
     pub fn label(&self) -> String {
         format!("{}@{}", self.compiled.name, self.compiled.version)
     }
+
+    /// The error for output of this hook that breaks the contract.
+    pub fn invalid_output(&self, reason: String) -> HookError {
+        HookError::InvalidOutput {
+            hook: self.label(),
+            event: event_name(self.event),
+            reason,
+        }
+    }
 }
 
 /// The store data of one invocation.
