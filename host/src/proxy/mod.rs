@@ -27,7 +27,7 @@ use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::origin::{OriginError, OriginFetcher, UpstreamBody};
-use crate::wasm::{self, BoundHook, Event, HookRuntime, KvData, RequestAction, convert};
+use crate::wasm::{self, BoundHook, HookRuntime, KvData, RequestAction, convert};
 use body::{EdgeBody, OriginBody, Tee};
 use routing::{BehaviorHooks, Routing, ServedDistribution};
 
@@ -286,15 +286,7 @@ impl Proxy {
         let mut replaced = None;
         if let Some(hook) = &hooks.origin_response {
             let checked = self
-                .response_hook(
-                    hook,
-                    ctx,
-                    &dist,
-                    &out,
-                    head.status,
-                    &head.headers,
-                    convert::MAX_ORIGIN_BODY,
-                )
+                .response_hook(hook, ctx, &dist, &out, head.status, &head.headers)
                 .await?;
             head.status = checked.status;
             head.headers = checked.headers;
@@ -480,23 +472,18 @@ impl Proxy {
                 }))
             }
             RequestAction::Respond(resp) => {
-                let max = if hook.event == Event::ViewerRequest {
-                    convert::MAX_VIEWER_BODY
-                } else {
-                    convert::MAX_ORIGIN_BODY
-                };
-                let checked =
-                    convert::response_from_wit(resp, &HeaderMap::new(), max).map_err(invalid)?;
+                let checked = convert::response_from_wit(
+                    resp,
+                    &HeaderMap::new(),
+                    convert::max_body(hook.event),
+                )
+                .map_err(invalid)?;
                 Ok(Decision::Respond(checked))
             }
         }
     }
 
     /// Steps 8 and 10: runs a response event on a status and headers.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the parts of one exchange, each distinct"
-    )]
     async fn response_hook(
         &self,
         hook: &BoundHook,
@@ -505,7 +492,6 @@ impl Proxy {
         ex: &Exchange,
         status: StatusCode,
         headers: &HeaderMap,
-        max_body: usize,
     ) -> Result<convert::CheckedResponse, ProxyError> {
         let context = self.context(hook, dist, ctx, &ex.target_id);
         let request = convert::request_to_wit(
@@ -527,7 +513,7 @@ impl Proxy {
                 &response,
             )
             .await?;
-        convert::response_from_wit(resp, headers, max_body)
+        convert::response_from_wit(resp, headers, convert::max_body(hook.event))
             .map_err(|reason| hook.invalid_output(reason).into())
     }
 
@@ -546,15 +532,7 @@ impl Proxy {
         };
         let (mut head, body) = resp.into_parts();
         let checked = self
-            .response_hook(
-                hook,
-                ctx,
-                dist,
-                ex,
-                head.status,
-                &head.headers,
-                convert::MAX_VIEWER_BODY,
-            )
+            .response_hook(hook, ctx, dist, ex, head.status, &head.headers)
             .await?;
         if checked.status != head.status {
             tracing::debug!(request_id = %ctx.request_id, hook = %hook.label(), "viewer-response cannot change the status; kept {}", head.status);

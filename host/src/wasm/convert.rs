@@ -17,6 +17,14 @@ pub const MAX_VIEWER_BODY: usize = 40 * 1024;
 /// The largest body a hook may generate in an origin event (Lambda@Edge: 1 MB).
 pub const MAX_ORIGIN_BODY: usize = 1024 * 1024;
 
+/// The largest body a hook may generate or substitute in `event`.
+pub fn max_body(event: super::Event) -> usize {
+    match event {
+        super::Event::ViewerRequest | super::Event::ViewerResponse => MAX_VIEWER_BODY,
+        super::Event::OriginRequest | super::Event::OriginResponse => MAX_ORIGIN_BODY,
+    }
+}
+
 /// Headers as the WIT list: lower-case names, raw values, repeats kept in order.
 pub fn headers_to_wit(headers: &HeaderMap) -> Vec<Header> {
     headers
