@@ -130,10 +130,7 @@ impl ControlApi {
             (&Method::DELETE, ["distributions", id]) => {
                 let if_match = if_match(&req);
                 self.plane.delete(id, if_match).await?;
-                Ok(Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .body(Full::new(Bytes::new()))
-                    .unwrap_or_default())
+                Ok(no_content())
             }
             (&Method::PUT, ["hooks", name]) => {
                 let name = (*name).to_owned();
@@ -171,10 +168,7 @@ impl ControlApi {
             }
             (&Method::DELETE, ["kv", namespace, key]) => {
                 self.plane.kv_delete(namespace, key).await?;
-                Ok(Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .body(Full::new(Bytes::new()))
-                    .unwrap_or_default())
+                Ok(no_content())
             }
             (_, ["hooks"]) => Err(method_not_allowed("GET")),
             (_, ["hooks", _]) => Err(method_not_allowed("GET, PUT")),
@@ -193,11 +187,7 @@ impl ControlApi {
             .iter()
             .map(|(name, record)| json!({"name": name, "latest": record.latest, "versions": record.versions.len()}))
             .collect();
-        let quantity = items.len();
-        json_value(
-            StatusCode::OK,
-            &json!({ "items": items, "quantity": quantity }),
-        )
+        list_response(items)
     }
 
     fn get_hook(&self, name: &str) -> Result<ApiResponse, ApiError> {
@@ -296,11 +286,7 @@ impl ControlApi {
                 })
             })
             .collect();
-        let quantity = items.len();
-        json_value(
-            StatusCode::OK,
-            &json!({ "items": items, "quantity": quantity }),
-        )
+        list_response(items)
     }
 
     fn record_response(
@@ -377,6 +363,22 @@ fn method_not_allowed(allow: &str) -> ApiError {
     );
     err.allow = Some(allow.to_owned());
     err
+}
+
+/// A `204 No Content`.
+fn no_content() -> ApiResponse {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
+/// A list: `{"items": [...], "quantity": n}`.
+fn list_response(items: Vec<serde_json::Value>) -> ApiResponse {
+    let quantity = items.len();
+    json_value(
+        StatusCode::OK,
+        &json!({ "items": items, "quantity": quantity }),
+    )
 }
 
 fn json_value(status: StatusCode, value: &serde_json::Value) -> ApiResponse {
