@@ -24,7 +24,8 @@ done
 [ -x "$PEER_BENCH/run.sh" ] || { echo "peer scripts not found at $PEER_BENCH (set PEER_BENCH)" >&2; exit 1; }
 
 cargo build --release -p edge --manifest-path "$ROOT/Cargo.toml" >&2
-cargo build --release --locked --target wasm32-wasip2 --manifest-path "$ROOT/examples/Cargo.toml" >&2
+# From the examples folder, so its .cargo/config.toml (64 KiB guest stack) applies.
+(cd "$ROOT/examples" && cargo build --release --locked --target wasm32-wasip2 >&2)
 EDGE_BIN="$ROOT/target/release/edge"
 HOOK_WASM="$ROOT/examples/target/wasm32-wasip2/release/bluegreen.wasm"
 

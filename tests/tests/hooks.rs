@@ -690,6 +690,54 @@ async fn limits_are_per_association() {
 }
 
 #[tokio::test]
+async fn budgets_count_cpu_time_and_waits_have_a_wall_limit() {
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("m", MISBEHAVE).await;
+    for (alias, mode) in [("nap", "sleep-60"), ("coma", "sleep-30000")] {
+        let hook = json!({"module": "m", "config": {"viewer_request": mode}, "cpu_budget_ms": 5});
+        edge.create(config(alias, &[("o", &o)], json!({"viewer_request": hook})))
+            .await;
+    }
+    let edge = std::sync::Arc::new(edge);
+    // Sixty milliseconds of waiting is far past a 5 ms budget in wall time, but
+    // costs almost no CPU: the hook finishes and the request is served.
+    let got = edge.get("nap", "/").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    // A wait past the wall limit (max(10 x budget, 1 s)) fails the request
+    // as a limit, and other viewers are served while the hook waits.
+    let started = std::time::Instant::now();
+    let stuck = {
+        let edge = edge.clone();
+        tokio::spawn(async move { edge.get("coma", "/").await })
+    };
+    for _ in 0..5 {
+        assert_eq!(edge.get("nap", "/").await.status, StatusCode::OK);
+    }
+    let got = stuck.await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(
+        got.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        got.text()
+    );
+    assert_eq!(got.error_code(), "HookLimitExceeded");
+    assert!(
+        got.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("time limit of 1s"),
+        "{}",
+        got.text()
+    );
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_four_events_follow_lambda_at_edge() {
     let (edge, o, other) = misbehaving(&[
         ("vrespond", json!({"viewer_request": "respond"})),

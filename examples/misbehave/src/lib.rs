@@ -9,7 +9,8 @@
 //! unknown origin), `long-uri` (a 9000-byte path), `big-body` (answers 50 KB),
 //! `respond` (answers 200 with a body naming the event), `reroute` (routes to
 //! origin `other`), `rewrite` (path becomes `/rewritten` plus the old path),
-//! `log` (logs and prints, then passes), `context` (answers with the context).
+//! `log` (logs and prints, then passes), `context` (answers with the context),
+//! `sleep-<ms>` (waits that long in a WASI sleep, then passes).
 //! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
 //! `body` (replaces the body), `panic`, `bad-header`.
 
@@ -50,6 +51,11 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
             RequestAction::forward(req)
         }
         Some("panic") => panic!("misbehave panics on purpose"),
+        Some(mode) if mode.starts_with("sleep-") => {
+            let ms = mode["sleep-".len()..].parse().unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            RequestAction::forward(req)
+        }
         Some("bad-header") => {
             req.headers.push(edge_sdk::Header {
                 name: "x-bad".into(),

@@ -4,9 +4,20 @@
 //! The engine uses the pooling allocator with copy-on-write memory images and
 //! epoch interruption (a ticker thread advances the epoch every millisecond).
 //! Each uploaded component is compiled once (and cached on disk by content hash,
-//! so a restart does not recompile) into an `InstancePre`. An invocation gets a
-//! new `Store` with a CPU budget (epoch deadline), a memory cap, WASI without
-//! files, sockets or host environment, and stdout/stderr captured for the log.
+//! so a restart does not recompile) into an `InstancePre`, with the export of
+//! each event looked up once. An invocation gets a new `Store` with a CPU budget,
+//! a memory cap, WASI without files, sockets or host environment, and
+//! stdout/stderr captured for the log, instantiates, and calls the one export
+//! its event needs.
+//!
+//! The CPU budget counts the CPU time of the thread running the guest, not
+//! wall time: the epoch deadline only says when to look (first at half the
+//! budget), and the deadline callback compares the invocation's thread CPU
+//! time (summed over the polls of its future) with the budget. A guest is not
+//! charged for time its thread spent descheduled or serving other requests. A hook that runs longer than
+//! one tick yields to the executor at every tick, so it never holds a worker
+//! from other viewers for long. Waiting (a WASI sleep) costs no CPU, so a
+//! second limit bounds the whole invocation in wall time: [`wall_limit`].
 
 pub mod bindings;
 mod config;
@@ -14,13 +25,21 @@ pub mod convert;
 mod kv;
 mod log;
 
+use std::cell::Cell;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::component::{
+    Component, ComponentExportIndex, HasSelf, InstancePre, Linker, ResourceTable,
+};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -61,6 +80,12 @@ pub enum HookError {
         event: &'static str,
         budget: Duration,
     },
+    #[error("hook {hook} ({event}) did not finish within its time limit of {limit:?}")]
+    WallTimeout {
+        hook: String,
+        event: &'static str,
+        limit: Duration,
+    },
     #[error("hook {hook} ({event}) went over its memory cap of {limit} bytes")]
     Memory {
         hook: String,
@@ -82,7 +107,10 @@ impl HookError {
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
-            Self::Timeout { .. } | Self::Memory { .. } | Self::Capacity { .. }
+            Self::Timeout { .. }
+                | Self::WallTimeout { .. }
+                | Self::Memory { .. }
+                | Self::Capacity { .. }
         )
     }
 }
@@ -99,10 +127,36 @@ pub fn event_name(event: Event) -> &'static str {
 
 /// A component compiled and checked against the `hooks` world.
 pub struct CompiledHook {
-    pub name: String,
+    pub name: Arc<str>,
     /// `sha256:<hex>` of the component bytes.
     pub version: String,
-    pre: bindings::HooksPre<HookState>,
+    pre: InstancePre<HookState>,
+    /// The export of each event, indexed by [`event_index`].
+    exports: [ComponentExportIndex; 4],
+}
+
+/// Where an event's export sits in [`CompiledHook::exports`].
+fn event_index(event: Event) -> usize {
+    match event {
+        Event::ViewerRequest => 0,
+        Event::OriginRequest => 1,
+        Event::OriginResponse => 2,
+        Event::ViewerResponse => 3,
+    }
+}
+
+/// The export names, as [`event_index`] orders them.
+const EXPORT_NAMES: [&str; 4] = [
+    "viewer-request",
+    "origin-request",
+    "origin-response",
+    "viewer-response",
+];
+
+/// How long an invocation may take in wall time, waits included: ten times
+/// its CPU budget, and at least one second.
+pub fn wall_limit(budget: Duration) -> Duration {
+    (budget * 10).max(Duration::from_secs(1))
 }
 
 impl std::fmt::Debug for CompiledHook {
@@ -150,6 +204,8 @@ pub struct HookState {
     config: Arc<serde_json::Map<String, serde_json::Value>>,
     request_id: Arc<str>,
     hook: Arc<str>,
+    /// The CPU budget, checked by the epoch deadline callback.
+    budget: Duration,
     log_lines: u32,
     /// What the guest logged, in order.
     pub logs: Vec<String>,
@@ -310,12 +366,26 @@ impl HookRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| InvalidHook(format!("imports something hooks cannot use: {e:#}")))?;
-        let pre = bindings::HooksPre::new(pre)
+        // Checks every export's presence and type once, here, so an
+        // invocation only looks up the one it calls.
+        bindings::HooksPre::new(pre.clone())
             .map_err(|e| InvalidHook(format!("does not export the hooks world: {e:#}")))?;
+        let export = |name: &str| {
+            component
+                .get_export_index(None, name)
+                .ok_or_else(|| InvalidHook(format!("does not export {name}")))
+        };
+        let exports = [
+            export(EXPORT_NAMES[0])?,
+            export(EXPORT_NAMES[1])?,
+            export(EXPORT_NAMES[2])?,
+            export(EXPORT_NAMES[3])?,
+        ];
         Ok(CompiledHook {
-            name: name.to_owned(),
+            name: name.into(),
             version: version_of(bytes),
             pre,
+            exports,
         })
     }
 
@@ -341,7 +411,8 @@ impl HookRuntime {
             kv,
             config: hook.config.clone(),
             request_id: request_id.into(),
-            hook: hook.compiled.name.as_str().into(),
+            hook: hook.compiled.name.clone(),
+            budget: hook.budget,
             log_lines: 0,
             logs: Vec::new(),
             stdout,
@@ -349,22 +420,28 @@ impl HookRuntime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = hook
-            .budget
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1)
-            + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // The first look at the CPU used comes at half the budget in wall time.
+        store.set_epoch_deadline(ticks_for(hook.budget / 2));
+        store.epoch_deadline_callback(|ctx| {
+            let budget = ctx.data().budget;
+            let used = cpu_used();
+            if used >= budget {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            // Look again when the rest of the budget could be spent; let other
+            // requests on this worker run meanwhile.
+            Ok(UpdateDeadline::Yield(ticks_for(budget - used)))
+        });
         store
     }
 
+    /// Logs what the guest printed, then maps the outcome to a [`HookError`].
+    /// `result` is `None` when the invocation ran past its wall-time limit.
     fn finish<R>(
         &self,
         hook: &BoundHook,
         mut store: Store<HookState>,
-        result: wasmtime::Result<R>,
+        result: Option<wasmtime::Result<R>>,
     ) -> Result<(R, Vec<String>), HookError> {
         let state = store.data_mut();
         for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
@@ -377,35 +454,45 @@ impl HookRuntime {
             }
         }
         let logs = std::mem::take(&mut state.logs);
-        let memory_hit = state.limiter.hit;
-        let event = event_name(hook.event);
-        let name = hook.label();
-        match result {
-            Ok(value) => Ok((value, logs)),
-            Err(_) if memory_hit => Err(HookError::Memory {
-                hook: name,
+        let err = match result {
+            Some(Ok(value)) => return Ok((value, logs)),
+            Some(Err(err)) => err,
+            None => {
+                return Err(HookError::WallTimeout {
+                    hook: hook.label(),
+                    event: event_name(hook.event),
+                    limit: wall_limit(hook.budget),
+                });
+            }
+        };
+        let (hook_label, event) = (hook.label(), event_name(hook.event));
+        Err(if state.limiter.hit {
+            HookError::Memory {
+                hook: hook_label,
                 event,
                 limit: hook.memory_limit,
-            }),
-            Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                Err(HookError::Timeout {
-                    hook: name,
-                    event,
-                    budget: hook.budget,
-                })
             }
-            Err(e)
-                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-                    .is_some() =>
-            {
-                Err(HookError::Capacity { hook: name, event })
-            }
-            Err(e) => Err(HookError::Trap {
-                hook: name,
+        } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            HookError::Timeout {
+                hook: hook_label,
                 event,
-                reason: format!("{e:#}"),
-            }),
-        }
+                budget: hook.budget,
+            }
+        } else if err
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            HookError::Capacity {
+                hook: hook_label,
+                event,
+            }
+        } else {
+            HookError::Trap {
+                hook: hook_label,
+                event,
+                reason: format!("{err:#}"),
+            }
+        })
     }
 
     /// Runs a `viewer-request` or `origin-request` event.
@@ -418,14 +505,15 @@ impl HookRuntime {
         req: &Request,
     ) -> Result<(RequestAction, Vec<String>), HookError> {
         let mut store = self.store(hook, request_id, kv);
-        let result = async {
-            let hooks = hook.compiled.pre.instantiate_async(&mut store).await?;
-            match hook.event {
-                Event::OriginRequest => hooks.call_origin_request(&mut store, ctx, req).await,
-                _ => hooks.call_viewer_request(&mut store, ctx, req).await,
-            }
-        }
-        .await;
+        let export = &hook.compiled.exports[event_index(hook.event)];
+        let call = async {
+            let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
+            let func = instance
+                .get_typed_func::<(&Context, &Request), (RequestAction,)>(&mut store, export)?;
+            let (action,) = func.call_async(&mut store, (ctx, req)).await?;
+            Ok(action)
+        };
+        let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
         self.finish(hook, store, result)
     }
 
@@ -440,18 +528,128 @@ impl HookRuntime {
         resp: &Response,
     ) -> Result<(Response, Vec<String>), HookError> {
         let mut store = self.store(hook, request_id, kv);
-        let result = async {
-            let hooks = hook.compiled.pre.instantiate_async(&mut store).await?;
-            match hook.event {
-                Event::OriginResponse => {
-                    hooks.call_origin_response(&mut store, ctx, req, resp).await
-                }
-                _ => hooks.call_viewer_response(&mut store, ctx, req, resp).await,
-            }
-        }
-        .await;
+        let export = &hook.compiled.exports[event_index(hook.event)];
+        let call = async {
+            let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
+            let func = instance.get_typed_func::<(&Context, &Request, &Response), (Response,)>(
+                &mut store, export,
+            )?;
+            let (response,) = func.call_async(&mut store, (ctx, req, resp)).await?;
+            Ok(response)
+        };
+        let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
         self.finish(hook, store, result)
     }
+}
+
+/// The CPU accounting of the invocation being polled on this thread, kept in
+/// a thread-local so the epoch deadline callback (which runs inside the poll)
+/// can read it without touching the store.
+#[derive(Debug, Clone, Copy)]
+struct PollCpu {
+    /// The thread's CPU time when measuring began in this poll (ns).
+    baseline: Option<u64>,
+    /// When this poll began.
+    started: Instant,
+    /// CPU charged before this poll's measurement (ns).
+    charged: u64,
+    /// The most the unmeasured start of an invocation is charged (ns).
+    unmeasured_cap: u64,
+}
+
+thread_local! {
+    static POLL_CPU: Cell<Option<PollCpu>> = const { Cell::new(None) };
+}
+
+/// The calling thread's CPU time, in nanoseconds (a system call: kept off the
+/// path of an invocation that finishes within half its budget).
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl PollCpu {
+    /// CPU used by the invocation so far, starting the measurement if this
+    /// poll has none yet. Until the first look the thread's CPU time is not
+    /// read; that stretch is charged its wall time, at most `unmeasured_cap`:
+    /// never less than the CPU it used (wall time bounds CPU time), and never
+    /// more than half the budget, however long the thread was descheduled.
+    fn used(&mut self) -> u64 {
+        match self.baseline {
+            Some(b) => self.charged + thread_cpu_ns().saturating_sub(b),
+            None => {
+                self.charged += nanos(self.started.elapsed()).min(self.unmeasured_cap);
+                self.baseline = Some(thread_cpu_ns());
+                self.charged
+            }
+        }
+    }
+}
+
+/// For the deadline callback: the CPU the invocation on this thread has used.
+fn cpu_used() -> Duration {
+    POLL_CPU.with(|cell| {
+        let Some(mut poll) = cell.get() else {
+            return Duration::ZERO;
+        };
+        let used = poll.used();
+        cell.set(Some(poll));
+        Duration::from_nanos(used)
+    })
+}
+
+/// Epoch ticks to wait before looking at the CPU used again (at least one).
+fn ticks_for(budget: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos().max(1);
+    u64::try_from(budget.as_nanos().div_ceil(tick).max(1)).unwrap_or(u64::MAX)
+}
+
+/// Drives one invocation, keeping [`POLL_CPU`] current for the deadline
+/// callback, and gives up (`None`) once `wall` has passed. An invocation that
+/// runs straight through within half its budget costs one clock read; the
+/// thread's CPU clock and the wall-time timer are only used by one that runs
+/// longer or waits.
+async fn metered<F: Future>(call: F, budget: Duration, wall: Duration) -> Option<F::Output> {
+    let started = Instant::now();
+    let mut call = pin!(call);
+    let mut charged = 0u64;
+    let mut first = true;
+    let mut timer = None;
+    std::future::poll_fn(|cx| {
+        if let Some(timer) = timer.as_mut() {
+            let timer: &mut std::pin::Pin<Box<tokio::time::Sleep>> = timer;
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        let poll = PollCpu {
+            // The first poll is measured lazily; later ones (after a wait) at once.
+            baseline: (!std::mem::take(&mut first)).then(thread_cpu_ns),
+            started: Instant::now(),
+            charged,
+            unmeasured_cap: nanos(budget / 2),
+        };
+        POLL_CPU.set(Some(poll));
+        let out = call.as_mut().poll(cx);
+        let mut poll = POLL_CPU.take().unwrap_or(poll);
+        if let Poll::Ready(out) = out {
+            return Poll::Ready(Some(out));
+        }
+        charged = poll.used();
+        if timer.is_none() {
+            let mut sleep = Box::pin(tokio::time::sleep_until((started + wall).into()));
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            timer = Some(sleep);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// `sha256:<hex>` of a component's bytes.
@@ -464,4 +662,40 @@ pub fn version_of(bytes: &[u8]) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmeasured_stretch_is_charged_at_most_the_cap() {
+        // A poll that began a second ago (the thread descheduled, say) is
+        // charged the cap, not the second, then measured from there on.
+        let mut poll = PollCpu {
+            baseline: None,
+            started: Instant::now() - Duration::from_secs(1),
+            charged: 0,
+            unmeasured_cap: nanos(Duration::from_micros(2500)),
+        };
+        let first = poll.used();
+        assert_eq!(first, 2_500_000);
+        assert!(poll.baseline.is_some());
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        let later = poll.used();
+        assert!(later > first, "{later} after spinning, {first} before");
+        assert!(later < first + 1_000_000_000, "{later}");
+    }
+
+    #[test]
+    fn ticks_round_up_and_never_reach_zero() {
+        assert_eq!(ticks_for(Duration::from_millis(5)), 5);
+        assert_eq!(ticks_for(Duration::from_micros(2500)), 3);
+        assert_eq!(ticks_for(Duration::ZERO), 1);
+        assert_eq!(wall_limit(Duration::from_millis(5)), Duration::from_secs(1));
+        assert_eq!(wall_limit(Duration::from_secs(2)), Duration::from_secs(20));
+    }
 }
