@@ -43,20 +43,21 @@ thread_local! {
     });
 }
 
-/// A request id: 128 bits from a per-thread generator seeded by the OS
-/// (wyrand), as 26 base32 characters. Unique enough to find one request in logs;
-/// not a secret.
+/// 64 bits from a per-thread generator seeded by the OS (wyrand): fast and
+/// uniform, not a secret.
+pub fn random_u64() -> u64 {
+    REQUEST_RNG.with(|state| {
+        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+/// A request id: 128 bits of [`random_u64`], as 26 base32 characters. Unique
+/// enough to find one request in logs; not a secret.
 pub fn request_id() -> String {
-    let (a, b) = REQUEST_RNG.with(|state| {
-        let next = || {
-            let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
-            state.set(s);
-            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-            ((t >> 64) as u64) ^ (t as u64)
-        };
-        (next(), next())
-    });
-    let mut v = (u128::from(a) << 64) | u128::from(b);
+    let mut v = (u128::from(random_u64()) << 64) | u128::from(random_u64());
     let mut out = String::with_capacity(26);
     for _ in 0..26 {
         out.push(BASE32[(v & 31) as usize] as char);

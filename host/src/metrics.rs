@@ -13,6 +13,8 @@ pub struct Metrics {
     origin_requests: AtomicU64,
     origin_errors: AtomicU64,
     config_revision: AtomicU64,
+    staging_responses: AtomicU64,
+    staging_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -20,6 +22,14 @@ impl Metrics {
         self.by_cache_status[cache as usize].fetch_add(1, Ordering::Relaxed);
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_status_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A response served by a staging distribution through a policy.
+    pub fn record_staging_response(&self, status: u16) {
+        self.staging_responses.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.staging_errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn record_origin_request(&self) {
@@ -69,6 +79,18 @@ impl Metrics {
                 "counter",
                 "Origin fetches that failed (connect, timeout, protocol).",
                 self.origin_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_staging_responses_total",
+                "counter",
+                "Responses served by staging distributions through continuous-deployment policies.",
+                self.staging_responses.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_staging_errors_total",
+                "counter",
+                "Staging responses with a 5xx status.",
+                self.staging_errors.load(Ordering::Relaxed),
             ),
             (
                 "edge_cache_bytes",

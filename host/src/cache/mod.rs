@@ -4,6 +4,7 @@ pub mod freshness;
 pub mod key;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -55,8 +56,12 @@ pub struct CachedObject {
     pub initial_age: Duration,
     /// Freshness lifetime after the behavior's TTL clamp.
     pub ttl: Duration,
-    /// The distribution and path it was stored for, for invalidations.
+    /// The distribution whose config served it and path it was stored for,
+    /// for invalidations.
     pub distribution_id: Arc<str>,
+    /// The distribution the viewer asked for: the primary when a staging
+    /// distribution served the object, else `distribution_id` again.
+    pub primary_id: Arc<str>,
     pub path: Box<str>,
 }
 
@@ -100,6 +105,9 @@ impl Expiry<Arc<str>, Arc<CachedObject>> for FreshFor {
 pub struct SharedCache {
     inner: Cache<Arc<str>, Arc<CachedObject>>,
     max_object_bytes: u64,
+    /// Bumped by every invalidation, so a fetch that began before one does
+    /// not store what it fetched.
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -123,7 +131,13 @@ impl SharedCache {
         Self {
             inner,
             max_object_bytes,
+            generation: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The invalidation generation; take it before fetching what will be stored.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Bodies above this size stream through and are not stored.
@@ -137,21 +151,26 @@ impl SharedCache {
         obj.is_fresh(Instant::now()).then_some(obj)
     }
 
-    /// Stores an object (replacing any previous one for the key).
-    pub fn insert(&self, key: Arc<str>, obj: CachedObject) {
-        if obj.body.len() as u64 > self.max_object_bytes {
+    /// Stores an object (replacing any previous one for the key), unless an
+    /// invalidation came after `since` (a [`Self::generation`] taken before
+    /// the object was fetched): it may be what the invalidation meant to drop.
+    pub fn insert(&self, key: Arc<str>, obj: CachedObject, since: u64) {
+        if obj.body.len() as u64 > self.max_object_bytes || self.generation() != since {
             return;
         }
         self.inner.insert(key, Arc::new(obj));
     }
 
-    /// Drops every object of `distribution_id` whose path matches `path`
+    /// Drops every object of `distribution_id` (served by its config, or to
+    /// its viewers through a staging distribution) whose path matches `path`
     /// (exact, or a prefix when `path` ends with `*`). Returns how many matched.
     pub fn invalidate(&self, distribution_id: &str, path: &str) -> usize {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let prefix = path.strip_suffix('*');
         let mut dropped = 0;
         for (key, obj) in &self.inner {
-            let matches = &*obj.distribution_id == distribution_id
+            let matches = (&*obj.distribution_id == distribution_id
+                || &*obj.primary_id == distribution_id)
                 && match prefix {
                     Some(p) => obj.path.starts_with(p),
                     None => &*obj.path == path,
@@ -188,6 +207,7 @@ mod tests {
             initial_age: Duration::ZERO,
             ttl: Duration::from_secs(ttl),
             distribution_id: dist.into(),
+            primary_id: dist.into(),
             path: path.into(),
         }
     }
@@ -196,7 +216,7 @@ mod tests {
     fn capacity_is_in_bytes_not_entries() {
         let cache = SharedCache::new(64 * 1024, 1024 * 1024);
         for i in 0..100 {
-            cache.insert(format!("k{i}").into(), object("E1", "/a", 4096, 60));
+            cache.insert(format!("k{i}").into(), object("E1", "/a", 4096, 60), 0);
         }
         assert!(
             cache.weighted_bytes() <= 64 * 1024,
@@ -209,8 +229,8 @@ mod tests {
     #[test]
     fn objects_over_the_size_limit_are_not_stored() {
         let cache = SharedCache::new(1 << 20, 1000);
-        cache.insert("big".into(), object("E1", "/big", 1001, 60));
-        cache.insert("small".into(), object("E1", "/small", 1000, 60));
+        cache.insert("big".into(), object("E1", "/big", 1001, 60), 0);
+        cache.insert("small".into(), object("E1", "/small", 1000, 60), 0);
         assert!(cache.get("big").is_none());
         assert!(cache.get("small").is_some());
     }
@@ -220,20 +240,41 @@ mod tests {
         let cache = SharedCache::new(1 << 20, 1 << 20);
         let mut old = object("E1", "/a", 10, 60);
         old.initial_age = Duration::from_secs(61);
-        cache.insert("old".into(), old);
+        cache.insert("old".into(), old, 0);
         assert!(cache.get("old").is_none());
     }
 
     #[test]
     fn invalidation_by_exact_path_and_prefix() {
         let cache = SharedCache::new(1 << 20, 1 << 20);
-        cache.insert("1".into(), object("E1", "/img/a.png", 1, 60));
-        cache.insert("2".into(), object("E1", "/img/b.png", 1, 60));
-        cache.insert("3".into(), object("E1", "/index.html", 1, 60));
-        cache.insert("4".into(), object("E2", "/img/a.png", 1, 60));
+        cache.insert("1".into(), object("E1", "/img/a.png", 1, 60), 0);
+        cache.insert("2".into(), object("E1", "/img/b.png", 1, 60), 0);
+        cache.insert("3".into(), object("E1", "/index.html", 1, 60), 0);
+        cache.insert("4".into(), object("E2", "/img/a.png", 1, 60), 0);
         assert_eq!(cache.invalidate("E1", "/img/*"), 2);
         assert_eq!(cache.invalidate("E1", "/index.html"), 1);
         assert!(cache.get("4").is_some());
         assert!(cache.get("1").is_none());
+    }
+
+    #[test]
+    fn a_fetch_older_than_an_invalidation_is_not_stored() {
+        let cache = SharedCache::new(1 << 20, 1 << 20);
+        let before = cache.generation();
+        cache.invalidate("E1", "/other");
+        cache.insert("1".into(), object("E1", "/a", 1, 60), before);
+        assert!(cache.get("1").is_none());
+        cache.insert("1".into(), object("E1", "/a", 1, 60), cache.generation());
+        assert!(cache.get("1").is_some());
+    }
+
+    #[test]
+    fn invalidating_a_primary_drops_its_staging_arm_too() {
+        let cache = SharedCache::new(1 << 20, 1 << 20);
+        let mut staged = object("ESTAGE", "/a", 1, 60);
+        staged.primary_id = "EPRIMARY".into();
+        cache.insert("s".into(), staged, 0);
+        cache.insert("p".into(), object("EPRIMARY", "/a", 1, 60), 0);
+        assert_eq!(cache.invalidate("EPRIMARY", "/a"), 2);
     }
 }

@@ -6,6 +6,7 @@
 //! are valid). A [`ConfigError`] names the field that broke a rule.
 
 pub mod pattern;
+pub mod policy;
 pub mod raw;
 
 use std::collections::{HashMap, HashSet};
@@ -39,7 +40,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
@@ -330,7 +331,7 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn validate_id(id: &str, field: &str) -> Result<(), ConfigError> {
+pub(crate) fn validate_id(id: &str, field: &str) -> Result<(), ConfigError> {
     if is_valid_id(id) {
         Ok(())
     } else {

@@ -1,7 +1,11 @@
 //! The control API: JSON over HTTP on its own listener, bearer-token protected,
 //! with CloudFront's semantics (ETag / If-Match, `CNAMEAlreadyExists`, ...).
 
+pub mod distributions;
 pub mod error;
+pub mod hooks;
+pub mod invalidations;
+pub mod policies;
 pub mod state;
 
 use std::convert::Infallible;
@@ -18,6 +22,8 @@ use crate::cache::SharedCache;
 use crate::metrics::Metrics;
 pub use error::ApiError;
 pub use state::{ControlOptions, ControlPlane, DeployStatus, DistributionRecord, IfMatch};
+
+use state::{InvalidationRecord, PolicyRecord};
 
 /// Largest JSON body the API reads.
 const MAX_JSON_BODY: usize = 1 << 20;
@@ -132,6 +138,120 @@ impl ControlApi {
                 self.plane.delete(id, if_match).await?;
                 Ok(no_content())
             }
+            (&Method::POST, ["distributions", id, "copy"]) => {
+                let id = (*id).to_owned();
+                let if_match = header_string(&req, IF_MATCH);
+                let body = read_body(req, MAX_JSON_BODY).await?;
+                let request = if body.iter().all(u8::is_ascii_whitespace) {
+                    distributions::CopyRequest::default()
+                } else {
+                    crate::config::parse_json(&body)?
+                };
+                let record = self.plane.copy(&id, if_match.as_deref(), request).await?;
+                Ok(self.created(&record))
+            }
+            (&Method::POST, ["distributions", id, "associate-alias"]) => {
+                let id = (*id).to_owned();
+                let body = read_body(req, MAX_JSON_BODY).await?;
+                let request: distributions::AliasRequest = crate::config::parse_json(&body)?;
+                let record = self.plane.associate_alias(&id, &request.alias).await?;
+                Ok(self.record_response(StatusCode::OK, &record, false))
+            }
+            (&Method::POST, ["distributions", id, "promote"]) => {
+                let id = (*id).to_owned();
+                let if_match = header_string(&req, IF_MATCH);
+                let body = read_body(req, MAX_JSON_BODY).await?;
+                let request: distributions::PromoteRequest = crate::config::parse_json(&body)?;
+                let record = self
+                    .plane
+                    .promote(&id, if_match.as_deref(), request)
+                    .await?;
+                Ok(self.record_response(StatusCode::OK, &record, false))
+            }
+            (&Method::POST, ["distributions", id, "invalidations"]) => {
+                let id = (*id).to_owned();
+                let body = read_body(req, MAX_JSON_BODY).await?;
+                let request: invalidations::InvalidationRequest =
+                    crate::config::parse_json(&body)?;
+                let record = self.plane.invalidate(&id, request).await?;
+                let mut resp = json_value(StatusCode::CREATED, &invalidation_json(&record));
+                set_header(
+                    &mut resp,
+                    LOCATION,
+                    &format!("/v1/distributions/{id}/invalidations/{}", record.stored.id),
+                );
+                Ok(resp)
+            }
+            (&Method::GET, ["distributions", id, "invalidations"]) => {
+                let state = self.plane.state();
+                state.distribution(id)?;
+                let items: Vec<serde_json::Value> = state
+                    .invalidations
+                    .get(*id)
+                    .into_iter()
+                    .flatten()
+                    .rev()
+                    .map(|r| invalidation_json(r))
+                    .collect();
+                Ok(list_response(items))
+            }
+            (&Method::GET, ["distributions", id, "invalidations", inv]) => {
+                let state = self.plane.state();
+                state.distribution(id)?;
+                let record = state
+                    .invalidations
+                    .get(*id)
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r.stored.id == *inv)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "NoSuchInvalidation",
+                            format!("distribution {id} has no invalidation {inv:?}"),
+                        )
+                    })?;
+                Ok(json_value(StatusCode::OK, &invalidation_json(record)))
+            }
+            (&Method::POST, ["continuous-deployment-policies"]) => {
+                let body = read_body(req, MAX_JSON_BODY).await?;
+                let raw = crate::config::parse_json(&body)?;
+                let record = self.plane.create_policy(raw).await?;
+                let mut resp = policy_response(StatusCode::CREATED, &record);
+                set_header(
+                    &mut resp,
+                    LOCATION,
+                    &format!("/v1/continuous-deployment-policies/{}", record.stored.id),
+                );
+                Ok(resp)
+            }
+            (&Method::GET, ["continuous-deployment-policies"]) => {
+                let state = self.plane.state();
+                let items: Vec<serde_json::Value> =
+                    state.policies.values().map(|p| policy_json(p)).collect();
+                Ok(list_response(items))
+            }
+            (&Method::GET, ["continuous-deployment-policies", id]) => {
+                let state = self.plane.state();
+                Ok(policy_response(StatusCode::OK, state.policy(id)?))
+            }
+            (&Method::PUT, ["continuous-deployment-policies", id]) => {
+                let id = (*id).to_owned();
+                let if_match = header_string(&req, IF_MATCH);
+                self.plane.state().policy(&id)?;
+                let body = read_body(req, MAX_JSON_BODY).await?;
+                let raw = crate::config::parse_json(&body)?;
+                let record = self
+                    .plane
+                    .replace_policy(&id, IfMatch::from_header(if_match.as_deref()), raw)
+                    .await?;
+                Ok(policy_response(StatusCode::OK, &record))
+            }
+            (&Method::DELETE, ["continuous-deployment-policies", id]) => {
+                let if_match = if_match(&req);
+                self.plane.delete_policy(id, if_match).await?;
+                Ok(no_content())
+            }
             (&Method::PUT, ["hooks", name]) => {
                 let name = (*name).to_owned();
                 let body = read_body(req, MAX_HOOK_BODY).await?;
@@ -176,6 +296,15 @@ impl ControlApi {
             (_, ["distributions"]) => Err(method_not_allowed("GET, POST")),
             (_, ["distributions", _]) => Err(method_not_allowed("GET, DELETE")),
             (_, ["distributions", _, "config"]) => Err(method_not_allowed("GET, PUT")),
+            (_, ["distributions", _, "copy" | "associate-alias" | "promote"]) => {
+                Err(method_not_allowed("POST"))
+            }
+            (_, ["distributions", _, "invalidations"]) => Err(method_not_allowed("GET, POST")),
+            (_, ["distributions", _, "invalidations", _]) => Err(method_not_allowed("GET")),
+            (_, ["continuous-deployment-policies"]) => Err(method_not_allowed("GET, POST")),
+            (_, ["continuous-deployment-policies", _]) => {
+                Err(method_not_allowed("GET, PUT, DELETE"))
+            }
             _ => Err(not_found()),
         }
     }
@@ -236,26 +365,28 @@ impl ControlApi {
         let body = read_body(req, MAX_JSON_BODY).await?;
         let raw = crate::config::parse_json(&body)?;
         let record = self.plane.create(raw).await?;
-        let mut resp = self.record_response(StatusCode::CREATED, &record, false);
-        if let Ok(loc) = HeaderValue::from_str(&format!("/v1/distributions/{}", record.stored.id)) {
-            resp.headers_mut().insert(LOCATION, loc);
-        }
-        Ok(resp)
+        Ok(self.created(&record))
+    }
+
+    /// `201 Created` with the record, its ETag and its `Location`.
+    fn created(&self, record: &DistributionRecord) -> ApiResponse {
+        let mut resp = self.record_response(StatusCode::CREATED, record, false);
+        set_header(
+            &mut resp,
+            LOCATION,
+            &format!("/v1/distributions/{}", record.stored.id),
+        );
+        resp
     }
 
     async fn replace(&self, id: &str, req: Request<Incoming>) -> Result<ApiResponse, ApiError> {
-        let if_match_value = req
-            .headers()
-            .get(IF_MATCH)
-            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+        let if_match_value = header_string(&req, IF_MATCH);
         if !self.plane.state().distributions.contains_key(id) {
             return Err(ApiError::no_such_distribution(id));
         }
         let body = read_body(req, MAX_JSON_BODY).await?;
         let raw = crate::config::parse_json(&body)?;
-        let if_match = if_match_value
-            .as_deref()
-            .map_or(IfMatch::Missing, IfMatch::Value);
+        let if_match = IfMatch::from_header(if_match_value.as_deref());
         let record = self.plane.replace_config(id, if_match, raw).await?;
         Ok(self.record_response(StatusCode::OK, &record, false))
     }
@@ -281,6 +412,7 @@ impl ControlApi {
                     "aliases": r.stored.config.aliases,
                     "status": self.plane.status_of(r),
                     "enabled": r.stored.config.enabled,
+                    "staging": r.stored.staging,
                     "etag": r.etag(),
                     "comment": r.stored.config.comment,
                 })
@@ -302,17 +434,59 @@ impl ControlApi {
                 "id": record.stored.id,
                 "domain_name": record.stored.domain_name,
                 "status": self.plane.status_of(record),
+                "staging": record.stored.staging,
                 "etag": record.etag(),
                 "last_modified": record.stored.last_modified,
                 "config": record.stored.config,
             })
         };
         let mut resp = json_value(status, &value);
-        if let Ok(etag) = HeaderValue::from_str(&record.etag()) {
-            resp.headers_mut().insert(ETAG, etag);
-        }
+        set_header(&mut resp, ETAG, &record.etag());
         resp
     }
+}
+
+/// A policy as the API shows it.
+fn policy_json(record: &PolicyRecord) -> serde_json::Value {
+    json!({
+        "id": record.stored.id,
+        "etag": record.etag(),
+        "last_modified": record.stored.last_modified,
+        "status": record.stored.status,
+        "config": record.stored.config,
+    })
+}
+
+fn policy_response(status: StatusCode, record: &PolicyRecord) -> ApiResponse {
+    let mut resp = json_value(status, &policy_json(record));
+    set_header(&mut resp, ETAG, &record.etag());
+    resp
+}
+
+/// An invalidation as the API shows it (always `Completed`: objects are
+/// dropped before the API answers).
+fn invalidation_json(record: &InvalidationRecord) -> serde_json::Value {
+    let s = &record.stored;
+    json!({
+        "id": s.id,
+        "status": "Completed",
+        "create_time": s.create_time,
+        "paths": s.paths,
+        "dropped": s.dropped,
+    })
+}
+
+fn set_header(resp: &mut ApiResponse, name: http::header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, value);
+    }
+}
+
+/// A header's value as text (empty when it is not text).
+fn header_string(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
 }
 
 fn if_match(req: &Request<Incoming>) -> IfMatch<'_> {

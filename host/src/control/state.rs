@@ -1,31 +1,45 @@
-//! The control plane's model: distributions as stored, the writes that change them,
-//! and the swap of the serving snapshot after each write.
+//! The control plane's model: what is stored, the state built from it, and the
+//! swap of the serving snapshot after each write.
+//!
+//! The writes live beside it, one file per resource: [`super::distributions`]
+//! (create, replace, delete, copy, alias moves, promote), [`super::policies`]
+//! (continuous deployment and its automatic gate), [`super::invalidations`],
+//! and [`super::hooks`] (hook modules and KV data). Every write takes the write
+//! lock, validates against the current state, commits one store transaction
+//! whose compares guard what it read, and publishes the next state.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use crate::cache::SharedCache;
+use crate::config::policy::{Policy, PolicyConfig};
 use crate::config::{Distribution, DistributionConfig};
 use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;
+use crate::proxy::deploy::{ArmStats, Deployment};
 use crate::proxy::routing::{BehaviorHooks, Routing, ServedDistribution};
-use crate::store::{Compare, Op, Revision, Store, Txn, TxnOutcome};
+use crate::store::{Op, Revision, Store, Txn, TxnOutcome};
 use crate::wasm::{self, BoundHook, CompiledHook, Event, HookRuntime, KvData};
 
-const DIST_PREFIX: &str = "distributions/";
-const ALIAS_PREFIX: &str = "aliases/";
+pub(super) const DIST_PREFIX: &str = "distributions/";
+pub(super) const ALIAS_PREFIX: &str = "aliases/";
 /// `hook-modules/<hex>` → component bytes, shared by every name that uploaded them.
-const MODULE_PREFIX: &str = "hook-modules/";
+pub(super) const MODULE_PREFIX: &str = "hook-modules/";
 /// `hooks/<name>/<version>` → [`HookMeta`].
-const HOOK_PREFIX: &str = "hooks/";
+pub(super) const HOOK_PREFIX: &str = "hooks/";
 /// `hook-latest/<name>` → the version `name` alone resolves to.
-const LATEST_PREFIX: &str = "hook-latest/";
+pub(super) const LATEST_PREFIX: &str = "hook-latest/";
 /// `kv/<namespace>/<key>` → the value.
-const KV_PREFIX: &str = "kv/";
+pub(super) const KV_PREFIX: &str = "kv/";
+/// `policies/<id>` → [`StoredPolicy`].
+pub(super) const POLICY_PREFIX: &str = "policies/";
+/// `invalidations/<distribution id>/<id>` → [`StoredInvalidation`].
+pub(super) const INVALIDATION_PREFIX: &str = "invalidations/";
 
 /// What is recorded about one uploaded version of a hook.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +70,10 @@ pub struct StoredDistribution {
     pub domain_name: String,
     /// RFC 3339, UTC.
     pub last_modified: String,
+    /// A staging distribution (made by `copy` with `"staging": true`): it has
+    /// no aliases and serves a primary's viewers through a policy.
+    #[serde(default)]
+    pub staging: bool,
     pub config: DistributionConfig,
 }
 
@@ -71,6 +89,71 @@ impl DistributionRecord {
     pub fn etag(&self) -> String {
         etag_of(self.revision)
     }
+}
+
+/// A continuous-deployment policy as persisted under `policies/<id>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPolicy {
+    pub id: String,
+    pub last_modified: String,
+    pub config: PolicyConfig,
+    #[serde(default)]
+    pub status: GateStatus,
+}
+
+/// What the automatic gate last did to a policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateStatus {
+    pub state: GateState,
+    /// Why the gate rolled the policy back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+/// `Active` until the gate trips; an operator's write makes it `Active` again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GateState {
+    #[default]
+    Active,
+    RolledBack,
+}
+
+/// A policy with its ETag and validated form.
+#[derive(Debug)]
+pub struct PolicyRecord {
+    pub stored: StoredPolicy,
+    pub revision: Revision,
+    pub policy: Policy,
+}
+
+impl PolicyRecord {
+    pub fn etag(&self) -> String {
+        etag_of(self.revision)
+    }
+}
+
+/// One invalidation, as persisted under `invalidations/<distribution>/<id>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredInvalidation {
+    pub id: String,
+    pub paths: Vec<String>,
+    /// RFC 3339.
+    pub create_time: String,
+    /// How many cached objects it dropped on this host.
+    pub dropped: usize,
+}
+
+/// An invalidation with the revision that recorded it (for ordering).
+#[derive(Debug)]
+pub struct InvalidationRecord {
+    pub stored: StoredInvalidation,
+    pub revision: Revision,
 }
 
 /// The ETag string for a store revision.
@@ -97,6 +180,10 @@ pub struct ControlState {
     pub hooks: BTreeMap<String, HookRecord>,
     /// Key-value data for hooks.
     pub kv: Arc<KvData>,
+    /// Continuous-deployment policies by id.
+    pub policies: BTreeMap<String, Arc<PolicyRecord>>,
+    /// Each distribution's invalidations, oldest first.
+    pub invalidations: HashMap<String, Vec<Arc<InvalidationRecord>>>,
 }
 
 impl ControlState {
@@ -110,6 +197,38 @@ impl ControlState {
         let record = self.hooks.get(name)?;
         let version = version.unwrap_or(&record.latest);
         record.versions.get(version).map(|v| &v.compiled)
+    }
+
+    /// The distribution `id`, or 404.
+    pub fn distribution(&self, id: &str) -> Result<&Arc<DistributionRecord>, ApiError> {
+        self.distributions
+            .get(id)
+            .ok_or_else(|| ApiError::no_such_distribution(id))
+    }
+
+    /// The policy `id`, or 404.
+    pub fn policy(&self, id: &str) -> Result<&Arc<PolicyRecord>, ApiError> {
+        self.policies.get(id).ok_or_else(|| {
+            ApiError::new(
+                http::StatusCode::NOT_FOUND,
+                "NoSuchContinuousDeploymentPolicy",
+                format!("no continuous-deployment policy has id {id:?}"),
+            )
+        })
+    }
+
+    /// The distribution a policy is attached to, if any.
+    pub fn primary_of(&self, policy_id: &str) -> Option<&Arc<DistributionRecord>> {
+        self.distributions.values().find(|d| {
+            d.config.continuous_deployment_policy_id.as_deref() == Some(policy_id)
+        })
+    }
+
+    /// The policy that names `staging_id` as its staging distribution, if any.
+    pub fn policy_of_staging(&self, staging_id: &str) -> Option<&Arc<PolicyRecord>> {
+        self.policies
+            .values()
+            .find(|p| p.policy.staging_distribution_id == staging_id)
     }
 }
 
@@ -125,15 +244,19 @@ pub struct ControlOptions {
 pub struct ControlPlane {
     store: Arc<dyn Store>,
     /// Serializes writers so each builds on the state the last one left.
-    write: tokio::sync::Mutex<()>,
+    pub(super) write: tokio::sync::Mutex<()>,
     state: ArcSwap<ControlState>,
     routing: Arc<ArcSwap<Routing>>,
     fetcher: Arc<OriginFetcher>,
-    runtime: Arc<HookRuntime>,
+    pub(super) runtime: Arc<HookRuntime>,
     /// The KV data hooks read, shared with the proxy.
     kv: Arc<ArcSwap<KvData>>,
-    metrics: Arc<Metrics>,
-    options: ControlOptions,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) cache: SharedCache,
+    /// The staging-arm counts of each policy with an automatic gate, kept
+    /// across snapshots while the policy's revision stays the same.
+    pub(super) gates: Mutex<HashMap<String, (Revision, Arc<ArmStats>)>>,
+    pub(super) options: ControlOptions,
 }
 
 /// The parts a control plane is built from.
@@ -145,6 +268,7 @@ pub struct PlaneParts {
     pub runtime: Arc<HookRuntime>,
     pub kv: Arc<ArcSwap<KvData>>,
     pub metrics: Arc<Metrics>,
+    pub cache: SharedCache,
 }
 
 /// The `If-Match` a write carries.
@@ -154,9 +278,14 @@ pub enum IfMatch<'a> {
     Value(&'a str),
 }
 
-impl IfMatch<'_> {
+impl<'a> IfMatch<'a> {
+    /// From a request's `If-Match` header value, if it has one.
+    pub fn from_header(value: Option<&'a str>) -> Self {
+        value.map_or(Self::Missing, Self::Value)
+    }
+
     /// Checks against the current ETag: missing → 400, stale → 412.
-    fn check(self, current: Revision, what: &str) -> Result<(), ApiError> {
+    pub fn check(self, current: Revision, what: &str) -> Result<(), ApiError> {
         match self {
             Self::Missing => Err(ApiError::missing_if_match()),
             Self::Value(v) if etag_matches(v, current) => Ok(()),
@@ -185,6 +314,7 @@ impl ControlPlane {
             runtime,
             kv,
             metrics,
+            cache,
         } = parts;
         let loaded = store.load().await?;
         let mut state = ControlState {
@@ -233,6 +363,41 @@ impl ControlPlane {
                         tracing::error!(key = %entry.key, error = %err, "stored hook cannot be loaded")
                     }
                 }
+            } else if entry.key.starts_with(POLICY_PREFIX) {
+                let record = serde_json::from_slice::<StoredPolicy>(&entry.value)
+                    .map_err(|e| e.to_string())
+                    .and_then(|stored| {
+                        let policy = Policy::try_from(&stored.config).map_err(|e| e.to_string())?;
+                        Ok(PolicyRecord {
+                            stored,
+                            revision: entry.mod_revision,
+                            policy,
+                        })
+                    });
+                match record {
+                    Ok(r) => {
+                        state.policies.insert(r.stored.id.clone(), Arc::new(r));
+                    }
+                    Err(err) => {
+                        tracing::error!(key = %entry.key, error = %err, "stored policy cannot be read; it sends no traffic");
+                    }
+                }
+            } else if let Some(rest) = entry.key.strip_prefix(INVALIDATION_PREFIX)
+                && let Some((dist, _)) = rest.split_once('/')
+            {
+                match serde_json::from_slice::<StoredInvalidation>(&entry.value) {
+                    Ok(stored) => state
+                        .invalidations
+                        .entry(dist.to_owned())
+                        .or_default()
+                        .push(Arc::new(InvalidationRecord {
+                            stored,
+                            revision: entry.mod_revision,
+                        })),
+                    Err(err) => {
+                        tracing::error!(key = %entry.key, error = %err, "stored invalidation cannot be read");
+                    }
+                }
             } else if let Some(alias) = entry.key.strip_prefix(ALIAS_PREFIX) {
                 let owner = String::from_utf8_lossy(&entry.value).into_owned();
                 state.aliases.insert(alias.to_owned(), owner);
@@ -259,6 +424,9 @@ impl ControlPlane {
             }
         }
         state.kv = Arc::new(kv_data);
+        for list in state.invalidations.values_mut() {
+            list.sort_by_key(|i| i.revision);
+        }
         let plane = Self {
             store,
             write: tokio::sync::Mutex::new(()),
@@ -268,6 +436,8 @@ impl ControlPlane {
             runtime,
             kv,
             metrics,
+            cache,
+            gates: Mutex::new(HashMap::new()),
             options,
         };
         plane.publish(state);
@@ -286,22 +456,44 @@ impl ControlPlane {
 
     /// Swaps in a new state, then the serving snapshot built from it. Between the
     /// two a reader sees the change `InProgress`.
-    fn publish(&self, state: ControlState) {
+    pub(super) fn publish(&self, state: ControlState) {
         let revision = state.revision;
-        let served: Vec<Arc<ServedDistribution>> = state
-            .distributions
-            .values()
-            .map(|r| {
-                Arc::new(ServedDistribution::new(
-                    &r.stored.id,
-                    &r.stored.domain_name,
-                    r.config.clone(),
-                    r.revision,
-                    &self.fetcher,
-                    bind_hooks(&state, &r.config),
-                ))
-            })
-            .collect();
+        let serve = |r: &DistributionRecord| {
+            ServedDistribution::new(
+                &r.stored.id,
+                &r.stored.domain_name,
+                r.config.clone(),
+                r.revision,
+                &self.fetcher,
+                bind_hooks(&state, &r.config),
+            )
+        };
+        // Staging distributions (and every one without a deployment) first,
+        // so a primary can point at its staging's served form.
+        let mut served: HashMap<&str, Arc<ServedDistribution>> = HashMap::new();
+        let mut primaries = Vec::new();
+        for r in state.distributions.values() {
+            match self.deployment_policy(&state, r) {
+                Some(policy) => primaries.push((r, policy)),
+                None => {
+                    served.insert(&r.stored.id, Arc::new(serve(r)));
+                }
+            }
+        }
+        let gates = self.gate_stats(&state);
+        for (r, policy) in primaries {
+            let staging = served
+                .get(policy.policy.staging_distribution_id.as_str())
+                .cloned();
+            let deployment = staging.map(|staging| Deployment {
+                policy_id: policy.stored.id.as_str().into(),
+                policy: policy.policy.clone(),
+                staging,
+                stats: gates.get(&policy.stored.id).cloned(),
+            });
+            served.insert(&r.stored.id, Arc::new(serve(r).with_deployment(deployment)));
+        }
+        let served: Vec<Arc<ServedDistribution>> = served.into_values().collect();
         let kv = state.kv.clone();
         self.state.store(Arc::new(state));
         self.kv.store(kv);
@@ -310,21 +502,75 @@ impl ControlPlane {
         self.metrics.set_config_revision(revision);
     }
 
-    /// Validates a config against the rules no single config can check alone.
-    fn validate_in_context(
+    /// The policy that sends some of `r`'s viewers to an enabled staging
+    /// distribution, if one does.
+    fn deployment_policy<'s>(
+        &self,
+        state: &'s ControlState,
+        r: &DistributionRecord,
+    ) -> Option<&'s Arc<PolicyRecord>> {
+        let policy = state
+            .policies
+            .get(r.config.continuous_deployment_policy_id.as_deref()?)?;
+        let staging = state
+            .distributions
+            .get(&policy.policy.staging_distribution_id)?;
+        (policy.policy.sends_traffic() && staging.config.enabled && !r.stored.staging)
+            .then_some(policy)
+    }
+
+    /// The counters of every policy with an automatic gate, new ones for a
+    /// policy written since the last snapshot.
+    fn gate_stats(&self, state: &ControlState) -> HashMap<String, Arc<ArmStats>> {
+        let mut gates = self.gates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.retain(|id, (revision, _)| {
+            state.policies.get(id).is_some_and(|p| p.revision == *revision)
+        });
+        for p in state.policies.values() {
+            if let Some(auto) = &p.policy.auto {
+                gates
+                    .entry(p.stored.id.clone())
+                    .or_insert_with(|| (p.revision, Arc::new(ArmStats::new(auto.window_s))));
+            }
+        }
+        gates
+            .iter()
+            .map(|(id, (_, stats))| (id.clone(), stats.clone()))
+            .collect()
+    }
+
+    /// Commits nothing; builds the state after a committed write: `state`
+    /// with `change` applied at `revision`, then publishes it.
+    pub(super) fn publish_change(
+        &self,
+        state: &ControlState,
+        revision: Revision,
+        change: impl FnOnce(&mut ControlState),
+    ) {
+        let mut next = state.clone();
+        next.revision = revision;
+        change(&mut next);
+        self.publish(next);
+    }
+
+    /// Validates a config against the rules no single config can check alone:
+    /// alias ownership, uploaded hooks, the policy it attaches, and what a
+    /// staging distribution may not have.
+    pub(super) fn validate_in_context(
         &self,
         state: &ControlState,
         config: &Distribution,
         id: &str,
+        staging: bool,
     ) -> Result<(), ApiError> {
-        let suffix = &self.options.domain_suffix;
+        if staging && !config.aliases.is_empty() {
+            return Err(ApiError::invalid_argument(
+                "aliases: a staging distribution has no aliases; viewers reach it through its primary's continuous-deployment policy",
+            ));
+        }
         for (i, alias) in config.aliases.iter().enumerate() {
-            let bare = alias.strip_prefix("*.").unwrap_or(alias);
-            if bare == suffix || bare.ends_with(&format!(".{suffix}")) {
-                return Err(ApiError::invalid_argument(format!(
-                    "aliases[{i}]: {alias:?} is inside the host's own domain {suffix:?}"
-                )));
-            }
+            self.check_alias_domain(alias)
+                .map_err(|m| ApiError::invalid_argument(format!("aliases[{i}]: {m}")))?;
             if let Some(owner) = state.aliases.get(alias).filter(|o| *o != id) {
                 return Err(ApiError::alias_taken(alias, owner));
             }
@@ -336,17 +582,52 @@ impl ControlPlane {
                 )));
             }
         }
-        if let Some(policy) = &config.continuous_deployment_policy_id {
-            return Err(ApiError::invalid_argument(format!(
-                "continuous_deployment_policy_id: no continuous-deployment policy has id {policy:?}"
-            )));
+        if let Some(policy_id) = &config.continuous_deployment_policy_id {
+            const FIELD: &str = "continuous_deployment_policy_id";
+            if staging {
+                return Err(ApiError::invalid_argument(format!(
+                    "{FIELD}: a staging distribution cannot have a continuous-deployment policy"
+                )));
+            }
+            let policy = state.policies.get(policy_id).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "{FIELD}: no continuous-deployment policy has id {policy_id:?}"
+                ))
+            })?;
+            if policy.policy.staging_distribution_id == id {
+                return Err(ApiError::invalid_argument(format!(
+                    "{FIELD}: policy {policy_id} sends traffic to this distribution itself"
+                )));
+            }
+            if let Some(other) = state.primary_of(policy_id).filter(|d| d.stored.id != id) {
+                return Err(ApiError::new(
+                    http::StatusCode::CONFLICT,
+                    "ContinuousDeploymentPolicyInUse",
+                    format!(
+                        "policy {policy_id} is already attached to distribution {}",
+                        other.stored.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// An alias may not be inside the host's own domain suffix.
+    pub(super) fn check_alias_domain(&self, alias: &str) -> Result<(), String> {
+        let suffix = &self.options.domain_suffix;
+        let bare = alias.strip_prefix("*.").unwrap_or(alias);
+        if bare == suffix || bare.ends_with(&format!(".{suffix}")) {
+            return Err(format!(
+                "{alias:?} is inside the host's own domain {suffix:?}"
+            ));
         }
         Ok(())
     }
 
     /// Commits a transaction; a failed compare means another writer got there
     /// first (possible only with a shared store) and is reported as such.
-    async fn commit(&self, txn: Txn, what: &str) -> Result<Revision, ApiError> {
+    pub(super) async fn commit(&self, txn: Txn, what: &str) -> Result<Revision, ApiError> {
         match self.store.commit(txn).await? {
             TxnOutcome::Committed { revision } => Ok(revision),
             TxnOutcome::CompareFailed { key } => match key.strip_prefix(ALIAS_PREFIX) {
@@ -356,265 +637,6 @@ impl ControlPlane {
         }
     }
 
-    /// `POST /v1/distributions`.
-    pub async fn create(
-        &self,
-        raw: DistributionConfig,
-    ) -> Result<Arc<DistributionRecord>, ApiError> {
-        let config = Distribution::try_from(raw.clone())?;
-        let _guard = self.write.lock().await;
-        let state = self.state();
-        let id = loop {
-            let id = crate::ids::distribution_id();
-            if !state.distributions.contains_key(&id) {
-                break id;
-            }
-        };
-        self.validate_in_context(&state, &config, &id)?;
-        let stored = StoredDistribution {
-            domain_name: format!("{}.{}", id.to_ascii_lowercase(), self.options.domain_suffix),
-            id: id.clone(),
-            last_modified: rfc3339(SystemTime::now()),
-            config: raw,
-        };
-        let mut txn = Txn::default();
-        txn.compares.push(Compare::ModRevision {
-            key: dist_key(&id),
-            revision: 0,
-        });
-        txn.ops.push(put_json(dist_key(&id), &stored)?);
-        for alias in &config.aliases {
-            txn.compares.push(Compare::ModRevision {
-                key: alias_key(alias),
-                revision: 0,
-            });
-            txn.ops.push(Op::Put {
-                key: alias_key(alias),
-                value: id.clone().into_bytes(),
-            });
-        }
-        let revision = self.commit(txn, &id).await?;
-        let record = Arc::new(DistributionRecord {
-            stored,
-            revision,
-            config: Arc::new(config),
-        });
-        let mut next = (*state).clone();
-        next.revision = revision;
-        for alias in &record.config.aliases {
-            next.aliases.insert(alias.clone(), id.clone());
-        }
-        next.distributions.insert(id, record.clone());
-        self.publish(next);
-        Ok(record)
-    }
-
-    /// `PUT /v1/distributions/{id}/config`.
-    pub async fn replace_config(
-        &self,
-        id: &str,
-        if_match: IfMatch<'_>,
-        raw: DistributionConfig,
-    ) -> Result<Arc<DistributionRecord>, ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
-        let current = state
-            .distributions
-            .get(id)
-            .ok_or_else(|| ApiError::no_such_distribution(id))?
-            .clone();
-        if_match.check(current.revision, id)?;
-        let config = Distribution::try_from(raw.clone())?;
-        self.validate_in_context(&state, &config, id)?;
-        let stored = StoredDistribution {
-            config: raw,
-            last_modified: rfc3339(SystemTime::now()),
-            ..current.stored.clone()
-        };
-        let mut txn = Txn::default();
-        txn.compares.push(Compare::ModRevision {
-            key: dist_key(id),
-            revision: current.revision,
-        });
-        txn.ops.push(put_json(dist_key(id), &stored)?);
-        let old: Vec<&String> = current.config.aliases.iter().collect();
-        for alias in &config.aliases {
-            if !old.contains(&alias) {
-                txn.compares.push(Compare::ModRevision {
-                    key: alias_key(alias),
-                    revision: 0,
-                });
-                txn.ops.push(Op::Put {
-                    key: alias_key(alias),
-                    value: id.as_bytes().to_vec(),
-                });
-            }
-        }
-        for alias in &old {
-            if !config.aliases.contains(alias) {
-                txn.ops.push(Op::Delete {
-                    key: alias_key(alias),
-                });
-            }
-        }
-        let revision = self.commit(txn, id).await?;
-        let record = Arc::new(DistributionRecord {
-            stored,
-            revision,
-            config: Arc::new(config),
-        });
-        let mut next = (*state).clone();
-        next.revision = revision;
-        next.aliases.retain(|_, owner| owner != id);
-        for alias in &record.config.aliases {
-            next.aliases.insert(alias.clone(), id.to_owned());
-        }
-        next.distributions.insert(id.to_owned(), record.clone());
-        self.publish(next);
-        Ok(record)
-    }
-
-    /// `PUT /v1/hooks/{name}`: validates the component against the `hooks` world,
-    /// stores it by content hash, and makes it the version `name` resolves to.
-    /// Distributions naming `name` run it from the next request on.
-    pub async fn put_hook(&self, name: &str, bytes: bytes::Bytes) -> Result<String, ApiError> {
-        crate::config::validate_hook_name(name).map_err(ApiError::invalid_argument)?;
-        let compiled = compile(&self.runtime, name, bytes.to_vec()).await?;
-        let version = compiled.version.clone();
-        let hex = version.trim_start_matches("sha256:").to_owned();
-        let meta = HookMeta {
-            size: bytes.len(),
-            uploaded: rfc3339(SystemTime::now()),
-        };
-        let _guard = self.write.lock().await;
-        let state = self.state();
-        let mut txn = Txn::default();
-        txn.ops.push(Op::Put {
-            key: format!("{MODULE_PREFIX}{hex}"),
-            value: bytes.to_vec(),
-        });
-        txn.ops
-            .push(put_json(format!("{HOOK_PREFIX}{name}/{version}"), &meta)?);
-        txn.ops.push(Op::Put {
-            key: format!("{LATEST_PREFIX}{name}"),
-            value: version.clone().into_bytes(),
-        });
-        let revision = self.commit(txn, name).await?;
-        let mut next = (*state).clone();
-        next.revision = revision;
-        let record = next.hooks.entry(name.to_owned()).or_default();
-        record.latest = version.clone();
-        record
-            .versions
-            .insert(version.clone(), HookVersion { meta, compiled });
-        self.publish(next);
-        Ok(version)
-    }
-
-    /// `PUT /v1/kv/{namespace}/{key}`: hooks read the new value from the next
-    /// request on.
-    pub async fn kv_put(
-        &self,
-        namespace: &str,
-        key: &str,
-        value: bytes::Bytes,
-    ) -> Result<(), ApiError> {
-        validate_kv_name(namespace, "namespace")?;
-        validate_kv_name(key, "key")?;
-        let op = Op::Put {
-            key: format!("{KV_PREFIX}{namespace}/{key}"),
-            value: value.to_vec(),
-        };
-        self.write_kv(op, |_| Ok(()), |kv| kv.insert(namespace, key, value))
-            .await
-    }
-
-    /// `DELETE /v1/kv/{namespace}/{key}`.
-    pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), ApiError> {
-        let op = Op::Delete {
-            key: format!("{KV_PREFIX}{namespace}/{key}"),
-        };
-        let exists = |kv: &KvData| match kv.get(namespace, key) {
-            Some(_) => Ok(()),
-            None => Err(no_such_key(namespace, key)),
-        };
-        self.write_kv(op, exists, |kv| {
-            kv.remove(namespace, key);
-        })
-        .await
-    }
-
-    /// Commits one KV write after `check` accepts the current data, then
-    /// publishes the data as `change` leaves it.
-    async fn write_kv(
-        &self,
-        op: Op,
-        check: impl FnOnce(&KvData) -> Result<(), ApiError>,
-        change: impl FnOnce(&mut KvData),
-    ) -> Result<(), ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
-        check(&state.kv)?;
-        let what = match &op {
-            Op::Put { key, .. } | Op::Delete { key } => key.clone(),
-        };
-        let txn = Txn {
-            compares: Vec::new(),
-            ops: vec![op],
-        };
-        let revision = self.commit(txn, &what).await?;
-        let mut next = (*state).clone();
-        next.revision = revision;
-        let mut kv = (*state.kv).clone();
-        change(&mut kv);
-        next.kv = Arc::new(kv);
-        self.publish(next);
-        Ok(())
-    }
-
-    /// Compilations the on-disk artifact cache answered since start.
-    pub fn compile_cache_hits(&self) -> usize {
-        self.runtime.cache_hits()
-    }
-
-    /// `DELETE /v1/distributions/{id}`: only a disabled distribution.
-    pub async fn delete(&self, id: &str, if_match: IfMatch<'_>) -> Result<(), ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
-        let current = state
-            .distributions
-            .get(id)
-            .ok_or_else(|| ApiError::no_such_distribution(id))?
-            .clone();
-        if_match.check(current.revision, id)?;
-        if current.config.enabled {
-            return Err(ApiError::new(
-                http::StatusCode::CONFLICT,
-                "DistributionNotDisabled",
-                format!(
-                    "distribution {id} is enabled; disable it (PUT its config with \"enabled\": false) before deleting it"
-                ),
-            ));
-        }
-        let mut txn = Txn::default();
-        txn.compares.push(Compare::ModRevision {
-            key: dist_key(id),
-            revision: current.revision,
-        });
-        txn.ops.push(Op::Delete { key: dist_key(id) });
-        for alias in &current.config.aliases {
-            txn.ops.push(Op::Delete {
-                key: alias_key(alias),
-            });
-        }
-        let revision = self.commit(txn, id).await?;
-        let mut next = (*state).clone();
-        next.revision = revision;
-        next.aliases.retain(|_, owner| owner != id);
-        next.distributions.remove(id);
-        self.publish(next);
-        Ok(())
-    }
 }
 
 /// Binds each behavior's hook associations to compiled hooks, with their limits.
@@ -664,7 +686,7 @@ fn status_for(record_revision: Revision, served_revision: Revision) -> DeploySta
 }
 
 /// Compiles off the async workers (Cranelift is CPU-heavy on a first compile).
-async fn compile(
+pub(super) async fn compile(
     runtime: &Arc<HookRuntime>,
     name: &str,
     bytes: Vec<u8>,
@@ -694,7 +716,7 @@ pub fn no_such_key(namespace: &str, key: &str) -> ApiError {
     )
 }
 
-fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
+pub(super) fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
     if crate::config::is_valid_id(name) {
         Ok(())
     } else {
@@ -704,15 +726,15 @@ fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
     }
 }
 
-fn dist_key(id: &str) -> String {
+pub(super) fn dist_key(id: &str) -> String {
     format!("{DIST_PREFIX}{id}")
 }
 
-fn alias_key(alias: &str) -> String {
+pub(super) fn alias_key(alias: &str) -> String {
     format!("{ALIAS_PREFIX}{alias}")
 }
 
-fn put_json<T: Serialize>(key: String, value: &T) -> Result<Op, ApiError> {
+pub(super) fn put_json<T: Serialize>(key: String, value: &T) -> Result<Op, ApiError> {
     let value = serde_json::to_vec(value).map_err(|e| {
         ApiError::new(
             http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,10 +1,11 @@
 //! The per-request pipeline: the steps of DESIGN.md's "request's way through the host".
 //!
 //! Each step is marked with its number. Hook steps (4, 6, 8, 10) are no-ops for a
-//! behavior without a hook on that event. Step 2 (deployment arm) is fixed to
-//! `primary` until continuous deployment lands.
+//! behavior without a hook on that event; step 2 is one for a distribution
+//! without a continuous-deployment policy sending viewers elsewhere.
 
 pub mod body;
+pub mod deploy;
 pub mod headers;
 pub mod routing;
 
@@ -15,7 +16,9 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, VIA};
+use http::header::{
+    AGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, SET_COOKIE, VIA,
+};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -29,13 +32,12 @@ use crate::metrics::Metrics;
 use crate::origin::{OriginError, OriginFetcher, UpstreamBody};
 use crate::wasm::{self, BoundHook, HookRuntime, KvData, RequestAction, convert};
 use body::{EdgeBody, OriginBody, Tee};
+use deploy::ArmStats;
 use routing::{BehaviorHooks, Routing, ServedDistribution};
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-edge-request-id");
 
-/// The arm a viewer is on; only `primary` until continuous deployment lands.
-const PRIMARY_ARM: &str = "primary";
 
 static NO_HOOKS: BehaviorHooks = BehaviorHooks {
     viewer_request: None,
@@ -61,6 +63,14 @@ struct RequestCtx {
     request_id: String,
     client: SocketAddr,
     cache_status: CacheStatus,
+    /// Step 2's choice: served by the staging distribution.
+    staging: bool,
+    /// The staging arm's counters, when an automatic gate watches it.
+    gate: Option<Arc<ArmStats>>,
+    /// The sticky cookie to set on the response.
+    sticky: Option<HeaderValue>,
+    /// The distribution the viewer asked for (the primary of a staging arm).
+    primary_id: Option<Arc<str>>,
 }
 
 /// The request as the steps change it.
@@ -112,6 +122,10 @@ impl Proxy {
             request_id: crate::ids::request_id(),
             client,
             cache_status: CacheStatus::Miss,
+            staging: false,
+            gate: None,
+            sticky: None,
+            primary_id: None,
         };
         let span = tracing::debug_span!("request", id = %ctx.request_id, method = %req.method(), uri = %req.uri());
         let result = self.serve(req, &mut ctx).instrument(span).await;
@@ -140,8 +154,17 @@ impl Proxy {
         if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
             headers.insert(&X_REQUEST_ID, id);
         }
-        self.metrics
-            .record_response(ctx.cache_status, resp.status().as_u16());
+        if let Some(cookie) = ctx.sticky.take() {
+            headers.append(SET_COOKIE, cookie);
+        }
+        let status = resp.status().as_u16();
+        if let Some(gate) = &ctx.gate {
+            gate.record(unix_now(), status >= 500);
+        }
+        self.metrics.record_response(ctx.cache_status, status);
+        if ctx.staging {
+            self.metrics.record_staging_response(status);
+        }
         Ok(resp)
     }
 
@@ -153,7 +176,7 @@ impl Proxy {
         // Step 1: resolve the distribution by Host.
         let host = viewer_host(&req).ok_or(ProxyError::MissingHost)?;
         let routing = self.routing.load();
-        let dist = routing
+        let mut dist = routing
             .resolve(&host)
             .ok_or_else(|| ProxyError::UnknownHost { host: host.clone() })?
             .clone();
@@ -167,18 +190,31 @@ impl Proxy {
             return Err(ProxyError::BadTarget);
         }
 
-        // Step 2: deployment arm (continuous deployment picks it; primary for now).
-        let arm = PRIMARY_ARM;
+        // Step 2: deployment arm. A policy may send this viewer to the staging
+        // distribution, whose config serves every step from here on.
+        let (parts, viewer_body) = req.into_parts();
+        let mut viewer_headers = parts.headers;
+        if let Some(deployment) = &dist.deployment {
+            let choice = deployment.choose(&viewer_headers, unix_now());
+            deploy::strip_sticky_cookie(&mut viewer_headers);
+            ctx.sticky = choice.set_cookie;
+            if choice.staging {
+                ctx.staging = true;
+                ctx.gate.clone_from(&deployment.stats);
+                ctx.primary_id = Some(dist.id.clone());
+                dist = deployment.staging.clone();
+            }
+        }
+        let arm = if ctx.staging { "staging" } else { "primary" };
 
         // Step 3: cache behavior by path pattern.
-        let (index, behavior) = dist.config.behavior_for(req.uri().path());
+        let (index, behavior) = dist.config.behavior_for(parts.uri.path());
         let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
-        let (parts, viewer_body) = req.into_parts();
         let mut ex = Exchange {
             method: parts.method,
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().map(str::to_owned),
-            headers: parts.headers,
+            headers: viewer_headers,
             target_id: behavior.target_origin_id.clone(),
         };
         headers::strip_hop_by_hop(&mut ex.headers);
@@ -228,6 +264,10 @@ impl Proxy {
             return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
         }
 
+        // What a fetch from here on stores is dropped by an invalidation that
+        // comes before it completes.
+        let generation = self.cache.generation();
+
         // The request as the origin will see it.
         let mut out_headers = ex.headers.clone();
         out_headers.remove(HOST);
@@ -261,8 +301,12 @@ impl Proxy {
                         if let (Some(freshness), Some(body)) = (freshness, &generated.body) {
                             self.store_now(
                                 key,
-                                &dist,
-                                &ex.path,
+                                Stored {
+                                    dist: &dist,
+                                    ctx,
+                                    path: &ex.path,
+                                    generation,
+                                },
                                 generated.status,
                                 generated.headers.clone(),
                                 body.clone(),
@@ -305,8 +349,12 @@ impl Proxy {
             (Some(body), Some(key), Some(freshness)) => {
                 self.store_now(
                     key,
-                    &dist,
-                    &ex.path,
+                    Stored {
+                        dist: &dist,
+                        ctx,
+                        path: &ex.path,
+                        generation,
+                    },
                     head.status,
                     head.headers.clone(),
                     body.clone(),
@@ -316,9 +364,15 @@ impl Proxy {
             }
             (Some(body), _, _) => EdgeBody::full(body),
             (None, key, freshness) => {
+                let stored = Stored {
+                    dist: &dist,
+                    ctx,
+                    path: &ex.path,
+                    generation,
+                };
                 let tee = key
                     .zip(freshness)
-                    .and_then(|(key, freshness)| self.tee(&ex, &head, &dist, key, freshness));
+                    .and_then(|(key, freshness)| self.tee(&ex, &head, &stored, key, freshness));
                 if ex.method == Method::HEAD {
                     // No body follows a HEAD response: the exchange is complete now.
                     if let Some(tee) = tee {
@@ -417,7 +471,11 @@ impl Proxy {
             distribution_id: dist.id.to_string(),
             distribution_domain: dist.domain_name.clone(),
             request_id: ctx.request_id.clone(),
-            arm: wasm::bindings::Arm::Primary,
+            arm: if ctx.staging {
+                wasm::bindings::Arm::Staging
+            } else {
+                wasm::bindings::Arm::Primary
+            },
             origin_id: target.to_owned(),
         }
     }
@@ -567,15 +625,10 @@ impl Proxy {
     }
 
     /// Stores a body that is already whole.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the parts of one cached object, each distinct"
-    )]
     fn store_now(
         &self,
         key: String,
-        dist: &ServedDistribution,
-        path: &str,
+        stored: Stored<'_>,
         status: StatusCode,
         headers: HeaderMap,
         body: Bytes,
@@ -590,9 +643,11 @@ impl Proxy {
                 stored_at: Instant::now(),
                 initial_age: freshness.initial_age,
                 ttl: freshness.ttl,
-                distribution_id: dist.id.clone(),
-                path: path.into(),
+                distribution_id: stored.dist.id.clone(),
+                primary_id: stored.primary_id(),
+                path: stored.path.into(),
             },
+            stored.generation,
         );
     }
 
@@ -601,7 +656,7 @@ impl Proxy {
         &self,
         ex: &Exchange,
         head: &http::response::Parts,
-        dist: &ServedDistribution,
+        stored: &Stored<'_>,
         key: String,
         freshness: Freshness,
     ) -> Option<Tee> {
@@ -623,7 +678,9 @@ impl Proxy {
             expected
         };
         let headers = head.headers.clone();
-        let distribution_id = dist.id.clone();
+        let distribution_id = stored.dist.id.clone();
+        let primary_id = stored.primary_id();
+        let generation = stored.generation;
         let path = ex.path.clone();
         let arrived = Instant::now();
         Some(Tee::new(
@@ -643,12 +700,39 @@ impl Proxy {
                         initial_age: freshness.initial_age,
                         ttl: freshness.ttl,
                         distribution_id,
+                        primary_id,
                         path: path.into(),
                     },
+                    generation,
                 );
             }),
         ))
     }
+}
+
+/// Where a stored object came from: for its invalidation tags and the
+/// invalidation generation it was fetched under.
+struct Stored<'a> {
+    dist: &'a ServedDistribution,
+    ctx: &'a RequestCtx,
+    path: &'a str,
+    generation: u64,
+}
+
+impl Stored<'_> {
+    fn primary_id(&self) -> Arc<str> {
+        self.ctx
+            .primary_id
+            .clone()
+            .unwrap_or_else(|| self.dist.id.clone())
+    }
+}
+
+/// The current Unix second.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A response a hook generated.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::deploy::Deployment;
 use crate::config::Distribution;
 use crate::origin::{OriginFetcher, PoolClient};
 use crate::wasm::BoundHook;
@@ -29,6 +30,9 @@ pub struct ServedDistribution {
     pub hooks: Vec<BehaviorHooks>,
     /// The store revision of this distribution's config.
     pub revision: u64,
+    /// The continuous deployment that sends some viewers to a staging
+    /// distribution; `None` when no policy sends any.
+    pub deployment: Option<Deployment>,
 }
 
 impl ServedDistribution {
@@ -48,7 +52,14 @@ impl ServedDistribution {
             pools,
             hooks,
             revision,
+            deployment: None,
         }
+    }
+
+    /// The same distribution with a continuous deployment attached.
+    pub fn with_deployment(mut self, deployment: Option<Deployment>) -> Self {
+        self.deployment = deployment;
+        self
     }
 }
 

@@ -135,6 +135,7 @@ impl RunningHost {
                     runtime: runtime.clone(),
                     kv: kv.clone(),
                     metrics: metrics.clone(),
+                    cache: cache.clone(),
                 },
                 ControlOptions {
                     domain_suffix: opts.domain_suffix.clone(),
@@ -184,7 +185,8 @@ impl RunningHost {
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_viewers(viewer, proxy, rx.clone()));
-        tasks.spawn(serve_control(control_listener, control.clone(), rx));
+        tasks.spawn(serve_control(control_listener, control.clone(), rx.clone()));
+        tasks.spawn(run_gates(control.plane().clone(), rx));
         tracing::info!(%viewer_addr, %control_addr, "edge host serving");
         Ok(Self {
             viewer_addr,
@@ -284,6 +286,21 @@ async fn serve_viewers(
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// How often the automatic gates of continuous-deployment policies look at
+/// the staging arms' counts.
+const GATE_INTERVAL: Duration = Duration::from_secs(1);
+
+async fn run_gates(plane: Arc<ControlPlane>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(GATE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => plane.check_gates().await,
+            _ = shutdown.changed() => break,
+        }
+    }
 }
 
 async fn serve_control(

@@ -1,0 +1,116 @@
+//! Writes of hook modules and the KV data hooks read.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::error::ApiError;
+use super::state::{
+    ControlPlane, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX, HOOK_PREFIX,
+    compile, no_such_key, put_json, rfc3339, validate_kv_name,
+};
+use crate::store::{Op, Txn};
+use crate::wasm::KvData;
+
+impl ControlPlane {
+    /// `PUT /v1/hooks/{name}`: validates the component against the `hooks` world,
+    /// stores it by content hash, and makes it the version `name` resolves to.
+    /// Distributions naming `name` run it from the next request on.
+    pub async fn put_hook(&self, name: &str, bytes: bytes::Bytes) -> Result<String, ApiError> {
+        crate::config::validate_hook_name(name).map_err(ApiError::invalid_argument)?;
+        let compiled = compile(&self.runtime, name, bytes.to_vec()).await?;
+        let version = compiled.version.clone();
+        let hex = version.trim_start_matches("sha256:").to_owned();
+        let meta = HookMeta {
+            size: bytes.len(),
+            uploaded: rfc3339(SystemTime::now()),
+        };
+        let _guard = self.write.lock().await;
+        let state = self.state();
+        let mut txn = Txn::default();
+        txn.ops.push(Op::Put {
+            key: format!("{MODULE_PREFIX}{hex}"),
+            value: bytes.to_vec(),
+        });
+        txn.ops
+            .push(put_json(format!("{HOOK_PREFIX}{name}/{version}"), &meta)?);
+        txn.ops.push(Op::Put {
+            key: format!("{LATEST_PREFIX}{name}"),
+            value: version.clone().into_bytes(),
+        });
+        let revision = self.commit(txn, name).await?;
+        self.publish_change(&state, revision, |next| {
+            let record = next.hooks.entry(name.to_owned()).or_default();
+            record.latest = version.clone();
+            record
+                .versions
+                .insert(version.clone(), HookVersion { meta, compiled });
+        });
+        Ok(version)
+    }
+
+    /// `PUT /v1/kv/{namespace}/{key}`: hooks read the new value from the next
+    /// request on.
+    pub async fn kv_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: bytes::Bytes,
+    ) -> Result<(), ApiError> {
+        validate_kv_name(namespace, "namespace")?;
+        validate_kv_name(key, "key")?;
+        let op = Op::Put {
+            key: format!("{KV_PREFIX}{namespace}/{key}"),
+            value: value.to_vec(),
+        };
+        self.write_kv(op, |_| Ok(()), |kv| kv.insert(namespace, key, value))
+            .await
+    }
+
+    /// `DELETE /v1/kv/{namespace}/{key}`.
+    pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), ApiError> {
+        let op = Op::Delete {
+            key: format!("{KV_PREFIX}{namespace}/{key}"),
+        };
+        let exists = |kv: &KvData| match kv.get(namespace, key) {
+            Some(_) => Ok(()),
+            None => Err(no_such_key(namespace, key)),
+        };
+        self.write_kv(op, exists, |kv| {
+            kv.remove(namespace, key);
+        })
+        .await
+    }
+
+    /// Commits one KV write after `check` accepts the current data, then
+    /// publishes the data as `change` leaves it.
+    async fn write_kv(
+        &self,
+        op: Op,
+        check: impl FnOnce(&KvData) -> Result<(), ApiError>,
+        change: impl FnOnce(&mut KvData),
+    ) -> Result<(), ApiError> {
+        let _guard = self.write.lock().await;
+        let state = self.state();
+        check(&state.kv)?;
+        let what = match &op {
+            Op::Put { key, .. } | Op::Delete { key } => key.clone(),
+        };
+        let txn = Txn {
+            compares: Vec::new(),
+            ops: vec![op],
+        };
+        let revision = self.commit(txn, &what).await?;
+        self.publish_change(&state, revision, |next| {
+            let mut kv = (*state.kv).clone();
+            change(&mut kv);
+            next.kv = Arc::new(kv);
+        });
+        Ok(())
+    }
+
+    /// Compilations the on-disk artifact cache answered since start.
+    pub fn compile_cache_hits(&self) -> usize {
+        self.runtime.cache_hits()
+    }
+
+}

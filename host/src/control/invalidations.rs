@@ -1,0 +1,115 @@
+//! Invalidations: drop cached objects by path (exact, or a prefix with a
+//! trailing `*`), effective before the API answers, kept in a history.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::state::{
+    ControlPlane, INVALIDATION_PREFIX, InvalidationRecord, StoredInvalidation, put_json, rfc3339,
+};
+use crate::store::{Op, Txn};
+
+/// Paths one invalidation may list (CloudFront's limit).
+pub const MAX_PATHS: usize = 3000;
+/// Invalidations kept in a distribution's history; older ones are dropped.
+pub const HISTORY: usize = 100;
+const MAX_PATH_LEN: usize = 4096;
+
+/// The body of `POST /v1/distributions/{id}/invalidations`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidationRequest {
+    pub paths: Vec<String>,
+}
+
+/// Checks one path: starts with `/`, no spaces or control characters, `*`
+/// only as the last character.
+fn validate_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} must start with '/'"));
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err(format!("a path may be at most {MAX_PATH_LEN} bytes"));
+    }
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!("{path:?} holds a space or control character"));
+    }
+    if path.find('*').is_some_and(|i| i + 1 != path.len()) {
+        return Err(format!("{path:?}: '*' may only end a path"));
+    }
+    Ok(())
+}
+
+impl ControlPlane {
+    /// `POST /v1/distributions/{id}/invalidations`: records the invalidation,
+    /// then drops the matching objects (both arms of a primary, the staging
+    /// arm only for a staging distribution) before answering.
+    pub async fn invalidate(
+        &self,
+        dist_id: &str,
+        request: InvalidationRequest,
+    ) -> Result<Arc<InvalidationRecord>, ApiError> {
+        let paths = request.paths;
+        if paths.is_empty() || paths.len() > MAX_PATHS {
+            return Err(ApiError::invalid_argument(format!(
+                "paths: list between 1 and {MAX_PATHS} paths"
+            )));
+        }
+        for (i, path) in paths.iter().enumerate() {
+            validate_path(path).map_err(|m| ApiError::invalid_argument(format!("paths[{i}]: {m}")))?;
+        }
+        let _guard = self.write.lock().await;
+        let state = self.state();
+        state.distribution(dist_id)?;
+        let mut stored = StoredInvalidation {
+            id: crate::ids::prefixed_id('I'),
+            paths,
+            create_time: rfc3339(SystemTime::now()),
+            dropped: 0,
+        };
+        let key = |id: &str| format!("{INVALIDATION_PREFIX}{dist_id}/{id}");
+        let history = state.invalidations.get(dist_id).map_or(&[][..], Vec::as_slice);
+        let expired = history.len().saturating_sub(HISTORY - 1);
+        // Drop first, then record: the count goes into the record, and a
+        // failed commit leaves only objects refetched, never stale ones served.
+        stored.dropped = stored
+            .paths
+            .iter()
+            .map(|p| self.cache.invalidate(dist_id, p))
+            .sum();
+        let mut txn = Txn::default();
+        txn.ops.push(put_json(key(&stored.id), &stored)?);
+        for old in &history[..expired] {
+            txn.ops.push(Op::Delete {
+                key: key(&old.stored.id),
+            });
+        }
+        let revision = self.commit(txn, dist_id).await?;
+        let record = Arc::new(InvalidationRecord { stored, revision });
+        self.publish_change(&state, revision, |next| {
+            let list = next.invalidations.entry(dist_id.to_owned()).or_default();
+            list.drain(..expired.min(list.len()));
+            list.push(record.clone());
+        });
+        tracing::info!(distribution = dist_id, id = %record.stored.id, dropped = record.stored.dropped, "invalidated");
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_checked() {
+        assert!(validate_path("/img/*").is_ok());
+        assert!(validate_path("/index.html").is_ok());
+        assert!(validate_path("/*").is_ok());
+        assert!(validate_path("img/*").is_err());
+        assert!(validate_path("/a*/b").is_err());
+        assert!(validate_path("/a b").is_err());
+    }
+}

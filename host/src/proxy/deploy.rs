@@ -1,0 +1,263 @@
+//! Step 2, the deployment arm: which of a primary's viewers a continuous-deployment
+//! policy sends to its staging distribution, the cookie that keeps a viewer on
+//! its arm, and the per-second counts the automatic gate reads.
+//!
+//! The sticky cookie is `edge-cd=<p|s>.<assigned>.<policy id>`: the arm, the
+//! Unix second it was given, and the policy that gave it. It is set again on
+//! every response with `Max-Age` = the idle TTL (never past the max TTL), so a
+//! viewer that goes quiet forgets its arm and one that stays keeps it until the
+//! max TTL. A cookie from another policy, or past its max TTL, is ignored and a
+//! new arm drawn. The host removes the cookie from the request before anything
+//! else sees it: hooks read the arm from their context, origins never see it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::header::{COOKIE, HeaderMap, HeaderValue};
+
+use super::routing::ServedDistribution;
+use crate::config::policy::{Policy, StickinessConfig, Traffic, WEIGHT_SCALE};
+
+/// The sticky cookie's name.
+pub const STICKY_COOKIE: &str = "edge-cd";
+
+/// A primary's continuous deployment as the request path sees it.
+#[derive(Debug)]
+pub struct Deployment {
+    pub policy_id: Arc<str>,
+    pub policy: Policy,
+    pub staging: Arc<ServedDistribution>,
+    /// Counts of the staging arm, when the policy has an automatic gate.
+    pub stats: Option<Arc<ArmStats>>,
+}
+
+/// The arm chosen for one request.
+#[derive(Debug)]
+pub struct ArmChoice {
+    pub staging: bool,
+    /// A `Set-Cookie` value that keeps the viewer on this arm.
+    pub set_cookie: Option<HeaderValue>,
+}
+
+impl Deployment {
+    /// Picks the arm for a request with `headers` at Unix second `now`.
+    pub fn choose(&self, headers: &HeaderMap, now: u64) -> ArmChoice {
+        match &self.policy.traffic {
+            Traffic::Header { name, value } => ArmChoice {
+                staging: headers.get_all(name).iter().any(|v| v == value),
+                set_cookie: None,
+            },
+            Traffic::Weight {
+                ppm,
+                stickiness: None,
+            } => ArmChoice {
+                staging: draw(*ppm),
+                set_cookie: None,
+            },
+            Traffic::Weight {
+                ppm,
+                stickiness: Some(sticky),
+            } => {
+                let held = sticky_arm(headers, &self.policy_id)
+                    .filter(|&(_, assigned)| assigned <= now && now - assigned < sticky.max_ttl);
+                let (staging, assigned) = held.unwrap_or_else(|| (draw(*ppm), now));
+                ArmChoice {
+                    staging,
+                    set_cookie: cookie(&self.policy_id, staging, assigned, now, sticky),
+                }
+            }
+        }
+    }
+}
+
+/// Whether a fresh viewer goes to staging, `ppm` in a million.
+fn draw(ppm: u32) -> bool {
+    crate::ids::random_u64() % u64::from(WEIGHT_SCALE) < u64::from(ppm)
+}
+
+/// The arm and assignment time a request's sticky cookie holds for `policy_id`.
+fn sticky_arm(headers: &HeaderMap, policy_id: &str) -> Option<(bool, u64)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(STICKY_COOKIE)?.strip_prefix('='))
+        .find_map(|value| {
+            let mut parts = value.splitn(3, '.');
+            let staging = match parts.next()? {
+                "s" => true,
+                "p" => false,
+                _ => return None,
+            };
+            let assigned = parts.next()?.parse().ok()?;
+            (parts.next()? == policy_id).then_some((staging, assigned))
+        })
+}
+
+fn cookie(
+    policy_id: &str,
+    staging: bool,
+    assigned: u64,
+    now: u64,
+    sticky: &StickinessConfig,
+) -> Option<HeaderValue> {
+    let left = sticky.max_ttl.saturating_sub(now.saturating_sub(assigned));
+    let max_age = sticky.idle_ttl.min(left);
+    let arm = if staging { 's' } else { 'p' };
+    HeaderValue::from_str(&format!(
+        "{STICKY_COOKIE}={arm}.{assigned}.{policy_id}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+    ))
+    .ok()
+}
+
+/// Removes the sticky cookie from a request's `Cookie` fields.
+pub fn strip_sticky_cookie(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(COOKIE).iter();
+    if !values.any(|v| v.as_bytes().windows(STICKY_COOKIE.len()).any(|w| w == STICKY_COOKIE.as_bytes())) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| {
+            let text = v.to_str().ok()?;
+            let rest: Vec<&str> = text
+                .split(';')
+                .map(str::trim)
+                .filter(|pair| {
+                    !pair.is_empty()
+                        && pair.split_once('=').map_or(*pair, |(name, _)| name) != STICKY_COOKIE
+                })
+                .collect();
+            (!rest.is_empty()).then(|| HeaderValue::from_str(&rest.join("; ")).ok())?
+        })
+        .collect();
+    headers.remove(COOKIE);
+    for value in kept {
+        headers.append(COOKIE, value);
+    }
+}
+
+/// Requests and 5xx responses of a staging arm per second, over a window.
+#[derive(Debug)]
+pub struct ArmStats {
+    buckets: Box<[Bucket]>,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    /// The Unix second this bucket counts.
+    second: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl ArmStats {
+    /// Counts over the last `window_s` seconds.
+    pub fn new(window_s: u64) -> Self {
+        let len = usize::try_from(window_s.max(1)).unwrap_or(1);
+        Self {
+            buckets: (0..len).map(|_| Bucket::default()).collect(),
+        }
+    }
+
+    /// Counts one response served at Unix second `now`.
+    pub fn record(&self, now: u64, error: bool) {
+        let len = self.buckets.len() as u64;
+        let bucket = &self.buckets[usize::try_from(now % len).unwrap_or(0)];
+        let second = bucket.second.load(Ordering::Acquire);
+        if second != now
+            && bucket
+                .second
+                .compare_exchange(second, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            // This bucket last counted an older second: start it afresh. A
+            // response counted by another thread in between may be lost; the
+            // gate needs rates, not exact totals.
+            bucket.requests.store(0, Ordering::Release);
+            bucket.errors.store(0, Ordering::Release);
+        }
+        bucket.requests.fetch_add(1, Ordering::AcqRel);
+        if error {
+            bucket.errors.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `(requests, errors)` over the window ending at Unix second `now`.
+    pub fn totals(&self, now: u64) -> (u64, u64) {
+        let len = self.buckets.len() as u64;
+        self.buckets
+            .iter()
+            .filter(|b| {
+                let s = b.second.load(Ordering::Acquire);
+                s <= now && now - s < len
+            })
+            .fold((0, 0), |(r, e), b| {
+                (
+                    r + b.requests.load(Ordering::Acquire),
+                    e + b.errors.load(Ordering::Acquire),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cookies: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_sticky_cookie_is_read_for_its_policy_only() {
+        let h = headers(&["a=1; edge-cd=s.100.P1; b=2"]);
+        assert_eq!(sticky_arm(&h, "P1"), Some((true, 100)));
+        assert_eq!(sticky_arm(&h, "P2"), None);
+        assert_eq!(sticky_arm(&headers(&["edge-cd=x.100.P1"]), "P1"), None);
+        assert_eq!(sticky_arm(&headers(&["edge-cd=p.soon.P1"]), "P1"), None);
+    }
+
+    #[test]
+    fn the_cookie_never_outlives_the_max_ttl() {
+        let sticky = StickinessConfig {
+            idle_ttl: 300,
+            max_ttl: 600,
+        };
+        let c = cookie("P1", true, 1000, 1000, &sticky).unwrap();
+        assert!(c.to_str().unwrap().starts_with("edge-cd=s.1000.P1;"));
+        assert!(c.to_str().unwrap().contains("Max-Age=300"));
+        let c = cookie("P1", false, 1000, 1500, &sticky).unwrap();
+        assert!(c.to_str().unwrap().contains("Max-Age=100"), "{c:?}");
+    }
+
+    #[test]
+    fn stripping_keeps_the_other_cookies() {
+        let mut h = headers(&["a=1; edge-cd=s.1.P; b=2", "edge-cd=p.1.P"]);
+        strip_sticky_cookie(&mut h);
+        let values: Vec<&str> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(values, ["a=1; b=2"]);
+        let mut h = headers(&["edge-cdx=1"]);
+        strip_sticky_cookie(&mut h);
+        assert_eq!(h.get(COOKIE).unwrap(), "edge-cdx=1");
+    }
+
+    #[test]
+    fn stats_count_a_sliding_window() {
+        let stats = ArmStats::new(10);
+        for s in 100..110 {
+            stats.record(s, s % 2 == 0);
+        }
+        assert_eq!(stats.totals(109), (10, 5));
+        // At 115 the window is 106..=115: four old seconds and the new one.
+        stats.record(115, true);
+        assert_eq!(stats.totals(115), (5, 3));
+        assert_eq!(stats.totals(200), (0, 0));
+    }
+}
