@@ -152,7 +152,10 @@ impl TryFrom<&PolicyConfig> for Policy {
                     if !(s.idle_ttl..=MAX_MAX_TTL).contains(&s.max_ttl) {
                         return Err(ConfigError::new(
                             "traffic.session_stickiness.max_ttl",
-                            format!("must be between idle_ttl ({}) and {MAX_MAX_TTL} seconds", s.idle_ttl),
+                            format!(
+                                "must be between idle_ttl ({}) and {MAX_MAX_TTL} seconds",
+                                s.idle_ttl
+                            ),
                         ));
                     }
                 }
@@ -243,12 +246,20 @@ mod tests {
 
     #[test]
     fn weights_keep_a_hundredth_of_a_percent() {
-        let p = parse(r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.0001}}"#)
-            .unwrap();
+        let p = parse(
+            r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.0001}}"#,
+        )
+        .unwrap();
         assert!(matches!(p.traffic, Traffic::Weight { ppm: 100, .. }));
         let p = parse(r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":1}}"#)
             .unwrap();
-        assert!(matches!(p.traffic, Traffic::Weight { ppm: WEIGHT_SCALE, .. }));
+        assert!(matches!(
+            p.traffic,
+            Traffic::Weight {
+                ppm: WEIGHT_SCALE,
+                ..
+            }
+        ));
         assert!(p.sends_traffic());
         let p = parse(r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0}}"#)
             .unwrap();
@@ -258,15 +269,42 @@ mod tests {
     #[test]
     fn bad_policies_name_the_field() {
         let cases = [
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":1.5}}"#, "traffic.weight:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1,"session_stickiness":{"idle_ttl":600,"max_ttl":300}}}"#, "traffic.session_stickiness.max_ttl:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"header","header":"bad header","value":"1"}}"#, "traffic.header:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"header","header":"connection","value":"1"}}"#, "traffic.header:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"header","header":"x-s","value":""}}"#, "traffic.value:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1},"auto":{"max_error_rate":2,"min_requests":1,"window_s":60}}"#, "auto.max_error_rate:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1},"auto":{"max_error_rate":0.1,"min_requests":0,"window_s":60}}"#, "auto.min_requests:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"split","weight":0.1}}"#, "traffic.type:"),
-            (r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1,"colour":1}}"#, "traffic"),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":1.5}}"#,
+                "traffic.weight:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1,"session_stickiness":{"idle_ttl":600,"max_ttl":300}}}"#,
+                "traffic.session_stickiness.max_ttl:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"header","header":"bad header","value":"1"}}"#,
+                "traffic.header:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"header","header":"connection","value":"1"}}"#,
+                "traffic.header:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"header","header":"x-s","value":""}}"#,
+                "traffic.value:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1},"auto":{"max_error_rate":2,"min_requests":1,"window_s":60}}"#,
+                "auto.max_error_rate:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1},"auto":{"max_error_rate":0.1,"min_requests":0,"window_s":60}}"#,
+                "auto.min_requests:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"split","weight":0.1}}"#,
+                "traffic.type:",
+            ),
+            (
+                r#"{"staging_distribution_id":"E1","traffic":{"type":"weight","weight":0.1,"colour":1}}"#,
+                "traffic",
+            ),
         ];
         for (json, field) in cases {
             let err = parse(json).unwrap_err();

@@ -316,7 +316,12 @@ impl ControlPlane {
             }
             replace_record(next, record.clone());
         });
-        tracing::info!(alias, to = target_id, from = owner.as_deref().unwrap_or("-"), "alias moved");
+        tracing::info!(
+            alias,
+            to = target_id,
+            from = owner.as_deref().unwrap_or("-"),
+            "alias moved"
+        );
         Ok(record)
     }
 
@@ -393,7 +398,11 @@ impl ControlPlane {
         self.publish_change(&state, revision, |next| {
             replace_record(next, record.clone());
         });
-        tracing::info!(primary = primary_id, staging = staging_id, "staging promoted");
+        tracing::info!(
+            primary = primary_id,
+            staging = staging_id,
+            "staging promoted"
+        );
         Ok(record)
     }
 }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use super::error::ApiError;
 use super::state::{
-    ControlPlane, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX, HOOK_PREFIX,
+    ControlPlane, HOOK_PREFIX, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX,
     compile, no_such_key, put_json, rfc3339, validate_kv_name,
 };
 use crate::store::{Op, Txn};
@@ -112,5 +112,4 @@ impl ControlPlane {
     pub fn compile_cache_hits(&self) -> usize {
         self.runtime.cache_hits()
     }
-
 }

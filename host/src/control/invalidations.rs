@@ -59,7 +59,8 @@ impl ControlPlane {
             )));
         }
         for (i, path) in paths.iter().enumerate() {
-            validate_path(path).map_err(|m| ApiError::invalid_argument(format!("paths[{i}]: {m}")))?;
+            validate_path(path)
+                .map_err(|m| ApiError::invalid_argument(format!("paths[{i}]: {m}")))?;
         }
         let _guard = self.write.lock().await;
         let state = self.state();
@@ -71,7 +72,10 @@ impl ControlPlane {
             dropped: 0,
         };
         let key = |id: &str| format!("{INVALIDATION_PREFIX}{dist_id}/{id}");
-        let history = state.invalidations.get(dist_id).map_or(&[][..], Vec::as_slice);
+        let history = state
+            .invalidations
+            .get(dist_id)
+            .map_or(&[][..], Vec::as_slice);
         let expired = history.len().saturating_sub(HISTORY - 1);
         // Drop first, then record: the count goes into the record, and a
         // failed commit leaves only objects refetched, never stale ones served.

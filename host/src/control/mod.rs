@@ -171,8 +171,7 @@ impl ControlApi {
             (&Method::POST, ["distributions", id, "invalidations"]) => {
                 let id = (*id).to_owned();
                 let body = read_body(req, MAX_JSON_BODY).await?;
-                let request: invalidations::InvalidationRequest =
-                    crate::config::parse_json(&body)?;
+                let request: invalidations::InvalidationRequest = crate::config::parse_json(&body)?;
                 let record = self.plane.invalidate(&id, request).await?;
                 let mut resp = json_value(StatusCode::CREATED, &invalidation_json(&record));
                 set_header(

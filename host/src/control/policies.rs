@@ -148,7 +148,9 @@ impl ControlPlane {
                 key: policy_key(id),
                 revision: current.revision,
             }],
-            ops: vec![Op::Delete { key: policy_key(id) }],
+            ops: vec![Op::Delete {
+                key: policy_key(id),
+            }],
         };
         let revision = self.commit(txn, id).await?;
         self.publish_change(&state, revision, |next| {
@@ -160,10 +162,20 @@ impl ControlPlane {
     /// The automatic gate's rollback: the policy's weight to 0 (a header
     /// policy is disabled), with the reason in its status. Does nothing when
     /// the policy changed since the gate read it at `seen`.
-    pub async fn roll_back(&self, id: &str, seen: Revision, reason: String) -> Result<(), ApiError> {
+    pub async fn roll_back(
+        &self,
+        id: &str,
+        seen: Revision,
+        reason: String,
+    ) -> Result<(), ApiError> {
         let _guard = self.write.lock().await;
         let state = self.state();
-        let Some(current) = state.policies.get(id).filter(|p| p.revision == seen).cloned() else {
+        let Some(current) = state
+            .policies
+            .get(id)
+            .filter(|p| p.revision == seen)
+            .cloned()
+        else {
             return Ok(());
         };
         let mut config = current.stored.config.clone();
@@ -213,8 +225,7 @@ impl ControlPlane {
             let Some(gate) = record.policy.auto else {
                 continue;
             };
-            if record.stored.status.state != GateState::Active || !record.policy.sends_traffic()
-            {
+            if record.stored.status.state != GateState::Active || !record.policy.sends_traffic() {
                 continue;
             }
             let (requests, errors) = stats.totals(now);

@@ -219,9 +219,9 @@ impl ControlState {
 
     /// The distribution a policy is attached to, if any.
     pub fn primary_of(&self, policy_id: &str) -> Option<&Arc<DistributionRecord>> {
-        self.distributions.values().find(|d| {
-            d.config.continuous_deployment_policy_id.as_deref() == Some(policy_id)
-        })
+        self.distributions
+            .values()
+            .find(|d| d.config.continuous_deployment_policy_id.as_deref() == Some(policy_id))
     }
 
     /// The policy that names `staging_id` as its staging distribution, if any.
@@ -522,9 +522,15 @@ impl ControlPlane {
     /// The counters of every policy with an automatic gate, new ones for a
     /// policy written since the last snapshot.
     fn gate_stats(&self, state: &ControlState) -> HashMap<String, Arc<ArmStats>> {
-        let mut gates = self.gates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut gates = self
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         gates.retain(|id, (revision, _)| {
-            state.policies.get(id).is_some_and(|p| p.revision == *revision)
+            state
+                .policies
+                .get(id)
+                .is_some_and(|p| p.revision == *revision)
         });
         for p in state.policies.values() {
             if let Some(auto) = &p.policy.auto {
@@ -636,7 +642,6 @@ impl ControlPlane {
             },
         }
     }
-
 }
 
 /// Binds each behavior's hook associations to compiled hooks, with their limits.

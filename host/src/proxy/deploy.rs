@@ -114,7 +114,11 @@ fn cookie(
 /// Removes the sticky cookie from a request's `Cookie` fields.
 pub fn strip_sticky_cookie(headers: &mut HeaderMap) {
     let mut values = headers.get_all(COOKIE).iter();
-    if !values.any(|v| v.as_bytes().windows(STICKY_COOKIE.len()).any(|w| w == STICKY_COOKIE.as_bytes())) {
+    if !values.any(|v| {
+        v.as_bytes()
+            .windows(STICKY_COOKIE.len())
+            .any(|w| w == STICKY_COOKIE.as_bytes())
+    }) {
         return;
     }
     let kept: Vec<HeaderValue> = headers
@@ -241,7 +245,11 @@ mod tests {
     fn stripping_keeps_the_other_cookies() {
         let mut h = headers(&["a=1; edge-cd=s.1.P; b=2", "edge-cd=p.1.P"]);
         strip_sticky_cookie(&mut h);
-        let values: Vec<&str> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        let values: Vec<&str> = h
+            .get_all(COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
         assert_eq!(values, ["a=1; b=2"]);
         let mut h = headers(&["edge-cdx=1"]);
         strip_sticky_cookie(&mut h);

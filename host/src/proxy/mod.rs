@@ -38,7 +38,6 @@ use routing::{BehaviorHooks, Routing, ServedDistribution};
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-edge-request-id");
 
-
 static NO_HOOKS: BehaviorHooks = BehaviorHooks {
     viewer_request: None,
     origin_request: None,
