@@ -8,11 +8,13 @@
 //! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
 //! - [`origin`]: pooled origin clients, timeouts, failover.
 //! - [`server`]: listeners and the wiring of a running host.
+//! - [`cli`]: the `edge` command line and its control API client.
 //! - [`error`]: viewer-side errors and the one place that maps them to statuses.
 
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod demo;

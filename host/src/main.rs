@@ -1,75 +1,13 @@
-//! The `edge` binary: `serve` runs a host, `demo` runs one with built-in origins.
+//! The `edge` binary: `serve` runs a host, `demo` runs one with built-in
+//! origins, and every other verb drives a host's control API (`edge::cli`).
 #![forbid(unsafe_code)]
 
-use std::io::Write as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::Parser as _;
+use edge::cli::{Cli, Command, DemoArgs, ServeArgs};
 use edge::{HostOptions, RunningHost};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "edge",
-    version,
-    about = "A self-hosted, programmable edge router"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Serve viewers and the control API from the configs under the data dir.
-    Serve(ServeArgs),
-    /// Start a host with two built-in origins and a demo distribution, and print
-    /// what to try.
-    Demo(DemoArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// Where the config store and the generated token live.
-    #[arg(long, env = "EDGE_DATA_DIR", default_value = "./edge-data")]
-    data_dir: PathBuf,
-    /// The viewer listener.
-    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// The control API listener (keep it on loopback or a private network).
-    #[arg(long, env = "EDGE_CONTROL", default_value = "127.0.0.1:9901")]
-    control: SocketAddr,
-    /// The control API's bearer token; generated into <data-dir>/token if unset.
-    #[arg(long, env = "EDGE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Distributions are named `<id>.<suffix>`.
-    #[arg(long, env = "EDGE_DOMAIN_SUFFIX", default_value = "edge.internal")]
-    domain_suffix: String,
-    /// Bytes the shared cache may hold.
-    #[arg(long, env = "EDGE_CACHE_BYTES", default_value_t = 256 << 20)]
-    cache_bytes: u64,
-    /// Larger bodies stream through without being stored.
-    #[arg(long, env = "EDGE_MAX_OBJECT_BYTES", default_value_t = 16 << 20)]
-    max_object_bytes: u64,
-    /// Names this host in `via` headers.
-    #[arg(long, env = "EDGE_HOST_ID", default_value = "edge")]
-    host_id: String,
-    /// Worker threads serving requests (default: one per core).
-    #[arg(long, env = "EDGE_WORKERS")]
-    workers: Option<usize>,
-    /// Hook instances that may run at once (pooling allocator slots).
-    #[arg(long, env = "EDGE_MAX_HOOK_INSTANCES", default_value_t = 1000)]
-    max_hook_instances: u32,
-}
-
-#[derive(Debug, clap::Args)]
-struct DemoArgs {
-    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    #[arg(long, env = "EDGE_CONTROL", default_value = "127.0.0.1:9901")]
-    control: SocketAddr,
-}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -95,6 +33,17 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Demo(args) => demo(args).await,
+            verb => {
+                let interactive = std::io::stdout().is_terminal();
+                let code = edge::cli::run(
+                    verb,
+                    &mut std::io::stdout().lock(),
+                    &mut std::io::stderr().lock(),
+                    interactive,
+                )
+                .await;
+                std::process::exit(code)
+            }
         }
     })
 }

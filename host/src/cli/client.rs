@@ -1,0 +1,186 @@
+//! The control API client of the CLI: one keep-alive HTTP/1.1 connection pool,
+//! the bearer token, and errors that carry the API's code and message.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use super::Connection;
+
+/// Why a verb failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The API refused or failed the request.
+    #[error("{code}: {message} (HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The API could not be reached.
+    #[error("cannot reach the control API at {endpoint}: {reason}")]
+    Transport { endpoint: String, reason: String },
+    /// A local problem: a file that cannot be read, bad input.
+    #[error("{0}")]
+    Local(String),
+    /// `wait-deployed` gave up.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl CliError {
+    /// The process exit code: 1 for every failure (usage errors exit 2 in clap).
+    pub fn exit_code(&self) -> i32 {
+        1
+    }
+}
+
+/// A 2xx answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub etag: Option<String>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON (`null` when empty).
+    pub fn json(&self) -> Result<Value, CliError> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            CliError::Local(format!(
+                "the API answered with something that is not JSON: {e}"
+            ))
+        })
+    }
+}
+
+/// A client of one control API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    endpoint: String,
+    token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ApiClient {
+    /// A client for `conn`'s endpoint and token (read from the token file when
+    /// not given).
+    pub fn new(conn: &Connection) -> Self {
+        let token = conn.token.clone().or_else(|| {
+            std::fs::read_to_string(&conn.token_file)
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+        });
+        Self {
+            endpoint: conn.endpoint.trim_end_matches('/').to_owned(),
+            token,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Sends one request with an optional `(body, content type)`; a non-2xx
+    /// answer becomes [`CliError::Api`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, CliError> {
+        let transport = |reason: String| CliError::Transport {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.endpoint));
+        if let Some(token) = &self.token {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(tag) = if_match {
+            req = req.header(IF_MATCH, tag);
+        }
+        let bytes = match body {
+            Some((bytes, content_type)) => {
+                req = req.header(CONTENT_TYPE, content_type);
+                bytes
+            }
+            None => Vec::new(),
+        };
+        let req = req
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| CliError::Local(format!("bad endpoint {:?}: {e}", self.endpoint)))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| transport(format!("{e:#}")))?;
+        let status = resp.status();
+        let etag = resp
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| transport(e.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(Reply { etag, body });
+        }
+        Err(api_error(status, &body))
+    }
+
+    /// GET, as JSON.
+    pub async fn get(&self, path: &str) -> Result<(Value, Option<String>), CliError> {
+        let reply = self.send(Method::GET, path, None, None).await?;
+        Ok((reply.json()?, reply.etag))
+    }
+
+    /// Sends JSON.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Reply, CliError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| CliError::Local(e.to_string()))?;
+        self.send(method, path, Some((bytes, "application/json")), if_match)
+            .await
+    }
+
+    /// The current ETag of a resource.
+    pub async fn etag_of(&self, path: &str) -> Result<String, CliError> {
+        self.get(path)
+            .await?
+            .1
+            .ok_or_else(|| CliError::Local(format!("{path} answered without an ETag")))
+    }
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> CliError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v["error"][name].as_str())
+            .map(str::to_owned)
+    };
+    CliError::Api {
+        status: status.as_u16(),
+        code: field("code")
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned()),
+        message: field("message").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+    }
+}

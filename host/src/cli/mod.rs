@@ -1,0 +1,481 @@
+//! The `edge` command line: `serve` and `demo` run a host; every other verb
+//! talks to a host's control API, in the shape operators know from `aws
+//! cloudfront` (`edge dist update --if-match E7 --config f.json`).
+//!
+//! - [`client`]: the HTTP client of the control API and its errors.
+//! - [`verbs`]: what each verb sends and prints.
+//!
+//! Every client verb takes `--endpoint` (`EDGE_ENDPOINT`, default
+//! `http://127.0.0.1:9901`), `--token` (`EDGE_TOKEN`, else the file named by
+//! `--token-file` / `EDGE_TOKEN_FILE`, default `./edge-data/token`, the one
+//! `edge serve` generates) and `--output table|json`. An API error prints its
+//! code and message to stderr and exits 1; a usage error exits 2.
+
+mod client;
+mod verbs;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use client::{ApiClient, CliError};
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "edge",
+    version,
+    about = "A self-hosted, programmable edge router: run a host, or drive one through its control API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve viewers and the control API from the configs under the data dir.
+    Serve(ServeArgs),
+    /// Start a host with two built-in origins and a demo distribution, and print
+    /// what to try.
+    Demo(DemoArgs),
+    /// Distributions: create, read, update, copy, delete, and wait for a change
+    /// to be deployed.
+    #[command(subcommand)]
+    Dist(DistCommand),
+    /// Aliases: move one to another distribution in one atomic step.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Continuous deployment: staging copies, traffic policies, promote.
+    #[command(subcommand)]
+    Cd(CdCommand),
+    /// Drop cached objects of a distribution by path (`/img/*` for a prefix).
+    Invalidate(InvalidateArgs),
+    /// List a distribution's invalidations, newest first.
+    Invalidations(IdArgs),
+    /// Hooks: upload a WebAssembly component, list hooks and versions.
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Key-value data that hooks read (a green weight, a feature flag).
+    #[command(subcommand)]
+    Kv(KvCommand),
+}
+
+/// `edge serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the config store and the generated token live.
+    #[arg(long, env = "EDGE_DATA_DIR", default_value = "./edge-data")]
+    pub data_dir: PathBuf,
+    /// The viewer listener.
+    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The control API listener (keep it on loopback or a private network).
+    #[arg(long, env = "EDGE_CONTROL", default_value = "127.0.0.1:9901")]
+    pub control: SocketAddr,
+    /// The control API's bearer token; generated into <data-dir>/token if unset.
+    #[arg(long, env = "EDGE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Distributions are named `<id>.<suffix>`.
+    #[arg(long, env = "EDGE_DOMAIN_SUFFIX", default_value = "edge.internal")]
+    pub domain_suffix: String,
+    /// Bytes the shared cache may hold.
+    #[arg(long, env = "EDGE_CACHE_BYTES", default_value_t = 256 << 20)]
+    pub cache_bytes: u64,
+    /// Larger bodies stream through without being stored.
+    #[arg(long, env = "EDGE_MAX_OBJECT_BYTES", default_value_t = 16 << 20)]
+    pub max_object_bytes: u64,
+    /// Names this host in `via` headers.
+    #[arg(long, env = "EDGE_HOST_ID", default_value = "edge")]
+    pub host_id: String,
+    /// Worker threads serving requests (default: one per core).
+    #[arg(long, env = "EDGE_WORKERS")]
+    pub workers: Option<usize>,
+    /// Hook instances that may run at once (pooling allocator slots).
+    #[arg(long, env = "EDGE_MAX_HOOK_INSTANCES", default_value_t = 1000)]
+    pub max_hook_instances: u32,
+}
+
+/// `edge demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The viewer listener.
+    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The control API listener.
+    #[arg(long, env = "EDGE_CONTROL", default_value = "127.0.0.1:9901")]
+    pub control: SocketAddr,
+}
+
+/// How a client verb reaches the control API, and how it prints.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// The control API's address.
+    #[arg(
+        long,
+        global = true,
+        env = "EDGE_ENDPOINT",
+        default_value = "http://127.0.0.1:9901"
+    )]
+    pub endpoint: String,
+    /// The bearer token (else read from --token-file).
+    #[arg(long, global = true, env = "EDGE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the token, as `edge serve` writes it.
+    #[arg(
+        long,
+        global = true,
+        env = "EDGE_TOKEN_FILE",
+        default_value = "./edge-data/token"
+    )]
+    pub token_file: PathBuf,
+    /// `table` for people, `json` (the API's own answer) for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// The output format of client verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// `edge dist ...`.
+#[derive(Debug, Subcommand)]
+pub enum DistCommand {
+    /// Create a distribution from a config file (JSON); prints it with its ETag.
+    Create {
+        /// The config (`-` for stdin).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show a distribution: id, domain name, status, ETag, config.
+    Get(IdArgs),
+    /// Print a distribution's config alone (JSON), ready to edit and update.
+    GetConfig(IdArgs),
+    /// List distributions.
+    List {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Replace a distribution's whole config. Needs --if-match with the ETag
+    /// the config was read at, or --from-current to use the current one.
+    Update {
+        /// The distribution.
+        id: String,
+        /// The config (`-` for stdin).
+        #[arg(long)]
+        config: PathBuf,
+        /// The ETag the change is based on; a stale one is refused (412).
+        #[arg(
+            long,
+            conflicts_with = "from_current",
+            required_unless_present = "from_current"
+        )]
+        if_match: Option<String>,
+        /// Fetch the current ETag first (last writer wins: use with care).
+        #[arg(long)]
+        from_current: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Copy a distribution (without its aliases); `--staging` makes the copy a
+    /// staging distribution for continuous deployment.
+    Copy {
+        /// The distribution to copy.
+        id: String,
+        /// Make the copy a staging distribution.
+        #[arg(long)]
+        staging: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Delete a disabled distribution (--if-match, or the current ETag).
+    Delete {
+        /// The distribution.
+        id: String,
+        /// Its current ETag (fetched when not given).
+        #[arg(long)]
+        if_match: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Wait until a distribution's status is Deployed, showing progress.
+    WaitDeployed {
+        /// The distribution.
+        id: String,
+        /// Give up after this many seconds (exit 1).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// A verb that takes one id.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The id (`E...` for a distribution, `P...` for a policy).
+    pub id: String,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// `edge alias ...`.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Move an alias (exact or `*.wildcard`) to a distribution, from whichever
+    /// holds it, atomically: viewers are served by one or the other throughout.
+    Move {
+        /// The alias: `www.example.com` or `*.example.com`.
+        alias: String,
+        /// The distribution that takes the alias.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// `edge cd ...`.
+#[derive(Debug, Subcommand)]
+pub enum CdCommand {
+    /// Copy a primary as a staging distribution (no aliases, its own id).
+    CreateStaging(IdArgs),
+    /// Continuous-deployment policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Copy a staging distribution's config onto its primary in one step
+    /// (the primary keeps its aliases and policy). Fetches both ETags unless
+    /// --if-match gives them.
+    Promote {
+        /// The primary distribution.
+        id: String,
+        /// The staging distribution whose config is promoted.
+        #[arg(long)]
+        staging: String,
+        /// `<primary ETag>, <staging ETag>`.
+        #[arg(long)]
+        if_match: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// `edge cd policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Create a policy from flags (or --config with the JSON body). Attach it
+    /// to a primary by its config's `continuous_deployment_policy_id`, or
+    /// with --attach.
+    Create {
+        #[command(flatten)]
+        spec: PolicySpec,
+        /// Attach the new policy to this primary distribution.
+        #[arg(long)]
+        attach: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show a policy with its ETag and gate status.
+    Get(IdArgs),
+    /// List policies.
+    List {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Replace a policy (from flags or --config); the ETag is fetched unless
+    /// --if-match gives it.
+    Update {
+        /// The policy.
+        id: String,
+        #[command(flatten)]
+        spec: PolicySpec,
+        /// Its current ETag (fetched when not given).
+        #[arg(long)]
+        if_match: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// A policy given by flags, or whole by `--config`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicySpec {
+    /// The policy as JSON (`-` for stdin); the other flags are then not used.
+    #[arg(long, conflicts_with_all = ["staging", "weight", "header"])]
+    pub config: Option<PathBuf>,
+    /// The staging distribution.
+    #[arg(long, required_unless_present = "config")]
+    pub staging: Option<String>,
+    /// Share of viewers sent to staging, as a fraction (0.05) or a percentage (5%).
+    #[arg(long, conflicts_with = "header")]
+    pub weight: Option<String>,
+    /// Keep a viewer on its arm this many seconds without a request.
+    #[arg(long, requires = "weight")]
+    pub idle_ttl: Option<u64>,
+    /// Keep a viewer on its arm at most this many seconds.
+    #[arg(long, requires = "idle_ttl")]
+    pub max_ttl: Option<u64>,
+    /// Send requests with this header (and --value) to staging.
+    #[arg(long, requires = "value")]
+    pub header: Option<String>,
+    /// The --header value that selects staging.
+    #[arg(long)]
+    pub value: Option<String>,
+    /// Create the policy disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Roll back by itself when staging's 5xx share is above this fraction.
+    #[arg(long)]
+    pub auto_max_error_rate: Option<f64>,
+    /// The window the automatic gate counts over, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub auto_window: u64,
+    /// The staging requests the gate needs in its window before it may trip.
+    #[arg(long, default_value_t = 100)]
+    pub auto_min_requests: u64,
+}
+
+/// `edge invalidate`.
+#[derive(Debug, Args)]
+pub struct InvalidateArgs {
+    /// The distribution.
+    pub id: String,
+    /// Paths to drop: exact (`/index.html`) or a prefix (`/img/*`).
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// `edge hook ...`.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Upload a component as a new version of NAME; prints the version.
+    Upload {
+        /// The hook's name (a-z 0-9 - _).
+        name: String,
+        /// The `.wasm` component.
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List hooks, or the versions of one.
+    List {
+        /// A hook whose versions to list.
+        name: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// `edge kv ...`.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Set a value (from the argument, or --file).
+    Put {
+        /// The namespace (a hook reads `kv::get(namespace, key)`).
+        namespace: String,
+        /// The key.
+        key: String,
+        /// The value.
+        #[arg(required_unless_present = "file")]
+        value: Option<String>,
+        /// Read the value from this file (`-` for stdin).
+        #[arg(long, conflicts_with = "value")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Print a value.
+    Get {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Remove a value.
+    Delete {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// Runs a client verb (anything but `serve` and `demo`), printing to `out`
+/// and errors to `err`; `interactive` when `out` is a terminal. Returns the
+/// process exit code.
+pub async fn run(
+    command: Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    interactive: bool,
+) -> i32 {
+    match verbs::run(command, out, interactive).await {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Parses `args` (the program name first) and runs a client verb: what the
+/// binary does, with the output captured. Usage errors exit 2.
+pub async fn run_args<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => run(cli.command, out, err, false).await,
+        Err(e) => {
+            let _ = write!(err, "{e}");
+            if e.use_stderr() { 2 } else { 0 }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// Every verb, at every depth, and every flag has a help text.
+    #[test]
+    fn every_verb_and_flag_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(name.clone());
+                }
+                for arg in sub.get_arguments() {
+                    let id = arg.get_id().as_str();
+                    if arg.get_help().is_none() && !matches!(id, "help" | "version") {
+                        missing.push(format!("{name} --{id}"));
+                    }
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cli, "edge", &mut missing);
+        assert!(missing.is_empty(), "without a help text: {missing:#?}");
+    }
+}

@@ -1,0 +1,756 @@
+//! What each client verb sends to the control API and prints.
+
+use std::io::{Read as _, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::{Value, json};
+
+use super::client::{ApiClient, CliError, Reply};
+use super::{
+    AliasCommand, CdCommand, Command, Connection, DistCommand, HookCommand, KvCommand, Output,
+    PolicyCommand, PolicySpec,
+};
+
+type Out<'a> = &'a mut dyn Write;
+
+fn io(e: std::io::Error) -> CliError {
+    CliError::Local(format!("writing output: {e}"))
+}
+
+/// Runs one client verb. `interactive` says whether `out` is a terminal (for
+/// `wait-deployed`'s progress indicator).
+pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<(), CliError> {
+    match command {
+        Command::Serve(_) | Command::Demo(_) => Err(CliError::Local(
+            "serve and demo run a host; they are not client verbs".into(),
+        )),
+        Command::Dist(cmd) => dist(cmd, out, interactive).await,
+        Command::Alias(AliasCommand::Move { alias, to, conn }) => {
+            let api = ApiClient::new(&conn);
+            let reply = api
+                .send_json(
+                    Method::POST,
+                    &format!("/v1/distributions/{}/associate-alias", seg(&to)),
+                    &json!({ "alias": alias }),
+                    None,
+                )
+                .await?;
+            print_distribution(out, conn.output, &reply)
+        }
+        Command::Cd(cmd) => cd(cmd, out).await,
+        Command::Invalidate(args) => {
+            let api = ApiClient::new(&args.conn);
+            let reply = api
+                .send_json(
+                    Method::POST,
+                    &format!("/v1/distributions/{}/invalidations", seg(&args.id)),
+                    &json!({ "paths": args.paths }),
+                    None,
+                )
+                .await?;
+            let v = reply.json()?;
+            match args.conn.output {
+                Output::Json => print_json(out, &v),
+                Output::Table => fields(
+                    out,
+                    &[
+                        ("id", text(&v["id"])),
+                        ("status", text(&v["status"])),
+                        ("paths", text(&v["paths"])),
+                        ("dropped", text(&v["dropped"])),
+                    ],
+                ),
+            }
+        }
+        Command::Invalidations(args) => {
+            let api = ApiClient::new(&args.conn);
+            let (v, _) = api
+                .get(&format!(
+                    "/v1/distributions/{}/invalidations",
+                    seg(&args.id)
+                ))
+                .await?;
+            list(
+                out,
+                args.conn.output,
+                &v,
+                &["ID", "STATUS", "CREATED", "DROPPED", "PATHS"],
+                |i| {
+                    vec![
+                        text(&i["id"]),
+                        text(&i["status"]),
+                        text(&i["create_time"]),
+                        text(&i["dropped"]),
+                        text(&i["paths"]),
+                    ]
+                },
+            )
+        }
+        Command::Hook(cmd) => hook(cmd, out).await,
+        Command::Kv(cmd) => kv(cmd, out).await,
+    }
+}
+
+async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), CliError> {
+    match cmd {
+        DistCommand::Create { config, conn } => {
+            let api = ApiClient::new(&conn);
+            let body = read_json(&config)?;
+            let reply = api
+                .send_json(Method::POST, "/v1/distributions", &body, None)
+                .await?;
+            print_distribution(out, conn.output, &reply)
+        }
+        DistCommand::Get(args) => {
+            let api = ApiClient::new(&args.conn);
+            let reply = api
+                .send(
+                    Method::GET,
+                    &format!("/v1/distributions/{}", seg(&args.id)),
+                    None,
+                    None,
+                )
+                .await?;
+            print_distribution(out, args.conn.output, &reply)
+        }
+        DistCommand::GetConfig(args) => {
+            // Always JSON: the config is what `update --config` reads back.
+            let api = ApiClient::new(&args.conn);
+            let (v, etag) = api
+                .get(&format!("/v1/distributions/{}/config", seg(&args.id)))
+                .await?;
+            match args.conn.output {
+                Output::Json => print_json(out, &json!({ "etag": etag, "config": v })),
+                Output::Table => {
+                    print_json(out, &v)?;
+                    writeln!(out, "# ETag: {}", etag.unwrap_or_default()).map_err(io)
+                }
+            }
+        }
+        DistCommand::List { conn } => {
+            let api = ApiClient::new(&conn);
+            let (v, _) = api.get("/v1/distributions").await?;
+            list(
+                out,
+                conn.output,
+                &v,
+                &[
+                    "ID", "DOMAIN", "STATUS", "ENABLED", "STAGING", "ETAG", "ALIASES",
+                ],
+                |d| {
+                    vec![
+                        text(&d["id"]),
+                        text(&d["domain_name"]),
+                        text(&d["status"]),
+                        text(&d["enabled"]),
+                        text(&d["staging"]),
+                        text(&d["etag"]),
+                        text(&d["aliases"]),
+                    ]
+                },
+            )
+        }
+        DistCommand::Update {
+            id,
+            config,
+            if_match,
+            from_current,
+            conn,
+        } => {
+            let api = ApiClient::new(&conn);
+            let body = read_json(&config)?;
+            let path = format!("/v1/distributions/{}/config", seg(&id));
+            let tag = match (if_match, from_current) {
+                (Some(tag), _) => tag,
+                (None, true) => api.etag_of(&path).await?,
+                (None, false) => {
+                    return Err(CliError::Local(
+                        "give --if-match <ETag> (from `edge dist get`) or --from-current".into(),
+                    ));
+                }
+            };
+            let reply = api.send_json(Method::PUT, &path, &body, Some(&tag)).await?;
+            print_distribution(out, conn.output, &reply)
+        }
+        DistCommand::Copy { id, staging, conn } => copy(&conn, &id, staging, out).await,
+        DistCommand::Delete { id, if_match, conn } => {
+            let api = ApiClient::new(&conn);
+            let path = format!("/v1/distributions/{}", seg(&id));
+            let tag = match if_match {
+                Some(tag) => tag,
+                None => api.etag_of(&path).await?,
+            };
+            api.send(Method::DELETE, &path, None, Some(&tag)).await?;
+            match conn.output {
+                Output::Json => print_json(out, &json!({ "deleted": id })),
+                Output::Table => writeln!(out, "deleted {id}").map_err(io),
+            }
+        }
+        DistCommand::WaitDeployed { id, timeout, conn } => {
+            wait_deployed(&conn, &id, Duration::from_secs(timeout), out, interactive).await
+        }
+    }
+}
+
+async fn copy(conn: &Connection, id: &str, staging: bool, out: Out<'_>) -> Result<(), CliError> {
+    let api = ApiClient::new(conn);
+    let reply = api
+        .send_json(
+            Method::POST,
+            &format!("/v1/distributions/{}/copy", seg(id)),
+            &json!({ "staging": staging }),
+            None,
+        )
+        .await?;
+    print_distribution(out, conn.output, &reply)
+}
+
+/// Polls the distribution until it is `Deployed`: a spinner on a terminal,
+/// a line per status change otherwise.
+async fn wait_deployed(
+    conn: &Connection,
+    id: &str,
+    timeout: Duration,
+    out: Out<'_>,
+    interactive: bool,
+) -> Result<(), CliError> {
+    const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let api = ApiClient::new(conn);
+    let path = format!("/v1/distributions/{}", seg(id));
+    let started = Instant::now();
+    let mut last = String::new();
+    for tick in 0usize.. {
+        let (v, etag) = api.get(&path).await?;
+        let status = text(&v["status"]);
+        let elapsed = started.elapsed().as_secs_f64();
+        let etag = etag.unwrap_or_default();
+        if status == "Deployed" {
+            if interactive {
+                write!(out, "\r\x1b[2K").map_err(io)?;
+            }
+            match conn.output {
+                Output::Json => print_json(
+                    out,
+                    &json!({"id": id, "status": status, "etag": etag, "seconds": elapsed}),
+                )?,
+                Output::Table => {
+                    writeln!(out, "{id} Deployed ({etag}) after {elapsed:.1}s").map_err(io)?
+                }
+            }
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            if interactive {
+                writeln!(out).map_err(io)?;
+            }
+            return Err(CliError::Timeout(format!(
+                "{id} is still {status} after {} s",
+                timeout.as_secs()
+            )));
+        }
+        if interactive {
+            write!(
+                out,
+                "\r\x1b[2K{} {id} {status} ({etag}) {elapsed:.1}s",
+                SPINNER[tick % SPINNER.len()]
+            )
+            .map_err(io)?;
+            out.flush().map_err(io)?;
+        } else if status != last {
+            writeln!(out, "{id} {status} ({etag})").map_err(io)?;
+        }
+        last = status;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn cd(cmd: CdCommand, out: Out<'_>) -> Result<(), CliError> {
+    match cmd {
+        CdCommand::CreateStaging(args) => copy(&args.conn, &args.id, true, out).await,
+        CdCommand::Policy(PolicyCommand::Create { spec, attach, conn }) => {
+            let api = ApiClient::new(&conn);
+            let body = policy_body(&spec)?;
+            let reply = api
+                .send_json(
+                    Method::POST,
+                    "/v1/continuous-deployment-policies",
+                    &body,
+                    None,
+                )
+                .await?;
+            let policy = reply.json()?;
+            if let Some(primary) = attach {
+                let path = format!("/v1/distributions/{}/config", seg(&primary));
+                let (mut config, etag) = api.get(&path).await?;
+                config["continuous_deployment_policy_id"] = policy["id"].clone();
+                api.send_json(Method::PUT, &path, &config, etag.as_deref())
+                    .await?;
+            }
+            print_policy(out, conn.output, &policy)
+        }
+        CdCommand::Policy(PolicyCommand::Get(args)) => {
+            let api = ApiClient::new(&args.conn);
+            let (v, _) = api
+                .get(&format!(
+                    "/v1/continuous-deployment-policies/{}",
+                    seg(&args.id)
+                ))
+                .await?;
+            print_policy(out, args.conn.output, &v)
+        }
+        CdCommand::Policy(PolicyCommand::List { conn }) => {
+            let api = ApiClient::new(&conn);
+            let (v, _) = api.get("/v1/continuous-deployment-policies").await?;
+            list(
+                out,
+                conn.output,
+                &v,
+                &["ID", "STAGING", "ENABLED", "TRAFFIC", "GATE", "ETAG"],
+                |p| {
+                    vec![
+                        text(&p["id"]),
+                        text(&p["config"]["staging_distribution_id"]),
+                        text(&p["config"]["enabled"]),
+                        traffic_summary(&p["config"]["traffic"]),
+                        text(&p["status"]["state"]),
+                        text(&p["etag"]),
+                    ]
+                },
+            )
+        }
+        CdCommand::Policy(PolicyCommand::Update {
+            id,
+            spec,
+            if_match,
+            conn,
+        }) => {
+            let api = ApiClient::new(&conn);
+            let path = format!("/v1/continuous-deployment-policies/{}", seg(&id));
+            let body = policy_body(&spec)?;
+            let tag = match if_match {
+                Some(tag) => tag,
+                None => api.etag_of(&path).await?,
+            };
+            let reply = api.send_json(Method::PUT, &path, &body, Some(&tag)).await?;
+            print_policy(out, conn.output, &reply.json()?)
+        }
+        CdCommand::Promote {
+            id,
+            staging,
+            if_match,
+            conn,
+        } => {
+            let api = ApiClient::new(&conn);
+            let tags = match if_match {
+                Some(tags) => tags,
+                None => {
+                    let p = api
+                        .etag_of(&format!("/v1/distributions/{}", seg(&id)))
+                        .await?;
+                    let s = api
+                        .etag_of(&format!("/v1/distributions/{}", seg(&staging)))
+                        .await?;
+                    format!("{p}, {s}")
+                }
+            };
+            let reply = api
+                .send_json(
+                    Method::POST,
+                    &format!("/v1/distributions/{}/promote", seg(&id)),
+                    &json!({ "staging_distribution_id": staging }),
+                    Some(&tags),
+                )
+                .await?;
+            print_distribution(out, conn.output, &reply)
+        }
+    }
+}
+
+/// The policy body from `--config`, or built from the flags.
+fn policy_body(spec: &PolicySpec) -> Result<Value, CliError> {
+    if let Some(path) = &spec.config {
+        return read_json(path);
+    }
+    let staging = spec
+        .staging
+        .as_deref()
+        .ok_or_else(|| CliError::Local("--staging <distribution id> is required".into()))?;
+    let traffic = match (&spec.weight, &spec.header, &spec.value) {
+        (Some(weight), None, _) => {
+            let weight = parse_weight(weight)?;
+            let mut t = json!({ "type": "weight", "weight": weight });
+            if let Some(idle) = spec.idle_ttl {
+                t["session_stickiness"] =
+                    json!({ "idle_ttl": idle, "max_ttl": spec.max_ttl.unwrap_or(idle) });
+            }
+            t
+        }
+        (None, Some(header), Some(value)) => {
+            json!({ "type": "header", "header": header, "value": value })
+        }
+        _ => {
+            return Err(CliError::Local(
+                "give --weight (a fraction or a percentage), or --header with --value".into(),
+            ));
+        }
+    };
+    let mut body = json!({
+        "staging_distribution_id": staging,
+        "enabled": !spec.disabled,
+        "traffic": traffic,
+    });
+    if let Some(rate) = spec.auto_max_error_rate {
+        body["auto"] = json!({
+            "max_error_rate": rate,
+            "min_requests": spec.auto_min_requests,
+            "window_s": spec.auto_window,
+            "then": "rollback",
+        });
+    }
+    Ok(body)
+}
+
+/// `0.05` or `5%` → 0.05.
+fn parse_weight(text: &str) -> Result<f64, CliError> {
+    let bad = || {
+        CliError::Local(format!(
+            "--weight {text:?}: give a fraction (0.05) or a percentage (5%)"
+        ))
+    };
+    match text.trim().strip_suffix('%') {
+        Some(pct) => pct
+            .trim()
+            .parse::<f64>()
+            .map(|p| p / 100.0)
+            .map_err(|_| bad()),
+        None => text.trim().parse::<f64>().map_err(|_| bad()),
+    }
+}
+
+async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
+    match cmd {
+        HookCommand::Upload { name, file, conn } => {
+            let api = ApiClient::new(&conn);
+            let bytes = std::fs::read(&file)
+                .map_err(|e| CliError::Local(format!("reading {}: {e}", file.display())))?;
+            let reply = api
+                .send(
+                    Method::PUT,
+                    &format!("/v1/hooks/{}", seg(&name)),
+                    Some((bytes, "application/wasm")),
+                    None,
+                )
+                .await?;
+            let v = reply.json()?;
+            match conn.output {
+                Output::Json => print_json(out, &v),
+                Output::Table => {
+                    writeln!(out, "{} {}", text(&v["name"]), text(&v["version"])).map_err(io)
+                }
+            }
+        }
+        HookCommand::List { name: None, conn } => {
+            let api = ApiClient::new(&conn);
+            let (v, _) = api.get("/v1/hooks").await?;
+            list(out, conn.output, &v, &["NAME", "LATEST", "VERSIONS"], |h| {
+                vec![text(&h["name"]), text(&h["latest"]), text(&h["versions"])]
+            })
+        }
+        HookCommand::List {
+            name: Some(name),
+            conn,
+        } => {
+            let api = ApiClient::new(&conn);
+            let (v, _) = api.get(&format!("/v1/hooks/{}", seg(&name))).await?;
+            if conn.output == Output::Json {
+                return print_json(out, &v);
+            }
+            let latest = text(&v["latest"]);
+            let rows = v["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|ver| {
+                    let version = text(&ver["version"]);
+                    let mark = if version == latest { "*" } else { "" };
+                    vec![
+                        version,
+                        text(&ver["size"]),
+                        text(&ver["uploaded"]),
+                        mark.to_owned(),
+                    ]
+                })
+                .collect();
+            table(out, &["VERSION", "SIZE", "UPLOADED", "LATEST"], rows)
+        }
+    }
+}
+
+async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
+    match cmd {
+        KvCommand::Put {
+            namespace,
+            key,
+            value,
+            file,
+            conn,
+        } => {
+            let api = ApiClient::new(&conn);
+            let bytes = match (value, file) {
+                (Some(v), _) => v.into_bytes(),
+                (None, Some(path)) => read_input(&path)?,
+                (None, None) => return Err(CliError::Local("give a value or --file".into())),
+            };
+            let reply = api
+                .send(
+                    Method::PUT,
+                    &format!("/v1/kv/{}/{}", seg(&namespace), seg(&key)),
+                    Some((bytes, "application/octet-stream")),
+                    None,
+                )
+                .await?;
+            match conn.output {
+                Output::Json => print_json(out, &reply.json()?),
+                Output::Table => writeln!(out, "{namespace}/{key} set").map_err(io),
+            }
+        }
+        KvCommand::Get {
+            namespace,
+            key,
+            conn,
+        } => {
+            let api = ApiClient::new(&conn);
+            let reply = api
+                .send(
+                    Method::GET,
+                    &format!("/v1/kv/{}/{}", seg(&namespace), seg(&key)),
+                    None,
+                    None,
+                )
+                .await?;
+            out.write_all(&reply.body).map_err(io)?;
+            if !reply.body.ends_with(b"\n") && conn.output == Output::Table {
+                writeln!(out).map_err(io)?;
+            }
+            Ok(())
+        }
+        KvCommand::Delete {
+            namespace,
+            key,
+            conn,
+        } => {
+            let api = ApiClient::new(&conn);
+            api.send(
+                Method::DELETE,
+                &format!("/v1/kv/{}/{}", seg(&namespace), seg(&key)),
+                None,
+                None,
+            )
+            .await?;
+            match conn.output {
+                Output::Json => {
+                    print_json(out, &json!({ "deleted": format!("{namespace}/{key}") }))
+                }
+                Output::Table => writeln!(out, "{namespace}/{key} deleted").map_err(io),
+            }
+        }
+    }
+}
+
+/// A path segment, percent-encoded where it must be.
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::Local(format!("reading stdin: {e}")))?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|e| CliError::Local(format!("reading {}: {e}", path.display())))
+}
+
+fn read_json(path: &Path) -> Result<Value, CliError> {
+    let bytes = read_input(path)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CliError::Local(format!("{} is not JSON: {e}", path.display())))
+}
+
+/// A JSON value as a table cell.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn traffic_summary(t: &Value) -> String {
+    match t["type"].as_str() {
+        Some("weight") => {
+            let pct = t["weight"].as_f64().unwrap_or(0.0) * 100.0;
+            match t.get("session_stickiness") {
+                Some(s) => format!(
+                    "weight {pct}% sticky {}s/{}s",
+                    text(&s["idle_ttl"]),
+                    text(&s["max_ttl"])
+                ),
+                None => format!("weight {pct}%"),
+            }
+        }
+        Some("header") => format!("header {}: {}", text(&t["header"]), text(&t["value"])),
+        _ => text(t),
+    }
+}
+
+fn print_json(out: Out<'_>, v: &Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| CliError::Local(e.to_string()))?;
+    writeln!(out, "{text}").map_err(io)
+}
+
+fn print_distribution(out: Out<'_>, output: Output, reply: &Reply) -> Result<(), CliError> {
+    let v = reply.json()?;
+    if output == Output::Json {
+        return print_json(out, &v);
+    }
+    let config = &v["config"];
+    let origins: Vec<String> = config["origins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| format!("{}={}", text(&o["id"]), text(&o["domain_name"])))
+        .collect();
+    fields(
+        out,
+        &[
+            ("id", text(&v["id"])),
+            ("domain_name", text(&v["domain_name"])),
+            ("status", text(&v["status"])),
+            ("etag", text(&v["etag"])),
+            ("enabled", text(&config["enabled"])),
+            ("staging", text(&v["staging"])),
+            ("aliases", text(&config["aliases"])),
+            ("origins", origins.join(",")),
+            ("policy", text(&config["continuous_deployment_policy_id"])),
+        ],
+    )
+}
+
+fn print_policy(out: Out<'_>, output: Output, v: &Value) -> Result<(), CliError> {
+    if output == Output::Json {
+        return print_json(out, v);
+    }
+    let mut rows = vec![
+        ("id", text(&v["id"])),
+        ("etag", text(&v["etag"])),
+        ("staging", text(&v["config"]["staging_distribution_id"])),
+        ("enabled", text(&v["config"]["enabled"])),
+        ("traffic", traffic_summary(&v["config"]["traffic"])),
+        ("gate", text(&v["status"]["state"])),
+    ];
+    if let Some(reason) = v["status"]["reason"].as_str() {
+        rows.push(("reason", reason.to_owned()));
+    }
+    fields(out, &rows)
+}
+
+/// `key: value` lines, keys aligned.
+fn fields(out: Out<'_>, rows: &[(&str, String)]) -> Result<(), CliError> {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in rows {
+        writeln!(out, "{k:<width$}  {v}").map_err(io)?;
+    }
+    Ok(())
+}
+
+/// A list response: a table of `columns`, or the API's JSON.
+fn list(
+    out: Out<'_>,
+    output: Output,
+    v: &Value,
+    columns: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> Result<(), CliError> {
+    if output == Output::Json {
+        return print_json(out, v);
+    }
+    let rows = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(row)
+        .collect();
+    table(out, columns, rows)
+}
+
+/// Columns aligned to their widest cell.
+fn table(out: Out<'_>, columns: &[&str], rows: Vec<Vec<String>>) -> Result<(), CliError> {
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(columns.to_vec())).map_err(io)?;
+    for row in &rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect())).map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_read_as_fractions_or_percentages() {
+        assert_eq!(parse_weight("0.05").unwrap(), 0.05);
+        assert_eq!(parse_weight("5%").unwrap(), 0.05);
+        assert_eq!(parse_weight("0.01 %").unwrap(), 0.0001);
+        assert!(parse_weight("five").is_err());
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(seg("E1"), "E1");
+        assert_eq!(seg("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let mut out = Vec::new();
+        table(
+            &mut out,
+            &["ID", "X"],
+            vec![vec!["LONGER".into(), "1".into()]],
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "ID      X\nLONGER  1\n");
+    }
+}

@@ -1,0 +1,403 @@
+//! The `edge` CLI's verbs against a running host: what an operator types, what
+//! they see, and the exit codes scripts rely on.
+
+use edge_e2e::examples::BLUEGREEN;
+use edge_e2e::{Edge, Origin, Reply, TOKEN, Value, json};
+
+/// One CLI run: exit code, stdout, stderr.
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+impl Run {
+    fn ok(self) -> String {
+        assert_eq!(self.code, 0, "stderr: {}\nstdout: {}", self.err, self.out);
+        self.out
+    }
+
+    fn json(self) -> Value {
+        let out = self.ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+}
+
+async fn edge_cli(edge: &Edge, args: &[&str]) -> Run {
+    let endpoint = format!("http://{}", edge.control);
+    let mut argv = vec!["edge"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--endpoint", &endpoint, "--token", TOKEN]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = edge::cli::run_args(argv, &mut out, &mut err).await;
+    Run {
+        code,
+        out: String::from_utf8_lossy(&out).into_owned(),
+        err: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+fn write_json(dir: &tempfile::TempDir, name: &str, value: &Value) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, serde_json::to_vec(value).unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn site(alias: &[&str], origin: &Origin) -> Value {
+    json!({
+        "aliases": alias,
+        "origins": [{"id": "web", "domain_name": origin.domain(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "web"},
+    })
+}
+
+#[tokio::test]
+async fn distributions_from_create_to_delete() {
+    let (blue, green) = (
+        Origin::start(|_| Reply::ok("blue").header("cache-control", "max-age=60")).await,
+        Origin::start(|_| Reply::ok("green").header("cache-control", "max-age=60")).await,
+    );
+    let edge = Edge::start().await;
+    let files = tempfile::tempdir().unwrap();
+    let blue_cfg = write_json(&files, "blue.json", &site(&["www.cli.test"], &blue));
+
+    let created = edge_cli(
+        &edge,
+        &["dist", "create", "--config", &blue_cfg, "--output", "json"],
+    )
+    .await
+    .json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let etag = created["etag"].as_str().unwrap().to_owned();
+    assert_eq!(edge.get("www.cli.test", "/").await.text(), "blue");
+
+    let table = edge_cli(&edge, &["dist", "get", &id]).await.ok();
+    assert!(table.contains(&format!("id           {id}")), "{table}");
+    assert!(table.contains("aliases      www.cli.test"), "{table}");
+    let listed = edge_cli(&edge, &["dist", "list"]).await.ok();
+    assert!(listed.starts_with("ID "), "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("Deployed"),
+        "{listed}"
+    );
+
+    // get-config prints the config as JSON, ready for update --config.
+    let got = edge_cli(&edge, &["dist", "get-config", &id, "--output", "json"])
+        .await
+        .json();
+    assert_eq!(got["etag"], etag.as_str());
+    assert_eq!(got["config"]["aliases"], json!(["www.cli.test"]));
+
+    // A stale ETag is refused with the API's code, exit 1, nothing changed.
+    let green_cfg = write_json(&files, "green.json", &site(&["www.cli.test"], &green));
+    let stale = edge_cli(
+        &edge,
+        &[
+            "dist",
+            "update",
+            &id,
+            "--if-match",
+            "E999",
+            "--config",
+            &green_cfg,
+        ],
+    )
+    .await;
+    assert_eq!(stale.code, 1);
+    assert!(stale.err.contains("PreconditionFailed"), "{}", stale.err);
+    assert_eq!(edge.get("www.cli.test", "/").await.text(), "blue");
+    // Neither --if-match nor --from-current: a usage error.
+    let usage = edge_cli(&edge, &["dist", "update", &id, "--config", &green_cfg]).await;
+    assert_eq!(usage.code, 2, "{}", usage.err);
+    let updated = edge_cli(
+        &edge,
+        &[
+            "dist",
+            "update",
+            &id,
+            "--if-match",
+            &etag,
+            "--config",
+            &green_cfg,
+            "--output",
+            "json",
+        ],
+    )
+    .await
+    .json();
+    assert_ne!(updated["etag"], etag.as_str());
+    assert_eq!(edge.get("www.cli.test", "/x").await.text(), "green");
+    let again = edge_cli(
+        &edge,
+        &[
+            "dist",
+            "update",
+            &id,
+            "--from-current",
+            "--config",
+            &blue_cfg,
+        ],
+    )
+    .await
+    .ok();
+    assert!(again.contains("status"), "{again}");
+    assert_eq!(edge.get("www.cli.test", "/y").await.text(), "blue");
+
+    // wait-deployed off a terminal prints plain lines.
+    let waited = edge_cli(&edge, &["dist", "wait-deployed", &id]).await.ok();
+    assert!(waited.contains(&format!("{id} Deployed")), "{waited}");
+
+    // Delete needs a disabled distribution; the API's refusal is printed.
+    let refused = edge_cli(&edge, &["dist", "delete", &id]).await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.err.contains("DistributionNotDisabled"),
+        "{}",
+        refused.err
+    );
+    let mut disabled = site(&["www.cli.test"], &blue);
+    disabled["enabled"] = json!(false);
+    let off = write_json(&files, "off.json", &disabled);
+    edge_cli(
+        &edge,
+        &["dist", "update", &id, "--from-current", "--config", &off],
+    )
+    .await
+    .ok();
+    let deleted = edge_cli(&edge, &["dist", "delete", &id]).await.ok();
+    assert_eq!(deleted.trim(), format!("deleted {id}"));
+    let missing = edge_cli(&edge, &["dist", "get", &id]).await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.err.contains("NoSuchDistribution"),
+        "{}",
+        missing.err
+    );
+}
+
+#[tokio::test]
+async fn blue_green_and_canary_from_the_command_line() {
+    let (blue, green) = (
+        Origin::start(|_| Reply::ok("blue").header("cache-control", "max-age=60")).await,
+        Origin::start(|_| Reply::ok("green").header("cache-control", "max-age=60")).await,
+    );
+    let edge = Edge::start().await;
+    let files = tempfile::tempdir().unwrap();
+    let b = edge.create(site(&["www.bg.test"], &blue)).await;
+    let g = edge.create(site(&[], &green)).await;
+    let (bid, gid) = (b["id"].as_str().unwrap(), g["id"].as_str().unwrap());
+
+    // The alias moves in one step.
+    let moved = edge_cli(&edge, &["alias", "move", "www.bg.test", "--to", gid])
+        .await
+        .ok();
+    assert!(moved.contains("www.bg.test"), "{moved}");
+    assert_eq!(edge.get("www.bg.test", "/").await.text(), "green");
+    edge_cli(&edge, &["alias", "move", "www.bg.test", "--to", bid])
+        .await
+        .ok();
+    assert_eq!(edge.get("www.bg.test", "/").await.text(), "blue");
+
+    // A canary: a staging copy pointed at green, 100 % of viewers by policy.
+    let staging = edge_cli(&edge, &["cd", "create-staging", bid, "--output", "json"])
+        .await
+        .json();
+    let sid = staging["id"].as_str().unwrap().to_owned();
+    assert_eq!(staging["staging"], true);
+    let green_cfg = write_json(&files, "green.json", &site(&[], &green));
+    edge_cli(
+        &edge,
+        &[
+            "dist",
+            "update",
+            &sid,
+            "--from-current",
+            "--config",
+            &green_cfg,
+        ],
+    )
+    .await
+    .ok();
+    let policy = edge_cli(
+        &edge,
+        &[
+            "cd",
+            "policy",
+            "create",
+            "--staging",
+            &sid,
+            "--weight",
+            "100%",
+            "--attach",
+            bid,
+            "--output",
+            "json",
+        ],
+    )
+    .await
+    .json();
+    let pid = policy["id"].as_str().unwrap().to_owned();
+    assert_eq!(policy["config"]["traffic"]["weight"], 1.0);
+    assert_eq!(edge.get("www.bg.test", "/c").await.text(), "green");
+    let shown = edge_cli(&edge, &["cd", "policy", "get", &pid]).await.ok();
+    assert!(shown.contains("weight 100%"), "{shown}");
+    assert!(shown.contains("gate     Active"), "{shown}");
+    // Back to 0 % by flags (the ETag fetched), then a header policy.
+    edge_cli(
+        &edge,
+        &[
+            "cd",
+            "policy",
+            "update",
+            &pid,
+            "--staging",
+            &sid,
+            "--weight",
+            "0",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(edge.get("www.bg.test", "/d").await.text(), "blue");
+    edge_cli(
+        &edge,
+        &[
+            "cd",
+            "policy",
+            "update",
+            &pid,
+            "--staging",
+            &sid,
+            "--header",
+            "x-canary",
+            "--value",
+            "1",
+        ],
+    )
+    .await
+    .ok();
+    let listed = edge_cli(&edge, &["cd", "policy", "list"]).await.ok();
+    assert!(listed.contains("header x-canary: 1"), "{listed}");
+    let canary = edge
+        .request("GET", "www.bg.test", "/e", &[("x-canary", "1")])
+        .await;
+    assert_eq!(canary.text(), "green");
+    let bad = edge_cli(
+        &edge,
+        &[
+            "cd",
+            "policy",
+            "update",
+            &pid,
+            "--staging",
+            &sid,
+            "--weight",
+            "lots",
+        ],
+    )
+    .await;
+    assert_eq!(bad.code, 1);
+    assert!(bad.err.contains("--weight"), "{}", bad.err);
+
+    // Promote fetches both ETags itself.
+    let promoted = edge_cli(&edge, &["cd", "promote", bid, "--staging", &sid])
+        .await
+        .ok();
+    assert!(
+        promoted.contains(&format!("origins      web={}", green.domain())),
+        "{promoted}"
+    );
+    assert_eq!(edge.get("www.bg.test", "/f").await.text(), "green");
+
+    // Invalidate and see the history.
+    assert_eq!(edge.get("www.bg.test", "/f").await.cache(), "Hit");
+    let inv = edge_cli(&edge, &["invalidate", bid, "/f", "/img/*"])
+        .await
+        .ok();
+    assert!(inv.contains("Completed"), "{inv}");
+    assert_eq!(edge.get("www.bg.test", "/f").await.cache(), "Miss");
+    let history = edge_cli(&edge, &["invalidations", bid]).await.ok();
+    assert!(history.contains("/f,/img/*"), "{history}");
+}
+
+#[tokio::test]
+async fn hooks_and_kv_from_the_command_line() {
+    let edge = Edge::start().await;
+    let up = edge_cli(&edge, &["hook", "upload", "bluegreen", BLUEGREEN])
+        .await
+        .ok();
+    assert!(up.starts_with("bluegreen sha256:"), "{up}");
+    let listed = edge_cli(&edge, &["hook", "list"]).await.ok();
+    assert!(listed.contains("bluegreen"), "{listed}");
+    let versions = edge_cli(&edge, &["hook", "list", "bluegreen"]).await.ok();
+    assert!(versions.contains("*"), "{versions}");
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(junk.path(), b"not wasm").unwrap();
+    let refused = edge_cli(
+        &edge,
+        &["hook", "upload", "junk", &junk.path().to_string_lossy()],
+    )
+    .await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.err.contains("InvalidHook"), "{}", refused.err);
+
+    edge_cli(&edge, &["kv", "put", "bluegreen", "green_weight", "25"])
+        .await
+        .ok();
+    assert_eq!(
+        edge_cli(&edge, &["kv", "get", "bluegreen", "green_weight"])
+            .await
+            .ok(),
+        "25\n"
+    );
+    edge_cli(&edge, &["kv", "delete", "bluegreen", "green_weight"])
+        .await
+        .ok();
+    let gone = edge_cli(&edge, &["kv", "get", "bluegreen", "green_weight"]).await;
+    assert_eq!(gone.code, 1);
+    assert!(gone.err.contains("NoSuchKey"), "{}", gone.err);
+}
+
+#[tokio::test]
+async fn unreachable_api_and_bad_token_are_clear_errors() {
+    let edge = Edge::start().await;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = edge::cli::run_args(
+        [
+            "edge",
+            "dist",
+            "list",
+            "--endpoint",
+            &format!("http://{}", edge.control),
+            "--token",
+            "wrong",
+        ],
+        &mut out,
+        &mut err,
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(String::from_utf8_lossy(&err).contains("AccessDenied"));
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = edge::cli::run_args(
+        [
+            "edge",
+            "dist",
+            "list",
+            "--endpoint",
+            &format!("http://{addr}"),
+            "--token",
+            TOKEN,
+        ],
+        &mut out,
+        &mut err,
+    )
+    .await;
+    assert_eq!(code, 1);
+    let err = String::from_utf8_lossy(&err);
+    assert!(err.contains("cannot reach the control API"), "{err}");
+}
