@@ -39,7 +39,7 @@ async fn edge_cli(edge: &Edge, args: &[&str]) -> Run {
 
 fn write_json(dir: &tempfile::TempDir, name: &str, value: &Value) -> String {
     let path = dir.path().join(name);
-    std::fs::write(&path, serde_json::to_vec(value).unwrap()).unwrap();
+    std::fs::write(&path, serde_json::to_vec(value).expect("json")).expect("write the file");
     path.to_string_lossy().into_owned()
 }
 

@@ -45,7 +45,7 @@ async fn staging_of(edge: &Edge, id: &str, origin: &Origin) -> String {
         )
         .await;
     assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
-    let staging = got.json()["id"].as_str().unwrap().to_owned();
+    let staging = got.json()["id"].as_str().expect("an id").to_owned();
     let got = edge
         .api(
             "PUT",
@@ -69,7 +69,7 @@ async fn policy(edge: &Edge, body: Value) -> (String, String) {
         )
         .await;
     assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
-    (got.json()["id"].as_str().unwrap().to_owned(), etag(&got))
+    (got.json()["id"].as_str().expect("an id").to_owned(), etag(&got))
 }
 
 /// Attaches `policy` to distribution `id` (config `config`).
