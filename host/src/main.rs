@@ -109,6 +109,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "  distribution {id}  aliases www.demo.test, *.demo.test  domain {}\n",
         record.stored.domain_name
     )?;
+    writeln!(
+        out,
+        "For the edge CLI in another terminal:\n  export EDGE_ENDPOINT=http://{c} EDGE_TOKEN={t} ID={id}\n"
+    )?;
     writeln!(out, "Try:")?;
     writeln!(
         out,

@@ -401,3 +401,80 @@ async fn unreachable_api_and_bad_token_are_clear_errors() {
     let err = String::from_utf8_lossy(&err);
     assert!(err.contains("cannot reach the control API"), "{err}");
 }
+
+/// README's "Blue/green in three commands", as written there.
+#[tokio::test]
+async fn blue_green_in_three_commands() {
+    let (blue, green) = (
+        Origin::start(|_| Reply::ok("blue").header("cache-control", "max-age=60")).await,
+        Origin::start(|_| Reply::ok("green").header("cache-control", "max-age=60")).await,
+    );
+    let edge = Edge::start().await;
+    let d = edge
+        .create(json!({
+            "aliases": ["www.three.test"],
+            "origins": [{"id": "blue", "domain_name": blue.domain(), "protocol": "http"},
+                        {"id": "green", "domain_name": green.domain(), "protocol": "http"}],
+            "default_cache_behavior": {"target_origin_id": "blue"},
+        }))
+        .await;
+    let id = d["id"].as_str().expect("an id");
+
+    let staging = edge_cli(
+        &edge,
+        &[
+            "cd",
+            "create-staging",
+            id,
+            "--target",
+            "green",
+            "--output",
+            "id",
+        ],
+    )
+    .await
+    .ok();
+    let staging = staging.trim();
+    assert!(staging.starts_with('E') && staging.len() == 14, "{staging}");
+    edge_cli(
+        &edge,
+        &[
+            "cd",
+            "policy",
+            "create",
+            "--staging",
+            staging,
+            "--weight",
+            "10%",
+            "--attach",
+            id,
+        ],
+    )
+    .await
+    .ok();
+    let mut green_seen = 0;
+    for i in 0..1000 {
+        if edge.get("www.three.test", &format!("/{i}")).await.text() == "green" {
+            green_seen += 1;
+        }
+    }
+    assert!(
+        (50..=150).contains(&green_seen),
+        "{green_seen} of 1000 on green"
+    );
+    edge_cli(&edge, &["cd", "promote", id, "--staging", staging])
+        .await
+        .ok();
+    for i in 0..100 {
+        assert_eq!(
+            edge.get("www.three.test", &format!("/after/{i}"))
+                .await
+                .text(),
+            "green"
+        );
+    }
+    let ids = edge_cli(&edge, &["dist", "list", "--output", "id"])
+        .await
+        .ok();
+    assert_eq!(ids.lines().count(), 2, "{ids}");
+}

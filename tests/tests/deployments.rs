@@ -69,7 +69,10 @@ async fn policy(edge: &Edge, body: Value) -> (String, String) {
         )
         .await;
     assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
-    (got.json()["id"].as_str().expect("an id").to_owned(), etag(&got))
+    (
+        got.json()["id"].as_str().expect("an id").to_owned(),
+        etag(&got),
+    )
 }
 
 /// Attaches `policy` to distribution `id` (config `config`).

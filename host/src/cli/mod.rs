@@ -132,7 +132,8 @@ pub struct Connection {
         default_value = "./edge-data/token"
     )]
     pub token_file: PathBuf,
-    /// `table` for people, `json` (the API's own answer) for scripts.
+    /// `table` for people, `json` (the API's own answer) for scripts, `id`
+    /// for the id alone (`STAGING=$(edge cd create-staging E1 --output id)`).
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -142,6 +143,7 @@ pub struct Connection {
 pub enum Output {
     Table,
     Json,
+    Id,
 }
 
 /// `edge dist ...`.
@@ -193,6 +195,9 @@ pub enum DistCommand {
         /// Make the copy a staging distribution.
         #[arg(long)]
         staging: bool,
+        /// Send the copy's default behavior to this origin (or group) id.
+        #[arg(long)]
+        target: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -247,7 +252,16 @@ pub enum AliasCommand {
 #[derive(Debug, Subcommand)]
 pub enum CdCommand {
     /// Copy a primary as a staging distribution (no aliases, its own id).
-    CreateStaging(IdArgs),
+    CreateStaging {
+        /// The primary distribution.
+        id: String,
+        /// Send the staging's default behavior to this origin (or group) id:
+        /// blue/green between two origins the primary already lists.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Continuous-deployment policies.
     #[command(subcommand)]
     Policy(PolicyCommand),

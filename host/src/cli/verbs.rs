@@ -53,6 +53,7 @@ pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<()
             let v = reply.json()?;
             match args.conn.output {
                 Output::Json => print_json(out, &v),
+                Output::Id => print_id(out, &v),
                 Output::Table => fields(
                     out,
                     &[
@@ -123,7 +124,7 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
                 .await?;
             match args.conn.output {
                 Output::Json => print_json(out, &json!({ "etag": etag, "config": v })),
-                Output::Table => {
+                Output::Table | Output::Id => {
                     print_json(out, &v)?;
                     writeln!(out, "# ETag: {}", etag.unwrap_or_default()).map_err(io)
                 }
@@ -174,7 +175,12 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
             let reply = api.send_json(Method::PUT, &path, &body, Some(&tag)).await?;
             print_distribution(out, conn.output, &reply)
         }
-        DistCommand::Copy { id, staging, conn } => copy(&conn, &id, staging, out).await,
+        DistCommand::Copy {
+            id,
+            staging,
+            target,
+            conn,
+        } => copy(&conn, &id, staging, target.as_deref(), out).await,
         DistCommand::Delete { id, if_match, conn } => {
             let api = ApiClient::new(&conn);
             let path = format!("/v1/distributions/{}", seg(&id));
@@ -185,7 +191,7 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
             api.send(Method::DELETE, &path, None, Some(&tag)).await?;
             match conn.output {
                 Output::Json => print_json(out, &json!({ "deleted": id })),
-                Output::Table => writeln!(out, "deleted {id}").map_err(io),
+                Output::Table | Output::Id => writeln!(out, "deleted {id}").map_err(io),
             }
         }
         DistCommand::WaitDeployed { id, timeout, conn } => {
@@ -194,9 +200,17 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
     }
 }
 
-async fn copy(conn: &Connection, id: &str, staging: bool, out: Out<'_>) -> Result<(), CliError> {
+/// Copies a distribution; with `target`, then points the copy's default
+/// behavior at that origin (a second write, guarded by the copy's ETag).
+async fn copy(
+    conn: &Connection,
+    id: &str,
+    staging: bool,
+    target: Option<&str>,
+    out: Out<'_>,
+) -> Result<(), CliError> {
     let api = ApiClient::new(conn);
-    let reply = api
+    let mut reply = api
         .send_json(
             Method::POST,
             &format!("/v1/distributions/{}/copy", seg(id)),
@@ -204,6 +218,19 @@ async fn copy(conn: &Connection, id: &str, staging: bool, out: Out<'_>) -> Resul
             None,
         )
         .await?;
+    if let Some(target) = target {
+        let copy = reply.json()?;
+        let mut config = copy["config"].clone();
+        config["default_cache_behavior"]["target_origin_id"] = json!(target);
+        reply = api
+            .send_json(
+                Method::PUT,
+                &format!("/v1/distributions/{}/config", seg(&text(&copy["id"]))),
+                &config,
+                reply.etag.as_deref(),
+            )
+            .await?;
+    }
     print_distribution(out, conn.output, &reply)
 }
 
@@ -235,7 +262,7 @@ async fn wait_deployed(
                     out,
                     &json!({"id": id, "status": status, "etag": etag, "seconds": elapsed}),
                 )?,
-                Output::Table => {
+                Output::Table | Output::Id => {
                     writeln!(out, "{id} Deployed ({etag}) after {elapsed:.1}s").map_err(io)?
                 }
             }
@@ -269,7 +296,9 @@ async fn wait_deployed(
 
 async fn cd(cmd: CdCommand, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
-        CdCommand::CreateStaging(args) => copy(&args.conn, &args.id, true, out).await,
+        CdCommand::CreateStaging { id, target, conn } => {
+            copy(&conn, &id, true, target.as_deref(), out).await
+        }
         CdCommand::Policy(PolicyCommand::Create { spec, attach, conn }) => {
             let api = ApiClient::new(&conn);
             let body = policy_body(&spec)?;
@@ -447,7 +476,7 @@ async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
             let v = reply.json()?;
             match conn.output {
                 Output::Json => print_json(out, &v),
-                Output::Table => {
+                Output::Table | Output::Id => {
                     writeln!(out, "{} {}", text(&v["name"]), text(&v["version"])).map_err(io)
                 }
             }
@@ -514,7 +543,7 @@ async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
                 .await?;
             match conn.output {
                 Output::Json => print_json(out, &reply.json()?),
-                Output::Table => writeln!(out, "{namespace}/{key} set").map_err(io),
+                Output::Table | Output::Id => writeln!(out, "{namespace}/{key} set").map_err(io),
             }
         }
         KvCommand::Get {
@@ -532,7 +561,7 @@ async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
                 )
                 .await?;
             out.write_all(&reply.body).map_err(io)?;
-            if !reply.body.ends_with(b"\n") && conn.output == Output::Table {
+            if !reply.body.ends_with(b"\n") && conn.output != Output::Json {
                 writeln!(out).map_err(io)?;
             }
             Ok(())
@@ -554,7 +583,9 @@ async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
                 Output::Json => {
                     print_json(out, &json!({ "deleted": format!("{namespace}/{key}") }))
                 }
-                Output::Table => writeln!(out, "{namespace}/{key} deleted").map_err(io),
+                Output::Table | Output::Id => {
+                    writeln!(out, "{namespace}/{key} deleted").map_err(io)
+                }
             }
         }
     }
@@ -618,6 +649,10 @@ fn traffic_summary(t: &Value) -> String {
     }
 }
 
+fn print_id(out: Out<'_>, v: &Value) -> Result<(), CliError> {
+    writeln!(out, "{}", text(&v["id"])).map_err(io)
+}
+
 fn print_json(out: Out<'_>, v: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(v).map_err(|e| CliError::Local(e.to_string()))?;
     writeln!(out, "{text}").map_err(io)
@@ -625,8 +660,10 @@ fn print_json(out: Out<'_>, v: &Value) -> Result<(), CliError> {
 
 fn print_distribution(out: Out<'_>, output: Output, reply: &Reply) -> Result<(), CliError> {
     let v = reply.json()?;
-    if output == Output::Json {
-        return print_json(out, &v);
+    match output {
+        Output::Json => return print_json(out, &v),
+        Output::Id => return print_id(out, &v),
+        Output::Table => {}
     }
     let config = &v["config"];
     let origins: Vec<String> = config["origins"]
@@ -652,8 +689,10 @@ fn print_distribution(out: Out<'_>, output: Output, reply: &Reply) -> Result<(),
 }
 
 fn print_policy(out: Out<'_>, output: Output, v: &Value) -> Result<(), CliError> {
-    if output == Output::Json {
-        return print_json(out, v);
+    match output {
+        Output::Json => return print_json(out, v),
+        Output::Id => return print_id(out, v),
+        Output::Table => {}
     }
     let mut rows = vec![
         ("id", text(&v["id"])),
@@ -686,16 +725,12 @@ fn list(
     columns: &[&str],
     row: impl Fn(&Value) -> Vec<String>,
 ) -> Result<(), CliError> {
-    if output == Output::Json {
-        return print_json(out, v);
+    let items = v["items"].as_array().into_iter().flatten();
+    match output {
+        Output::Json => print_json(out, v),
+        Output::Id => items.map(|item| print_id(out, item)).collect(),
+        Output::Table => table(out, columns, items.map(row).collect()),
     }
-    let rows = v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(row)
-        .collect();
-    table(out, columns, rows)
 }
 
 /// Columns aligned to their widest cell.
