@@ -725,10 +725,10 @@ fn list(
     columns: &[&str],
     row: impl Fn(&Value) -> Vec<String>,
 ) -> Result<(), CliError> {
-    let items = v["items"].as_array().into_iter().flatten();
+    let mut items = v["items"].as_array().into_iter().flatten();
     match output {
         Output::Json => print_json(out, v),
-        Output::Id => items.map(|item| print_id(out, item)).collect(),
+        Output::Id => items.try_for_each(|item| print_id(out, item)),
         Output::Table => table(out, columns, items.map(row).collect()),
     }
 }
