@@ -90,6 +90,38 @@ async fn attach(edge: &Edge, id: &str, mut config: Value, policy: &str) {
     assert_eq!(got.status, StatusCode::OK, "{}", got.text());
 }
 
+/// A continuous deployment: the staging copy, the policy and its ETag.
+struct Canary {
+    staging: String,
+    policy: String,
+    policy_etag: String,
+}
+
+/// A primary on `alias` fetching from `p`, a staging copy fetching from `s`,
+/// and a policy with `traffic` (and the `auto` gate) attached to the primary.
+async fn canary(
+    edge: &Edge,
+    alias: &str,
+    (p, s): (&Origin, &Origin),
+    traffic: Value,
+    auto: Option<Value>,
+) -> Canary {
+    let primary = edge.create(site(&[alias], p)).await;
+    let primary = primary["id"].as_str().expect("an id").to_owned();
+    let staging = staging_of(edge, &primary, s).await;
+    let mut body = json!({"staging_distribution_id": staging, "traffic": traffic});
+    if let Some(auto) = auto {
+        body["auto"] = auto;
+    }
+    let (policy, policy_etag) = policy(edge, body).await;
+    attach(edge, &primary, site(&[alias], p), &policy).await;
+    Canary {
+        staging,
+        policy,
+        policy_etag,
+    }
+}
+
 #[tokio::test]
 async fn alias_moves_are_atomic_under_load_and_persist() {
     let (a, b) = (named("A").await, named("B").await);
@@ -414,16 +446,14 @@ async fn policies_are_validated_and_guarded_by_etags() {
 async fn a_weighted_split_is_accurate_and_sticky() {
     let (p, s) = (named("P").await, named("S").await);
     let edge = Arc::new(Edge::start().await);
-    let primary = edge.create(site(&["www.w.test"], &p)).await;
-    let pid = primary["id"].as_str().unwrap().to_owned();
-    let staging = staging_of(&edge, &pid, &s).await;
-    let (policy_id, _) = policy(
+    canary(
         &edge,
-        json!({"staging_distribution_id": staging, "traffic": {"type": "weight", "weight": 0.1,
-               "session_stickiness": {"idle_ttl": 300, "max_ttl": 600}}}),
+        "www.w.test",
+        (&p, &s),
+        json!({"type": "weight", "weight": 0.1, "session_stickiness": {"idle_ttl": 300, "max_ttl": 600}}),
+        None,
     )
     .await;
-    attach(&edge, &pid, site(&["www.w.test"], &p), &policy_id).await;
 
     // 20,000 fresh viewers: staging's share within one point of 10 %.
     let mut tasks = Vec::new();
@@ -508,15 +538,14 @@ async fn a_weighted_split_is_accurate_and_sticky() {
 async fn a_header_policy_and_separate_caches_per_arm() {
     let (p, s) = (named("P").await, named("S").await);
     let edge = Edge::start().await;
-    let primary = edge.create(site(&["www.h.test"], &p)).await;
-    let pid = primary["id"].as_str().unwrap().to_owned();
-    let staging = staging_of(&edge, &pid, &s).await;
-    let (policy_id, _) = policy(
+    let Canary { staging, .. } = canary(
         &edge,
-        json!({"staging_distribution_id": staging, "traffic": {"type": "header", "header": "x-edge-staging", "value": "true"}}),
+        "www.h.test",
+        (&p, &s),
+        json!({"type": "header", "header": "x-edge-staging", "value": "true"}),
+        None,
     )
     .await;
-    attach(&edge, &pid, site(&["www.h.test"], &p), &policy_id).await;
     for round in 0..2 {
         let plain = edge.get("www.h.test", "/same").await;
         let staged = edge
@@ -618,16 +647,20 @@ async fn the_automatic_gate_rolls_a_failing_staging_back() {
     let p = named("P").await;
     let broken = Origin::start(|_| Reply::ok("broken").status(500)).await;
     let edge = Edge::start().await;
-    let primary = edge.create(site(&["www.g.test"], &p)).await;
-    let pid = primary["id"].as_str().unwrap().to_owned();
-    let staging = staging_of(&edge, &pid, &broken).await;
-    let (policy_id, tag) = policy(
+    let Canary {
+        policy: policy_id,
+        policy_etag: tag,
+        ..
+    } = canary(
         &edge,
-        json!({"staging_distribution_id": staging, "traffic": {"type": "weight", "weight": 0.5},
-               "auto": {"max_error_rate": 0.02, "min_requests": 50, "window_s": 60, "then": "rollback"}}),
+        "www.g.test",
+        (&p, &broken),
+        json!({"type": "weight", "weight": 0.5}),
+        Some(
+            json!({"max_error_rate": 0.02, "min_requests": 50, "window_s": 60, "then": "rollback"}),
+        ),
     )
     .await;
-    attach(&edge, &pid, site(&["www.g.test"], &p), &policy_id).await;
     let mut failed = 0;
     for i in 0..200 {
         if edge.get("www.g.test", &format!("/{i}")).await.status != StatusCode::OK {
@@ -884,16 +917,14 @@ async fn canary_through_a_policy_then_promote() {
 async fn a_sticky_arm_is_drawn_again_after_its_max_ttl() {
     let (p, s) = (named("P").await, named("S").await);
     let edge = Edge::start().await;
-    let primary = edge.create(site(&["www.t.test"], &p)).await;
-    let pid = primary["id"].as_str().unwrap().to_owned();
-    let staging = staging_of(&edge, &pid, &s).await;
-    let (policy_id, _) = policy(
+    canary(
         &edge,
-        json!({"staging_distribution_id": staging, "traffic": {"type": "weight", "weight": 0.5,
-               "session_stickiness": {"idle_ttl": 1, "max_ttl": 1}}}),
+        "www.t.test",
+        (&p, &s),
+        json!({"type": "weight", "weight": 0.5, "session_stickiness": {"idle_ttl": 1, "max_ttl": 1}}),
+        None,
     )
     .await;
-    attach(&edge, &pid, site(&["www.t.test"], &p), &policy_id).await;
     let first = edge.get("www.t.test", "/").await;
     let cookie = set_cookies(&first).pop().expect("a sticky cookie");
     let assigned = |c: &str| c.split('.').nth(1).unwrap_or("").to_owned();

@@ -71,6 +71,27 @@ fn claim_alias(txn: &mut Txn, alias: &str, id: &str) {
 }
 
 impl ControlPlane {
+    /// Commits `txn` (which writes `stored`), then publishes the record with
+    /// its aliases pointing at it.
+    async fn commit_record(
+        &self,
+        state: &ControlState,
+        txn: Txn,
+        stored: StoredDistribution,
+        config: Distribution,
+    ) -> Result<Arc<DistributionRecord>, ApiError> {
+        let revision = self.commit(txn, &stored.id).await?;
+        let record = Arc::new(DistributionRecord {
+            stored,
+            revision,
+            config: Arc::new(config),
+        });
+        self.publish_change(state, revision, |next| {
+            replace_record(next, record.clone());
+        });
+        Ok(record)
+    }
+
     /// `POST /v1/distributions`.
     pub async fn create(
         &self,
@@ -107,19 +128,7 @@ impl ControlPlane {
         for alias in &config.aliases {
             claim_alias(&mut txn, alias, &id);
         }
-        let revision = self.commit(txn, &id).await?;
-        let record = Arc::new(DistributionRecord {
-            stored,
-            revision,
-            config: Arc::new(config),
-        });
-        self.publish_change(state, revision, |next| {
-            for alias in &record.config.aliases {
-                next.aliases.insert(alias.clone(), id.clone());
-            }
-            next.distributions.insert(id.clone(), record.clone());
-        });
-        Ok(record)
+        self.commit_record(state, txn, stored, config).await
     }
 
     /// `PUT /v1/distributions/{id}/config`.
@@ -151,16 +160,7 @@ impl ControlPlane {
                 key: alias_key(alias),
             });
         }
-        let revision = self.commit(txn, id).await?;
-        let record = Arc::new(DistributionRecord {
-            stored,
-            revision,
-            config: Arc::new(config),
-        });
-        self.publish_change(&state, revision, |next| {
-            replace_record(next, record.clone());
-        });
-        Ok(record)
+        self.commit_record(&state, txn, stored, config).await
     }
 
     /// `DELETE /v1/distributions/{id}`: only a disabled distribution, and not
@@ -389,15 +389,7 @@ impl ControlPlane {
             key: dist_key(staging_id),
             revision: staging.revision,
         });
-        let revision = self.commit(txn, primary_id).await?;
-        let record = Arc::new(DistributionRecord {
-            stored,
-            revision,
-            config: Arc::new(config),
-        });
-        self.publish_change(&state, revision, |next| {
-            replace_record(next, record.clone());
-        });
+        let record = self.commit_record(&state, txn, stored, config).await?;
         tracing::info!(
             primary = primary_id,
             staging = staging_id,
