@@ -526,20 +526,27 @@ async fn bodies_above_the_object_limit_stream_but_are_not_stored() {
 }
 
 #[tokio::test]
-async fn head_requests_are_cached_apart_and_have_no_body() {
+async fn head_requests_are_answered_from_a_stored_get() {
     let edge = Edge::start().await;
     let o = Origin::fixed("body", &[("cache-control", "max-age=60")]).await;
     let mut config = config_for(&[("o", &o)]);
     config["aliases"] = json!(["head.example.com"]);
     edge.create(config).await;
+    // A HEAD miss goes to the origin as a HEAD and stores nothing.
     let head = edge.request("HEAD", "head.example.com", "/x", &[]).await;
-    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!((head.status, head.cache()), (StatusCode::OK, "Miss"));
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-length"), Some("4"));
+    assert_eq!(o.last().method, "HEAD");
+    let head = edge.request("HEAD", "head.example.com", "/x", &[]).await;
+    assert_eq!(head.cache(), "Miss");
+    // Once a GET stored the object, HEAD is answered from it.
+    assert_eq!(edge.get("head.example.com", "/x").await.text(), "body");
     let again = edge.request("HEAD", "head.example.com", "/x", &[]).await;
     assert_eq!(again.cache(), "Hit");
     assert!(again.body.is_empty());
-    assert_eq!(edge.get("head.example.com", "/x").await.text(), "body");
+    assert_eq!(again.header("content-length"), Some("4"));
+    assert_eq!(o.hits(), 3);
 }
 
 #[tokio::test]

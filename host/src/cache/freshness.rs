@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, DATE, EXPIRES, SET_COOKIE, VARY};
+use http::header::{
+    AGE, AUTHORIZATION, CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY,
+};
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::config::TtlPolicy;
@@ -15,9 +17,12 @@ pub struct CacheControl {
     pub no_cache: bool,
     pub private: bool,
     pub public: bool,
+    /// `must-revalidate` or `proxy-revalidate`.
     pub must_revalidate: bool,
     pub max_age: Option<u64>,
     pub s_maxage: Option<u64>,
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
 }
 
 impl CacheControl {
@@ -41,6 +46,10 @@ impl CacheControl {
                     "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
                     "max-age" => cc.max_age = cc.max_age.or(seconds()),
                     "s-maxage" => cc.s_maxage = cc.s_maxage.or(seconds()),
+                    "stale-while-revalidate" => {
+                        cc.stale_while_revalidate = cc.stale_while_revalidate.or(seconds());
+                    }
+                    "stale-if-error" => cc.stale_if_error = cc.stale_if_error.or(seconds()),
                     _ => {}
                 }
             }
@@ -49,13 +58,28 @@ impl CacheControl {
     }
 }
 
-/// How long a stored response stays fresh.
+/// How long a stored response stays fresh, and how it may be used once stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
     /// Freshness lifetime after the TTL clamp.
     pub ttl: Duration,
     /// The response's corrected initial age.
     pub initial_age: Duration,
+    /// Past `ttl`, how long it may be served while one background request
+    /// revalidates it (`stale-while-revalidate`).
+    pub stale_while_revalidate: Duration,
+    /// Past `ttl`, how long it may be served when the origin fails
+    /// (`stale-if-error`).
+    pub stale_if_error: Duration,
+    /// Never served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`,
+    /// `no-cache`): once stale, only a revalidation may serve it again.
+    pub must_revalidate: bool,
+}
+
+/// Whether a response carries a validator (`ETag` or `Last-Modified`), so a
+/// stale copy can be revalidated instead of fetched again.
+pub fn has_validator(headers: &HeaderMap) -> bool {
+    headers.contains_key(ETAG) || headers.contains_key(LAST_MODIFIED)
 }
 
 /// Statuses that may be stored on the behavior's `default_ttl` when the origin
@@ -70,10 +94,12 @@ fn heuristically_cacheable(status: StatusCode) -> bool {
 /// Decides whether a response to `method` (with the request's `req_headers`)
 /// may be stored, and its freshness. `None` means "do not store".
 ///
-/// Not stored: `no-store`, `private`, `no-cache` (until revalidation lands),
-/// `Set-Cookie`, `Vary` (until variants land), requests with `Authorization`
-/// unless the response says `public`/`s-maxage`/`must-revalidate`, partial and
-/// non-final statuses, and anything whose clamped lifetime is already over.
+/// Not stored: `no-store`, `private`, `Set-Cookie`, `Vary` (until variants
+/// land), requests with `Authorization` unless the response says
+/// `public`/`s-maxage`/`must-revalidate`, partial and non-final statuses, and
+/// anything already stale that has neither a validator to revalidate it with
+/// nor a `stale-*` window to serve it in. `no-cache` is stored stale: every
+/// use revalidates it first.
 pub fn decide(
     method: &Method,
     req_headers: &HeaderMap,
@@ -89,7 +115,7 @@ pub fn decide(
         return None;
     }
     let cc = CacheControl::parse(headers);
-    if cc.no_store || cc.private || cc.no_cache {
+    if cc.no_store || cc.private {
         return None;
     }
     if headers.contains_key(SET_COOKIE) || headers.contains_key(VARY) {
@@ -113,6 +139,7 @@ pub fn decide(
         })
     });
     let lifetime = match explicit {
+        _ if cc.no_cache => 0,
         Some(secs) => secs.clamp(ttl.min, ttl.max),
         None if heuristically_cacheable(status) => ttl.default,
         None => return None,
@@ -127,8 +154,24 @@ pub fn decide(
         .and_then(|d| response_time.duration_since(d).ok())
         .map_or(0, |d| d.as_secs());
     let initial_age = Duration::from_secs(age_value.max(apparent_age));
-    let ttl = Duration::from_secs(lifetime);
-    (ttl > initial_age).then_some(Freshness { ttl, initial_age })
+    let must_revalidate = cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache;
+    let window = |secs: Option<u64>| {
+        if must_revalidate {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(secs.unwrap_or(0))
+        }
+    };
+    let freshness = Freshness {
+        ttl: Duration::from_secs(lifetime),
+        initial_age,
+        stale_while_revalidate: window(cc.stale_while_revalidate),
+        stale_if_error: window(cc.stale_if_error),
+        must_revalidate,
+    };
+    let usable = freshness.ttl + freshness.stale_while_revalidate.max(freshness.stale_if_error)
+        > initial_age;
+    (usable || has_validator(headers)).then_some(freshness)
 }
 
 fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<SystemTime> {
@@ -230,6 +273,11 @@ mod tests {
         for cc in ["no-store", "private", "no-cache", "max-age=60, private"] {
             assert_eq!(ttl_of(&[("cache-control", cc)], TTL), None, "{cc}");
         }
+        // With a validator, no-cache is stored, stale, to be revalidated.
+        assert_eq!(
+            ttl_of(&[("cache-control", "no-cache"), ("etag", "\"v1\"")], TTL),
+            Some(0)
+        );
         assert_eq!(ttl_of(&[("set-cookie", "a=b")], TTL), None);
         assert_eq!(ttl_of(&[("vary", "accept")], TTL), None);
         let auth = headers(&[("authorization", "Bearer x")]);
@@ -312,5 +360,39 @@ mod tests {
         .unwrap();
         assert_eq!(f.initial_age, Duration::from_secs(20));
         assert!(ttl_of(&[("cache-control", "max-age=60"), ("age", "60")], TTL).is_none());
+        // Already stale but revalidatable, or usable stale: still stored.
+        let stale = [("cache-control", "max-age=60"), ("age", "60"), ("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT")];
+        assert_eq!(ttl_of(&stale, TTL), Some(60));
+        let swr = [("cache-control", "max-age=1, stale-while-revalidate=30"), ("age", "5")];
+        assert_eq!(ttl_of(&swr, TTL), Some(1));
+    }
+
+    #[test]
+    fn stale_windows_and_must_revalidate() {
+        let f = |cc: &str| {
+            decide(
+                &Method::GET,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &headers(&[("cache-control", cc), ("etag", "\"x\"")]),
+                TTL,
+                SystemTime::now(),
+            )
+            .unwrap()
+        };
+        let plain = f("max-age=10, stale-while-revalidate=20, stale-if-error=30");
+        assert_eq!(plain.stale_while_revalidate, Duration::from_secs(20));
+        assert_eq!(plain.stale_if_error, Duration::from_secs(30));
+        assert!(!plain.must_revalidate);
+        for cc in [
+            "max-age=10, must-revalidate, stale-if-error=30",
+            "max-age=10, proxy-revalidate, stale-while-revalidate=30",
+            "s-maxage=10, stale-if-error=30",
+        ] {
+            let strict = f(cc);
+            assert!(strict.must_revalidate, "{cc}");
+            assert_eq!(strict.stale_if_error, Duration::ZERO, "{cc}");
+            assert_eq!(strict.stale_while_revalidate, Duration::ZERO, "{cc}");
+        }
     }
 }

@@ -1,5 +1,8 @@
-//! The shared object cache: one per process, bounded by bytes, with per-object TTLs.
+//! The shared object cache: one per process, bounded by bytes, with per-object
+//! freshness. Stale objects stay (within a retention) so they can be
+//! revalidated or served stale as their `stale-*` directives allow.
 
+pub mod flight;
 pub mod freshness;
 pub mod key;
 
@@ -8,9 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use moka::Expiry;
 use moka::sync::Cache;
+
+use flight::Flights;
+use freshness::Freshness;
+
+/// How long past its freshness (and `stale-*` windows) an object with a
+/// validator is kept for revalidation, space allowing.
+pub const REVALIDATION_RETENTION: Duration = Duration::from_secs(86_400);
 
 /// The `x-cache` result of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +45,8 @@ impl CacheStatus {
     }
 
     /// The `x-cache` header value.
-    pub fn header_value(self) -> http::HeaderValue {
-        http::HeaderValue::from_static(match self {
+    pub fn header_value(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
             Self::Hit => "Hit from edge",
             Self::Miss => "Miss from edge",
             Self::RefreshHit => "RefreshHit from edge",
@@ -44,20 +55,10 @@ impl CacheStatus {
     }
 }
 
-/// A stored response. Headers are stored already stripped of hop-by-hop fields.
-#[derive(Debug)]
-pub struct CachedObject {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// When the host stored it.
-    pub stored_at: Instant,
-    /// The response's age when it arrived (RFC 9111 4.2.3 corrected initial age).
-    pub initial_age: Duration,
-    /// Freshness lifetime after the behavior's TTL clamp.
-    pub ttl: Duration,
-    /// The distribution whose config served it and path it was stored for,
-    /// for invalidations.
+/// What an object is stored for, so invalidations can find it.
+#[derive(Debug, Clone)]
+pub struct Tags {
+    /// The distribution whose config served it.
     pub distribution_id: Arc<str>,
     /// The distribution the viewer asked for: the primary when a staging
     /// distribution served the object, else `distribution_id` again.
@@ -65,15 +66,80 @@ pub struct CachedObject {
     pub path: Box<str>,
 }
 
+/// A stored response. Headers are stored already stripped of hop-by-hop fields.
+#[derive(Debug)]
+pub struct CachedObject {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// When the host stored (or last revalidated) it.
+    pub stored_at: Instant,
+    pub freshness: Freshness,
+    pub tags: Tags,
+}
+
 impl CachedObject {
+    pub fn new(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        stored_at: Instant,
+        freshness: Freshness,
+        tags: Tags,
+    ) -> Self {
+        Self {
+            status,
+            headers,
+            body,
+            stored_at,
+            freshness,
+            tags,
+        }
+    }
+
     /// The current age (RFC 9111 4.2.3), what the `age` header says.
     pub fn age(&self, now: Instant) -> Duration {
-        self.initial_age + now.saturating_duration_since(self.stored_at)
+        self.freshness.initial_age + now.saturating_duration_since(self.stored_at)
     }
 
     /// Whether the object is still fresh at `now`.
     pub fn is_fresh(&self, now: Instant) -> bool {
-        self.age(now) < self.ttl
+        self.age(now) < self.freshness.ttl
+    }
+
+    /// Whether a stale object is within `window` past its freshness, so it may
+    /// still be served (never for `must-revalidate` and the like).
+    pub fn stale_within(&self, now: Instant, window: Duration) -> bool {
+        !self.freshness.must_revalidate && self.age(now) < self.freshness.ttl + window
+    }
+
+    /// The validators to revalidate it with: its `ETag` and `Last-Modified`.
+    pub fn validators(&self) -> (Option<&HeaderValue>, Option<&HeaderValue>) {
+        (self.headers.get(ETAG), self.headers.get(LAST_MODIFIED))
+    }
+
+    /// The object as a `304 Not Modified` refreshed it (RFC 9111 3.2): the
+    /// 304's fields replace the stored ones (`Content-Length` excepted), the
+    /// body stays, and freshness starts over from `freshness`.
+    pub fn refreshed(&self, not_modified: &HeaderMap, freshness: Freshness, now: Instant) -> Self {
+        let mut headers = self.headers.clone();
+        for name in not_modified.keys() {
+            if name == CONTENT_LENGTH {
+                continue;
+            }
+            headers.remove(name);
+            for value in not_modified.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        Self {
+            status: self.status,
+            headers,
+            body: self.body.clone(),
+            stored_at: now,
+            freshness,
+            tags: self.tags.clone(),
+        }
     }
 
     fn weight(key: &str, obj: &Self) -> u32 {
@@ -87,16 +153,23 @@ impl CachedObject {
     }
 }
 
-struct FreshFor;
+/// Keeps an object while it is fresh, usable stale, or (with a validator)
+/// worth revalidating.
+struct KeepFor;
 
-impl Expiry<Arc<str>, Arc<CachedObject>> for FreshFor {
+impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
     fn expire_after_create(
         &self,
         _key: &Arc<str>,
         value: &Arc<CachedObject>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl.saturating_sub(value.initial_age))
+        let f = &value.freshness;
+        let mut keep = f.stale_while_revalidate.max(f.stale_if_error);
+        if freshness::has_validator(&value.headers) {
+            keep = keep.max(REVALIDATION_RETENTION);
+        }
+        Some((f.ttl + keep).saturating_sub(f.initial_age))
     }
 }
 
@@ -108,6 +181,8 @@ pub struct SharedCache {
     /// Bumped by every invalidation, so a fetch that began before one does
     /// not store what it fetched.
     generation: Arc<AtomicU64>,
+    /// Origin fetches in flight, for request collapsing.
+    pub flights: Arc<Flights>,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -126,12 +201,13 @@ impl SharedCache {
         let inner = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|k: &Arc<str>, v: &Arc<CachedObject>| CachedObject::weight(k, v))
-            .expire_after(FreshFor)
+            .expire_after(KeepFor)
             .build();
         Self {
             inner,
             max_object_bytes,
             generation: Arc::new(AtomicU64::new(0)),
+            flights: Arc::new(Flights::default()),
         }
     }
 
@@ -145,20 +221,29 @@ impl SharedCache {
         self.max_object_bytes
     }
 
+    /// The object stored for `key`, fresh or stale.
+    pub fn lookup(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.inner.get(key)
+    }
+
     /// A fresh object for `key`, if any.
     pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
-        let obj = self.inner.get(key)?;
-        obj.is_fresh(Instant::now()).then_some(obj)
+        self.lookup(key).filter(|obj| obj.is_fresh(Instant::now()))
     }
 
     /// Stores an object (replacing any previous one for the key), unless an
     /// invalidation came after `since` (a [`Self::generation`] taken before
     /// the object was fetched): it may be what the invalidation meant to drop.
     pub fn insert(&self, key: Arc<str>, obj: CachedObject, since: u64) {
+        self.insert_arc(key, Arc::new(obj), since);
+    }
+
+    /// [`Self::insert`] for an object already shared.
+    pub fn insert_arc(&self, key: Arc<str>, obj: Arc<CachedObject>, since: u64) {
         if obj.body.len() as u64 > self.max_object_bytes || self.generation() != since {
             return;
         }
-        self.inner.insert(key, Arc::new(obj));
+        self.inner.insert(key, obj);
     }
 
     /// Drops every object of `distribution_id` (served by its config, or to
@@ -169,11 +254,12 @@ impl SharedCache {
         let prefix = path.strip_suffix('*');
         let mut dropped = 0;
         for (key, obj) in &self.inner {
-            let matches = (&*obj.distribution_id == distribution_id
-                || &*obj.primary_id == distribution_id)
+            let tags = &obj.tags;
+            let matches = (&*tags.distribution_id == distribution_id
+                || &*tags.primary_id == distribution_id)
                 && match prefix {
-                    Some(p) => obj.path.starts_with(p),
-                    None => &*obj.path == path,
+                    Some(p) => tags.path.starts_with(p),
+                    None => &*tags.path == path,
                 };
             if matches {
                 self.inner.invalidate(&*key);
@@ -198,18 +284,29 @@ impl SharedCache {
 mod tests {
     use super::*;
 
-    fn object(dist: &str, path: &str, body: usize, ttl: u64) -> CachedObject {
-        CachedObject {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Bytes::from(vec![b'x'; body]),
-            stored_at: Instant::now(),
-            initial_age: Duration::ZERO,
+    fn freshness(ttl: u64) -> Freshness {
+        Freshness {
             ttl: Duration::from_secs(ttl),
-            distribution_id: dist.into(),
-            primary_id: dist.into(),
-            path: path.into(),
+            initial_age: Duration::ZERO,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            must_revalidate: false,
         }
+    }
+
+    fn object(dist: &str, path: &str, body: usize, ttl: u64) -> CachedObject {
+        CachedObject::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from(vec![b'x'; body]),
+            Instant::now(),
+            freshness(ttl),
+            Tags {
+                distribution_id: dist.into(),
+                primary_id: dist.into(),
+                path: path.into(),
+            },
+        )
     }
 
     #[test]
@@ -239,7 +336,7 @@ mod tests {
     fn stale_objects_are_not_returned() {
         let cache = SharedCache::new(1 << 20, 1 << 20);
         let mut old = object("E1", "/a", 10, 60);
-        old.initial_age = Duration::from_secs(61);
+        old.freshness.initial_age = Duration::from_secs(61);
         cache.insert("old".into(), old, 0);
         assert!(cache.get("old").is_none());
     }
@@ -258,6 +355,39 @@ mod tests {
     }
 
     #[test]
+    fn stale_objects_with_validators_are_kept_and_refreshed_by_a_304() {
+        let cache = SharedCache::new(1 << 20, 1 << 20);
+        let mut obj = object("E1", "/a", 10, 60);
+        obj.freshness.initial_age = Duration::from_secs(61);
+        obj.headers.insert(ETAG, HeaderValue::from_static("\"v1\""));
+        obj.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
+        cache.insert("k".into(), obj, 0);
+        let stale = cache.lookup("k").expect("kept for revalidation");
+        assert!(!stale.is_fresh(Instant::now()));
+        assert!(cache.get("k").is_none());
+        let mut not_modified = HeaderMap::new();
+        not_modified.insert(ETAG, HeaderValue::from_static("\"v1\""));
+        not_modified.insert("x-new", HeaderValue::from_static("1"));
+        not_modified.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let fresh = stale.refreshed(&not_modified, freshness(60), Instant::now());
+        assert!(fresh.is_fresh(Instant::now()));
+        assert_eq!(fresh.headers["x-new"], "1");
+        assert_eq!(fresh.headers[CONTENT_LENGTH], "10");
+        assert_eq!(fresh.body.len(), 10);
+    }
+
+    #[test]
+    fn stale_windows_end_and_must_revalidate_closes_them() {
+        let mut obj = object("E1", "/a", 1, 10);
+        obj.freshness.initial_age = Duration::from_secs(15);
+        let now = Instant::now();
+        assert!(obj.stale_within(now, Duration::from_secs(10)));
+        assert!(!obj.stale_within(now, Duration::from_secs(5)));
+        obj.freshness.must_revalidate = true;
+        assert!(!obj.stale_within(now, Duration::from_secs(10)));
+    }
+
+    #[test]
     fn a_fetch_older_than_an_invalidation_is_not_stored() {
         let cache = SharedCache::new(1 << 20, 1 << 20);
         let before = cache.generation();
@@ -272,7 +402,7 @@ mod tests {
     fn invalidating_a_primary_drops_its_staging_arm_too() {
         let cache = SharedCache::new(1 << 20, 1 << 20);
         let mut staged = object("ESTAGE", "/a", 1, 60);
-        staged.primary_id = "EPRIMARY".into();
+        staged.tags.primary_id = "EPRIMARY".into();
         cache.insert("s".into(), staged, 0);
         cache.insert("p".into(), object("EPRIMARY", "/a", 1, 60), 0);
         assert_eq!(cache.invalidate("EPRIMARY", "/a"), 2);

@@ -118,6 +118,17 @@ impl Distribution {
             .map_or((0, &self.default_behavior), |(i, (_, b))| (i + 1, b))
     }
 
+    /// The behavior at `index` (as [`Self::behavior_for`] numbers them).
+    pub fn behavior_at(&self, index: usize) -> &Behavior {
+        match index {
+            0 => &self.default_behavior,
+            i => self
+                .behaviors
+                .get(i - 1)
+                .map_or(&self.default_behavior, |(_, b)| b),
+        }
+    }
+
     /// The hooks of the behavior at `index` (as [`Self::behavior_for`] numbers them).
     pub fn hooks_of(&self, index: usize) -> Option<&raw::HooksConfig> {
         match index {

@@ -8,24 +8,27 @@ pub mod body;
 pub mod deploy;
 pub mod headers;
 pub mod routing;
+pub mod stored;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{
-    AGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, SET_COOKIE, VIA,
+    CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, IF_MATCH,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, RANGE, SET_COOKIE, VIA,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
+use crate::cache::flight::{self, Flight, FlightGuard, Landing};
 use crate::cache::freshness::Freshness;
-use crate::cache::{self, CacheStatus, CachedObject, SharedCache};
+use crate::cache::{self, CacheStatus, CachedObject, SharedCache, Tags};
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
@@ -55,6 +58,8 @@ pub struct Proxy {
     kv: Arc<ArcSwap<KvData>>,
     /// `1.1 <host id> (edge)`.
     via: HeaderValue,
+    /// This proxy, for work it spawns (background revalidation).
+    this: Weak<Proxy>,
 }
 
 /// Per-request state carried through the steps.
@@ -72,8 +77,26 @@ struct RequestCtx {
     primary_id: Option<Arc<str>>,
 }
 
+/// How many times a request waits for another's fetch of its key before it
+/// fetches on its own.
+const MAX_FOLLOWS: usize = 3;
+
+impl RequestCtx {
+    fn new(client: SocketAddr) -> Self {
+        Self {
+            request_id: crate::ids::request_id(),
+            client,
+            cache_status: CacheStatus::Miss,
+            staging: false,
+            gate: None,
+            sticky: None,
+            primary_id: None,
+        }
+    }
+}
+
 /// The request as the steps change it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Exchange {
     method: Method,
     path: String,
@@ -98,17 +121,18 @@ impl Proxy {
         hooks: Arc<HookRuntime>,
         kv: Arc<ArcSwap<KvData>>,
         host_id: &str,
-    ) -> Self {
+    ) -> Arc<Self> {
         let via = HeaderValue::from_str(&format!("1.1 {host_id} (edge)"))
             .unwrap_or_else(|_| HeaderValue::from_static("1.1 edge (edge)"));
-        Self {
+        Arc::new_cyclic(|this| Self {
             routing,
             cache,
             metrics,
             hooks,
             kv,
             via,
-        }
+            this: this.clone(),
+        })
     }
 
     /// Serves one viewer request; never fails (errors become responses).
@@ -117,15 +141,7 @@ impl Proxy {
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> Result<Response<EdgeBody>, Infallible> {
-        let mut ctx = RequestCtx {
-            request_id: crate::ids::request_id(),
-            client,
-            cache_status: CacheStatus::Miss,
-            staging: false,
-            gate: None,
-            sticky: None,
-            primary_id: None,
-        };
+        let mut ctx = RequestCtx::new(client);
         let span = tracing::debug_span!("request", id = %ctx.request_id, method = %req.method(), uri = %req.uri());
         let result = self.serve(req, &mut ctx).instrument(span).await;
         let mut resp = match result {
@@ -239,97 +255,295 @@ impl Proxy {
         } else {
             (ex.query.clone(), None)
         };
-
-        // Step 5: cache lookup.
-        let key = cacheable.then(|| {
-            cache::key::build(
-                cache::key::KeyParts {
-                    distribution_id: &dist.id,
-                    origin_id: &ex.target_id,
-                    arm,
-                    method: &ex.method,
-                    host: &host,
-                    path: &ex.path,
-                },
-                query.as_deref(),
-                cookies.as_deref(),
-                &ex.headers,
-                &behavior.cache_key,
-            )
-        });
-        if let Some(obj) = key.as_deref().and_then(|k| self.cache.get(k)) {
-            ctx.cache_status = CacheStatus::Hit;
-            let resp = hit_response(&obj, ex.method == Method::HEAD);
-            return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
+        let out = self.origin_request(&ex, query.clone(), cookies.as_deref(), ctx, cacheable);
+        let trip = Trip {
+            dist: &dist,
+            index,
+            ex: &ex,
+            out,
+            key: None,
+            stale: None,
+            guard: None,
+            generation: self.cache.generation(),
+        };
+        if !cacheable {
+            return self.to_origin(ctx, trip, Some(viewer_body)).await;
         }
 
-        // What a fetch from here on stores is dropped by an invalidation that
-        // comes before it completes.
-        let generation = self.cache.generation();
-
-        // The request as the origin will see it.
-        let mut out_headers = ex.headers.clone();
-        out_headers.remove(HOST);
-        if cacheable {
-            out_headers.remove(COOKIE);
-            if let Some(v) = cookies
-                .as_deref()
-                .and_then(|c| HeaderValue::from_str(c).ok())
-            {
-                out_headers.insert(COOKIE, v);
+        // Step 5: cache lookup. HEAD is answered from a stored GET.
+        let key: Arc<str> = cache::key::build(
+            cache::key::KeyParts {
+                distribution_id: &dist.id,
+                origin_id: &ex.target_id,
+                arm,
+                method: &Method::GET,
+                host: &host,
+                path: &ex.path,
+            },
+            query.as_deref(),
+            cookies.as_deref(),
+            &ex.headers,
+            &behavior.cache_key,
+        )
+        .into();
+        // Concurrent misses of a whole GET wait for one origin fetch.
+        let collapse = ex.method == Method::GET && !ex.headers.contains_key(RANGE);
+        let mut trip = Trip {
+            key: Some(key.clone()),
+            ..trip
+        };
+        for _ in 0..MAX_FOLLOWS {
+            let now = Instant::now();
+            match self.cache.lookup(&key) {
+                Some(obj) if obj.is_fresh(now) => {
+                    ctx.cache_status = CacheStatus::Hit;
+                    let resp = stored::respond(&obj, &ex.method, &ex.headers, now);
+                    return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
+                }
+                Some(obj) if obj.stale_within(now, obj.freshness.stale_while_revalidate) => {
+                    // Serve it stale; one background request revalidates it.
+                    if let Flight::Leader(guard) = self.cache.flights.join(&key) {
+                        self.refresh_in_background(&trip, obj.clone(), guard);
+                    }
+                    ctx.cache_status = CacheStatus::Hit;
+                    let resp = stored::respond(&obj, &ex.method, &ex.headers, now);
+                    return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
+                }
+                stale => trip.stale = stale,
+            }
+            if !collapse {
+                break;
+            }
+            match self.cache.flights.join(&key) {
+                Flight::Leader(guard) => {
+                    trip.guard = Some(guard);
+                    break;
+                }
+                Flight::Follower(rx) => {
+                    let patience = self.patience(&dist, &trip.out.target_id);
+                    if flight::follow(rx, patience).await == Landing::Pass {
+                        break;
+                    }
+                }
             }
         }
-        headers::append_forwarded_for(&mut out_headers, ctx.client.ip());
-        let mut out = Exchange {
+        self.to_origin(ctx, trip, Some(viewer_body)).await
+    }
+
+    /// How long a follower waits for its leader: the target's read timeout,
+    /// and a little more.
+    fn patience(&self, dist: &ServedDistribution, target_id: &str) -> Duration {
+        let read = match dist.config.targets.get(target_id) {
+            Some(Target::Origin(i)) => dist.config.origins[*i].read_timeout,
+            Some(Target::Group { members, .. }) => members
+                .iter()
+                .map(|i| dist.config.origins[*i].read_timeout)
+                .sum(),
+            None => Duration::ZERO,
+        };
+        read + Duration::from_secs(1)
+    }
+
+    /// The request as the origin will see it: no `Host` (the origin's is set
+    /// when sending), only the cookies the cache key keeps on a cacheable
+    /// request, none of the viewer's validators on a `GET` the cache may store
+    /// (the cache fetches whole objects and answers conditionals itself), and
+    /// `X-Forwarded-For` appended.
+    fn origin_request(
+        &self,
+        ex: &Exchange,
+        query: Option<String>,
+        cookies: Option<&str>,
+        ctx: &RequestCtx,
+        cacheable: bool,
+    ) -> Exchange {
+        let mut headers = ex.headers.clone();
+        headers.remove(HOST);
+        if cacheable {
+            headers.remove(COOKIE);
+            if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(c).ok()) {
+                headers.insert(COOKIE, v);
+            }
+        }
+        if ex.method == Method::GET && !ex.headers.contains_key(RANGE) {
+            for name in [IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_MATCH, IF_UNMODIFIED_SINCE] {
+                headers.remove(name);
+            }
+        }
+        headers::append_forwarded_for(&mut headers, ctx.client.ip());
+        Exchange {
             method: ex.method.clone(),
             path: ex.path.clone(),
             query,
-            headers: out_headers,
+            headers,
             target_id: ex.target_id.clone(),
+        }
+    }
+
+    /// Revalidates a stale object with a request of its own, off the
+    /// viewer's path (`stale-while-revalidate`); the guard keeps the other
+    /// viewers of the key from starting another.
+    fn refresh_in_background(&self, trip: &Trip<'_>, stale: Arc<CachedObject>, guard: FlightGuard) {
+        let Some(this) = self.this.upgrade() else {
+            return;
         };
+        let (dist, index, ex, out, key) = (
+            trip.dist.clone(),
+            trip.index,
+            trip.ex.clone(),
+            trip.out.clone(),
+            trip.key.clone(),
+        );
+        let generation = self.cache.generation();
+        tokio::spawn(async move {
+            let mut ctx = RequestCtx::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+            let trip = Trip {
+                dist: &dist,
+                index,
+                ex: &ex,
+                out,
+                key,
+                stale: Some(stale),
+                guard: Some(guard),
+                generation,
+            };
+            let span = tracing::debug_span!("revalidate", id = %ctx.request_id);
+            let result = this.to_origin(&mut ctx, trip, None).instrument(span).await;
+            // Drain the body so a new response is stored as it passes.
+            if let Ok(resp) = result {
+                let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+            }
+        });
+    }
+
+    /// Steps 6 to 9: the origin-request hook, the fetch (conditional when a
+    /// stale object can be revalidated), the origin-response hook, and the
+    /// store. A `304` refreshes the stale object (`RefreshHit`); an origin
+    /// failure serves it within `stale-if-error`.
+    async fn to_origin(
+        &self,
+        ctx: &mut RequestCtx,
+        trip: Trip<'_>,
+        viewer_body: Option<Incoming>,
+    ) -> Result<Response<EdgeBody>, ProxyError> {
+        let Trip {
+            dist,
+            index,
+            ex,
+            mut out,
+            key,
+            stale,
+            guard,
+            generation,
+        } = trip;
+        let behavior = dist.config.behavior_at(index);
+        let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
+        // Only a GET stores (a HEAD has no body to keep).
+        let key = key.filter(|_| ex.method == Method::GET);
+        let tags = self.tags(dist, ctx, &ex.path);
 
         // Step 6: origin-request hook (misses only). An answer here is cached
         // like an origin response.
         if let Some(hook) = &hooks.origin_request {
-            match self.request_hook(hook, ctx, &dist, &out).await? {
+            match self.request_hook(hook, ctx, dist, &out).await? {
                 Decision::Forward(next) => out = next,
                 Decision::Respond(generated) => {
-                    if let Some(key) = key {
-                        let freshness =
-                            self.freshness(&ex, generated.status, &generated.headers, behavior);
-                        if let (Some(freshness), Some(body)) = (freshness, &generated.body) {
-                            self.store_now(
-                                key,
-                                Stored {
-                                    dist: &dist,
-                                    ctx,
-                                    path: &ex.path,
-                                    generation,
-                                },
+                    let freshness = key.as_ref().and_then(|_| {
+                        self.freshness(ex, generated.status, &generated.headers, behavior)
+                    });
+                    if let (Some(key), Some(freshness), Some(body)) =
+                        (key, freshness, &generated.body)
+                    {
+                        self.cache.insert(
+                            key,
+                            CachedObject::new(
                                 generated.status,
                                 generated.headers.clone(),
                                 body.clone(),
+                                Instant::now(),
                                 freshness,
-                            );
-                        }
+                                tags,
+                            ),
+                            generation,
+                        );
+                        land(guard, Landing::Stored);
                     }
                     let resp = generated_response(generated);
-                    return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
+                    return self.viewer_response(hooks, ctx, dist, ex, resp).await;
                 }
             }
         }
+        // Revalidate with the stale object's own validators.
+        let revalidating = match &stale {
+            Some(obj) => {
+                let (etag, modified) = obj.validators();
+                if let Some(etag) = etag {
+                    out.headers.insert(IF_NONE_MATCH, etag.clone());
+                }
+                if let Some(modified) = modified {
+                    out.headers.insert(IF_MODIFIED_SINCE, modified.clone());
+                }
+                etag.is_some() || modified.is_some()
+            }
+            None => false,
+        };
         out.headers.append(VIA, self.via.clone());
 
         // Step 7: fetch from the origin (or the group, failing over).
-        let (resp, read_timeout) = self.fetch(&dist, &out, viewer_body, ctx).await?;
-
-        // Step 8: origin-response hook (misses only).
+        let fetched = self.fetch(dist, &out, viewer_body, ctx).await;
+        let serve_stale = |status: Option<StatusCode>| {
+            let now = Instant::now();
+            stale
+                .as_ref()
+                .filter(|_| status.is_none_or(|s| s.is_server_error()))
+                .filter(|obj| obj.stale_within(now, obj.freshness.stale_if_error))
+                .cloned()
+        };
+        let (resp, read_timeout) = match fetched {
+            Ok(fetched) => fetched,
+            Err(err) => {
+                if let Some(obj) = serve_stale(None) {
+                    tracing::info!(request_id = %ctx.request_id, error = %err, "origin failed; serving stale (stale-if-error)");
+                    ctx.cache_status = CacheStatus::Hit;
+                    let resp = stored::respond(&obj, &ex.method, &ex.headers, Instant::now());
+                    return self.viewer_response(hooks, ctx, dist, ex, resp).await;
+                }
+                return Err(err);
+            }
+        };
+        if let Some(obj) = serve_stale(Some(resp.status())) {
+            tracing::info!(request_id = %ctx.request_id, status = resp.status().as_u16(), "origin error; serving stale (stale-if-error)");
+            ctx.cache_status = CacheStatus::Hit;
+            let resp = stored::respond(&obj, &ex.method, &ex.headers, Instant::now());
+            return self.viewer_response(hooks, ctx, dist, ex, resp).await;
+        }
         let (mut head, incoming) = resp.into_parts();
         headers::strip_hop_by_hop(&mut head.headers);
+        if let (true, StatusCode::NOT_MODIFIED, Some(obj)) = (revalidating, head.status, &stale) {
+            // The stale object is still good: refresh its headers and freshness.
+            let now = Instant::now();
+            let probe = obj.refreshed(&head.headers, obj.freshness, now);
+            let refreshed = match self.freshness(ex, obj.status, &probe.headers, behavior) {
+                Some(freshness) => {
+                    let refreshed = Arc::new(CachedObject { freshness, ..probe });
+                    if let Some(key) = key {
+                        self.cache.insert_arc(key, refreshed.clone(), generation);
+                        land(guard, Landing::Stored);
+                    }
+                    refreshed
+                }
+                None => Arc::new(probe),
+            };
+            ctx.cache_status = CacheStatus::RefreshHit;
+            let resp = stored::respond(&refreshed, &ex.method, &ex.headers, now);
+            return self.viewer_response(hooks, ctx, dist, ex, resp).await;
+        }
+
+        // Step 8: origin-response hook (misses only).
         let mut replaced = None;
         if let Some(hook) = &hooks.origin_response {
             let checked = self
-                .response_hook(hook, ctx, &dist, &out, head.status, &head.headers)
+                .response_hook(hook, ctx, dist, &out, head.status, &head.headers)
                 .await?;
             head.status = checked.status;
             head.headers = checked.headers;
@@ -343,47 +557,45 @@ impl Proxy {
         // into the cache as it passes).
         let freshness = key
             .as_ref()
-            .and_then(|_| self.freshness(&ex, head.status, &head.headers, behavior));
-        let body = match (replaced, key, freshness) {
-            (Some(body), Some(key), Some(freshness)) => {
-                self.store_now(
-                    key,
-                    Stored {
-                        dist: &dist,
-                        ctx,
-                        path: &ex.path,
-                        generation,
-                    },
-                    head.status,
-                    head.headers.clone(),
-                    body.clone(),
-                    freshness,
-                );
-                EdgeBody::full(body)
-            }
-            (Some(body), _, _) => EdgeBody::full(body),
-            (None, key, freshness) => {
-                let stored = Stored {
-                    dist: &dist,
-                    ctx,
-                    path: &ex.path,
-                    generation,
+            .and_then(|_| self.freshness(ex, head.status, &head.headers, behavior));
+        let (key, freshness) = match (key, freshness) {
+            (Some(key), Some(freshness)) => (key, freshness),
+            _ => {
+                // Followers need not wait for what will not be stored.
+                land(guard, Landing::Pass);
+                let body = match replaced {
+                    Some(body) => EdgeBody::full(body),
+                    None if ex.method == Method::HEAD => EdgeBody::Empty,
+                    None => EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, None))),
                 };
-                let tee = key
-                    .zip(freshness)
-                    .and_then(|(key, freshness)| self.tee(&ex, &head, &stored, key, freshness));
-                if ex.method == Method::HEAD {
-                    // No body follows a HEAD response: the exchange is complete now.
-                    if let Some(tee) = tee {
-                        tee.complete_empty();
-                    }
-                    EdgeBody::Empty
-                } else {
-                    EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, tee)))
-                }
+                return self
+                    .viewer_response(hooks, ctx, dist, ex, Response::from_parts(head, body))
+                    .await;
             }
         };
-        self.viewer_response(hooks, ctx, &dist, &ex, Response::from_parts(head, body))
+        let body = match replaced {
+            Some(body) => {
+                self.cache.insert(
+                    key,
+                    CachedObject::new(
+                        head.status,
+                        head.headers.clone(),
+                        body.clone(),
+                        Instant::now(),
+                        freshness,
+                        tags,
+                    ),
+                    generation,
+                );
+                land(guard, Landing::Stored);
+                EdgeBody::full(body)
+            }
+            None => {
+                let tee = self.tee(&head, key, freshness, tags, generation, guard);
+                EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, tee)))
+            }
+        };
+        self.viewer_response(hooks, ctx, dist, ex, Response::from_parts(head, body))
             .await
     }
 
@@ -392,16 +604,16 @@ impl Proxy {
         &self,
         dist: &ServedDistribution,
         out: &Exchange,
-        viewer_body: Incoming,
+        viewer_body: Option<Incoming>,
         ctx: &RequestCtx,
-    ) -> Result<(Response<Incoming>, std::time::Duration), ProxyError> {
+    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
         let target =
             dist.config.targets.get(&out.target_id).ok_or_else(|| {
                 ProxyError::Internal(format!("target {} vanished", out.target_id))
             })?;
-        let replayable = viewer_body.is_end_stream()
+        let replayable = viewer_body.as_ref().is_none_or(Incoming::is_end_stream)
             && matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        let mut viewer_body = Some(viewer_body);
+        let mut viewer_body = viewer_body;
         let members: &[usize] = match target {
             Target::Origin(i) => std::slice::from_ref(i),
             Target::Group { members, .. } if replayable => members,
@@ -623,41 +835,25 @@ impl Proxy {
         )
     }
 
-    /// Stores a body that is already whole.
-    fn store_now(
-        &self,
-        key: String,
-        stored: Stored<'_>,
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Bytes,
-        freshness: Freshness,
-    ) {
-        self.cache.insert(
-            key.into(),
-            CachedObject {
-                status,
-                headers,
-                body,
-                stored_at: Instant::now(),
-                initial_age: freshness.initial_age,
-                ttl: freshness.ttl,
-                distribution_id: stored.dist.id.clone(),
-                primary_id: stored.primary_id(),
-                path: stored.path.into(),
-            },
-            stored.generation,
-        );
+    /// The tags of what this request stores, for invalidations.
+    fn tags(&self, dist: &ServedDistribution, ctx: &RequestCtx, path: &str) -> Tags {
+        Tags {
+            distribution_id: dist.id.clone(),
+            primary_id: ctx.primary_id.clone().unwrap_or_else(|| dist.id.clone()),
+            path: path.into(),
+        }
     }
 
-    /// A tee that stores a streamed body once it has passed whole.
+    /// A tee that stores a streamed body once it has passed whole, then lands
+    /// the flight; a body too large, cut short or stalled lands nothing.
     fn tee(
         &self,
-        ex: &Exchange,
         head: &http::response::Parts,
-        stored: &Stored<'_>,
-        key: String,
+        key: Arc<str>,
         freshness: Freshness,
+        tags: Tags,
+        generation: u64,
+        guard: Option<FlightGuard>,
     ) -> Option<Tee> {
         let limit = usize::try_from(self.cache.max_object_bytes()).unwrap_or(usize::MAX);
         let expected = head
@@ -666,64 +862,54 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         if expected.is_some_and(|len| len > limit) {
+            land(guard, Landing::Pass);
             return None;
         }
         let cache = self.cache.clone();
         let status = head.status;
-        // A HEAD response has no body whatever its content-length says.
-        let expected_len = if ex.method == Method::HEAD {
-            Some(0)
-        } else {
-            expected
-        };
         let headers = head.headers.clone();
-        let distribution_id = stored.dist.id.clone();
-        let primary_id = stored.primary_id();
-        let generation = stored.generation;
-        let path = ex.path.clone();
         let arrived = Instant::now();
         Some(Tee::new(
             limit,
             expected,
             Box::new(move |body: Bytes| {
-                if expected_len.is_some_and(|len| len != body.len()) {
+                if expected.is_some_and(|len| len != body.len()) {
                     return;
                 }
                 cache.insert(
-                    key.into(),
-                    CachedObject {
-                        status,
-                        headers,
-                        body,
-                        stored_at: arrived,
-                        initial_age: freshness.initial_age,
-                        ttl: freshness.ttl,
-                        distribution_id,
-                        primary_id,
-                        path: path.into(),
-                    },
+                    key,
+                    CachedObject::new(status, headers, body, arrived, freshness, tags),
                     generation,
                 );
+                land(guard, Landing::Stored);
             }),
         ))
     }
 }
 
-/// Where a stored object came from: for its invalidation tags and the
-/// invalidation generation it was fetched under.
-struct Stored<'a> {
-    dist: &'a ServedDistribution,
-    ctx: &'a RequestCtx,
-    path: &'a str,
+/// A request on its way to the origin, and what the cache knows of it.
+struct Trip<'a> {
+    dist: &'a Arc<ServedDistribution>,
+    /// The behavior's index in the distribution.
+    index: usize,
+    /// The viewer's request (after the viewer-request hook).
+    ex: &'a Exchange,
+    /// The request the origin will see.
+    out: Exchange,
+    /// Where a cacheable response is stored.
+    key: Option<Arc<str>>,
+    /// The stale object to revalidate, or to serve on an origin error.
+    stale: Option<Arc<CachedObject>>,
+    /// This request leads the fetch for `key`.
+    guard: Option<FlightGuard>,
+    /// The invalidation generation the fetch began in.
     generation: u64,
 }
 
-impl Stored<'_> {
-    fn primary_id(&self) -> Arc<str> {
-        self.ctx
-            .primary_id
-            .clone()
-            .unwrap_or_else(|| self.dist.id.clone())
+/// Lands a flight, if this request leads one.
+fn land(guard: Option<FlightGuard>, how: Landing) {
+    if let Some(guard) = guard {
+        guard.land(how);
     }
 }
 
@@ -782,21 +968,6 @@ fn origin_uri(
         .path_and_query(pq)
         .build()
         .map_err(|_| ProxyError::BadTarget)
-}
-
-fn hit_response(obj: &CachedObject, head: bool) -> Response<EdgeBody> {
-    let body = if head {
-        EdgeBody::Empty
-    } else {
-        EdgeBody::full(obj.body.clone())
-    };
-    let mut resp = Response::new(body);
-    *resp.status_mut() = obj.status;
-    let headers = resp.headers_mut();
-    headers.clone_from(&obj.headers);
-    let age = obj.age(Instant::now()).as_secs();
-    headers.insert(AGE, HeaderValue::from(age));
-    resp
 }
 
 #[cfg(test)]

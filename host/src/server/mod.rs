@@ -149,14 +149,14 @@ impl RunningHost {
             metrics.clone(),
             cache.clone(),
         ));
-        let proxy = Arc::new(Proxy::new(
+        let proxy = Proxy::new(
             routing,
             cache.clone(),
             metrics,
             runtime,
             kv,
             &opts.host_id,
-        ));
+        );
 
         let viewer = TcpListener::bind(opts.listen)
             .await
