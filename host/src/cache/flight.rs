@@ -90,7 +90,10 @@ impl Drop for FlightGuard {
     fn drop(&mut self) {
         {
             let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-            if inflight.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            if inflight
+                .get(&self.key)
+                .is_some_and(|(id, _)| *id == self.id)
+            {
                 inflight.remove(&self.key);
             }
         }

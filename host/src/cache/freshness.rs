@@ -169,7 +169,10 @@ pub fn decide(
         stale_if_error: window(cc.stale_if_error),
         must_revalidate,
     };
-    let usable = freshness.ttl + freshness.stale_while_revalidate.max(freshness.stale_if_error)
+    let usable = freshness.ttl
+        + freshness
+            .stale_while_revalidate
+            .max(freshness.stale_if_error)
         > initial_age;
     (usable || has_validator(headers)).then_some(freshness)
 }
@@ -361,9 +364,16 @@ mod tests {
         assert_eq!(f.initial_age, Duration::from_secs(20));
         assert!(ttl_of(&[("cache-control", "max-age=60"), ("age", "60")], TTL).is_none());
         // Already stale but revalidatable, or usable stale: still stored.
-        let stale = [("cache-control", "max-age=60"), ("age", "60"), ("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT")];
+        let stale = [
+            ("cache-control", "max-age=60"),
+            ("age", "60"),
+            ("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT"),
+        ];
         assert_eq!(ttl_of(&stale, TTL), Some(60));
-        let swr = [("cache-control", "max-age=1, stale-while-revalidate=30"), ("age", "5")];
+        let swr = [
+            ("cache-control", "max-age=1, stale-while-revalidate=30"),
+            ("age", "5"),
+        ];
         assert_eq!(ttl_of(&swr, TTL), Some(1));
     }
 

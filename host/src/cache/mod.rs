@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
+use http::header::{AGE, CONTENT_LENGTH, DATE, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use moka::Expiry;
 use moka::sync::Cache;
@@ -120,9 +120,19 @@ impl CachedObject {
 
     /// The object as a `304 Not Modified` refreshed it (RFC 9111 3.2): the
     /// 304's fields replace the stored ones (`Content-Length` excepted), the
-    /// body stays, and freshness starts over from `freshness`.
+    /// body stays, and freshness starts over from `freshness`. The stored
+    /// `Age` and `Date` described the old response: the 304's own (or none,
+    /// and the time it arrived) describe this one.
     pub fn refreshed(&self, not_modified: &HeaderMap, freshness: Freshness, now: Instant) -> Self {
         let mut headers = self.headers.clone();
+        headers.remove(AGE);
+        if !not_modified.contains_key(DATE) {
+            headers.insert(
+                DATE,
+                HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("")),
+            );
+        }
         for name in not_modified.keys() {
             if name == CONTENT_LENGTH {
                 continue;
@@ -360,7 +370,8 @@ mod tests {
         let mut obj = object("E1", "/a", 10, 60);
         obj.freshness.initial_age = Duration::from_secs(61);
         obj.headers.insert(ETAG, HeaderValue::from_static("\"v1\""));
-        obj.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
+        obj.headers
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
         cache.insert("k".into(), obj, 0);
         let stale = cache.lookup("k").expect("kept for revalidation");
         assert!(!stale.is_fresh(Instant::now()));

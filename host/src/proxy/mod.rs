@@ -366,7 +366,12 @@ impl Proxy {
             }
         }
         if ex.method == Method::GET && !ex.headers.contains_key(RANGE) {
-            for name in [IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_MATCH, IF_UNMODIFIED_SINCE] {
+            for name in [
+                IF_NONE_MATCH,
+                IF_MODIFIED_SINCE,
+                IF_MATCH,
+                IF_UNMODIFIED_SINCE,
+            ] {
                 headers.remove(name);
             }
         }
@@ -566,7 +571,9 @@ impl Proxy {
                 let body = match replaced {
                     Some(body) => EdgeBody::full(body),
                     None if ex.method == Method::HEAD => EdgeBody::Empty,
-                    None => EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, None))),
+                    None => {
+                        EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, None)))
+                    }
                 };
                 return self
                     .viewer_response(hooks, ctx, dist, ex, Response::from_parts(head, body))

@@ -28,7 +28,15 @@ pub fn respond(
         let headers = resp.headers_mut();
         // RFC 9110 15.4.5: what a 200 would have said about caching and
         // validation, not the representation.
-        for name in [CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY, LAST_MODIFIED] {
+        for name in [
+            CACHE_CONTROL,
+            CONTENT_LOCATION,
+            DATE,
+            ETAG,
+            EXPIRES,
+            VARY,
+            LAST_MODIFIED,
+        ] {
             for value in obj.headers.get_all(&name) {
                 headers.append(name.clone(), value.clone());
             }
@@ -47,7 +55,11 @@ pub fn respond(
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
             resp.headers_mut().clone_from(&obj.headers);
             let len = obj.body.len();
-            set(resp.headers_mut(), CONTENT_RANGE, &format!("bytes {first}-{last}/{len}"));
+            set(
+                resp.headers_mut(),
+                CONTENT_RANGE,
+                &format!("bytes {first}-{last}/{len}"),
+            );
             resp.headers_mut()
                 .insert(CONTENT_LENGTH, HeaderValue::from(last + 1 - first));
             resp
@@ -68,7 +80,8 @@ pub fn respond(
             let mut resp = Response::new(body);
             *resp.status_mut() = obj.status;
             resp.headers_mut().clone_from(&obj.headers);
-            if !resp.headers().contains_key(CONTENT_LENGTH) && obj.status != StatusCode::NO_CONTENT {
+            if !resp.headers().contains_key(CONTENT_LENGTH) && obj.status != StatusCode::NO_CONTENT
+            {
                 resp.headers_mut()
                     .insert(CONTENT_LENGTH, HeaderValue::from(obj.body.len()));
             }

@@ -149,14 +149,7 @@ impl RunningHost {
             metrics.clone(),
             cache.clone(),
         ));
-        let proxy = Proxy::new(
-            routing,
-            cache.clone(),
-            metrics,
-            runtime,
-            kv,
-            &opts.host_id,
-        );
+        let proxy = Proxy::new(routing, cache.clone(), metrics, runtime, kv, &opts.host_id);
 
         let viewer = TcpListener::bind(opts.listen)
             .await
