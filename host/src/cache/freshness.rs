@@ -4,8 +4,16 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY,
+    AGE, AUTHORIZATION, CACHE_CONTROL, DATE, ETAG, EXPIRES, HeaderName, LAST_MODIFIED, SET_COOKIE,
+    VARY,
 };
+
+/// `CDN-Cache-Control` (RFC 9213): cache directives for CDNs alone.
+pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+/// `Surrogate-Control` (the W3C Edge Architecture note): the older form.
+pub static SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
+/// The target name this cache answers to in `Surrogate-Control`.
+pub const SURROGATE_TARGET: &str = "edge";
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::config::TtlPolicy;
@@ -14,6 +22,8 @@ use crate::config::TtlPolicy;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CacheControl {
     pub no_store: bool,
+    /// `must-understand`: store only responses whose status this cache knows.
+    pub must_understand: bool,
     pub no_cache: bool,
     pub private: bool,
     pub public: bool,
@@ -29,10 +39,22 @@ impl CacheControl {
     /// Parses every `Cache-Control` field line (names are case-insensitive; a
     /// malformed delta-seconds is treated as 0, per RFC 9111 1.2.2).
     pub fn parse(headers: &HeaderMap) -> Self {
+        Self::parse_field(headers, &CACHE_CONTROL, None)
+    }
+
+    /// Parses the lines of `field`. With `target`, a directive may name the
+    /// cache it is meant for after a `;` (`max-age=60;edge`, Surrogate-Control's
+    /// syntax): one for another target is skipped.
+    fn parse_field(headers: &HeaderMap, field: &HeaderName, target: Option<&str>) -> Self {
         let mut cc = Self::default();
-        for value in headers.get_all(CACHE_CONTROL) {
+        for value in headers.get_all(field) {
             let Ok(value) = value.to_str() else { continue };
             for directive in value.split(',') {
+                let directive = match (target, directive.split_once(';')) {
+                    (Some(me), Some((d, t))) if t.trim() == me => d,
+                    (Some(_), Some(_)) => continue,
+                    _ => directive,
+                };
                 let (name, arg) = match directive.split_once('=') {
                     Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
                     None => (directive.trim(), None),
@@ -40,6 +62,7 @@ impl CacheControl {
                 let seconds = || arg.map(|a| a.parse::<u64>().unwrap_or(0));
                 match name.to_ascii_lowercase().as_str() {
                     "no-store" => cc.no_store = true,
+                    "must-understand" => cc.must_understand = true,
                     "no-cache" => cc.no_cache = true,
                     "private" => cc.private = true,
                     "public" => cc.public = true,
@@ -82,6 +105,70 @@ pub fn has_validator(headers: &HeaderMap) -> bool {
     headers.contains_key(ETAG) || headers.contains_key(LAST_MODIFIED)
 }
 
+/// The directives this cache obeys: a targeted field when the origin sends one
+/// (`CDN-Cache-Control`, else `Surrogate-Control` with directives untargeted or
+/// targeted at [`SURROGATE_TARGET`]), which then replaces `Cache-Control` and
+/// `Expires` altogether (RFC 9213 2.1); else `Cache-Control`. The flag says
+/// whether a targeted field was used.
+pub fn effective_cache_control(headers: &HeaderMap) -> (CacheControl, bool) {
+    for (field, target) in [
+        (&CDN_CACHE_CONTROL, None),
+        (&SURROGATE_CONTROL, Some(SURROGATE_TARGET)),
+    ] {
+        if headers.contains_key(field) {
+            let cc = CacheControl::parse_field(headers, field, target);
+            if cc != CacheControl::default() {
+                return (cc, true);
+            }
+        }
+    }
+    (CacheControl::parse(headers), false)
+}
+
+/// Statuses whose caching rules this cache implements, for `must-understand`.
+fn understood(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203
+            | 204
+            | 206
+            | 300
+            | 301
+            | 302
+            | 303
+            | 304
+            | 307
+            | 308
+            | 400
+            | 403
+            | 404
+            | 405
+            | 410
+            | 414
+            | 451
+            | 500
+            | 501
+            | 502
+            | 503
+            | 504
+    )
+}
+
+/// The `Age` a response carries: one field line of digits (RFC 9111 5.1). A
+/// malformed, negative, fractional or repeated `Age` makes the response stale
+/// (`u64::MAX`), the conservative reading.
+fn age_of(headers: &HeaderMap) -> u64 {
+    let mut values = headers.get_all(AGE).iter();
+    let Some(first) = values.next() else {
+        return 0;
+    };
+    let text = first.to_str().unwrap_or("").trim();
+    if values.next().is_some() || text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return u64::MAX;
+    }
+    text.parse().unwrap_or(u64::MAX)
+}
+
 /// Statuses that may be stored on the behavior's `default_ttl` when the origin
 /// gives no explicit freshness (RFC 9110 15.1 "heuristically cacheable").
 fn heuristically_cacheable(status: StatusCode) -> bool {
@@ -94,18 +181,20 @@ fn heuristically_cacheable(status: StatusCode) -> bool {
 /// Decides whether a response to `method` (with the request's `req_headers`)
 /// may be stored, and its freshness. `None` means "do not store".
 ///
-/// Not stored: `no-store`, `private`, `Set-Cookie`, `Vary` (until variants
-/// land), requests with `Authorization` unless the response says
-/// `public`/`s-maxage`/`must-revalidate`, partial and non-final statuses, and
-/// anything already stale that has neither a validator to revalidate it with
-/// nor a `stale-*` window to serve it in. `no-cache` is stored stale: every
-/// use revalidates it first.
+/// Not stored: `no-store`, `private`, `Set-Cookie` unless `store_set_cookie`,
+/// `Vary` (until variants land), requests with `Authorization` unless the
+/// response says `public`/`s-maxage`/`must-revalidate`, partial and
+/// non-final statuses, `must-understand` with a status this cache does not
+/// know, and anything already stale that has neither a validator to
+/// revalidate it with nor a `stale-*` window to serve it in. `no-cache` is
+/// stored stale: every use revalidates it first.
 pub fn decide(
     method: &Method,
     req_headers: &HeaderMap,
     status: StatusCode,
     headers: &HeaderMap,
     ttl: TtlPolicy,
+    store_set_cookie: bool,
     response_time: SystemTime,
 ) -> Option<Freshness> {
     if !(method == Method::GET || method == Method::HEAD) {
@@ -114,11 +203,11 @@ pub fn decide(
     if status.is_informational() || matches!(status.as_u16(), 206 | 304) {
         return None;
     }
-    let cc = CacheControl::parse(headers);
-    if cc.no_store || cc.private {
+    let (cc, targeted) = effective_cache_control(headers);
+    if cc.no_store || cc.private || (cc.must_understand && !understood(status)) {
         return None;
     }
-    if headers.contains_key(SET_COOKIE) || headers.contains_key(VARY) {
+    if (headers.contains_key(SET_COOKIE) && !store_set_cookie) || headers.contains_key(VARY) {
         return None;
     }
     if req_headers.contains_key(AUTHORIZATION)
@@ -128,10 +217,11 @@ pub fn decide(
     }
 
     let date = http_date(headers, DATE);
+    let expires = headers.contains_key(EXPIRES) && !targeted;
     let explicit = cc.s_maxage.or(cc.max_age).or_else(|| {
         // Expires relative to Date (or to the response time without one); an
         // invalid Expires means "already expired" (RFC 9111 5.3).
-        headers.get(EXPIRES).map(|_| {
+        expires.then(|| {
             let expires = http_date(headers, EXPIRES).unwrap_or(SystemTime::UNIX_EPOCH);
             expires
                 .duration_since(date.unwrap_or(response_time))
@@ -145,15 +235,11 @@ pub fn decide(
         None => return None,
     };
 
-    let age_value = headers
-        .get(AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let age_value = age_of(headers);
     let apparent_age = date
         .and_then(|d| response_time.duration_since(d).ok())
         .map_or(0, |d| d.as_secs());
-    let initial_age = Duration::from_secs(age_value.max(apparent_age));
+    let initial_age = Duration::from_secs(age_value.max(apparent_age).min(u64::MAX >> 1));
     let must_revalidate = cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache;
     let window = |secs: Option<u64>| {
         if must_revalidate {
@@ -177,7 +263,7 @@ pub fn decide(
     (usable || has_validator(headers)).then_some(freshness)
 }
 
-fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<SystemTime> {
+fn http_date(headers: &HeaderMap, name: HeaderName) -> Option<SystemTime> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -198,7 +284,7 @@ mod tests {
         let mut h = HeaderMap::new();
         for (n, v) in pairs {
             h.append(
-                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
                 v.parse().unwrap(),
             );
         }
@@ -212,6 +298,7 @@ mod tests {
             StatusCode::OK,
             &headers(pairs),
             policy,
+            false,
             SystemTime::now(),
         )
         .map(|f| f.ttl.as_secs())
@@ -292,6 +379,7 @@ mod tests {
                 StatusCode::OK,
                 &ok,
                 TTL,
+                false,
                 SystemTime::now()
             )
             .is_none()
@@ -304,6 +392,7 @@ mod tests {
                 StatusCode::OK,
                 &public,
                 TTL,
+                false,
                 SystemTime::now()
             )
             .is_some()
@@ -315,6 +404,7 @@ mod tests {
                 StatusCode::OK,
                 &ok,
                 TTL,
+                false,
                 SystemTime::now()
             )
             .is_none()
@@ -332,6 +422,7 @@ mod tests {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &none,
                 TTL,
+                false,
                 now
             )
             .is_none()
@@ -343,11 +434,23 @@ mod tests {
                 StatusCode::BAD_REQUEST,
                 &none,
                 TTL,
+                false,
                 now
             )
             .is_none()
         );
-        assert!(decide(&Method::GET, &none, StatusCode::NOT_FOUND, &none, TTL, now).is_some());
+        assert!(
+            decide(
+                &Method::GET,
+                &none,
+                StatusCode::NOT_FOUND,
+                &none,
+                TTL,
+                false,
+                now
+            )
+            .is_some()
+        );
     }
 
     #[test]
@@ -358,6 +461,7 @@ mod tests {
             StatusCode::OK,
             &headers(&[("cache-control", "max-age=60"), ("age", "20")]),
             TTL,
+            false,
             SystemTime::now(),
         )
         .unwrap();
@@ -378,6 +482,122 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_age_makes_a_response_stale() {
+        for age in ["abc", "-7200", "7200.0", "7200a", "0, 7200", "7200;a=b"] {
+            assert_eq!(
+                ttl_of(&[("cache-control", "max-age=3600"), ("age", age)], TTL),
+                None,
+                "{age}"
+            );
+        }
+        let mut twice = headers(&[("cache-control", "max-age=3600"), ("age", "0")]);
+        twice.append(AGE, "0".parse().unwrap());
+        assert!(
+            decide(
+                &Method::GET,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &twice,
+                TTL,
+                false,
+                SystemTime::now()
+            )
+            .is_none()
+        );
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=3600"), ("age", " 10 ")], TTL),
+            Some(1000)
+        );
+    }
+
+    #[test]
+    fn targeted_fields_replace_cache_control() {
+        // CDN-Cache-Control wins over Cache-Control, no-store included.
+        assert_eq!(
+            ttl_of(
+                &[
+                    ("cache-control", "no-store"),
+                    ("cdn-cache-control", "max-age=60")
+                ],
+                TTL
+            ),
+            Some(60)
+        );
+        assert_eq!(
+            ttl_of(
+                &[
+                    ("cache-control", "max-age=60"),
+                    ("cdn-cache-control", "no-store")
+                ],
+                TTL
+            ),
+            None
+        );
+        // Surrogate-Control too, and a past Expires no longer counts.
+        assert_eq!(
+            ttl_of(
+                &[("surrogate-control", "max-age=70"), ("expires", "0")],
+                TTL
+            ),
+            Some(70)
+        );
+        // Directives for another target are not ours; ours are.
+        assert_eq!(
+            ttl_of(&[("surrogate-control", "max-age=70;other")], TTL),
+            Some(100)
+        );
+        assert_eq!(
+            ttl_of(&[("surrogate-control", "max-age=70;edge")], TTL),
+            Some(70)
+        );
+        // must-understand with a status this cache does not know.
+        let unknown = decide(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::from_u16(599).unwrap(),
+            &headers(&[("cache-control", "max-age=60, must-understand")]),
+            TTL,
+            false,
+            SystemTime::now(),
+        );
+        assert!(unknown.is_none());
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=60, must-understand")], TTL),
+            Some(60)
+        );
+    }
+
+    #[test]
+    fn set_cookie_is_stored_only_when_the_behavior_says_so() {
+        let h = headers(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]);
+        let now = SystemTime::now();
+        assert!(
+            decide(
+                &Method::GET,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &h,
+                TTL,
+                false,
+                now
+            )
+            .is_none()
+        );
+        assert!(
+            decide(
+                &Method::GET,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &h,
+                TTL,
+                true,
+                now
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
     fn stale_windows_and_must_revalidate() {
         let f = |cc: &str| {
             decide(
@@ -386,6 +606,7 @@ mod tests {
                 StatusCode::OK,
                 &headers(&[("cache-control", cc), ("etag", "\"x\"")]),
                 TTL,
+                false,
                 SystemTime::now(),
             )
             .unwrap()

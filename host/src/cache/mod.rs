@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AGE, CONTENT_LENGTH, DATE, ETAG, LAST_MODIFIED};
+use http::header::{AGE, DATE, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use moka::Expiry;
 use moka::sync::Cache;
@@ -54,6 +54,16 @@ impl CacheStatus {
         })
     }
 }
+
+/// Fields a `304` does not replace: they describe the stored body (its length,
+/// coding, digest, range and entity tag), which the 304 did not send.
+const KEPT_ON_304: [&str; 5] = [
+    "content-length",
+    "content-encoding",
+    "content-md5",
+    "content-range",
+    "etag",
+];
 
 /// What an object is stored for, so invalidations can find it.
 #[derive(Debug, Clone)]
@@ -119,8 +129,9 @@ impl CachedObject {
     }
 
     /// The object as a `304 Not Modified` refreshed it (RFC 9111 3.2): the
-    /// 304's fields replace the stored ones (`Content-Length` excepted), the
-    /// body stays, and freshness starts over from `freshness`. The stored
+    /// 304's fields replace the stored ones, except those that describe the
+    /// stored body ([`KEPT_ON_304`]); the body stays, and freshness starts
+    /// over from `freshness`. The stored
     /// `Age` and `Date` described the old response: the 304's own (or none,
     /// and the time it arrived) describe this one.
     pub fn refreshed(&self, not_modified: &HeaderMap, freshness: Freshness, now: Instant) -> Self {
@@ -134,7 +145,7 @@ impl CachedObject {
             );
         }
         for name in not_modified.keys() {
-            if name == CONTENT_LENGTH {
+            if KEPT_ON_304.contains(&name.as_str()) {
                 continue;
             }
             headers.remove(name);
@@ -183,14 +194,30 @@ impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
     }
 }
 
+/// Buckets of invalidation counters.
+const BUCKETS: usize = 4096;
+
+/// The bucket of a key or distribution id (FNV-1a).
+fn bucket(name: &str) -> usize {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % BUCKETS as u64) as usize
+}
+
+/// The invalidation counters a fetch began under; see [`SharedCache::stamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp([u64; 3]);
+
 /// The process-wide cache, shared by every distribution and worker.
 #[derive(Clone)]
 pub struct SharedCache {
     inner: Cache<Arc<str>, Arc<CachedObject>>,
     max_object_bytes: u64,
-    /// Bumped by every invalidation, so a fetch that began before one does
-    /// not store what it fetched.
-    generation: Arc<AtomicU64>,
+    /// Invalidation counters in buckets, bumped by every invalidation of what
+    /// hashes to the bucket (a key, or a distribution), so a fetch that began
+    /// before one does not store what it fetched.
+    generations: Arc<[AtomicU64; BUCKETS]>,
     /// Origin fetches in flight, for request collapsing.
     pub flights: Arc<Flights>,
 }
@@ -216,14 +243,24 @@ impl SharedCache {
         Self {
             inner,
             max_object_bytes,
-            generation: Arc::new(AtomicU64::new(0)),
+            generations: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
             flights: Arc::new(Flights::default()),
         }
     }
 
-    /// The invalidation generation; take it before fetching what will be stored.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// What invalidations of `key` or of the distributions in `tags` have
+    /// done so far; take it before fetching what will be stored there.
+    pub fn stamp(&self, key: &str, tags: &Tags) -> Stamp {
+        let generation = |name: &str| self.generations[bucket(name)].load(Ordering::Acquire);
+        Stamp([
+            generation(key),
+            generation(&tags.distribution_id),
+            generation(&tags.primary_id),
+        ])
+    }
+
+    fn bump(&self, name: &str) {
+        self.generations[bucket(name)].fetch_add(1, Ordering::AcqRel);
     }
 
     /// Bodies above this size stream through and are not stored.
@@ -242,15 +279,16 @@ impl SharedCache {
     }
 
     /// Stores an object (replacing any previous one for the key), unless an
-    /// invalidation came after `since` (a [`Self::generation`] taken before
-    /// the object was fetched): it may be what the invalidation meant to drop.
-    pub fn insert(&self, key: Arc<str>, obj: CachedObject, since: u64) {
+    /// invalidation that could touch it came after `since` (a [`Self::stamp`]
+    /// taken before the object was fetched): it may be what the invalidation
+    /// meant to drop.
+    pub fn insert(&self, key: Arc<str>, obj: CachedObject, since: Stamp) {
         self.insert_arc(key, Arc::new(obj), since);
     }
 
     /// [`Self::insert`] for an object already shared.
-    pub fn insert_arc(&self, key: Arc<str>, obj: Arc<CachedObject>, since: u64) {
-        if obj.body.len() as u64 > self.max_object_bytes || self.generation() != since {
+    pub fn insert_arc(&self, key: Arc<str>, obj: Arc<CachedObject>, since: Stamp) {
+        if obj.body.len() as u64 > self.max_object_bytes || self.stamp(&key, &obj.tags) != since {
             return;
         }
         self.inner.insert(key, obj);
@@ -260,7 +298,7 @@ impl SharedCache {
     /// its viewers through a staging distribution) whose path matches `path`
     /// (exact, or a prefix when `path` ends with `*`). Returns how many matched.
     pub fn invalidate(&self, distribution_id: &str, path: &str) -> usize {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.bump(distribution_id);
         let prefix = path.strip_suffix('*');
         let mut dropped = 0;
         for (key, obj) in &self.inner {
@@ -279,6 +317,12 @@ impl SharedCache {
         dropped
     }
 
+    /// Drops the object stored for `key`, if any.
+    pub fn remove(&self, key: &str) {
+        self.bump(key);
+        self.inner.invalidate(key);
+    }
+
     /// Bytes currently weighed (after pending maintenance).
     pub fn weighted_bytes(&self) -> u64 {
         self.inner.run_pending_tasks();
@@ -292,7 +336,12 @@ impl SharedCache {
 
 #[cfg(test)]
 mod tests {
+    use http::header::CONTENT_LENGTH;
+
     use super::*;
+
+    /// Objects stored by the tests below were not fetched across an invalidation.
+    const STAMP: Stamp = Stamp([0; 3]);
 
     fn freshness(ttl: u64) -> Freshness {
         Freshness {
@@ -323,7 +372,7 @@ mod tests {
     fn capacity_is_in_bytes_not_entries() {
         let cache = SharedCache::new(64 * 1024, 1024 * 1024);
         for i in 0..100 {
-            cache.insert(format!("k{i}").into(), object("E1", "/a", 4096, 60), 0);
+            cache.insert(format!("k{i}").into(), object("E1", "/a", 4096, 60), STAMP);
         }
         assert!(
             cache.weighted_bytes() <= 64 * 1024,
@@ -336,8 +385,8 @@ mod tests {
     #[test]
     fn objects_over_the_size_limit_are_not_stored() {
         let cache = SharedCache::new(1 << 20, 1000);
-        cache.insert("big".into(), object("E1", "/big", 1001, 60), 0);
-        cache.insert("small".into(), object("E1", "/small", 1000, 60), 0);
+        cache.insert("big".into(), object("E1", "/big", 1001, 60), STAMP);
+        cache.insert("small".into(), object("E1", "/small", 1000, 60), STAMP);
         assert!(cache.get("big").is_none());
         assert!(cache.get("small").is_some());
     }
@@ -347,17 +396,17 @@ mod tests {
         let cache = SharedCache::new(1 << 20, 1 << 20);
         let mut old = object("E1", "/a", 10, 60);
         old.freshness.initial_age = Duration::from_secs(61);
-        cache.insert("old".into(), old, 0);
+        cache.insert("old".into(), old, STAMP);
         assert!(cache.get("old").is_none());
     }
 
     #[test]
     fn invalidation_by_exact_path_and_prefix() {
         let cache = SharedCache::new(1 << 20, 1 << 20);
-        cache.insert("1".into(), object("E1", "/img/a.png", 1, 60), 0);
-        cache.insert("2".into(), object("E1", "/img/b.png", 1, 60), 0);
-        cache.insert("3".into(), object("E1", "/index.html", 1, 60), 0);
-        cache.insert("4".into(), object("E2", "/img/a.png", 1, 60), 0);
+        cache.insert("1".into(), object("E1", "/img/a.png", 1, 60), STAMP);
+        cache.insert("2".into(), object("E1", "/img/b.png", 1, 60), STAMP);
+        cache.insert("3".into(), object("E1", "/index.html", 1, 60), STAMP);
+        cache.insert("4".into(), object("E2", "/img/a.png", 1, 60), STAMP);
         assert_eq!(cache.invalidate("E1", "/img/*"), 2);
         assert_eq!(cache.invalidate("E1", "/index.html"), 1);
         assert!(cache.get("4").is_some());
@@ -372,7 +421,7 @@ mod tests {
         obj.headers.insert(ETAG, HeaderValue::from_static("\"v1\""));
         obj.headers
             .insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
-        cache.insert("k".into(), obj, 0);
+        cache.insert("k".into(), obj, STAMP);
         let stale = cache.lookup("k").expect("kept for revalidation");
         assert!(!stale.is_fresh(Instant::now()));
         assert!(cache.get("k").is_none());
@@ -401,12 +450,19 @@ mod tests {
     #[test]
     fn a_fetch_older_than_an_invalidation_is_not_stored() {
         let cache = SharedCache::new(1 << 20, 1 << 20);
-        let before = cache.generation();
+        let obj = || object("E1", "/a", 1, 60);
+        let before = cache.stamp("1", &obj().tags);
         cache.invalidate("E1", "/other");
-        cache.insert("1".into(), object("E1", "/a", 1, 60), before);
+        cache.insert("1".into(), obj(), before);
         assert!(cache.get("1").is_none());
-        cache.insert("1".into(), object("E1", "/a", 1, 60), cache.generation());
+        cache.insert("1".into(), obj(), cache.stamp("1", &obj().tags));
         assert!(cache.get("1").is_some());
+        // An invalidation of another distribution or key does not hold it up.
+        let before = cache.stamp("2", &obj().tags);
+        cache.invalidate("E2", "/a");
+        cache.remove("3");
+        cache.insert("2".into(), obj(), before);
+        assert!(cache.get("2").is_some());
     }
 
     #[test]
@@ -414,8 +470,8 @@ mod tests {
         let cache = SharedCache::new(1 << 20, 1 << 20);
         let mut staged = object("ESTAGE", "/a", 1, 60);
         staged.tags.primary_id = "EPRIMARY".into();
-        cache.insert("s".into(), staged, 0);
-        cache.insert("p".into(), object("EPRIMARY", "/a", 1, 60), 0);
+        cache.insert("s".into(), staged, STAMP);
+        cache.insert("p".into(), object("EPRIMARY", "/a", 1, 60), STAMP);
         assert_eq!(cache.invalidate("EPRIMARY", "/a"), 2);
     }
 }

@@ -28,6 +28,9 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_READ_TIMEOUT_MS: u64 = 30_000;
 const MAX_CONNECT_TIMEOUT_MS: u64 = 60_000;
 const MAX_READ_TIMEOUT_MS: u64 = 180_000;
+/// CloudFront's origin keep-alive timeout default (5 s) and maximum (60 s).
+pub const DEFAULT_KEEPALIVE_TIMEOUT_MS: u64 = 5_000;
+const MAX_KEEPALIVE_TIMEOUT_MS: u64 = 60_000;
 /// The largest CPU budget a hook association may ask for.
 pub const MAX_HOOK_BUDGET_MS: u64 = 10_000;
 
@@ -180,6 +183,7 @@ pub struct Origin {
     pub custom_headers: Vec<(HeaderName, HeaderValue)>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    pub keepalive_timeout: Duration,
 }
 
 /// What a behavior (or a hook) can send a request to.
@@ -198,6 +202,8 @@ pub struct Behavior {
     pub target_origin_id: String,
     pub ttl: TtlPolicy,
     pub cache_key: CacheKeyPolicy,
+    /// Store responses with `Set-Cookie`.
+    pub store_set_cookie: bool,
 }
 
 /// The behavior's TTL bounds, in seconds.
@@ -472,6 +478,15 @@ fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Origin, ConfigE
             format!("must be between 1 and {MAX_READ_TIMEOUT_MS}"),
         ));
     }
+    let keepalive_ms = o
+        .keepalive_timeout_ms
+        .unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT_MS);
+    if !(1..=MAX_KEEPALIVE_TIMEOUT_MS).contains(&keepalive_ms) {
+        return Err(ConfigError::new(
+            format!("{field}.keepalive_timeout_ms"),
+            format!("must be between 1 and {MAX_KEEPALIVE_TIMEOUT_MS}"),
+        ));
+    }
     Ok(Origin {
         id: o.id.clone(),
         scheme,
@@ -481,6 +496,7 @@ fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Origin, ConfigE
         custom_headers,
         connect_timeout: Duration::from_millis(connect_ms),
         read_timeout: Duration::from_millis(read_ms),
+        keepalive_timeout: Duration::from_millis(keepalive_ms),
     })
 }
 
@@ -568,6 +584,7 @@ fn validate_behavior(
             headers,
             cookies: b.cache_key.cookies.clone(),
         },
+        store_set_cookie: b.store_set_cookie,
     })
 }
 

@@ -47,6 +47,9 @@ pub struct OriginConfig {
     pub connect_timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_timeout_ms: Option<u64>,
+    /// How long an idle connection to the origin is kept for reuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_timeout_ms: Option<u64>,
 }
 
 /// How the host talks to an origin. Defaults to `https`, as a CDN should.
@@ -88,6 +91,11 @@ pub struct CacheBehaviorConfig {
     pub max_ttl: Option<u64>,
     #[serde(default)]
     pub cache_key: CacheKeyConfig,
+    /// Store responses that carry `Set-Cookie` (and replay the cookie to
+    /// every viewer of the object), as RFC 9111 allows. Off by default: a
+    /// shared cache that stores one viewer's session cookie hands it to all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub store_set_cookie: bool,
     #[serde(default)]
     pub hooks: HooksConfig,
 }

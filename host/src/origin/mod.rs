@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector, HttpsConnectorBuilder};
@@ -75,6 +75,7 @@ struct PoolKey {
     scheme: String,
     authority: String,
     connect_timeout: Duration,
+    keepalive_timeout: Duration,
 }
 
 /// Hands out one keep-alive pool per origin (scheme, authority, connect
@@ -119,6 +120,7 @@ impl OriginFetcher {
             scheme: origin.scheme.to_string(),
             authority: origin.authority.to_string(),
             connect_timeout: origin.connect_timeout,
+            keepalive_timeout: origin.keepalive_timeout,
         };
         let mut pools = self
             .pools
@@ -138,7 +140,7 @@ impl OriginFetcher {
                     .enable_http1()
                     .wrap_connector(http);
                 Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_idle_timeout(origin.keepalive_timeout)
                     .pool_max_idle_per_host(1024)
                     .build(https)
             })
@@ -149,12 +151,42 @@ impl OriginFetcher {
     /// whole wait for the head (a connection made for this request included);
     /// `connect_timeout` bounds the connect alone, so with the defaults (10 s
     /// and 30 s) a dead origin is reported as a connect timeout first.
+    ///
+    /// A request without a body and with an idempotent method is sent once
+    /// more when the origin closed a pooled connection before answering (the
+    /// keep-alive race: the origin timed the idle connection out just as the
+    /// request went out on it).
     pub async fn send(
         client: &PoolClient,
         origin: &Origin,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, OriginError> {
-        match tokio::time::timeout(origin.read_timeout, client.request(req)).await {
+        let deadline = tokio::time::Instant::now() + origin.read_timeout;
+        let replay = (matches!(req.body(), UpstreamBody::Empty)
+            && matches!(
+                *req.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+            ))
+        .then(|| {
+            (
+                req.method().clone(),
+                req.uri().clone(),
+                req.headers().clone(),
+            )
+        });
+        let first = tokio::time::timeout_at(deadline, client.request(req)).await;
+        let outcome = match (first, replay) {
+            (Ok(Err(err)), Some((method, uri, headers))) if closed_before_answer(&err) => {
+                tracing::debug!(origin = %origin.id, error = %err, "pooled connection closed by the origin; sending again");
+                let mut again = Request::new(UpstreamBody::Empty);
+                *again.method_mut() = method;
+                *again.uri_mut() = uri;
+                *again.headers_mut() = headers;
+                tokio::time::timeout_at(deadline, client.request(again)).await
+            }
+            (first, _) => first,
+        };
+        match outcome {
             Err(_) => Err(OriginError::Timeout {
                 origin: origin.id.clone(),
                 timeout: origin.read_timeout,
@@ -174,6 +206,20 @@ impl Default for OriginFetcher {
 fn unreachable_versions() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
     // ring supports every default protocol version; this cannot be reached.
     panic!("the ring provider does not support TLS 1.2/1.3")
+}
+
+/// Whether a connection closed before any of the response arrived.
+fn closed_before_answer(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = err.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Sorts a client error into connect failure, timeout or protocol error.

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{
-    CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, IF_MATCH,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, RANGE, SET_COOKIE, VIA,
+    CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue,
+    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE, SET_COOKIE,
+    VIA,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
@@ -28,7 +29,7 @@ use tracing::Instrument as _;
 
 use crate::cache::flight::{self, Flight, FlightGuard, Landing};
 use crate::cache::freshness::Freshness;
-use crate::cache::{self, CacheStatus, CachedObject, SharedCache, Tags};
+use crate::cache::{self, CacheStatus, CachedObject, SharedCache, Stamp, Tags};
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
@@ -39,6 +40,7 @@ use deploy::ArmStats;
 use routing::{BehaviorHooks, Routing, ServedDistribution};
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+static SURROGATE_CAPABILITY: HeaderName = HeaderName::from_static("surrogate-capability");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-edge-request-id");
 
 static NO_HOOKS: BehaviorHooks = BehaviorHooks {
@@ -162,8 +164,10 @@ impl Proxy {
                 resp
             }
         };
-        // Step 11: the headers every response carries.
+        // Step 11: the headers every response carries. Surrogate-Control is
+        // addressed to this cache, not to the viewer.
         let headers = resp.headers_mut();
+        headers.remove(&cache::freshness::SURROGATE_CONTROL);
         headers.insert(&X_CACHE, ctx.cache_status.header_value());
         headers.append(VIA, self.via.clone());
         if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
@@ -246,16 +250,22 @@ impl Proxy {
         }
 
         let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
+        let (key, query, cookies) = cache_key(
+            &dist,
+            behavior,
+            arm,
+            &host,
+            &ex,
+            &ex.path,
+            ex.query.as_deref(),
+            &ex.target_id,
+        );
         let (query, cookies) = if cacheable {
-            (
-                cache::key::filter_query(ex.query.as_deref(), &behavior.cache_key)
-                    .map(|q| q.into_owned()),
-                cache::key::filter_cookies(&ex.headers, &behavior.cache_key),
-            )
+            (query, cookies)
         } else {
             (ex.query.clone(), None)
         };
-        let out = self.origin_request(&ex, query.clone(), cookies.as_deref(), ctx, cacheable);
+        let out = self.origin_request(&ex, query, cookies.as_deref(), ctx, cacheable);
         let trip = Trip {
             dist: &dist,
             index,
@@ -264,28 +274,19 @@ impl Proxy {
             key: None,
             stale: None,
             guard: None,
-            generation: self.cache.generation(),
         };
         if !cacheable {
-            return self.to_origin(ctx, trip, Some(viewer_body)).await;
+            let resp = self.to_origin(ctx, trip, Some(viewer_body)).await?;
+            // RFC 9111 4.4: a write that succeeded makes what is stored for its
+            // URI (and the URIs it names) out of date.
+            let safe = matches!(ex.method, Method::OPTIONS | Method::TRACE);
+            if !safe && (resp.status().is_success() || resp.status().is_redirection()) {
+                self.invalidate_written(&dist, behavior, arm, &host, &ex, resp.headers());
+            }
+            return Ok(resp);
         }
 
         // Step 5: cache lookup. HEAD is answered from a stored GET.
-        let key: Arc<str> = cache::key::build(
-            cache::key::KeyParts {
-                distribution_id: &dist.id,
-                origin_id: &ex.target_id,
-                arm,
-                method: &Method::GET,
-                host: &host,
-                path: &ex.path,
-            },
-            query.as_deref(),
-            cookies.as_deref(),
-            &ex.headers,
-            &behavior.cache_key,
-        )
-        .into();
         // Concurrent misses of a whole GET wait for one origin fetch.
         let collapse = ex.method == Method::GET && !ex.headers.contains_key(RANGE);
         let mut trip = Trip {
@@ -328,6 +329,48 @@ impl Proxy {
             }
         }
         self.to_origin(ctx, trip, Some(viewer_body)).await
+    }
+
+    /// Drops what is stored for the request's URI and for the same-host URIs
+    /// its response names in `Location` and `Content-Location`.
+    fn invalidate_written(
+        &self,
+        dist: &ServedDistribution,
+        behavior: &Behavior,
+        arm: &str,
+        host: &str,
+        ex: &Exchange,
+        response: &HeaderMap,
+    ) {
+        let path = (&ex.path, ex.query.as_deref());
+        let (key, _, _) = cache_key(dist, behavior, arm, host, ex, path.0, path.1, &ex.target_id);
+        self.cache.remove(&key);
+        for name in [LOCATION, CONTENT_LOCATION] {
+            let Some(uri) = response
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Uri>().ok())
+            else {
+                continue;
+            };
+            let same_host = uri.host().is_none_or(|h| h.eq_ignore_ascii_case(host));
+            if !same_host || !uri.path().starts_with('/') {
+                continue;
+            }
+            let behavior = dist.config.behavior_for(uri.path()).1;
+            let target = &behavior.target_origin_id;
+            let (key, _, _) = cache_key(
+                dist,
+                behavior,
+                arm,
+                host,
+                ex,
+                uri.path(),
+                uri.query(),
+                target,
+            );
+            self.cache.remove(&key);
+        }
     }
 
     /// How long a follower waits for its leader: the target's read timeout,
@@ -376,6 +419,8 @@ impl Proxy {
             }
         }
         headers::append_forwarded_for(&mut headers, ctx.client.ip());
+        // Tell the origin it may target Surrogate-Control directives at us.
+        headers.append(&SURROGATE_CAPABILITY, surrogate_capability());
         Exchange {
             method: ex.method.clone(),
             path: ex.path.clone(),
@@ -399,7 +444,6 @@ impl Proxy {
             trip.out.clone(),
             trip.key.clone(),
         );
-        let generation = self.cache.generation();
         tokio::spawn(async move {
             let mut ctx = RequestCtx::new(SocketAddr::from(([127, 0, 0, 1], 0)));
             let trip = Trip {
@@ -410,7 +454,6 @@ impl Proxy {
                 key,
                 stale: Some(stale),
                 guard: Some(guard),
-                generation,
             };
             let span = tracing::debug_span!("revalidate", id = %ctx.request_id);
             let result = this.to_origin(&mut ctx, trip, None).instrument(span).await;
@@ -439,13 +482,18 @@ impl Proxy {
             key,
             stale,
             guard,
-            generation,
         } = trip;
         let behavior = dist.config.behavior_at(index);
         let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
         // Only a GET stores (a HEAD has no body to keep).
         let key = key.filter(|_| ex.method == Method::GET);
         let tags = self.tags(dist, ctx, &ex.path);
+        // Where a response is stored, and what an invalidation from here on
+        // must keep this fetch from storing.
+        let store = key.map(|key| {
+            let stamp = self.cache.stamp(&key, &tags);
+            (key, stamp)
+        });
 
         // Step 6: origin-request hook (misses only). An answer here is cached
         // like an origin response.
@@ -453,11 +501,11 @@ impl Proxy {
             match self.request_hook(hook, ctx, dist, &out).await? {
                 Decision::Forward(next) => out = next,
                 Decision::Respond(generated) => {
-                    let freshness = key.as_ref().and_then(|_| {
+                    let freshness = store.as_ref().and_then(|_| {
                         self.freshness(ex, generated.status, &generated.headers, behavior)
                     });
-                    if let (Some(key), Some(freshness), Some(body)) =
-                        (key, freshness, &generated.body)
+                    if let (Some((key, stamp)), Some(freshness), Some(body)) =
+                        (store, freshness, &generated.body)
                     {
                         self.cache.insert(
                             key,
@@ -469,7 +517,7 @@ impl Proxy {
                                 freshness,
                                 tags,
                             ),
-                            generation,
+                            stamp,
                         );
                         land(guard, Landing::Stored);
                     }
@@ -531,8 +579,8 @@ impl Proxy {
             let refreshed = match self.freshness(ex, obj.status, &probe.headers, behavior) {
                 Some(freshness) => {
                     let refreshed = Arc::new(CachedObject { freshness, ..probe });
-                    if let Some(key) = key {
-                        self.cache.insert_arc(key, refreshed.clone(), generation);
+                    if let Some((key, stamp)) = store {
+                        self.cache.insert_arc(key, refreshed.clone(), stamp);
                         land(guard, Landing::Stored);
                     }
                     refreshed
@@ -560,11 +608,11 @@ impl Proxy {
 
         // Step 9: store when the response allows it (a streamed body is copied
         // into the cache as it passes).
-        let freshness = key
+        let freshness = store
             .as_ref()
             .and_then(|_| self.freshness(ex, head.status, &head.headers, behavior));
-        let (key, freshness) = match (key, freshness) {
-            (Some(key), Some(freshness)) => (key, freshness),
+        let (key, stamp, freshness) = match (store, freshness) {
+            (Some((key, stamp)), Some(freshness)) => (key, stamp, freshness),
             _ => {
                 // Followers need not wait for what will not be stored.
                 land(guard, Landing::Pass);
@@ -592,14 +640,22 @@ impl Proxy {
                         freshness,
                         tags,
                     ),
-                    generation,
+                    stamp,
                 );
                 land(guard, Landing::Stored);
                 EdgeBody::full(body)
             }
             None => {
-                let tee = self.tee(&head, key, freshness, tags, generation, guard);
-                EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, tee)))
+                let tee = self.tee(&head, key, freshness, tags, stamp, guard);
+                if head.status == StatusCode::NO_CONTENT {
+                    // No body follows: the exchange is complete now.
+                    if let Some(tee) = tee {
+                        tee.complete_empty();
+                    }
+                    EdgeBody::Empty
+                } else {
+                    EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, tee)))
+                }
             }
         };
         self.viewer_response(hooks, ctx, dist, ex, Response::from_parts(head, body))
@@ -838,6 +894,7 @@ impl Proxy {
             status,
             headers,
             behavior.ttl,
+            behavior.store_set_cookie,
             SystemTime::now(),
         )
     }
@@ -859,7 +916,7 @@ impl Proxy {
         key: Arc<str>,
         freshness: Freshness,
         tags: Tags,
-        generation: u64,
+        stamp: Stamp,
         guard: Option<FlightGuard>,
     ) -> Option<Tee> {
         let limit = usize::try_from(self.cache.max_object_bytes()).unwrap_or(usize::MAX);
@@ -886,7 +943,7 @@ impl Proxy {
                 cache.insert(
                     key,
                     CachedObject::new(status, headers, body, arrived, freshness, tags),
-                    generation,
+                    stamp,
                 );
                 land(guard, Landing::Stored);
             }),
@@ -909,8 +966,41 @@ struct Trip<'a> {
     stale: Option<Arc<CachedObject>>,
     /// This request leads the fetch for `key`.
     guard: Option<FlightGuard>,
-    /// The invalidation generation the fetch began in.
-    generation: u64,
+}
+
+/// The cache key of a `GET` of `path`/`query` on `target` for this viewer
+/// (HEAD shares it), with the query and cookies `behavior` keeps.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of a key, each distinct"
+)]
+fn cache_key(
+    dist: &ServedDistribution,
+    behavior: &Behavior,
+    arm: &str,
+    host: &str,
+    ex: &Exchange,
+    path: &str,
+    query: Option<&str>,
+    target: &str,
+) -> (Arc<str>, Option<String>, Option<String>) {
+    let query = cache::key::filter_query(query, &behavior.cache_key).map(|q| q.into_owned());
+    let cookies = cache::key::filter_cookies(&ex.headers, &behavior.cache_key);
+    let key = cache::key::build(
+        cache::key::KeyParts {
+            distribution_id: &dist.id,
+            origin_id: target,
+            arm,
+            method: &Method::GET,
+            host,
+            path,
+        },
+        query.as_deref(),
+        cookies.as_deref(),
+        &ex.headers,
+        &behavior.cache_key,
+    );
+    (key.into(), query, cookies)
 }
 
 /// Lands a flight, if this request leads one.
@@ -918,6 +1008,21 @@ fn land(guard: Option<FlightGuard>, how: Landing) {
     if let Some(guard) = guard {
         guard.land(how);
     }
+}
+
+/// `Surrogate-Capability: edge="Surrogate/1.0"` (W3C Edge Architecture):
+/// directives targeted `;edge` in `Surrogate-Control` are meant for this cache.
+fn surrogate_capability() -> HeaderValue {
+    static VALUE: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    VALUE
+        .get_or_init(|| {
+            HeaderValue::from_str(&format!(
+                "{}=\"Surrogate/1.0\"",
+                cache::freshness::SURROGATE_TARGET
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("edge=\"Surrogate/1.0\""))
+        })
+        .clone()
 }
 
 /// The current Unix second.
