@@ -360,3 +360,225 @@ async fn ranges_are_served_from_a_stored_object() {
     );
     assert_eq!(o.hits(), 1);
 }
+
+#[tokio::test]
+async fn variants_are_stored_per_vary_value() {
+    let o = Origin::start(|req| {
+        let lang = req
+            .headers
+            .get("accept-language")
+            .map_or("none", |v| v.to_str().unwrap_or("?"))
+            .to_owned();
+        let vary = if req.target == "/star" {
+            "*"
+        } else {
+            "Accept-Language"
+        };
+        Reply::ok(format!("in {lang}"))
+            .header("cache-control", "max-age=60")
+            .header("vary", vary)
+    })
+    .await;
+    let edge = host_for("vary.test", &o).await;
+    let get = |lang: Option<&'static str>, path: &'static str| {
+        let edge = &edge;
+        async move {
+            let headers: Vec<(&str, &str)> = lang.iter().map(|l| ("accept-language", *l)).collect();
+            edge.request("GET", "vary.test", path, &headers).await
+        }
+    };
+    for round in ["Miss", "Hit"] {
+        for lang in [Some("en"), Some("fr"), None] {
+            let got = get(lang, "/page").await;
+            assert_eq!(got.text(), format!("in {}", lang.unwrap_or("none")));
+            assert_eq!(got.cache(), round, "{lang:?}");
+        }
+    }
+    assert_eq!(o.hits(), 3);
+    // Vary: * matches no later request: never stored.
+    for _ in 0..2 {
+        assert_eq!(get(Some("en"), "/star").await.cache(), "Miss");
+    }
+}
+
+#[tokio::test]
+async fn a_successful_write_invalidates_what_it_names() {
+    let o = Origin::start(|req| {
+        if req.method == "POST" {
+            let location = if req.target == "/elsewhere" {
+                "https://other.test/list"
+            } else {
+                "/list"
+            };
+            return Reply::ok("created")
+                .status(201)
+                .header("location", location);
+        }
+        if req.method == "DELETE" {
+            return Reply::ok("refused").status(403);
+        }
+        Reply::ok(format!("{} {}", req.target, req.method)).header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = host_for("write.test", &o).await;
+    for path in ["/item", "/list"] {
+        edge.get("write.test", path).await;
+        assert_eq!(edge.get("write.test", path).await.cache(), "Hit");
+    }
+    // A refused write changes nothing.
+    let refused = edge.request("DELETE", "write.test", "/item", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(edge.get("write.test", "/item").await.cache(), "Hit");
+    // A write to another host's Location leaves /list alone.
+    edge.request("POST", "write.test", "/elsewhere", &[]).await;
+    assert_eq!(edge.get("write.test", "/list").await.cache(), "Hit");
+    // A successful POST: its URI and its same-host Location are refetched.
+    let created = edge.request("POST", "write.test", "/item", &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(edge.get("write.test", "/item").await.cache(), "Miss");
+    assert_eq!(edge.get("write.test", "/list").await.cache(), "Miss");
+}
+
+#[tokio::test]
+async fn targeted_cache_control_is_for_the_cache_alone() {
+    let o = Origin::start(|req| {
+        let capability = req
+            .headers
+            .get("surrogate-capability")
+            .map_or("", |v| v.to_str().unwrap_or(""))
+            .to_owned();
+        match req.target.as_str() {
+            // The origin tells browsers not to store, and the CDN to keep it.
+            "/cdn" => Reply::ok(capability)
+                .header("cache-control", "no-store")
+                .header("cdn-cache-control", "max-age=60"),
+            "/surrogate" => Reply::ok(capability)
+                .header("cache-control", "no-store")
+                .header("surrogate-control", "max-age=60;edge"),
+            _ => Reply::ok(capability)
+                .header("cache-control", "max-age=60")
+                .header("surrogate-control", "no-store"),
+        }
+    })
+    .await;
+    let edge = host_for("targeted.test", &o).await;
+    for path in ["/cdn", "/surrogate"] {
+        let first = edge.get("targeted.test", path).await;
+        assert_eq!(
+            first.text(),
+            "edge=\"Surrogate/1.0\"",
+            "the origin sees who it may target"
+        );
+        assert_eq!(
+            first.header("cache-control"),
+            Some("no-store"),
+            "viewers get Cache-Control as sent"
+        );
+        assert!(
+            first.header("surrogate-control").is_none(),
+            "Surrogate-Control is for this cache alone"
+        );
+        assert_eq!(
+            edge.get("targeted.test", path).await.cache(),
+            "Hit",
+            "{path}"
+        );
+    }
+    edge.get("targeted.test", "/nostore").await;
+    assert_eq!(edge.get("targeted.test", "/nostore").await.cache(), "Miss");
+}
+
+#[tokio::test]
+async fn set_cookie_responses_are_stored_only_when_the_behavior_says_so() {
+    let o = Origin::fixed(
+        "personal",
+        &[
+            ("cache-control", "max-age=60"),
+            ("set-cookie", "session=abc"),
+        ],
+    )
+    .await;
+    let edge = Edge::start().await;
+    for (alias, store) in [("safe.test", false), ("rfc.test", true)] {
+        let mut config = config_for(&[("o", &o)]);
+        config["aliases"] = json!([alias]);
+        config["default_cache_behavior"]["store_set_cookie"] = json!(store);
+        edge.create(config).await;
+        edge.get(alias, "/").await;
+        let again = edge.get(alias, "/").await;
+        assert_eq!(again.cache(), if store { "Hit" } else { "Miss" }, "{alias}");
+        assert_eq!(again.header("set-cookie"), Some("session=abc"));
+    }
+}
+
+#[tokio::test]
+async fn malformed_age_and_bodiless_statuses() {
+    let o = Origin::start(|req| match req.target.as_str() {
+        "/age" => Reply::ok("old")
+            .header("cache-control", "max-age=3600")
+            .header("age", "7200, 0"),
+        _ => Reply::ok("")
+            .status(204)
+            .header("cache-control", "max-age=60"),
+    })
+    .await;
+    let edge = host_for("misc.test", &o).await;
+    edge.get("misc.test", "/age").await;
+    assert_eq!(
+        edge.get("misc.test", "/age").await.cache(),
+        "Miss",
+        "a list in Age reads as stale"
+    );
+    assert_eq!(
+        edge.get("misc.test", "/empty").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let again = edge.get("misc.test", "/empty").await;
+    assert_eq!(
+        (again.status, again.cache()),
+        (StatusCode::NO_CONTENT, "Hit")
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_origin_closed_is_retried_on_a_new_one() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // An origin that answers the first request of each connection and closes
+    // the connection, unanswered, when a second request comes on it: the
+    // keep-alive race, every time.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncache-control: no-store\r\n\r\nok")
+                    .await;
+                let _ = stream.read(&mut buf).await;
+                // Second request: close without a word.
+            });
+        }
+    });
+    let edge = Edge::start().await;
+    edge.create(json!({
+        "aliases": ["race.test"],
+        "origins": [{"id": "o", "domain_name": addr.to_string(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "o"},
+    }))
+    .await;
+    for i in 0..5 {
+        let got = edge.get("race.test", &format!("/{i}")).await;
+        assert_eq!(
+            (got.status, got.text()),
+            (StatusCode::OK, "ok".to_owned()),
+            "request {i}"
+        );
+    }
+    assert!(connections.load(Ordering::SeqCst) >= 5);
+    server.abort();
+}

@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{
     AGE, AUTHORIZATION, CACHE_CONTROL, DATE, ETAG, EXPIRES, HeaderName, LAST_MODIFIED, SET_COOKIE,
-    VARY,
 };
 
 /// `CDN-Cache-Control` (RFC 9213): cache directives for CDNs alone.
@@ -182,7 +181,7 @@ fn heuristically_cacheable(status: StatusCode) -> bool {
 /// may be stored, and its freshness. `None` means "do not store".
 ///
 /// Not stored: `no-store`, `private`, `Set-Cookie` unless `store_set_cookie`,
-/// `Vary` (until variants land), requests with `Authorization` unless the
+/// `Vary: *`, requests with `Authorization` unless the
 /// response says `public`/`s-maxage`/`must-revalidate`, partial and
 /// non-final statuses, `must-understand` with a status this cache does not
 /// know, and anything already stale that has neither a validator to
@@ -207,7 +206,9 @@ pub fn decide(
     if cc.no_store || cc.private || (cc.must_understand && !understood(status)) {
         return None;
     }
-    if (headers.contains_key(SET_COOKIE) && !store_set_cookie) || headers.contains_key(VARY) {
+    if (headers.contains_key(SET_COOKIE) && !store_set_cookie)
+        || super::vary_names(headers).is_none()
+    {
         return None;
     }
     if req_headers.contains_key(AUTHORIZATION)
@@ -369,7 +370,8 @@ mod tests {
             Some(0)
         );
         assert_eq!(ttl_of(&[("set-cookie", "a=b")], TTL), None);
-        assert_eq!(ttl_of(&[("vary", "accept")], TTL), None);
+        assert_eq!(ttl_of(&[("vary", "accept")], TTL), Some(100));
+        assert_eq!(ttl_of(&[("vary", "accept, *")], TTL), None);
         let auth = headers(&[("authorization", "Bearer x")]);
         let ok = headers(&[("cache-control", "max-age=60")]);
         assert!(

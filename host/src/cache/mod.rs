@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AGE, DATE, ETAG, LAST_MODIFIED};
+use http::header::{AGE, DATE, ETAG, HeaderName, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use moka::Expiry;
 use moka::sync::Cache;
@@ -74,6 +74,8 @@ pub struct Tags {
     /// distribution served the object, else `distribution_id` again.
     pub primary_id: Arc<str>,
     pub path: Box<str>,
+    /// The key of the resource (its variants, if it varies, hang off it).
+    pub base: Arc<str>,
 }
 
 /// A stored response. Headers are stored already stripped of hop-by-hop fields.
@@ -196,6 +198,8 @@ impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
 
 /// Buckets of invalidation counters.
 const BUCKETS: usize = 4096;
+/// Resources whose `Vary` the cache remembers.
+const VARY_SPECS: u64 = 1 << 20;
 
 /// The bucket of a key or distribution id (FNV-1a).
 fn bucket(name: &str) -> usize {
@@ -220,6 +224,67 @@ pub struct SharedCache {
     generations: Arc<[AtomicU64; BUCKETS]>,
     /// Origin fetches in flight, for request collapsing.
     pub flights: Arc<Flights>,
+    /// What each resource that varies varies on, by its base key.
+    vary: Cache<Arc<str>, Arc<VarySpec>>,
+    vary_epochs: Arc<AtomicU64>,
+}
+
+/// The request fields a resource's `Vary` names, and the epoch its variants
+/// are stored under (a new spec, or an invalidation, starts a new epoch, so
+/// variants of the old one are never found again).
+#[derive(Debug, PartialEq, Eq)]
+struct VarySpec {
+    names: Vec<HeaderName>,
+    epoch: u64,
+}
+
+/// The field names of a response's `Vary` (lower-case, in order, once each);
+/// `None` for `Vary: *`, which matches no later request.
+pub fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(VARY) {
+        for name in value.to_str().unwrap_or("*").split(',') {
+            let name = name.trim();
+            if name == "*" {
+                return None;
+            }
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+    }
+    Some(names)
+}
+
+/// The key of one variant: the base key, the epoch, and each named request
+/// field's values (absent and empty told apart).
+fn variant_of(base: &str, spec: &VarySpec, request: &HeaderMap) -> Arc<str> {
+    let mut key = String::with_capacity(base.len() + 32 * spec.names.len());
+    key.push_str(base);
+    key.push_str(&format!("\nvary#{}", spec.epoch));
+    for name in &spec.names {
+        key.push('\n');
+        key.push_str(name.as_str());
+        let mut values = request.get_all(name).iter().peekable();
+        if values.peek().is_none() {
+            key.push('!');
+            continue;
+        }
+        key.push('=');
+        for (i, v) in values.enumerate() {
+            if i > 0 {
+                key.push_str(", ");
+            }
+            key.push_str(
+                &String::from_utf8_lossy(v.as_bytes())
+                    .escape_default()
+                    .to_string(),
+            );
+        }
+    }
+    key.into()
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -245,15 +310,58 @@ impl SharedCache {
             max_object_bytes,
             generations: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
             flights: Arc::new(Flights::default()),
+            vary: Cache::builder()
+                .max_capacity(VARY_SPECS)
+                .time_to_idle(REVALIDATION_RETENTION)
+                .build(),
+            vary_epochs: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// What invalidations of `key` or of the distributions in `tags` have
-    /// done so far; take it before fetching what will be stored there.
-    pub fn stamp(&self, key: &str, tags: &Tags) -> Stamp {
+    /// The key to look `base` up under for a request with `request` fields:
+    /// the variant's key when the resource varies, else `base` itself.
+    pub fn lookup_key(&self, base: &Arc<str>, request: &HeaderMap) -> Arc<str> {
+        match self.vary.get(base) {
+            Some(spec) => variant_of(base, &spec, request),
+            None => base.clone(),
+        }
+    }
+
+    /// The key to store a response with `response` fields under, for a request
+    /// with `request` fields: a variant's when the response varies (recording
+    /// what it varies on), else `base` (forgetting any earlier variants).
+    pub fn store_key(
+        &self,
+        base: &Arc<str>,
+        request: &HeaderMap,
+        response: &HeaderMap,
+    ) -> Arc<str> {
+        let names = vary_names(response).unwrap_or_default();
+        if names.is_empty() {
+            self.vary.invalidate(base);
+            return base.clone();
+        }
+        let current = self.vary.get(base);
+        let spec = match current {
+            Some(spec) if spec.names == names => spec,
+            _ => {
+                let spec = Arc::new(VarySpec {
+                    names,
+                    epoch: self.vary_epochs.fetch_add(1, Ordering::Relaxed) + 1,
+                });
+                self.vary.insert(base.clone(), spec.clone());
+                spec
+            }
+        };
+        variant_of(base, &spec, request)
+    }
+
+    /// What invalidations of the resource or of the distributions in `tags`
+    /// have done so far; take it before fetching what will be stored.
+    pub fn stamp(&self, tags: &Tags) -> Stamp {
         let generation = |name: &str| self.generations[bucket(name)].load(Ordering::Acquire);
         Stamp([
-            generation(key),
+            generation(&tags.base),
             generation(&tags.distribution_id),
             generation(&tags.primary_id),
         ])
@@ -288,7 +396,7 @@ impl SharedCache {
 
     /// [`Self::insert`] for an object already shared.
     pub fn insert_arc(&self, key: Arc<str>, obj: Arc<CachedObject>, since: Stamp) {
-        if obj.body.len() as u64 > self.max_object_bytes || self.stamp(&key, &obj.tags) != since {
+        if obj.body.len() as u64 > self.max_object_bytes || self.stamp(&obj.tags) != since {
             return;
         }
         self.inner.insert(key, obj);
@@ -317,10 +425,12 @@ impl SharedCache {
         dropped
     }
 
-    /// Drops the object stored for `key`, if any.
-    pub fn remove(&self, key: &str) {
-        self.bump(key);
-        self.inner.invalidate(key);
+    /// Drops what is stored for the resource with base key `base`, its
+    /// variants included.
+    pub fn remove(&self, base: &Arc<str>) {
+        self.bump(base);
+        self.vary.invalidate(base);
+        self.inner.invalidate(base);
     }
 
     /// Bytes currently weighed (after pending maintenance).
@@ -364,6 +474,7 @@ mod tests {
                 distribution_id: dist.into(),
                 primary_id: dist.into(),
                 path: path.into(),
+                base: format!("{dist}{path}").into(),
             },
         )
     }
@@ -451,18 +562,53 @@ mod tests {
     fn a_fetch_older_than_an_invalidation_is_not_stored() {
         let cache = SharedCache::new(1 << 20, 1 << 20);
         let obj = || object("E1", "/a", 1, 60);
-        let before = cache.stamp("1", &obj().tags);
+        let before = cache.stamp(&obj().tags);
         cache.invalidate("E1", "/other");
         cache.insert("1".into(), obj(), before);
         assert!(cache.get("1").is_none());
-        cache.insert("1".into(), obj(), cache.stamp("1", &obj().tags));
+        cache.insert("1".into(), obj(), cache.stamp(&obj().tags));
         assert!(cache.get("1").is_some());
-        // An invalidation of another distribution or key does not hold it up.
-        let before = cache.stamp("2", &obj().tags);
+        // An invalidation of another distribution or resource does not hold it up.
+        let before = cache.stamp(&obj().tags);
         cache.invalidate("E2", "/a");
-        cache.remove("3");
+        cache.remove(&"E1/other".into());
         cache.insert("2".into(), obj(), before);
         assert!(cache.get("2").is_some());
+    }
+
+    #[test]
+    fn variants_are_keyed_by_the_fields_vary_names() {
+        let cache = SharedCache::new(1 << 20, 1 << 20);
+        let base: Arc<str> = "E1/v".into();
+        let req = |lang: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(l) = lang {
+                h.insert("accept-language", HeaderValue::from_str(l).unwrap());
+            }
+            h
+        };
+        let mut resp = HeaderMap::new();
+        resp.insert(VARY, HeaderValue::from_static("Accept-Language"));
+        assert_eq!(cache.lookup_key(&base, &req(Some("en"))), base);
+        let en = cache.store_key(&base, &req(Some("en")), &resp);
+        let fr = cache.store_key(&base, &req(Some("fr")), &resp);
+        let none = cache.store_key(&base, &req(None), &resp);
+        let empty = cache.store_key(&base, &req(Some("")), &resp);
+        assert_ne!(en, fr);
+        assert_ne!(none, empty);
+        assert_eq!(cache.lookup_key(&base, &req(Some("en"))), en);
+        // The resource stops varying: its variants are forgotten.
+        assert_eq!(
+            cache.store_key(&base, &req(Some("en")), &HeaderMap::new()),
+            base
+        );
+        assert_eq!(cache.lookup_key(&base, &req(Some("en"))), base);
+        // A new Vary starts a new epoch: old variant keys are not reused.
+        let again = cache.store_key(&base, &req(Some("en")), &resp);
+        assert_ne!(again, en);
+        let mut star = HeaderMap::new();
+        star.insert(VARY, HeaderValue::from_static("accept, *"));
+        assert!(vary_names(&star).is_none());
     }
 
     #[test]

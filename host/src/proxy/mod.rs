@@ -250,7 +250,7 @@ impl Proxy {
         }
 
         let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
-        let (key, query, cookies) = cache_key(
+        let (base, query, cookies) = cache_key(
             &dist,
             behavior,
             arm,
@@ -271,7 +271,7 @@ impl Proxy {
             index,
             ex: &ex,
             out,
-            key: None,
+            base: None,
             stale: None,
             guard: None,
         };
@@ -290,11 +290,14 @@ impl Proxy {
         // Concurrent misses of a whole GET wait for one origin fetch.
         let collapse = ex.method == Method::GET && !ex.headers.contains_key(RANGE);
         let mut trip = Trip {
-            key: Some(key.clone()),
+            base: Some(base.clone()),
             ..trip
         };
         for _ in 0..MAX_FOLLOWS {
             let now = Instant::now();
+            // A resource that varies is looked up by the variant this viewer
+            // asks for (what it varies on may have been learnt meanwhile).
+            let key = self.cache.lookup_key(&base, &ex.headers);
             match self.cache.lookup(&key) {
                 Some(obj) if obj.is_fresh(now) => {
                     ctx.cache_status = CacheStatus::Hit;
@@ -343,8 +346,8 @@ impl Proxy {
         response: &HeaderMap,
     ) {
         let path = (&ex.path, ex.query.as_deref());
-        let (key, _, _) = cache_key(dist, behavior, arm, host, ex, path.0, path.1, &ex.target_id);
-        self.cache.remove(&key);
+        let (base, _, _) = cache_key(dist, behavior, arm, host, ex, path.0, path.1, &ex.target_id);
+        self.cache.remove(&base);
         for name in [LOCATION, CONTENT_LOCATION] {
             let Some(uri) = response
                 .get(name)
@@ -359,7 +362,7 @@ impl Proxy {
             }
             let behavior = dist.config.behavior_for(uri.path()).1;
             let target = &behavior.target_origin_id;
-            let (key, _, _) = cache_key(
+            let (base, _, _) = cache_key(
                 dist,
                 behavior,
                 arm,
@@ -369,7 +372,7 @@ impl Proxy {
                 uri.query(),
                 target,
             );
-            self.cache.remove(&key);
+            self.cache.remove(&base);
         }
     }
 
@@ -437,12 +440,12 @@ impl Proxy {
         let Some(this) = self.this.upgrade() else {
             return;
         };
-        let (dist, index, ex, out, key) = (
+        let (dist, index, ex, out, base) = (
             trip.dist.clone(),
             trip.index,
             trip.ex.clone(),
             trip.out.clone(),
-            trip.key.clone(),
+            trip.base.clone(),
         );
         tokio::spawn(async move {
             let mut ctx = RequestCtx::new(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -451,7 +454,7 @@ impl Proxy {
                 index,
                 ex: &ex,
                 out,
-                key,
+                base,
                 stale: Some(stale),
                 guard: Some(guard),
             };
@@ -479,20 +482,19 @@ impl Proxy {
             index,
             ex,
             mut out,
-            key,
+            base,
             stale,
             guard,
         } = trip;
         let behavior = dist.config.behavior_at(index);
         let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
-        // Only a GET stores (a HEAD has no body to keep).
-        let key = key.filter(|_| ex.method == Method::GET);
-        let tags = self.tags(dist, ctx, &ex.path);
-        // Where a response is stored, and what an invalidation from here on
-        // must keep this fetch from storing.
-        let store = key.map(|key| {
-            let stamp = self.cache.stamp(&key, &tags);
-            (key, stamp)
+        // Only a GET stores (a HEAD has no body to keep): under the resource's
+        // base key, tagged for invalidations, unless an invalidation from here
+        // on says otherwise.
+        let store = base.filter(|_| ex.method == Method::GET).map(|base| {
+            let tags = self.tags(dist, ctx, &ex.path, base);
+            let stamp = self.cache.stamp(&tags);
+            (tags, stamp)
         });
 
         // Step 6: origin-request hook (misses only). An answer here is cached
@@ -504,11 +506,12 @@ impl Proxy {
                     let freshness = store.as_ref().and_then(|_| {
                         self.freshness(ex, generated.status, &generated.headers, behavior)
                     });
-                    if let (Some((key, stamp)), Some(freshness), Some(body)) =
+                    if let (Some((tags, stamp)), Some(freshness), Some(body)) =
                         (store, freshness, &generated.body)
                     {
                         self.cache.insert(
-                            key,
+                            self.cache
+                                .store_key(&tags.base, &ex.headers, &generated.headers),
                             CachedObject::new(
                                 generated.status,
                                 generated.headers.clone(),
@@ -579,7 +582,10 @@ impl Proxy {
             let refreshed = match self.freshness(ex, obj.status, &probe.headers, behavior) {
                 Some(freshness) => {
                     let refreshed = Arc::new(CachedObject { freshness, ..probe });
-                    if let Some((key, stamp)) = store {
+                    if let Some((tags, stamp)) = store {
+                        let key = self
+                            .cache
+                            .store_key(&tags.base, &ex.headers, &refreshed.headers);
                         self.cache.insert_arc(key, refreshed.clone(), stamp);
                         land(guard, Landing::Stored);
                     }
@@ -611,8 +617,13 @@ impl Proxy {
         let freshness = store
             .as_ref()
             .and_then(|_| self.freshness(ex, head.status, &head.headers, behavior));
-        let (key, stamp, freshness) = match (store, freshness) {
-            (Some((key, stamp)), Some(freshness)) => (key, stamp, freshness),
+        let (key, tags, stamp, freshness) = match (store, freshness) {
+            (Some((tags, stamp)), Some(freshness)) => (
+                self.cache.store_key(&tags.base, &ex.headers, &head.headers),
+                tags,
+                stamp,
+                freshness,
+            ),
             _ => {
                 // Followers need not wait for what will not be stored.
                 land(guard, Landing::Pass);
@@ -900,11 +911,18 @@ impl Proxy {
     }
 
     /// The tags of what this request stores, for invalidations.
-    fn tags(&self, dist: &ServedDistribution, ctx: &RequestCtx, path: &str) -> Tags {
+    fn tags(
+        &self,
+        dist: &ServedDistribution,
+        ctx: &RequestCtx,
+        path: &str,
+        base: Arc<str>,
+    ) -> Tags {
         Tags {
             distribution_id: dist.id.clone(),
             primary_id: ctx.primary_id.clone().unwrap_or_else(|| dist.id.clone()),
             path: path.into(),
+            base,
         }
     }
 
@@ -960,8 +978,8 @@ struct Trip<'a> {
     ex: &'a Exchange,
     /// The request the origin will see.
     out: Exchange,
-    /// Where a cacheable response is stored.
-    key: Option<Arc<str>>,
+    /// The base key of the resource, for a request whose response may be stored.
+    base: Option<Arc<str>>,
     /// The stale object to revalidate, or to serve on an origin error.
     stale: Option<Arc<CachedObject>>,
     /// This request leads the fetch for `key`.
