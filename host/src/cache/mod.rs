@@ -196,12 +196,15 @@ impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
     }
 }
 
-/// Buckets of invalidation counters.
-const BUCKETS: usize = 4096;
+/// Buckets of distribution invalidation counters.
+const BUCKETS: usize = 1024;
 /// Resources whose `Vary` the cache remembers.
 const VARY_SPECS: u64 = 1 << 20;
+/// Removals remembered, and for how long: longer than any origin fetch.
+const REMOVALS: u64 = 1 << 16;
+const REMOVAL_MEMORY: Duration = Duration::from_secs(600);
 
-/// The bucket of a key or distribution id (FNV-1a).
+/// The bucket of a distribution id (FNV-1a).
 fn bucket(name: &str) -> usize {
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -218,10 +221,14 @@ pub struct Stamp([u64; 3]);
 pub struct SharedCache {
     inner: Cache<Arc<str>, Arc<CachedObject>>,
     max_object_bytes: u64,
-    /// Invalidation counters in buckets, bumped by every invalidation of what
-    /// hashes to the bucket (a key, or a distribution), so a fetch that began
-    /// before one does not store what it fetched.
+    /// Invalidation counters in buckets, bumped by every invalidation of a
+    /// distribution that hashes to the bucket, so a fetch that began before
+    /// one does not store what it fetched.
     generations: Arc<[AtomicU64; BUCKETS]>,
+    /// When each recently removed resource was removed (a count), for the same
+    /// purpose, exactly: a fetch older than the removal stores nothing.
+    removed: Cache<Arc<str>, u64>,
+    removals: Arc<AtomicU64>,
     /// Origin fetches in flight, for request collapsing.
     pub flights: Arc<Flights>,
     /// What each resource that varies varies on, by its base key.
@@ -309,6 +316,11 @@ impl SharedCache {
             inner,
             max_object_bytes,
             generations: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            removed: Cache::builder()
+                .max_capacity(REMOVALS)
+                .time_to_live(REMOVAL_MEMORY)
+                .build(),
+            removals: Arc::new(AtomicU64::new(0)),
             flights: Arc::new(Flights::default()),
             vary: Cache::builder()
                 .max_capacity(VARY_SPECS)
@@ -361,7 +373,7 @@ impl SharedCache {
     pub fn stamp(&self, tags: &Tags) -> Stamp {
         let generation = |name: &str| self.generations[bucket(name)].load(Ordering::Acquire);
         Stamp([
-            generation(&tags.base),
+            self.removed.get(&tags.base).unwrap_or(0),
             generation(&tags.distribution_id),
             generation(&tags.primary_id),
         ])
@@ -428,7 +440,8 @@ impl SharedCache {
     /// Drops what is stored for the resource with base key `base`, its
     /// variants included.
     pub fn remove(&self, base: &Arc<str>) {
-        self.bump(base);
+        let when = self.removals.fetch_add(1, Ordering::AcqRel) + 1;
+        self.removed.insert(base.clone(), when);
         self.vary.invalidate(base);
         self.inner.invalidate(base);
     }
@@ -574,6 +587,11 @@ mod tests {
         cache.remove(&"E1/other".into());
         cache.insert("2".into(), obj(), before);
         assert!(cache.get("2").is_some());
+        // A removal of the resource itself does.
+        let before = cache.stamp(&obj().tags);
+        cache.remove(&obj().tags.base);
+        cache.insert("3".into(), obj(), before);
+        assert!(cache.get("3").is_none());
     }
 
     #[test]
