@@ -79,6 +79,7 @@ impl ProxyError {
             Self::Origin(OriginError::Protocol { .. }) => {
                 (StatusCode::BAD_GATEWAY, "OriginProtocolError")
             }
+            Self::Origin(OriginError::Tls { .. }) => (StatusCode::BAD_GATEWAY, "OriginTlsFailed"),
             Self::Hook(e) if e.is_limit() => (StatusCode::SERVICE_UNAVAILABLE, "HookLimitExceeded"),
             Self::Hook(HookError::InvalidOutput { .. }) => {
                 (StatusCode::BAD_GATEWAY, "HookInvalidOutput")

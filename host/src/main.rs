@@ -59,6 +59,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_object_bytes: args.max_object_bytes,
         host_id: args.host_id,
         max_hook_instances: args.max_hook_instances,
+        origin_ca_file: args.origin_ca_file,
     };
     let host = RunningHost::start(opts)
         .await

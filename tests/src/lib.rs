@@ -27,6 +27,64 @@ pub mod examples {
     include!(concat!(env!("OUT_DIR"), "/examples.rs"));
 }
 
+/// The test certificates in `tests/fixtures/`.
+pub mod tls {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    /// A file of `tests/fixtures/`.
+    pub fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name)
+    }
+
+    /// The test server certificate chain and key.
+    pub fn server_identity() -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let certs = CertificateDer::pem_file_iter(fixture("test-cert.pem"))
+            .expect("test-cert.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(fixture("test-key.pem")).expect("test-key.pem");
+        (certs, key)
+    }
+
+    /// A TLS acceptor with the test certificate, offering `alpn`.
+    pub fn acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+        let (certs, key) = server_identity();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("test certificate");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// A client config that trusts the test CA, offering `alpn`.
+    pub fn client_config(alpn: &[&[u8]]) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(fixture("test-ca.pem")).expect("test-ca.pem") {
+            roots
+                .add(cert.expect("CA certificate"))
+                .expect("CA accepted");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config
+    }
+}
+
 /// The token every test host uses.
 pub const TOKEN: &str = "test-token";
 
@@ -119,6 +177,7 @@ impl http_body::Body for ZeroBody {
 pub struct Origin {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -132,17 +191,33 @@ impl Drop for Origin {
 impl Origin {
     /// Starts an origin that answers every request with `handler`.
     pub async fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_with(None, handler).await
+    }
+
+    /// Starts an HTTPS origin with the test certificate (`fixtures/`), for
+    /// `localhost` and `127.0.0.1`, signed by `fixtures/test-ca.pem`.
+    pub async fn start_tls(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_with(Some(tls::acceptor(&[b"http/1.1"])), handler).await
+    }
+
+    async fn start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("bind origin");
         let addr = listener.local_addr().expect("origin addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
-        let (h, s) = (hits.clone(), seen.clone());
+        let (h, s, c) = (hits.clone(), seen.clone(), connections.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
                 let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
@@ -172,18 +247,35 @@ impl Origin {
                             Ok::<_, Infallible>(build_reply(reply))
                         }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                        None => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
         Self {
             addr,
             hits,
+            connections,
             seen,
             task,
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// An origin that answers `body` with the given headers to everything.

@@ -582,3 +582,19 @@ async fn a_pooled_connection_the_origin_closed_is_retried_on_a_new_one() {
     assert!(connections.load(Ordering::SeqCst) >= 5);
     server.abort();
 }
+
+#[tokio::test]
+async fn sequential_misses_reuse_a_handful_of_origin_connections() {
+    let o = Origin::fixed("fresh", &[("cache-control", "no-store")]).await;
+    let edge = host_for("pool.test", &o).await;
+    for i in 0..1000 {
+        let got = edge.get("pool.test", &format!("/{i}")).await;
+        assert_eq!(got.status, StatusCode::OK);
+    }
+    assert_eq!(o.hits(), 1000);
+    assert!(
+        o.connections() <= 4,
+        "1,000 misses opened {} connections",
+        o.connections()
+    );
+}

@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Hook instances that may run at once (pooling allocator slots).
     #[arg(long, env = "EDGE_MAX_HOOK_INSTANCES", default_value_t = 1000)]
     pub max_hook_instances: u32,
+    /// PEM certificates to trust for HTTPS origins, besides the system's roots
+    /// (a private CA).
+    #[arg(long, env = "EDGE_ORIGIN_CA_FILE")]
+    pub origin_ca_file: Option<PathBuf>,
 }
 
 /// `edge demo`.

@@ -12,10 +12,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
 
 use crate::config::Origin;
 
@@ -28,6 +29,8 @@ pub enum OriginError {
     Timeout { origin: String, timeout: Duration },
     #[error("origin {origin} broke the exchange: {reason}")]
     Protocol { origin: String, reason: String },
+    #[error("TLS with origin {origin} failed: {reason}")]
+    Tls { origin: String, reason: String },
 }
 
 /// The body sent to an origin: nothing (replayable, so failover can retry), or
@@ -95,19 +98,32 @@ impl std::fmt::Debug for OriginFetcher {
 impl OriginFetcher {
     /// A fetcher that verifies HTTPS origins against the system's roots.
     pub fn new() -> Self {
+        Self::with_roots(&[])
+    }
+
+    /// A fetcher that verifies HTTPS origins against the system's roots and
+    /// `extra` (a private CA, say).
+    pub fn with_roots(extra: &[CertificateDer<'static>]) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|_| unreachable_versions());
-        let tls = match builder.clone().with_native_roots() {
-            Ok(b) => b.with_no_client_auth(),
-            Err(err) => {
-                tracing::warn!(%err, "no system root certificates; HTTPS origins will fail verification");
-                builder
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth()
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for err in &native.errors {
+            tracing::warn!(error = %err, "reading the system's root certificates");
+        }
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        if added == 0 && extra.is_empty() {
+            tracing::warn!("no root certificates: HTTPS origins will fail verification");
+        }
+        for cert in extra {
+            if let Err(err) = roots.add(cert.clone()) {
+                tracing::warn!(error = %err, "an extra origin CA certificate was not usable");
             }
-        };
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|_| unreachable_versions())
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         Self {
             tls,
             pools: Mutex::new(HashMap::new()),
@@ -231,12 +247,31 @@ fn classify(
     let mut reason = err.to_string();
     let mut source = err.source();
     let mut timed_out = false;
+    let mut tls = None;
     while let Some(s) = source {
         reason = format!("{reason}: {s}");
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
         }
+        // I/O errors wrap the TLS error, sometimes twice, and their `source`
+        // skips the wrapped error itself: unwrap them by hand.
+        let mut inner: &(dyn std::error::Error + 'static) = s;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            inner = wrapped;
+        }
+        if let Some(t) = inner.downcast_ref::<rustls::Error>() {
+            tls = Some(t.to_string());
+        }
         source = s.source();
+    }
+    if let Some(tls) = tls {
+        return OriginError::Tls {
+            origin: origin.to_owned(),
+            reason: tls,
+        };
     }
     if err.is_connect() {
         if timed_out {

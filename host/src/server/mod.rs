@@ -43,6 +43,8 @@ pub struct HostOptions {
     pub host_id: String,
     /// Hook instances that may run at once.
     pub max_hook_instances: u32,
+    /// PEM certificates trusted for HTTPS origins besides the system's roots.
+    pub origin_ca_file: Option<PathBuf>,
 }
 
 impl HostOptions {
@@ -59,6 +61,7 @@ impl HostOptions {
             max_object_bytes: 16 << 20,
             host_id: "edge".to_owned(),
             max_hook_instances: 1000,
+            origin_ca_file: None,
         }
     }
 }
@@ -80,6 +83,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Runtime(#[from] crate::wasm::RuntimeError),
+    #[error("origin CA file {path}: {reason}")]
+    OriginCa { path: PathBuf, reason: String },
 }
 
 /// A host serving viewers and its control API until shut down.
@@ -120,7 +125,14 @@ impl RunningHost {
         let metrics = Arc::new(Metrics::default());
         let cache = SharedCache::new(opts.cache_bytes, opts.max_object_bytes);
         let routing = Arc::new(ArcSwap::from_pointee(Routing::default()));
-        let fetcher = Arc::new(OriginFetcher::new());
+        let extra_roots = match &opts.origin_ca_file {
+            Some(path) => load_certificates(path).map_err(|reason| StartError::OriginCa {
+                path: path.clone(),
+                reason,
+            })?,
+            None => Vec::new(),
+        };
+        let fetcher = Arc::new(OriginFetcher::with_roots(&extra_roots));
         let runtime = Arc::new(HookRuntime::new(&RuntimeOptions {
             cache_dir: Some(opts.data_dir.join("wasm-cache")),
             max_instances: opts.max_hook_instances,
@@ -209,6 +221,21 @@ impl RunningHost {
     pub async fn wait(&mut self) {
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The certificates of a PEM file (at least one).
+fn load_certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".to_owned());
+    }
+    Ok(certs)
 }
 
 fn load_or_create_token(path: &Path) -> std::io::Result<String> {
