@@ -41,6 +41,8 @@ pub enum ProxyError {
     DistributionDisabled { id: String },
     #[error("the request target is not a path")]
     BadTarget,
+    #[error("the request has both Content-Length and Transfer-Encoding")]
+    AmbiguousFraming,
     #[error(transparent)]
     Origin(#[from] OriginError),
     #[error(transparent)]
@@ -56,7 +58,8 @@ impl ProxyError {
             Self::MissingHost
             | Self::UnknownHost { .. }
             | Self::DistributionDisabled { .. }
-            | Self::BadTarget => ErrorSource::Viewer,
+            | Self::BadTarget
+            | Self::AmbiguousFraming => ErrorSource::Viewer,
             Self::Origin(_) => ErrorSource::Origin,
             Self::Hook(_) => ErrorSource::Hook,
             Self::Internal(_) => ErrorSource::Internal,
@@ -70,6 +73,7 @@ impl ProxyError {
             Self::UnknownHost { .. } => (StatusCode::MISDIRECTED_REQUEST, "UnknownDistribution"),
             Self::DistributionDisabled { .. } => (StatusCode::FORBIDDEN, "DistributionDisabled"),
             Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),
+            Self::AmbiguousFraming => (StatusCode::BAD_REQUEST, "AmbiguousFraming"),
             Self::Origin(OriginError::Timeout { .. }) => {
                 (StatusCode::GATEWAY_TIMEOUT, "OriginTimeout")
             }

@@ -60,6 +60,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         host_id: args.host_id,
         max_hook_instances: args.max_hook_instances,
         origin_ca_file: args.origin_ca_file,
+        max_header_count: args.max_header_count,
+        max_header_bytes: args.max_header_bytes,
     };
     let host = RunningHost::start(opts)
         .await

@@ -592,3 +592,61 @@ async fn an_origin_that_never_accepts_hits_the_connect_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10));
     drop((listener, fillers));
 }
+
+/// Sends raw bytes to the viewer port; returns everything read until the host
+/// closes the connection (or 2 s pass).
+async fn raw_exchange(edge: &Edge, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(edge.viewer).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn malformed_framing_is_refused_and_the_connection_closed() {
+    let o = Origin::fixed("ok", &[]).await;
+    let edge = Edge::start_with(|opts| {
+        opts.max_header_count = 20;
+        opts.max_header_bytes = 16 * 1024;
+    })
+    .await;
+    let mut config = config_for(&[("o", &o)]);
+    config["aliases"] = json!(["frame.test"]);
+    edge.create(config).await;
+    let many: String = (0..30).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let big = format!("x-big: {}\r\n", "a".repeat(20 * 1024));
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "CL and TE",
+            "POST / HTTP/1.1\r\nhost: frame.test\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n".into(),
+            "400",
+        ),
+        ("bad CL", "POST / HTTP/1.1\r\nhost: frame.test\r\ncontent-length: abc\r\n\r\n".into(), "400"),
+        ("two CLs", "POST / HTTP/1.1\r\nhost: frame.test\r\ncontent-length: 1, 2\r\n\r\nab".into(), "400"),
+        ("obs-fold", "GET / HTTP/1.1\r\nhost: frame.test\r\nx-a: 1\r\n  folded\r\n\r\n".into(), "400"),
+        ("space before colon", "GET / HTTP/1.1\r\nhost : frame.test\r\n\r\n".into(), "400"),
+        ("too many fields", format!("GET / HTTP/1.1\r\nhost: frame.test\r\n{many}\r\n"), "431"),
+        ("a field too large", format!("GET / HTTP/1.1\r\nhost: frame.test\r\n{big}\r\n"), "431"),
+    ];
+    let mut wrong = Vec::new();
+    for (name, request, status) in cases {
+        let got = raw_exchange(&edge, request.as_bytes()).await;
+        if !got.starts_with(&format!("HTTP/1.1 {status}")) {
+            wrong.push(format!(
+                "{name}: {}",
+                got.lines().next().unwrap_or("(nothing)")
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(o.hits(), 0, "nothing malformed reached the origin");
+    // A well-formed request on the same limits is served.
+    let ok = raw_exchange(
+        &edge,
+        b"GET / HTTP/1.1\r\nhost: frame.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}

@@ -101,6 +101,12 @@ pub struct ServeArgs {
     /// (a private CA).
     #[arg(long, env = "EDGE_ORIGIN_CA_FILE")]
     pub origin_ca_file: Option<PathBuf>,
+    /// Header fields a viewer request may carry; more get 431.
+    #[arg(long, env = "EDGE_MAX_HEADER_COUNT", default_value_t = 100)]
+    pub max_header_count: usize,
+    /// Bytes a viewer request head may take (at least 8192); more get 431.
+    #[arg(long, env = "EDGE_MAX_HEADER_BYTES", default_value_t = 64 << 10)]
+    pub max_header_bytes: usize,
 }
 
 /// `edge demo`.

@@ -79,6 +79,11 @@ struct RequestCtx {
     primary_id: Option<Arc<str>>,
 }
 
+/// Marks a request that carried both `Content-Length` and `Transfer-Encoding`
+/// (seen by the listener before hyper dropped one of them): it is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct AmbiguousFraming;
+
 /// How many times a request waits for another's fetch of its key before it
 /// fetches on its own.
 const MAX_FOLLOWS: usize = 3;
@@ -192,6 +197,9 @@ impl Proxy {
         req: Request<Incoming>,
         ctx: &mut RequestCtx,
     ) -> Result<Response<EdgeBody>, ProxyError> {
+        if req.extensions().get::<AmbiguousFraming>().is_some() {
+            return Err(ProxyError::AmbiguousFraming);
+        }
         // Step 1: resolve the distribution by Host.
         let host = viewer_host(&req).ok_or(ProxyError::MissingHost)?;
         let routing = self.routing.load();

@@ -1,6 +1,8 @@
 //! A running host: the viewer and control listeners and the wiring between the
 //! store, the control plane, the cache and the proxy.
 
+mod framing;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +47,10 @@ pub struct HostOptions {
     pub max_hook_instances: u32,
     /// PEM certificates trusted for HTTPS origins besides the system's roots.
     pub origin_ca_file: Option<PathBuf>,
+    /// Header fields a viewer request may carry (more: 431).
+    pub max_header_count: usize,
+    /// Bytes a viewer request head may take (more: 431); at least 8 KiB.
+    pub max_header_bytes: usize,
 }
 
 impl HostOptions {
@@ -62,6 +68,8 @@ impl HostOptions {
             host_id: "edge".to_owned(),
             max_hook_instances: 1000,
             origin_ca_file: None,
+            max_header_count: 100,
+            max_header_bytes: 64 << 10,
         }
     }
 }
@@ -189,7 +197,11 @@ impl RunningHost {
 
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        tasks.spawn(serve_viewers(viewer, proxy, rx.clone()));
+        let limits = ViewerLimits {
+            max_header_count: opts.max_header_count.max(1),
+            max_header_bytes: opts.max_header_bytes.max(8 << 10),
+        };
+        tasks.spawn(serve_viewers(viewer, proxy, limits, rx.clone()));
         tasks.spawn(serve_control(control_listener, control.clone(), rx.clone()));
         tasks.spawn(run_gates(control.plane().clone(), rx));
         tracing::info!(%viewer_addr, %control_addr, "edge host serving");
@@ -260,9 +272,17 @@ fn load_or_create_token(path: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
+/// Limits on what a viewer request head may hold.
+#[derive(Debug, Clone, Copy)]
+struct ViewerLimits {
+    max_header_count: usize,
+    max_header_bytes: usize,
+}
+
 async fn serve_viewers(
     listener: TcpListener,
     proxy: Arc<Proxy>,
+    limits: ViewerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -282,12 +302,22 @@ async fn serve_viewers(
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         let mut stop = shutdown.clone();
+        let (stream, framing) = framing::Watched::new(stream, limits.max_header_bytes);
         conns.spawn(async move {
-            let service = service_fn(move |req| proxy.clone().handle(req, peer));
+            let served = std::sync::atomic::AtomicU64::new(0);
+            let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                let index = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if framing.is_ambiguous(index) {
+                    req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
+                }
+                proxy.clone().handle(req, peer)
+            });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .keep_alive(true)
+                .max_headers(limits.max_header_count)
+                .max_buf_size(limits.max_header_bytes)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
