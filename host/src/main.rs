@@ -62,12 +62,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         origin_ca_file: args.origin_ca_file,
         max_header_count: args.max_header_count,
         max_header_bytes: args.max_header_bytes,
+        tls_listen: args.tls_listen,
+        tls_cert_dir: args.tls_cert_dir,
     };
     let host = RunningHost::start(opts)
         .await
         .context("starting the host")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "viewers: http://{}", host.viewer_addr)?;
+    if let Some(addr) = host.tls_addr {
+        writeln!(out, "viewers: https://{addr}")?;
+    }
     writeln!(out, "control: http://{}", host.control_addr)?;
     if let Some(path) = &host.token_path {
         writeln!(out, "token:   {}", path.display())?;

@@ -597,8 +597,8 @@ async fn an_origin_that_never_accepts_hits_the_connect_timeout() {
 /// closes the connection (or 2 s pass).
 async fn raw_exchange(edge: &Edge, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(edge.viewer).await.unwrap();
-    s.write_all(request).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(edge.viewer).await.expect("connect");
+    s.write_all(request).await.expect("write");
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()

@@ -107,6 +107,13 @@ pub struct ServeArgs {
     /// Bytes a viewer request head may take (at least 8192); more get 431.
     #[arg(long, env = "EDGE_MAX_HEADER_BYTES", default_value_t = 64 << 10)]
     pub max_header_bytes: usize,
+    /// An HTTPS viewer listener (HTTP/2 and HTTP/1.1 by ALPN; certificates
+    /// chosen by SNI from the API's and --tls-cert-dir's).
+    #[arg(long, env = "EDGE_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+    /// A directory of `*.pem` files, each a certificate chain and its key.
+    #[arg(long, env = "EDGE_TLS_CERT_DIR")]
+    pub tls_cert_dir: Option<PathBuf>,
 }
 
 /// `edge demo`.

@@ -1,6 +1,7 @@
 //! The control API: JSON over HTTP on its own listener, bearer-token protected,
 //! with CloudFront's semantics (ETag / If-Match, `CNAMEAlreadyExists`, ...).
 
+pub mod certificates;
 pub mod distributions;
 pub mod error;
 pub mod hooks;
@@ -260,6 +261,36 @@ impl ControlApi {
                     &json!({ "name": name, "version": version }),
                 ))
             }
+            (&Method::PUT, ["certificates", name]) => {
+                let name = (*name).to_owned();
+                let body = read_body(req, MAX_JSON_BODY).await?;
+                let upload: certificates::CertificateUpload = crate::config::parse_json(&body)?;
+                let created = self.plane.put_certificate(&name, upload).await?;
+                let status = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(json_value(status, &self.certificate_json(&name)?))
+            }
+            (&Method::GET, ["certificates"]) => {
+                let state = self.plane.state();
+                let items = state
+                    .certificates
+                    .keys()
+                    .map(|name| self.certificate_json(name))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(list_response(items))
+            }
+            (&Method::GET, ["certificates", name]) => {
+                Ok(json_value(StatusCode::OK, &self.certificate_json(name)?))
+            }
+            (&Method::DELETE, ["certificates", name]) => {
+                self.plane.delete_certificate(name).await?;
+                Ok(no_content())
+            }
+            (_, ["certificates"]) => Err(method_not_allowed("GET")),
+            (_, ["certificates", _]) => Err(method_not_allowed("GET, PUT, DELETE")),
             (&Method::GET, ["hooks"]) => Ok(self.list_hooks()),
             (&Method::GET, ["hooks", name]) => self.get_hook(name),
             (&Method::PUT, ["kv", namespace, key]) => {
@@ -306,6 +337,20 @@ impl ControlApi {
             }
             _ => Err(not_found()),
         }
+    }
+
+    /// A certificate as the API shows it: never its private key.
+    fn certificate_json(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+        let state = self.plane.state();
+        let record = state
+            .certificates
+            .get(name)
+            .ok_or_else(|| certificates::no_such_certificate(name))?;
+        Ok(json!({
+            "name": name,
+            "uploaded": record.stored.uploaded,
+            "certificate_chain": record.stored.pem.certificate_chain,
+        }))
     }
 
     fn list_hooks(&self) -> ApiResponse {

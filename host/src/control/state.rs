@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
+use super::certificates::{CertificateRecord, StoredCertificate};
 use super::error::ApiError;
 use crate::cache::SharedCache;
 use crate::config::policy::{Policy, PolicyConfig};
@@ -40,6 +41,8 @@ pub(super) const KV_PREFIX: &str = "kv/";
 pub(super) const POLICY_PREFIX: &str = "policies/";
 /// `invalidations/<distribution id>/<id>` → [`StoredInvalidation`].
 pub(super) const INVALIDATION_PREFIX: &str = "invalidations/";
+/// `certificates/<name>` → [`StoredCertificate`].
+pub(super) const CERTIFICATE_PREFIX: &str = "certificates/";
 
 /// What is recorded about one uploaded version of a hook.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +187,8 @@ pub struct ControlState {
     pub policies: BTreeMap<String, Arc<PolicyRecord>>,
     /// Each distribution's invalidations, oldest first.
     pub invalidations: HashMap<String, Vec<Arc<InvalidationRecord>>>,
+    /// Viewer TLS certificates uploaded through the API, by name.
+    pub certificates: BTreeMap<String, Arc<CertificateRecord>>,
 }
 
 impl ControlState {
@@ -253,6 +258,10 @@ pub struct ControlPlane {
     kv: Arc<ArcSwap<KvData>>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) cache: SharedCache,
+    /// The certificates viewers' handshakes are answered from.
+    tls: Arc<crate::server::tls::CertStore>,
+    /// Certificates from `--tls-cert-dir`, served after the API's.
+    dir_certificates: Vec<Arc<crate::server::tls::Certificate>>,
     /// The staging-arm counts of each policy with an automatic gate, kept
     /// across snapshots while the policy's revision stays the same.
     pub(super) gates: Mutex<HashMap<String, (Revision, Arc<ArmStats>)>>,
@@ -269,6 +278,8 @@ pub struct PlaneParts {
     pub kv: Arc<ArcSwap<KvData>>,
     pub metrics: Arc<Metrics>,
     pub cache: SharedCache,
+    pub tls: Arc<crate::server::tls::CertStore>,
+    pub dir_certificates: Vec<Arc<crate::server::tls::Certificate>>,
 }
 
 /// The `If-Match` a write carries.
@@ -315,6 +326,8 @@ impl ControlPlane {
             kv,
             metrics,
             cache,
+            tls,
+            dir_certificates,
         } = parts;
         let loaded = store.load().await?;
         let mut state = ControlState {
@@ -398,6 +411,20 @@ impl ControlPlane {
                         tracing::error!(key = %entry.key, error = %err, "stored invalidation cannot be read");
                     }
                 }
+            } else if entry.key.starts_with(CERTIFICATE_PREFIX) {
+                let record = serde_json::from_slice::<StoredCertificate>(&entry.value)
+                    .map_err(|e| e.to_string())
+                    .and_then(CertificateRecord::from_stored);
+                match record {
+                    Ok(r) => {
+                        state
+                            .certificates
+                            .insert(r.stored.name.clone(), Arc::new(r));
+                    }
+                    Err(err) => {
+                        tracing::error!(key = %entry.key, error = %err, "stored certificate cannot be read; it is not served");
+                    }
+                }
             } else if let Some(alias) = entry.key.strip_prefix(ALIAS_PREFIX) {
                 let owner = String::from_utf8_lossy(&entry.value).into_owned();
                 state.aliases.insert(alias.to_owned(), owner);
@@ -437,6 +464,8 @@ impl ControlPlane {
             kv,
             metrics,
             cache,
+            tls,
+            dir_certificates,
             gates: Mutex::new(HashMap::new()),
             options,
         };
@@ -494,6 +523,14 @@ impl ControlPlane {
             served.insert(&r.stored.id, Arc::new(serve(r).with_deployment(deployment)));
         }
         let served: Vec<Arc<ServedDistribution>> = served.into_values().collect();
+        self.tls.replace(
+            state
+                .certificates
+                .values()
+                .map(|r| r.certificate.clone())
+                .chain(self.dir_certificates.iter().cloned())
+                .collect(),
+        );
         let kv = state.kv.clone();
         self.state.store(Arc::new(state));
         self.kv.store(kv);

@@ -2,6 +2,7 @@
 //! store, the control plane, the cache and the proxy.
 
 mod framing;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -28,6 +30,8 @@ use crate::wasm::{HookRuntime, KvData, RuntimeOptions};
 
 /// How long an idle viewer may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a viewer may take to finish a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything `edge serve` is configured with.
 #[derive(Debug, Clone)]
@@ -51,6 +55,11 @@ pub struct HostOptions {
     pub max_header_count: usize,
     /// Bytes a viewer request head may take (more: 431); at least 8 KiB.
     pub max_header_bytes: usize,
+    /// The viewer listener for HTTPS (HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls_listen: Option<SocketAddr>,
+    /// A directory of `*.pem` files (chain and key) served beside the
+    /// certificates uploaded through the API.
+    pub tls_cert_dir: Option<PathBuf>,
 }
 
 impl HostOptions {
@@ -70,6 +79,8 @@ impl HostOptions {
             origin_ca_file: None,
             max_header_count: 100,
             max_header_bytes: 64 << 10,
+            tls_listen: None,
+            tls_cert_dir: None,
         }
     }
 }
@@ -93,12 +104,16 @@ pub enum StartError {
     Runtime(#[from] crate::wasm::RuntimeError),
     #[error("origin CA file {path}: {reason}")]
     OriginCa { path: PathBuf, reason: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::CertificateError),
 }
 
 /// A host serving viewers and its control API until shut down.
 #[derive(Debug)]
 pub struct RunningHost {
     pub viewer_addr: SocketAddr,
+    /// The HTTPS viewer listener, when there is one.
+    pub tls_addr: Option<SocketAddr>,
     pub control_addr: SocketAddr,
     pub token: String,
     /// Where a generated token was saved.
@@ -146,6 +161,11 @@ impl RunningHost {
             max_instances: opts.max_hook_instances,
         })?);
         let kv = Arc::new(ArcSwap::from_pointee(KvData::default()));
+        let certificates = Arc::new(tls::CertStore::default());
+        let dir_certificates = match &opts.tls_cert_dir {
+            Some(dir) => tls::load_dir(dir)?.into_iter().map(Arc::new).collect(),
+            None => Vec::new(),
+        };
         let plane = Arc::new(
             ControlPlane::open(
                 PlaneParts {
@@ -156,6 +176,8 @@ impl RunningHost {
                     kv: kv.clone(),
                     metrics: metrics.clone(),
                     cache: cache.clone(),
+                    tls: certificates.clone(),
+                    dir_certificates,
                 },
                 ControlOptions {
                     domain_suffix: opts.domain_suffix.clone(),
@@ -195,18 +217,46 @@ impl RunningHost {
                 source,
             })?;
 
+        let tls_listener = match opts.tls_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let tls_addr = match &tls_listener {
+            Some(l) => Some(l.local_addr().map_err(|source| StartError::Bind {
+                addr: viewer_addr,
+                source,
+            })?),
+            None => None,
+        };
+
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let limits = ViewerLimits {
             max_header_count: opts.max_header_count.max(1),
             max_header_bytes: opts.max_header_bytes.max(8 << 10),
         };
-        tasks.spawn(serve_viewers(viewer, proxy, limits, rx.clone()));
+        if let Some(listener) = tls_listener {
+            let config = tls::server_config(certificates)?;
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            tasks.spawn(serve_viewers(
+                listener,
+                proxy.clone(),
+                limits,
+                Some(acceptor),
+                rx.clone(),
+            ));
+        }
+        tasks.spawn(serve_viewers(viewer, proxy, limits, None, rx.clone()));
         tasks.spawn(serve_control(control_listener, control.clone(), rx.clone()));
         tasks.spawn(run_gates(control.plane().clone(), rx));
-        tracing::info!(%viewer_addr, %control_addr, "edge host serving");
+        tracing::info!(%viewer_addr, ?tls_addr, %control_addr, "edge host serving");
         Ok(Self {
             viewer_addr,
+            tls_addr,
             control_addr,
             token,
             token_path,
@@ -283,6 +333,7 @@ async fn serve_viewers(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     limits: ViewerLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -300,35 +351,18 @@ async fn serve_viewers(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let mut stop = shutdown.clone();
-        let (stream, framing) = framing::Watched::new(stream, limits.max_header_bytes);
+        let (proxy, stop, tls) = (proxy.clone(), shutdown.clone(), tls.clone());
         conns.spawn(async move {
-            let served = std::sync::atomic::AtomicU64::new(0);
-            let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                let index = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if framing.is_ambiguous(index) {
-                    req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
-                }
-                proxy.clone().handle(req, peer)
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .keep_alive(true)
-                .max_headers(limits.max_header_count)
-                .max_buf_size(limits.max_header_bytes)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                res = conn.as_mut() => {
-                    if let Err(err) = res {
-                        tracing::debug!(%peer, error = %err, "viewer connection ended with an error");
+            match tls {
+                None => serve_connection(stream, peer, proxy, limits, stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, proxy, limits, stop).await,
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
@@ -336,6 +370,53 @@ async fn serve_viewers(
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// Serves one viewer connection: HTTP/1.1, or HTTP/2 (ALPN `h2` over TLS,
+/// prior knowledge in clear), until it ends or the host shuts down.
+async fn serve_connection<IO>(
+    io: IO,
+    peer: SocketAddr,
+    proxy: Arc<Proxy>,
+    limits: ViewerLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (io, framing) = framing::Watched::new(io, limits.max_header_bytes);
+    let served = std::sync::atomic::AtomicU64::new(0);
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        let index = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if framing.is_ambiguous(index) {
+            req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
+        }
+        proxy.clone().handle(req, peer)
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .max_headers(limits.max_header_count)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(err) = res {
+                tracing::debug!(%peer, error = %err, "viewer connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// How often the automatic gates of continuous-deployment policies look at
