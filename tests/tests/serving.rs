@@ -466,21 +466,25 @@ async fn origin_groups_fail_over_on_status_and_connection_errors() {
         |_| Reply::ok("unavailable").status(503)
     })
     .await;
+    let slow = Origin::start(|_| Reply::ok("late").delay(Duration::from_secs(5))).await;
     let config = json!({
         "aliases": ["g.example.com"],
         "origins": [
             {"id": "primary", "domain_name": failing.domain(), "protocol": "http"},
             {"id": "dead", "domain_name": closed.to_string(), "protocol": "http"},
+            {"id": "slow", "domain_name": slow.domain(), "protocol": "http", "read_timeout_ms": 200},
             {"id": "backup", "domain_name": backup.domain(), "protocol": "http"}
         ],
         "origin_groups": [
             {"id": "by-status", "members": ["primary", "backup"]},
             {"id": "by-connection", "members": ["dead", "backup"]},
+            {"id": "by-timeout", "members": ["slow", "backup"]},
             {"id": "no-404", "members": ["primary", "backup"], "failover_status_codes": [404]}
         ],
         "default_cache_behavior": {"target_origin_id": "by-status"},
         "cache_behaviors": [
             {"path_pattern": "/conn/*", "target_origin_id": "by-connection"},
+            {"path_pattern": "/timeout/*", "target_origin_id": "by-timeout"},
             {"path_pattern": "/strict/*", "target_origin_id": "no-404"}
         ]
     });
@@ -496,6 +500,14 @@ async fn origin_groups_fail_over_on_status_and_connection_errors() {
         (got.status, got.text().as_str()),
         (StatusCode::OK, "backup")
     );
+    let started = std::time::Instant::now();
+    let got = edge.get("g.example.com", "/timeout/a").await;
+    assert_eq!(
+        (got.status, got.text().as_str()),
+        (StatusCode::OK, "backup")
+    );
+    assert_eq!(slow.hits(), 1);
+    assert!(started.elapsed() < Duration::from_secs(4), "waited for the slow origin");
     // 503 is not in this group's failover codes: the primary's answer stands.
     let got = edge.get("g.example.com", "/strict/a").await;
     assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
