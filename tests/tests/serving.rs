@@ -507,7 +507,10 @@ async fn origin_groups_fail_over_on_status_and_connection_errors() {
         (StatusCode::OK, "backup")
     );
     assert_eq!(slow.hits(), 1);
-    assert!(started.elapsed() < Duration::from_secs(4), "waited for the slow origin");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "waited for the slow origin"
+    );
     // 503 is not in this group's failover codes: the primary's answer stands.
     let got = edge.get("g.example.com", "/strict/a").await;
     assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -609,7 +612,9 @@ async fn an_origin_that_never_accepts_hits_the_connect_timeout() {
 /// closes the connection (or 2 s pass).
 async fn raw_exchange(edge: &Edge, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(edge.viewer).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
     s.write_all(request).await.expect("write");
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;

@@ -517,20 +517,11 @@ impl Proxy {
                     if let (Some((tags, stamp)), Some(freshness), Some(body)) =
                         (store, freshness, &generated.body)
                     {
-                        self.cache.insert(
-                            self.cache
-                                .store_key(&tags.base, &ex.headers, &generated.headers),
-                            CachedObject::new(
-                                generated.status,
-                                generated.headers.clone(),
-                                body.clone(),
-                                Instant::now(),
-                                freshness,
-                                tags,
-                            ),
-                            stamp,
-                        );
-                        land(guard, Landing::Stored);
+                        let key = self
+                            .cache
+                            .store_key(&tags.base, &ex.headers, &generated.headers);
+                        let object = (generated.status, generated.headers.clone(), body.clone());
+                        self.store_whole((key, tags, stamp), object, freshness, guard);
                     }
                     let resp = generated_response(generated);
                     return self.viewer_response(hooks, ctx, dist, ex, resp).await;
@@ -649,19 +640,8 @@ impl Proxy {
         };
         let body = match replaced {
             Some(body) => {
-                self.cache.insert(
-                    key,
-                    CachedObject::new(
-                        head.status,
-                        head.headers.clone(),
-                        body.clone(),
-                        Instant::now(),
-                        freshness,
-                        tags,
-                    ),
-                    stamp,
-                );
-                land(guard, Landing::Stored);
+                let object = (head.status, head.headers.clone(), body.clone());
+                self.store_whole((key, tags, stamp), object, freshness, guard);
                 EdgeBody::full(body)
             }
             None => {
@@ -932,6 +912,20 @@ impl Proxy {
             path: path.into(),
             base,
         }
+    }
+
+    /// Stores a response whose body is already whole under `key`, then lands
+    /// the flight.
+    fn store_whole(
+        &self,
+        (key, tags, stamp): (Arc<str>, Tags, Stamp),
+        (status, headers, body): (StatusCode, HeaderMap, Bytes),
+        freshness: Freshness,
+        guard: Option<FlightGuard>,
+    ) {
+        let object = CachedObject::new(status, headers, body, Instant::now(), freshness, tags);
+        self.cache.insert(key, object, stamp);
+        land(guard, Landing::Stored);
     }
 
     /// A tee that stores a streamed body once it has passed whole, then lands
