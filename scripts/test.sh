@@ -11,6 +11,18 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The fleet tests run a real etcd (Debian's etcd-server); etcd-client's build
+# compiles etcd's protobufs with protoc.
+missing=()
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+if ((${#missing[@]})); then
+    sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path examples/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

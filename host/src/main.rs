@@ -64,6 +64,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_header_bytes: args.max_header_bytes,
         tls_listen: args.tls_listen,
         tls_cert_dir: args.tls_cert_dir,
+        store: args.store,
+        store_prefix: args.store_prefix,
+        fleet_lease: std::time::Duration::from_secs(args.fleet_lease_seconds.max(1)),
     };
     let host = RunningHost::start(opts)
         .await

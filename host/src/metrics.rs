@@ -13,6 +13,8 @@ pub struct Metrics {
     origin_requests: AtomicU64,
     origin_errors: AtomicU64,
     config_revision: AtomicU64,
+    /// 1 while the config store answers (always 1 for the embedded store).
+    store_connected: AtomicU64,
     staging_responses: AtomicU64,
     staging_errors: AtomicU64,
 }
@@ -42,6 +44,11 @@ impl Metrics {
 
     pub fn set_config_revision(&self, revision: u64) {
         self.config_revision.store(revision, Ordering::Relaxed);
+    }
+
+    pub fn set_store_connected(&self, connected: bool) {
+        self.store_connected
+            .store(u64::from(connected), Ordering::Relaxed);
     }
 
     /// Prometheus text exposition, with the cache's current size.
@@ -109,6 +116,12 @@ impl Metrics {
                 "gauge",
                 "Store revision of the config being served.",
                 self.config_revision.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_store_connected",
+                "gauge",
+                "1 while the config store answers; 0 while the host serves its last snapshot without it.",
+                self.store_connected.load(Ordering::Relaxed),
             ),
         ];
         for (name, kind, help, value) in gauges {

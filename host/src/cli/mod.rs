@@ -88,9 +88,21 @@ pub struct ServeArgs {
     /// Larger bodies stream through without being stored.
     #[arg(long, env = "EDGE_MAX_OBJECT_BYTES", default_value_t = 16 << 20)]
     pub max_object_bytes: u64,
-    /// Names this host in `via` headers.
+    /// Names this host in `via` headers and, on a shared store, among the
+    /// fleet's hosts (each host of a fleet needs its own).
     #[arg(long, env = "EDGE_HOST_ID", default_value = "edge")]
     pub host_id: String,
+    /// Where the config lives: `embedded` (a database under --data-dir, one
+    /// host) or `etcd://host:port[,host:port...]` (shared by a fleet).
+    #[arg(long, env = "EDGE_STORE", default_value = "embedded")]
+    pub store: crate::store::StoreSpec,
+    /// The key prefix of this fleet's config in etcd.
+    #[arg(long, env = "EDGE_STORE_PREFIX", default_value = "/edge")]
+    pub store_prefix: String,
+    /// Seconds a host stays listed among the fleet's hosts after its last
+    /// renewal (it renews every third of that).
+    #[arg(long, env = "EDGE_FLEET_LEASE_SECONDS", default_value_t = 10)]
+    pub fleet_lease_seconds: u64,
     /// Worker threads serving requests (default: one per core).
     #[arg(long, env = "EDGE_WORKERS")]
     pub workers: Option<usize>,

@@ -672,12 +672,28 @@ fn print_distribution(out: Out<'_>, output: Output, reply: &Reply) -> Result<(),
         .flatten()
         .map(|o| format!("{}={}", text(&o["id"]), text(&o["domain_name"])))
         .collect();
+    // Each host serving the config and the revision it serves; `lagging`
+    // marks one that does not serve this distribution's revision yet.
+    let hosts: Vec<String> = v["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            let lag = if h["current"] == false {
+                " lagging"
+            } else {
+                ""
+            };
+            format!("{}@{}{lag}", text(&h["id"]), text(&h["revision"]))
+        })
+        .collect();
     fields(
         out,
         &[
             ("id", text(&v["id"])),
             ("domain_name", text(&v["domain_name"])),
             ("status", text(&v["status"])),
+            ("hosts", hosts.join(", ")),
             ("etag", text(&v["etag"])),
             ("enabled", text(&config["enabled"])),
             ("staging", text(&v["staging"])),

@@ -89,8 +89,7 @@ impl ControlPlane {
         let record = CertificateRecord::from_stored(stored).map_err(|reason| {
             ApiError::new(StatusCode::BAD_REQUEST, "InvalidCertificate", reason)
         })?;
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let txn = Txn {
             compares: Vec::new(),
             ops: vec![put_json(certificate_key(name), &record.stored)?],
@@ -106,8 +105,7 @@ impl ControlPlane {
 
     /// `DELETE /v1/certificates/{name}`.
     pub async fn delete_certificate(&self, name: &str) -> Result<(), ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         if !state.certificates.contains_key(name) {
             return Err(no_such_certificate(name));
         }

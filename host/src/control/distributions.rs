@@ -97,8 +97,8 @@ impl ControlPlane {
         &self,
         raw: DistributionConfig,
     ) -> Result<Arc<DistributionRecord>, ApiError> {
-        let _guard = self.write.lock().await;
-        self.create_locked(&self.state(), raw, false).await
+        let (_guard, state) = self.begin_write().await?;
+        self.create_locked(&state, raw, false).await
     }
 
     /// Creates a distribution; the caller holds the write lock.
@@ -138,8 +138,7 @@ impl ControlPlane {
         if_match: IfMatch<'_>,
         raw: DistributionConfig,
     ) -> Result<Arc<DistributionRecord>, ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let current = state.distribution(id)?.clone();
         if_match.check(current.revision, id)?;
         let config = Distribution::try_from(raw.clone())?;
@@ -166,8 +165,7 @@ impl ControlPlane {
     /// `DELETE /v1/distributions/{id}`: only a disabled distribution, and not
     /// a staging distribution a policy still sends viewers to.
     pub async fn delete(&self, id: &str, if_match: IfMatch<'_>) -> Result<(), ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let current = state.distribution(id)?.clone();
         if_match.check(current.revision, id)?;
         if current.config.enabled {
@@ -224,8 +222,7 @@ impl ControlPlane {
         if_match: Option<&str>,
         request: CopyRequest,
     ) -> Result<Arc<DistributionRecord>, ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let source = state.distribution(source_id)?.clone();
         if let Some(value) = if_match {
             IfMatch::Value(value).check(source.revision, source_id)?;
@@ -253,8 +250,7 @@ impl ControlPlane {
         crate::config::validate_alias(alias)
             .and_then(|()| self.check_alias_domain(alias))
             .map_err(|m| ApiError::invalid_argument(format!("alias: {m}")))?;
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let target = state.distribution(target_id)?.clone();
         if target.stored.staging {
             return Err(ApiError::invalid_argument(format!(
@@ -348,8 +344,7 @@ impl ControlPlane {
                 ));
             }
         };
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let primary = state.distribution(primary_id)?.clone();
         let staging = state.distribution(staging_id)?.clone();
         if !staging.stored.staging {

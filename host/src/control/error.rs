@@ -84,6 +84,15 @@ impl From<ParseError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        if let StoreError::TooLarge(reason) = &err {
+            return Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!(
+                    "the config store refused a write that large; nothing was changed (etcd takes up to --max-request-bytes per write): {reason}"
+                ),
+            );
+        }
         tracing::error!(error = %err, "store failure");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -24,8 +24,7 @@ impl ControlPlane {
             size: bytes.len(),
             uploaded: rfc3339(SystemTime::now()),
         };
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let mut txn = Txn::default();
         txn.ops.push(Op::Put {
             key: format!("{MODULE_PREFIX}{hex}"),
@@ -89,8 +88,7 @@ impl ControlPlane {
         check: impl FnOnce(&KvData) -> Result<(), ApiError>,
         change: impl FnOnce(&mut KvData),
     ) -> Result<(), ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         check(&state.kv)?;
         let what = match &op {
             Op::Put { key, .. } | Op::Delete { key } => key.clone(),

@@ -62,8 +62,7 @@ impl ControlPlane {
             validate_path(path)
                 .map_err(|m| ApiError::invalid_argument(format!("paths[{i}]: {m}")))?;
         }
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         state.distribution(dist_id)?;
         let mut stored = StoredInvalidation {
             id: crate::ids::prefixed_id('I'),
@@ -84,6 +83,7 @@ impl ControlPlane {
             .iter()
             .map(|p| self.cache.invalidate(dist_id, p))
             .sum();
+        self.fleet.mark_applied(&stored.id);
         let mut txn = Txn::default();
         txn.ops.push(put_json(key(&stored.id), &stored)?);
         for old in &history[..expired] {

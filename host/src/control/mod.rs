@@ -4,6 +4,7 @@
 pub mod certificates;
 pub mod distributions;
 pub mod error;
+pub mod fleet;
 pub mod hooks;
 pub mod invalidations;
 pub mod policies;
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 pub use error::ApiError;
 pub use state::{ControlOptions, ControlPlane, DeployStatus, DistributionRecord, IfMatch};
 
+use fleet::FleetView;
 use state::{InvalidationRecord, PolicyRecord};
 
 /// Largest JSON body the API reads.
@@ -101,10 +103,18 @@ impl ControlApi {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
             ["healthz"] => {
+                // Serving, with or without the store: a host that lost the
+                // store keeps serving its last snapshot and says so here.
+                let store = if self.plane.store_connected() {
+                    "connected"
+                } else {
+                    "disconnected"
+                };
+                let revision = self.plane.served_revision();
                 return only(&req, &[Method::GET], || {
-                    Ok(json_response(
+                    Ok(json_value(
                         StatusCode::OK,
-                        br#"{"status":"ok"}"#.to_vec(),
+                        &json!({"status": "ok", "store": store, "revision": revision}),
                     ))
                 });
             }
@@ -127,9 +137,9 @@ impl ControlApi {
         let method = req.method().clone();
         match (&method, &segments[1..]) {
             (&Method::POST, ["distributions"]) => self.create(req).await,
-            (&Method::GET, ["distributions"]) => Ok(self.list()),
-            (&Method::GET, ["distributions", id]) => self.get(id, false),
-            (&Method::GET, ["distributions", id, "config"]) => self.get(id, true),
+            (&Method::GET, ["distributions"]) => Ok(self.list().await),
+            (&Method::GET, ["distributions", id]) => self.get(id, false).await,
+            (&Method::GET, ["distributions", id, "config"]) => self.get(id, true).await,
             (&Method::PUT, ["distributions", id, "config"]) => {
                 let id = (*id).to_owned();
                 self.replace(&id, req).await
@@ -149,14 +159,14 @@ impl ControlApi {
                     crate::config::parse_json(&body)?
                 };
                 let record = self.plane.copy(&id, if_match.as_deref(), request).await?;
-                Ok(self.created(&record))
+                Ok(self.created(&record).await)
             }
             (&Method::POST, ["distributions", id, "associate-alias"]) => {
                 let id = (*id).to_owned();
                 let body = read_body(req, MAX_JSON_BODY).await?;
                 let request: distributions::AliasRequest = crate::config::parse_json(&body)?;
                 let record = self.plane.associate_alias(&id, &request.alias).await?;
-                Ok(self.record_response(StatusCode::OK, &record, false))
+                Ok(self.record_response(StatusCode::OK, &record, false).await)
             }
             (&Method::POST, ["distributions", id, "promote"]) => {
                 let id = (*id).to_owned();
@@ -167,14 +177,15 @@ impl ControlApi {
                     .plane
                     .promote(&id, if_match.as_deref(), request)
                     .await?;
-                Ok(self.record_response(StatusCode::OK, &record, false))
+                Ok(self.record_response(StatusCode::OK, &record, false).await)
             }
             (&Method::POST, ["distributions", id, "invalidations"]) => {
                 let id = (*id).to_owned();
                 let body = read_body(req, MAX_JSON_BODY).await?;
                 let request: invalidations::InvalidationRequest = crate::config::parse_json(&body)?;
                 let record = self.plane.invalidate(&id, request).await?;
-                let mut resp = json_value(StatusCode::CREATED, &invalidation_json(&record));
+                let view = self.plane.fleet_view().await;
+                let mut resp = json_value(StatusCode::CREATED, &invalidation_json(&record, &view));
                 set_header(
                     &mut resp,
                     LOCATION,
@@ -183,6 +194,8 @@ impl ControlApi {
                 Ok(resp)
             }
             (&Method::GET, ["distributions", id, "invalidations"]) => {
+                self.plane.sync().await;
+                let view = self.plane.fleet_view().await;
                 let state = self.plane.state();
                 state.distribution(id)?;
                 let items: Vec<serde_json::Value> = state
@@ -191,11 +204,13 @@ impl ControlApi {
                     .into_iter()
                     .flatten()
                     .rev()
-                    .map(|r| invalidation_json(r))
+                    .map(|r| invalidation_json(r, &view))
                     .collect();
                 Ok(list_response(items))
             }
             (&Method::GET, ["distributions", id, "invalidations", inv]) => {
+                self.plane.sync().await;
+                let view = self.plane.fleet_view().await;
                 let state = self.plane.state();
                 state.distribution(id)?;
                 let record = state
@@ -211,7 +226,10 @@ impl ControlApi {
                             format!("distribution {id} has no invalidation {inv:?}"),
                         )
                     })?;
-                Ok(json_value(StatusCode::OK, &invalidation_json(record)))
+                Ok(json_value(
+                    StatusCode::OK,
+                    &invalidation_json(record, &view),
+                ))
             }
             (&Method::POST, ["continuous-deployment-policies"]) => {
                 let body = read_body(req, MAX_JSON_BODY).await?;
@@ -409,12 +427,14 @@ impl ControlApi {
         let body = read_body(req, MAX_JSON_BODY).await?;
         let raw = crate::config::parse_json(&body)?;
         let record = self.plane.create(raw).await?;
-        Ok(self.created(&record))
+        Ok(self.created(&record).await)
     }
 
     /// `201 Created` with the record, its ETag and its `Location`.
-    fn created(&self, record: &DistributionRecord) -> ApiResponse {
-        let mut resp = self.record_response(StatusCode::CREATED, record, false);
+    async fn created(&self, record: &DistributionRecord) -> ApiResponse {
+        let mut resp = self
+            .record_response(StatusCode::CREATED, record, false)
+            .await;
         set_header(
             &mut resp,
             LOCATION,
@@ -432,19 +452,24 @@ impl ControlApi {
         let raw = crate::config::parse_json(&body)?;
         let if_match = IfMatch::from_header(if_match_value.as_deref());
         let record = self.plane.replace_config(id, if_match, raw).await?;
-        Ok(self.record_response(StatusCode::OK, &record, false))
+        Ok(self.record_response(StatusCode::OK, &record, false).await)
     }
 
-    fn get(&self, id: &str, config_only: bool) -> Result<ApiResponse, ApiError> {
+    async fn get(&self, id: &str, config_only: bool) -> Result<ApiResponse, ApiError> {
+        self.plane.sync().await;
         let state = self.plane.state();
         let record = state
             .distributions
             .get(id)
             .ok_or_else(|| ApiError::no_such_distribution(id))?;
-        Ok(self.record_response(StatusCode::OK, record, config_only))
+        Ok(self
+            .record_response(StatusCode::OK, record, config_only)
+            .await)
     }
 
-    fn list(&self) -> ApiResponse {
+    async fn list(&self) -> ApiResponse {
+        self.plane.sync().await;
+        let view = self.plane.fleet_view().await;
         let state = self.plane.state();
         let items: Vec<serde_json::Value> = state
             .distributions
@@ -454,7 +479,7 @@ impl ControlApi {
                     "id": r.stored.id,
                     "domain_name": r.stored.domain_name,
                     "aliases": r.stored.config.aliases,
-                    "status": self.plane.status_of(r),
+                    "status": view.status(r.revision),
                     "enabled": r.stored.config.enabled,
                     "staging": r.stored.staging,
                     "etag": r.etag(),
@@ -465,7 +490,7 @@ impl ControlApi {
         list_response(items)
     }
 
-    fn record_response(
+    async fn record_response(
         &self,
         status: StatusCode,
         record: &DistributionRecord,
@@ -474,10 +499,12 @@ impl ControlApi {
         let value = if config_only {
             serde_json::to_value(&record.stored.config).unwrap_or_default()
         } else {
+            let view = self.plane.fleet_view().await;
             json!({
                 "id": record.stored.id,
                 "domain_name": record.stored.domain_name,
-                "status": self.plane.status_of(record),
+                "status": view.status(record.revision),
+                "hosts": view.hosts_json(record.revision),
                 "staging": record.stored.staging,
                 "etag": record.etag(),
                 "last_modified": record.stored.last_modified,
@@ -507,13 +534,17 @@ fn policy_response(status: StatusCode, record: &PolicyRecord) -> ApiResponse {
     resp
 }
 
-/// An invalidation as the API shows it (always `Completed`: objects are
-/// dropped before the API answers).
-fn invalidation_json(record: &InvalidationRecord) -> serde_json::Value {
+/// An invalidation as the API shows it: `Completed` once every live host has
+/// dropped its objects (the host that took it does so before answering).
+fn invalidation_json(record: &InvalidationRecord, view: &FleetView) -> serde_json::Value {
     let s = &record.stored;
+    let status = match view.status(record.revision) {
+        DeployStatus::Deployed => "Completed",
+        DeployStatus::InProgress => "InProgress",
+    };
     json!({
         "id": s.id,
-        "status": "Completed",
+        "status": status,
         "create_time": s.create_time,
         "paths": s.paths,
         "dropped": s.dropped,

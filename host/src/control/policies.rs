@@ -56,8 +56,7 @@ impl ControlPlane {
     /// `POST /v1/continuous-deployment-policies`.
     pub async fn create_policy(&self, raw: PolicyConfig) -> Result<Arc<PolicyRecord>, ApiError> {
         let policy = Policy::try_from(&raw)?;
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         Self::validate_policy(&state, &policy, None)?;
         let id = loop {
             let id = crate::ids::prefixed_id('P');
@@ -82,8 +81,7 @@ impl ControlPlane {
         if_match: IfMatch<'_>,
         raw: PolicyConfig,
     ) -> Result<Arc<PolicyRecord>, ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let current = state.policy(id)?.clone();
         if_match.check(current.revision, id)?;
         let policy = Policy::try_from(&raw)?;
@@ -129,8 +127,7 @@ impl ControlPlane {
     /// `DELETE /v1/continuous-deployment-policies/{id}`: only a policy no
     /// distribution uses.
     pub async fn delete_policy(&self, id: &str, if_match: IfMatch<'_>) -> Result<(), ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let current = state.policy(id)?.clone();
         if_match.check(current.revision, id)?;
         if let Some(primary) = state.primary_of(id) {
@@ -168,8 +165,7 @@ impl ControlPlane {
         seen: Revision,
         reason: String,
     ) -> Result<(), ApiError> {
-        let _guard = self.write.lock().await;
-        let state = self.state();
+        let (_guard, state) = self.begin_write().await?;
         let Some(current) = state
             .policies
             .get(id)

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::certificates::{CertificateRecord, StoredCertificate};
 use super::error::ApiError;
+use super::fleet::FleetState;
 use crate::cache::SharedCache;
 use crate::config::policy::{Policy, PolicyConfig};
 use crate::config::{Distribution, DistributionConfig};
@@ -24,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;
 use crate::proxy::deploy::{ArmStats, Deployment};
 use crate::proxy::routing::{BehaviorHooks, Routing, ServedDistribution};
-use crate::store::{Op, Revision, Store, Txn, TxnOutcome};
+use crate::store::{Loaded, Op, Revision, Store, Txn, TxnOutcome};
 use crate::wasm::{self, BoundHook, CompiledHook, Event, HookRuntime, KvData};
 
 pub(super) const DIST_PREFIX: &str = "distributions/";
@@ -164,7 +165,8 @@ pub fn etag_of(revision: Revision) -> String {
     format!("E{revision}")
 }
 
-/// `InProgress` until the serving snapshot includes a change, then `Deployed`.
+/// `InProgress` until every host serving the config has a change, then
+/// `Deployed` (see [`super::fleet`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum DeployStatus {
     InProgress,
@@ -242,12 +244,14 @@ impl ControlState {
 pub struct ControlOptions {
     /// Distributions get `<id>.<domain_suffix>` as their domain name.
     pub domain_suffix: String,
+    /// Names this host among the hosts sharing a store.
+    pub host_id: String,
 }
 
 /// The control plane: validates, persists, then swaps what viewers are served.
 #[derive(Debug)]
 pub struct ControlPlane {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     /// Serializes writers so each builds on the state the last one left.
     pub(super) write: tokio::sync::Mutex<()>,
     state: ArcSwap<ControlState>,
@@ -266,6 +270,8 @@ pub struct ControlPlane {
     /// across snapshots while the policy's revision stays the same.
     pub(super) gates: Mutex<HashMap<String, (Revision, Arc<ArmStats>)>>,
     pub(super) options: ControlOptions,
+    /// What this host knows of the hosts sharing its store.
+    pub(super) fleet: FleetState,
 }
 
 /// The parts a control plane is built from.
@@ -313,7 +319,7 @@ pub fn etag_matches(value: &str, revision: Revision) -> bool {
 }
 
 impl ControlPlane {
-    /// Loads every stored distribution and builds the first serving snapshot.
+    /// Loads everything stored and builds the first serving snapshot.
     pub async fn open(
         parts: PlaneParts,
         options: ControlOptions,
@@ -330,130 +336,9 @@ impl ControlPlane {
             dir_certificates,
         } = parts;
         let loaded = store.load().await?;
-        let mut state = ControlState {
-            revision: loaded.revision,
-            ..ControlState::default()
-        };
-        let modules: HashMap<&str, &[u8]> = loaded
-            .entries
-            .iter()
-            .filter_map(|e| Some((e.key.strip_prefix(MODULE_PREFIX)?, e.value.as_slice())))
-            .collect();
-        let mut kv_data = KvData::default();
-        for entry in &loaded.entries {
-            if let Some(rest) = entry.key.strip_prefix(KV_PREFIX)
-                && let Some((ns, key)) = rest.split_once('/')
-            {
-                kv_data.insert(ns, key, bytes::Bytes::from(entry.value.clone()));
-            } else if let Some(name) = entry.key.strip_prefix(LATEST_PREFIX) {
-                state.hooks.entry(name.to_owned()).or_default().latest =
-                    String::from_utf8_lossy(&entry.value).into_owned();
-            } else if let Some(rest) = entry.key.strip_prefix(HOOK_PREFIX)
-                && let Some((name, version)) = rest.split_once('/')
-            {
-                let meta: Result<HookMeta, String> =
-                    serde_json::from_slice(&entry.value).map_err(|e| e.to_string());
-                let hex = version.strip_prefix("sha256:").unwrap_or(version);
-                let bytes = modules.get(hex).map(|b| b.to_vec());
-                let compiled = match (meta, bytes) {
-                    (Ok(meta), Some(bytes)) => compile(&runtime, name, bytes)
-                        .await
-                        .map(|compiled| HookVersion { meta, compiled })
-                        .map_err(|e| e.message),
-                    (Err(e), _) => Err(e),
-                    (_, None) => Err("its module bytes are missing".to_owned()),
-                };
-                match compiled {
-                    Ok(v) => {
-                        state
-                            .hooks
-                            .entry(name.to_owned())
-                            .or_default()
-                            .versions
-                            .insert(version.to_owned(), v);
-                    }
-                    Err(err) => {
-                        tracing::error!(key = %entry.key, error = %err, "stored hook cannot be loaded")
-                    }
-                }
-            } else if entry.key.starts_with(POLICY_PREFIX) {
-                let record = serde_json::from_slice::<StoredPolicy>(&entry.value)
-                    .map_err(|e| e.to_string())
-                    .and_then(|stored| {
-                        let policy = Policy::try_from(&stored.config).map_err(|e| e.to_string())?;
-                        Ok(PolicyRecord {
-                            stored,
-                            revision: entry.mod_revision,
-                            policy,
-                        })
-                    });
-                match record {
-                    Ok(r) => {
-                        state.policies.insert(r.stored.id.clone(), Arc::new(r));
-                    }
-                    Err(err) => {
-                        tracing::error!(key = %entry.key, error = %err, "stored policy cannot be read; it sends no traffic");
-                    }
-                }
-            } else if let Some(rest) = entry.key.strip_prefix(INVALIDATION_PREFIX)
-                && let Some((dist, _)) = rest.split_once('/')
-            {
-                match serde_json::from_slice::<StoredInvalidation>(&entry.value) {
-                    Ok(stored) => state
-                        .invalidations
-                        .entry(dist.to_owned())
-                        .or_default()
-                        .push(Arc::new(InvalidationRecord {
-                            stored,
-                            revision: entry.mod_revision,
-                        })),
-                    Err(err) => {
-                        tracing::error!(key = %entry.key, error = %err, "stored invalidation cannot be read");
-                    }
-                }
-            } else if entry.key.starts_with(CERTIFICATE_PREFIX) {
-                let record = serde_json::from_slice::<StoredCertificate>(&entry.value)
-                    .map_err(|e| e.to_string())
-                    .and_then(CertificateRecord::from_stored);
-                match record {
-                    Ok(r) => {
-                        state
-                            .certificates
-                            .insert(r.stored.name.clone(), Arc::new(r));
-                    }
-                    Err(err) => {
-                        tracing::error!(key = %entry.key, error = %err, "stored certificate cannot be read; it is not served");
-                    }
-                }
-            } else if let Some(alias) = entry.key.strip_prefix(ALIAS_PREFIX) {
-                let owner = String::from_utf8_lossy(&entry.value).into_owned();
-                state.aliases.insert(alias.to_owned(), owner);
-            } else if entry.key.starts_with(DIST_PREFIX) {
-                let record = serde_json::from_slice::<StoredDistribution>(&entry.value)
-                    .map_err(|e| e.to_string())
-                    .and_then(|stored| {
-                        let config = Distribution::try_from(stored.config.clone())
-                            .map_err(|e| e.to_string())?;
-                        Ok(DistributionRecord {
-                            stored,
-                            revision: entry.mod_revision,
-                            config: Arc::new(config),
-                        })
-                    });
-                match record {
-                    Ok(r) => {
-                        state.distributions.insert(r.stored.id.clone(), Arc::new(r));
-                    }
-                    Err(err) => {
-                        tracing::error!(key = %entry.key, error = %err, "stored distribution cannot be read; it is not served");
-                    }
-                }
-            }
-        }
-        state.kv = Arc::new(kv_data);
-        for list in state.invalidations.values_mut() {
-            list.sort_by_key(|i| i.revision);
-        }
+        let state = build_state(&loaded, &runtime, &ControlState::default()).await;
+        metrics.set_store_connected(true);
+        let fleet = FleetState::new(&options.host_id, &state);
         let plane = Self {
             store,
             write: tokio::sync::Mutex::new(()),
@@ -468,6 +353,7 @@ impl ControlPlane {
             dir_certificates,
             gates: Mutex::new(HashMap::new()),
             options,
+            fleet,
         };
         plane.publish(state);
         Ok(plane)
@@ -478,9 +364,19 @@ impl ControlPlane {
         self.state.load_full()
     }
 
-    /// Deployed once the serving snapshot has the record's revision.
-    pub fn status_of(&self, record: &DistributionRecord) -> DeployStatus {
-        status_for(record.revision, self.routing.load().revision)
+    /// The store revision of the serving snapshot.
+    pub fn served_revision(&self) -> Revision {
+        self.routing.load().revision
+    }
+
+    /// Takes the write lock and the state to validate a write against, first
+    /// catching up with writes other hosts made to a shared store.
+    pub(super) async fn begin_write(
+        &self,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Arc<ControlState>), ApiError> {
+        let guard = self.write.lock().await;
+        self.catch_up().await?;
+        Ok((guard, self.state()))
     }
 
     /// Swaps in a new state, then the serving snapshot built from it. Between the
@@ -681,6 +577,150 @@ impl ControlPlane {
     }
 }
 
+/// Builds the state a store load describes. Hook versions `previous` has
+/// compiled are reused; others are compiled (off the async workers).
+pub(super) async fn build_state(
+    loaded: &Loaded,
+    runtime: &Arc<HookRuntime>,
+    previous: &ControlState,
+) -> ControlState {
+    let mut state = ControlState {
+        revision: loaded.revision,
+        ..ControlState::default()
+    };
+    let modules: HashMap<&str, &[u8]> = loaded
+        .entries
+        .iter()
+        .filter_map(|e| Some((e.key.strip_prefix(MODULE_PREFIX)?, e.value.as_slice())))
+        .collect();
+    let mut kv_data = KvData::default();
+    for entry in &loaded.entries {
+        if let Some(rest) = entry.key.strip_prefix(KV_PREFIX)
+            && let Some((ns, key)) = rest.split_once('/')
+        {
+            kv_data.insert(ns, key, bytes::Bytes::from(entry.value.clone()));
+        } else if let Some(name) = entry.key.strip_prefix(LATEST_PREFIX) {
+            state.hooks.entry(name.to_owned()).or_default().latest =
+                String::from_utf8_lossy(&entry.value).into_owned();
+        } else if let Some(rest) = entry.key.strip_prefix(HOOK_PREFIX)
+            && let Some((name, version)) = rest.split_once('/')
+        {
+            let meta: Result<HookMeta, String> =
+                serde_json::from_slice(&entry.value).map_err(|e| e.to_string());
+            let hex = version.strip_prefix("sha256:").unwrap_or(version);
+            let bytes = modules.get(hex).map(|b| b.to_vec());
+            let compiled = match (meta, bytes) {
+                (Ok(meta), Some(bytes)) => match previous
+                    .hooks
+                    .get(name)
+                    .and_then(|r| r.versions.get(version))
+                {
+                    Some(known) => Ok(HookVersion {
+                        meta,
+                        compiled: known.compiled.clone(),
+                    }),
+                    None => compile(runtime, name, bytes)
+                        .await
+                        .map(|compiled| HookVersion { meta, compiled })
+                        .map_err(|e| e.message),
+                },
+                (Err(e), _) => Err(e),
+                (_, None) => Err("its module bytes are missing".to_owned()),
+            };
+            match compiled {
+                Ok(v) => {
+                    state
+                        .hooks
+                        .entry(name.to_owned())
+                        .or_default()
+                        .versions
+                        .insert(version.to_owned(), v);
+                }
+                Err(err) => {
+                    tracing::error!(key = %entry.key, error = %err, "stored hook cannot be loaded")
+                }
+            }
+        } else if entry.key.starts_with(POLICY_PREFIX) {
+            let record = serde_json::from_slice::<StoredPolicy>(&entry.value)
+                .map_err(|e| e.to_string())
+                .and_then(|stored| {
+                    let policy = Policy::try_from(&stored.config).map_err(|e| e.to_string())?;
+                    Ok(PolicyRecord {
+                        stored,
+                        revision: entry.mod_revision,
+                        policy,
+                    })
+                });
+            match record {
+                Ok(r) => {
+                    state.policies.insert(r.stored.id.clone(), Arc::new(r));
+                }
+                Err(err) => {
+                    tracing::error!(key = %entry.key, error = %err, "stored policy cannot be read; it sends no traffic");
+                }
+            }
+        } else if let Some(rest) = entry.key.strip_prefix(INVALIDATION_PREFIX)
+            && let Some((dist, _)) = rest.split_once('/')
+        {
+            match serde_json::from_slice::<StoredInvalidation>(&entry.value) {
+                Ok(stored) => state
+                    .invalidations
+                    .entry(dist.to_owned())
+                    .or_default()
+                    .push(Arc::new(InvalidationRecord {
+                        stored,
+                        revision: entry.mod_revision,
+                    })),
+                Err(err) => {
+                    tracing::error!(key = %entry.key, error = %err, "stored invalidation cannot be read");
+                }
+            }
+        } else if entry.key.starts_with(CERTIFICATE_PREFIX) {
+            let record = serde_json::from_slice::<StoredCertificate>(&entry.value)
+                .map_err(|e| e.to_string())
+                .and_then(CertificateRecord::from_stored);
+            match record {
+                Ok(r) => {
+                    state
+                        .certificates
+                        .insert(r.stored.name.clone(), Arc::new(r));
+                }
+                Err(err) => {
+                    tracing::error!(key = %entry.key, error = %err, "stored certificate cannot be read; it is not served");
+                }
+            }
+        } else if let Some(alias) = entry.key.strip_prefix(ALIAS_PREFIX) {
+            let owner = String::from_utf8_lossy(&entry.value).into_owned();
+            state.aliases.insert(alias.to_owned(), owner);
+        } else if entry.key.starts_with(DIST_PREFIX) {
+            let record = serde_json::from_slice::<StoredDistribution>(&entry.value)
+                .map_err(|e| e.to_string())
+                .and_then(|stored| {
+                    let config =
+                        Distribution::try_from(stored.config.clone()).map_err(|e| e.to_string())?;
+                    Ok(DistributionRecord {
+                        stored,
+                        revision: entry.mod_revision,
+                        config: Arc::new(config),
+                    })
+                });
+            match record {
+                Ok(r) => {
+                    state.distributions.insert(r.stored.id.clone(), Arc::new(r));
+                }
+                Err(err) => {
+                    tracing::error!(key = %entry.key, error = %err, "stored distribution cannot be read; it is not served");
+                }
+            }
+        }
+    }
+    state.kv = Arc::new(kv_data);
+    for list in state.invalidations.values_mut() {
+        list.sort_by_key(|i| i.revision);
+    }
+    state
+}
+
 /// Binds each behavior's hook associations to compiled hooks, with their limits.
 fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks> {
     (0..config.behavior_count())
@@ -717,14 +757,6 @@ fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks>
             }
         })
         .collect()
-}
-
-fn status_for(record_revision: Revision, served_revision: Revision) -> DeployStatus {
-    if served_revision >= record_revision {
-        DeployStatus::Deployed
-    } else {
-        DeployStatus::InProgress
-    }
 }
 
 /// Compiles off the async workers (Cranelift is CPU-heavy on a first compile).
@@ -816,13 +848,6 @@ pub fn rfc3339(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn status_follows_the_served_revision() {
-        assert_eq!(status_for(5, 4), DeployStatus::InProgress);
-        assert_eq!(status_for(5, 5), DeployStatus::Deployed);
-        assert_eq!(status_for(5, 9), DeployStatus::Deployed);
-    }
 
     #[test]
     fn if_match_accepts_quoted_and_weak_forms() {

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;
 use crate::proxy::Proxy;
 use crate::proxy::routing::Routing;
-use crate::store::{EmbeddedStore, Store, StoreError};
+use crate::store::{EmbeddedStore, EtcdStore, Store, StoreError, StoreSpec};
 use crate::wasm::{HookRuntime, KvData, RuntimeOptions};
 
 /// How long an idle viewer may take to send a request head.
@@ -60,6 +60,13 @@ pub struct HostOptions {
     /// A directory of `*.pem` files (chain and key) served beside the
     /// certificates uploaded through the API.
     pub tls_cert_dir: Option<PathBuf>,
+    /// Where the config lives: the embedded database, or etcd for a fleet.
+    pub store: StoreSpec,
+    /// The key prefix of the fleet's config in etcd.
+    pub store_prefix: String,
+    /// How long a host stays listed among the fleet's hosts after its last
+    /// renewal.
+    pub fleet_lease: Duration,
 }
 
 impl HostOptions {
@@ -81,6 +88,9 @@ impl HostOptions {
             max_header_bytes: 64 << 10,
             tls_listen: None,
             tls_cert_dir: None,
+            store: StoreSpec::Embedded,
+            store_prefix: "/edge".to_owned(),
+            fleet_lease: Duration::from_secs(10),
         }
     }
 }
@@ -142,8 +152,12 @@ impl RunningHost {
                 (token, Some(path))
             }
         };
-        let store: Arc<dyn Store> =
-            Arc::new(EmbeddedStore::open(&opts.data_dir.join("edge.redb"))?);
+        let store: Arc<dyn Store> = match &opts.store {
+            StoreSpec::Embedded => Arc::new(EmbeddedStore::open(&opts.data_dir.join("edge.redb"))?),
+            StoreSpec::Etcd { endpoints } => {
+                Arc::new(EtcdStore::connect(endpoints, &opts.store_prefix, opts.fleet_lease).await?)
+            }
+        };
 
         let metrics = Arc::new(Metrics::default());
         let cache = SharedCache::new(opts.cache_bytes, opts.max_object_bytes);
@@ -166,25 +180,22 @@ impl RunningHost {
             Some(dir) => tls::load_dir(dir)?.into_iter().map(Arc::new).collect(),
             None => Vec::new(),
         };
-        let plane = Arc::new(
-            ControlPlane::open(
-                PlaneParts {
-                    store,
-                    routing: routing.clone(),
-                    fetcher,
-                    runtime: runtime.clone(),
-                    kv: kv.clone(),
-                    metrics: metrics.clone(),
-                    cache: cache.clone(),
-                    tls: certificates.clone(),
-                    dir_certificates,
-                },
-                ControlOptions {
-                    domain_suffix: opts.domain_suffix.clone(),
-                },
-            )
-            .await?,
-        );
+        let parts = PlaneParts {
+            store,
+            routing: routing.clone(),
+            fetcher,
+            runtime: runtime.clone(),
+            kv: kv.clone(),
+            metrics: metrics.clone(),
+            cache: cache.clone(),
+            tls: certificates.clone(),
+            dir_certificates,
+        };
+        let options = ControlOptions {
+            domain_suffix: opts.domain_suffix.clone(),
+            host_id: opts.host_id.clone(),
+        };
+        let plane = Arc::new(open_plane(parts, options).await?);
         let control = Arc::new(ControlApi::new(
             plane,
             token.clone(),
@@ -252,7 +263,13 @@ impl RunningHost {
         }
         tasks.spawn(serve_viewers(viewer, proxy, limits, None, rx.clone()));
         tasks.spawn(serve_control(control_listener, control.clone(), rx.clone()));
-        tasks.spawn(run_gates(control.plane().clone(), rx));
+        tasks.spawn(run_gates(control.plane().clone(), rx.clone()));
+        tasks.spawn(
+            control
+                .plane()
+                .clone()
+                .follow(rx, (opts.fleet_lease / 3).max(Duration::from_millis(100))),
+        );
         tracing::info!(%viewer_addr, ?tls_addr, %control_addr, "edge host serving");
         Ok(Self {
             viewer_addr,
@@ -279,9 +296,36 @@ impl RunningHost {
         }
     }
 
+    /// Stops at once, the way a crashed host does: no draining, and on a
+    /// shared store no goodbye (its report stays listed until its lease ends).
+    pub async fn abort(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
     /// Waits until the listeners stop (they stop only on shutdown).
     pub async fn wait(&mut self) {
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Loads the config to serve first. A shared store that cannot be reached
+/// is retried with backoff: a host of a fleet never serves an empty config
+/// in place of the fleet's (an embedded store fails at once instead).
+async fn open_plane(
+    parts: PlaneParts,
+    options: ControlOptions,
+) -> Result<ControlPlane, StoreError> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match ControlPlane::open(parts.clone(), options.clone()).await {
+            Err(StoreError::Unavailable(reason)) if parts.store.fleet().is_some() => {
+                tracing::warn!(%reason, retry_in = ?wait, "the config store cannot be reached; not serving until it can");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            opened => return opened,
+        }
     }
 }
 

@@ -1,0 +1,413 @@
+//! The fleet: following a shared store's changes, reporting the revision this
+//! host serves, and what `Deployed` means when several hosts serve one config.
+//!
+//! A host on a shared store serves the state of its last full load. A watch
+//! on the store's prefix tells it when any host wrote; it loads again (hook
+//! modules it has compiled are reused), drops the objects of invalidations it
+//! has not applied yet, swaps the serving snapshot, and reports the load's
+//! revision under its lease. A change is `Deployed` when every live host
+//! reports a revision at or past the change's. When the store cannot be
+//! reached the host keeps serving its last snapshot, says so in `/healthz`
+//! and `edge_store_connected`, and catches up with one load when it returns.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::error::ApiError;
+use super::state::{ControlPlane, ControlState, DeployStatus, build_state, rfc3339};
+use crate::store::{Fleet, HostReport, Revision, StoreError};
+
+/// The longest wait between two attempts to reach the store.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long an API read waits for the store (to catch up, or for the fleet's
+/// reports) before answering from what this host already has.
+const STORE_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What this host knows of its fleet.
+#[derive(Debug)]
+pub struct FleetState {
+    /// Names this host's report.
+    host_id: String,
+    /// The store revision of the last full load this host serves.
+    loaded: AtomicU64,
+    /// Whether the store answered the last time it was asked.
+    connected: AtomicBool,
+    /// The invalidations whose objects this host has dropped.
+    applied: Mutex<HashSet<String>>,
+    /// The last hosts the store listed.
+    hosts: Mutex<Vec<HostReport>>,
+}
+
+impl FleetState {
+    pub(super) fn new(host_id: &str, state: &ControlState) -> Self {
+        Self {
+            host_id: host_id.to_owned(),
+            loaded: AtomicU64::new(state.revision),
+            connected: AtomicBool::new(true),
+            // The cache starts empty: nothing stored so far needs dropping.
+            applied: Mutex::new(invalidation_ids(state)),
+            hosts: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records that this host has dropped the objects of invalidation `id`.
+    pub(super) fn mark_applied(&self, id: &str) {
+        self.applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned());
+    }
+}
+
+fn invalidation_ids(state: &ControlState) -> HashSet<String> {
+    state
+        .invalidations
+        .values()
+        .flatten()
+        .map(|r| r.stored.id.clone())
+        .collect()
+}
+
+/// One host as an API answer shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostView {
+    pub id: String,
+    pub revision: Revision,
+    pub last_seen: String,
+}
+
+/// The live hosts and the revision each serves, as of one API answer.
+#[derive(Debug, Clone)]
+pub struct FleetView {
+    pub hosts: Vec<HostView>,
+}
+
+impl FleetView {
+    /// `Deployed` when every live host serves `revision` or later.
+    pub fn status(&self, revision: Revision) -> DeployStatus {
+        if self.hosts.iter().all(|h| h.revision >= revision) {
+            DeployStatus::Deployed
+        } else {
+            DeployStatus::InProgress
+        }
+    }
+
+    /// Every live host, each saying whether it serves `revision` yet.
+    pub fn hosts_json(&self, revision: Revision) -> serde_json::Value {
+        self.hosts
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "id": h.id,
+                    "revision": h.revision,
+                    "last_seen": h.last_seen,
+                    "current": h.revision >= revision,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Doubling waits from 100 ms up to [`MAX_BACKOFF`].
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(100))
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(MAX_BACKOFF);
+        wait
+    }
+}
+
+impl ControlPlane {
+    /// Whether the config store answered the last time this host asked.
+    pub fn store_connected(&self) -> bool {
+        self.fleet.connected.load(Ordering::Relaxed)
+    }
+
+    fn set_connected(&self, connected: bool) {
+        if self.fleet.connected.swap(connected, Ordering::Relaxed) != connected {
+            if connected {
+                tracing::info!("the config store is back; following it again");
+            } else {
+                tracing::warn!("the config store cannot be reached; serving the last snapshot");
+            }
+        }
+        self.metrics.set_store_connected(connected);
+    }
+
+    /// The live hosts and what each serves. A host alone is its own fleet.
+    pub async fn fleet_view(&self) -> FleetView {
+        let me = |revision| HostView {
+            id: self.fleet.host_id.clone(),
+            revision,
+            last_seen: rfc3339(SystemTime::now()),
+        };
+        let Some(fleet) = self.store.fleet() else {
+            return FleetView {
+                hosts: vec![me(self.served_revision())],
+            };
+        };
+        let asked = if self.store_connected() {
+            tokio::time::timeout(STORE_READ_TIMEOUT, fleet.hosts())
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let reports = match asked {
+            Some(Ok(reports)) => {
+                *self
+                    .fleet
+                    .hosts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = reports.clone();
+                reports
+            }
+            _ => self
+                .fleet
+                .hosts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        };
+        // This host's own word is fresher than its last report.
+        let mut hosts: Vec<HostView> = reports
+            .into_iter()
+            .filter(|r| r.id != self.fleet.host_id)
+            .map(|r| HostView {
+                id: r.id,
+                revision: r.revision,
+                last_seen: r.last_seen,
+            })
+            .collect();
+        hosts.push(me(self.fleet.loaded.load(Ordering::Relaxed)));
+        hosts.sort_by(|a, b| a.id.cmp(&b.id));
+        FleetView { hosts }
+    }
+
+    /// Brings the state up to the store's last write before a write is
+    /// validated, so a write through this host sees every other host's
+    /// (the caller holds the write lock).
+    pub(super) async fn catch_up(&self) -> Result<(), ApiError> {
+        let Some(fleet) = self.store.fleet() else {
+            return Ok(());
+        };
+        let head = fleet.head().await?;
+        if head > self.state().revision
+            && let Some(next) = self.load_newer().await?
+        {
+            self.install(next);
+        }
+        Ok(())
+    }
+
+    /// Catches up before an API read, so a read through this host sees a
+    /// write just made through another. Without the store the read answers
+    /// from the last snapshot.
+    pub async fn sync(&self) {
+        if self.store.fleet().is_none() || !self.store_connected() {
+            return;
+        }
+        let _guard = self.write.lock().await;
+        match tokio::time::timeout(STORE_READ_TIMEOUT, self.catch_up()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::debug!(error = %err.message, "reading without the store"),
+            Err(_) => tracing::debug!("reading without the store: it is slow to answer"),
+        }
+    }
+
+    /// A full load, built into a state, if it is newer than what this host
+    /// last loaded.
+    async fn load_newer(&self) -> Result<Option<ControlState>, StoreError> {
+        let loaded = self.store.load().await?;
+        if loaded.revision <= self.fleet.loaded.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some(
+            build_state(&loaded, &self.runtime, &self.state()).await,
+        ))
+    }
+
+    /// Serves a loaded state (the caller holds the write lock): drops the
+    /// objects of invalidations other hosts recorded, then swaps. A state
+    /// older than one a write through this host already published is left
+    /// for the load that write's own change notice brings.
+    fn install(&self, next: ControlState) -> bool {
+        if next.revision < self.state().revision {
+            return false;
+        }
+        let revision = next.revision;
+        {
+            let mut applied = self
+                .fleet
+                .applied
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (dist, list) in &next.invalidations {
+                for record in list {
+                    if applied.insert(record.stored.id.clone()) {
+                        let dropped: usize = record
+                            .stored
+                            .paths
+                            .iter()
+                            .map(|p| self.cache.invalidate(dist, p))
+                            .sum();
+                        tracing::info!(distribution = %dist, id = %record.stored.id, dropped, "invalidated by another host");
+                    }
+                }
+            }
+            let present = invalidation_ids(&next);
+            applied.retain(|id| present.contains(id));
+        }
+        self.publish(next);
+        self.fleet.loaded.store(revision, Ordering::Relaxed);
+        true
+    }
+
+    /// Follows the shared store until `shutdown`: reloads on every change,
+    /// reports what this host serves, renews its lease, and reconnects with
+    /// backoff when the store goes away. Returns at once for a store no other
+    /// host shares.
+    pub async fn follow(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, heartbeat: Duration) {
+        let Some(fleet) = self.store.fleet() else {
+            return;
+        };
+        let mut backoff = Backoff::new();
+        loop {
+            let ended = self
+                .follow_once(fleet, &mut shutdown, heartbeat, &mut backoff)
+                .await;
+            match ended {
+                Ok(()) => {
+                    if let Err(err) = fleet.leave(&self.fleet.host_id).await {
+                        tracing::debug!(error = %err, "withdrawing this host's report");
+                    }
+                    return;
+                }
+                Err(err) => {
+                    self.set_connected(false);
+                    let wait = backoff.next();
+                    tracing::debug!(error = %err, ?wait, "the config store is away");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connected stretch: catch up, watch, and report until the store
+    /// fails (an error) or the host shuts down (`Ok`).
+    async fn follow_once(
+        &self,
+        fleet: &dyn Fleet,
+        shutdown: &mut watch::Receiver<bool>,
+        heartbeat: Duration,
+        backoff: &mut Backoff,
+    ) -> Result<(), StoreError> {
+        self.reload().await?;
+        let mut changes = fleet
+            .watch(self.fleet.loaded.load(Ordering::Relaxed))
+            .await?;
+        // Changes between the load and the watch's start are in the watch.
+        self.report(fleet).await?;
+        self.set_connected(true);
+        *backoff = Backoff::new();
+        let mut tick = tokio::time::interval(heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                change = changes.recv() => {
+                    let mut newest = match change {
+                        Some(Ok(revision)) => revision,
+                        Some(Err(err)) => return Err(err),
+                        None => return Err(StoreError::Unavailable("the watch ended".into())),
+                    };
+                    // One load covers every change already queued.
+                    while let Ok(more) = changes.try_recv() {
+                        newest = newest.max(more?);
+                    }
+                    if newest > self.fleet.loaded.load(Ordering::Relaxed) && self.reload().await? {
+                        self.report(fleet).await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    // A lapsed lease is granted again by the report.
+                    if let Err(err) = fleet.keep_alive().await {
+                        tracing::debug!(error = %err, "renewing this host's lease");
+                    }
+                    self.report(fleet).await?;
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Loads and installs the store's state if it is newer; whether it was.
+    async fn reload(&self) -> Result<bool, StoreError> {
+        let Some(next) = self.load_newer().await? else {
+            return Ok(false);
+        };
+        let _guard = self.write.lock().await;
+        Ok(self.install(next))
+    }
+
+    async fn report(&self, fleet: &dyn Fleet) -> Result<(), StoreError> {
+        fleet
+            .report(&HostReport {
+                id: self.fleet.host_id.clone(),
+                revision: self.fleet.loaded.load(Ordering::Relaxed),
+                last_seen: rfc3339(SystemTime::now()),
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(revisions: &[Revision]) -> FleetView {
+        FleetView {
+            hosts: revisions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| HostView {
+                    id: format!("h{i}"),
+                    revision: *r,
+                    last_seen: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn deployed_needs_every_host() {
+        assert_eq!(view(&[7, 9, 12]).status(7), DeployStatus::Deployed);
+        assert_eq!(view(&[7, 9, 12]).status(8), DeployStatus::InProgress);
+        let hosts = view(&[7, 9]).hosts_json(8);
+        assert_eq!(hosts[0]["current"], false);
+        assert_eq!(hosts[1]["current"], true);
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling() {
+        let mut b = Backoff::new();
+        let waits: Vec<_> = (0..8).map(|_| b.next()).collect();
+        assert_eq!(waits[0], Duration::from_millis(100));
+        assert_eq!(waits[1], Duration::from_millis(200));
+        assert_eq!(waits[7], MAX_BACKOFF);
+    }
+}

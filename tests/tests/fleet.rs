@@ -1,0 +1,389 @@
+//! A fleet of hosts on one real etcd: changes through any host reach every
+//! host, racing writes resolve to one winner, `Deployed` waits for every live
+//! host, invalidations reach every cache, and an etcd outage costs viewers
+//! nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use edge_e2e::examples::SECURITY_HEADERS;
+use edge_e2e::{Edge, Etcd, Got, Load, Origin, Reply, Value, eventually, json};
+use http::StatusCode;
+
+/// How long a change may take to reach a host before a test gives up (the
+/// benchmark measures the real figure).
+const PROPAGATION: Duration = Duration::from_secs(10);
+
+async fn host(etcd: &Etcd, id: &str) -> Edge {
+    Edge::start_with(|opts| etcd.configure(opts, id)).await
+}
+
+/// An origin answering its name, cacheable for an hour.
+async fn named(name: &'static str) -> Origin {
+    Origin::start(move |_| Reply::ok(name).header("cache-control", "max-age=3600")).await
+}
+
+/// A distribution for `alias` on one origin, named after the origin's port
+/// (origins share no cache keys).
+fn site(alias: &str, origin: &Origin, hooks: Value) -> Value {
+    let domain = origin.domain();
+    let id = format!("o{}", domain.rsplit(':').next().expect("a port"));
+    json!({
+        "aliases": [alias],
+        "origins": [{"id": id, "domain_name": domain, "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": id, "hooks": hooks},
+    })
+}
+
+fn etag(got: &Got) -> String {
+    got.header("etag").expect("an ETag").to_owned()
+}
+
+/// Whether `edge` answers `alias` with `body`.
+async fn serves(edge: &Edge, alias: &str, body: &str) -> bool {
+    let got = edge.get(alias, "/").await;
+    got.status == StatusCode::OK && got.text() == body
+}
+
+/// Replaces `id`'s config through `edge`, with the ETag `edge` reads first.
+async fn replace(edge: &Edge, id: &str, config: Value) {
+    let current = edge
+        .api("GET", &format!("/v1/distributions/{id}"), None, &[])
+        .await;
+    let got = edge
+        .api(
+            "PUT",
+            &format!("/v1/distributions/{id}/config"),
+            Some(config),
+            &[("if-match", &etag(&current))],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+}
+
+async fn distribution(edge: &Edge, id: &str) -> Value {
+    let got = edge
+        .api("GET", &format!("/v1/distributions/{id}"), None, &[])
+        .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    got.json()
+}
+
+fn host_ids(record: &Value) -> Vec<String> {
+    record["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| h["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_host_is_served_by_all_and_deployed_means_all() {
+    let etcd = Etcd::start().await;
+    let (a, b, c) = (
+        host(&etcd, "a").await,
+        host(&etcd, "b").await,
+        host(&etcd, "c").await,
+    );
+    let (blue, green) = (named("blue").await, named("green").await);
+
+    // A hook uploaded through A runs on B and C: modules travel by hash.
+    a.upload_hook("sec", SECURITY_HEADERS).await;
+    let created = a
+        .create(site(
+            "www.example.com",
+            &blue,
+            json!({"viewer_response": {"module": "sec"}}),
+        ))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    for edge in [&a, &b, &c] {
+        assert!(
+            eventually(PROPAGATION, || serves(edge, "www.example.com", "blue")).await,
+            "a host never served the new distribution"
+        );
+        let got = edge.get("www.example.com", "/").await;
+        assert_eq!(got.header("x-frame-options"), Some("DENY"));
+    }
+    assert!(
+        eventually(PROPAGATION, || async {
+            distribution(&b, &id).await["status"] == "Deployed"
+        })
+        .await
+    );
+    assert_eq!(host_ids(&distribution(&b, &id).await), ["a", "b", "c"]);
+
+    // A PUT through A is served by B and C.
+    let teal = named("teal").await;
+    replace(&a, &id, site("www.example.com", &teal, json!({}))).await;
+    for edge in [&b, &c] {
+        assert!(eventually(PROPAGATION, || serves(edge, "www.example.com", "teal")).await);
+    }
+
+    // C stops following (it crashed); its report lives on until its lease
+    // ends, so a change through B is not Deployed while C may serve the old.
+    c.crash().await;
+    replace(&b, &id, site("www.example.com", &green, json!({}))).await;
+    for edge in [&a, &b] {
+        assert!(eventually(PROPAGATION, || serves(edge, "www.example.com", "green")).await);
+    }
+    let record = distribution(&a, &id).await;
+    assert_eq!(record["status"], "InProgress", "{record}");
+    let lagging: Vec<&Value> = record["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter(|h| h["current"] == false)
+        .collect();
+    assert_eq!(lagging.len(), 1, "{record}");
+    assert_eq!(lagging[0]["id"], "c");
+
+    // Its lease ends: C leaves the list, and the change is Deployed.
+    assert!(
+        eventually(PROPAGATION, || async {
+            let record = distribution(&a, &id).await;
+            record["status"] == "Deployed" && host_ids(&record) == ["a", "b"]
+        })
+        .await,
+        "{}",
+        distribution(&a, &id).await
+    );
+    let list = a.api("GET", "/v1/distributions", None, &[]).await.json();
+    assert_eq!(list["items"][0]["status"], "Deployed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writes_through_two_hosts_have_one_winner() {
+    let etcd = Etcd::start().await;
+    let (a, b) = (host(&etcd, "a").await, host(&etcd, "b").await);
+    let (one, two) = (named("one").await, named("two").await);
+    let created = a.create(site("race.example.com", &one, json!({}))).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/distributions/{id}/config");
+
+    for round in 0..5 {
+        // B reads the ETag A's last write left (a read catches up with the
+        // store), then both write against it at once.
+        let current = b.api("GET", &path, None, &[]).await;
+        assert_eq!(current.status, StatusCode::OK, "{}", current.text());
+        let tag = etag(&current);
+        let if_match = [("if-match", tag.as_str())];
+        let (via_a, via_b) = tokio::join!(
+            a.api(
+                "PUT",
+                &path,
+                Some(site("race.example.com", &one, json!({}))),
+                &if_match
+            ),
+            b.api(
+                "PUT",
+                &path,
+                Some(site("race.example.com", &two, json!({}))),
+                &if_match
+            ),
+        );
+        let mut statuses = [via_a.status.as_u16(), via_b.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 412],
+            "round {round}: {} / {}",
+            via_a.text(),
+            via_b.text()
+        );
+    }
+
+    // Two distributions claiming one alias at once: one 201, one 409.
+    let (first, second) = tokio::join!(
+        a.api(
+            "POST",
+            "/v1/distributions",
+            Some(site("claimed.example.com", &one, json!({}))),
+            &[]
+        ),
+        b.api(
+            "POST",
+            "/v1/distributions",
+            Some(site("claimed.example.com", &two, json!({}))),
+            &[]
+        ),
+    );
+    let mut statuses = [first.status.as_u16(), second.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{} / {}", first.text(), second.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_empties_every_hosts_cache_before_it_is_completed() {
+    let etcd = Etcd::start().await;
+    let (a, b) = (host(&etcd, "a").await, host(&etcd, "b").await);
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let counter = fetched.clone();
+    let origin = Origin::start(move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        Reply::ok(format!("v{n}")).header("cache-control", "max-age=3600")
+    })
+    .await;
+    let created = a.create(site("inv.example.com", &origin, json!({}))).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(
+        eventually(PROPAGATION, || async {
+            b.get("inv.example.com", "/").await.status == StatusCode::OK
+        })
+        .await
+    );
+    // Both caches hold a copy; repeats are hits.
+    a.get("inv.example.com", "/").await;
+    let cached_b = b.get("inv.example.com", "/").await.text();
+    assert_eq!(b.get("inv.example.com", "/").await.text(), cached_b);
+    let before = fetched.load(Ordering::SeqCst);
+
+    let got = a
+        .api(
+            "POST",
+            &format!("/v1/distributions/{id}/invalidations"),
+            Some(json!({"paths": ["/*"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+    let location = got.header("location").expect("location").to_owned();
+    assert!(
+        eventually(PROPAGATION, || async {
+            a.api("GET", &location, None, &[]).await.json()["status"] == "Completed"
+        })
+        .await
+    );
+    // Completed: B's next request goes to the origin.
+    let refetched = b.get("inv.example.com", "/").await;
+    assert_ne!(refetched.text(), cached_b);
+    assert_eq!(fetched.load(Ordering::SeqCst), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_outage_costs_viewers_nothing_and_hosts_catch_up() {
+    let mut etcd = Etcd::start().await;
+    let (a, b) = (host(&etcd, "a").await, host(&etcd, "b").await);
+    let (one, two) = (named("one").await, named("two").await);
+    let created = a.create(site("up.example.com", &one, json!({}))).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(eventually(PROPAGATION, || serves(&b, "up.example.com", "one")).await);
+    let loads = [
+        Load::start(&a, "up.example.com", "/"),
+        Load::start(&b, "up.example.com", "/"),
+    ];
+
+    etcd.stop().await;
+    let disconnected = |edge: &Edge| {
+        let client = edge.client.clone();
+        let control = edge.control;
+        async move {
+            let req = http::Request::get(format!("http://{control}/healthz"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request");
+            client.send(req).await.json()["store"] == "disconnected"
+        }
+    };
+    for edge in [&a, &b] {
+        assert!(eventually(PROPAGATION, || disconnected(edge)).await);
+    }
+    let metrics = a.api("GET", "/metrics", None, &[]).await.text();
+    assert!(metrics.contains("edge_store_connected 0"), "{metrics}");
+    // Writes fail cleanly; reads answer from the snapshot.
+    let refused = a
+        .api(
+            "POST",
+            "/v1/distributions",
+            Some(site("new.example.com", &two, json!({}))),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(distribution(&b, &id).await["id"], id.as_str());
+
+    // A host that starts now waits for the store instead of serving nothing.
+    let joining = {
+        let endpoint = etcd.store();
+        tokio::spawn(async move {
+            Edge::start_with(move |opts| {
+                opts.store = endpoint;
+                opts.host_id = "late".to_owned();
+                opts.fleet_lease = Duration::from_secs(2);
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !joining.is_finished(),
+        "a host started with no store to read"
+    );
+
+    etcd.restart().await;
+    let late = tokio::time::timeout(PROPAGATION, joining)
+        .await
+        .expect("the late host started once etcd was back")
+        .expect("late host task");
+    assert!(serves(&late, "up.example.com", "one").await);
+    for edge in [&a, &b] {
+        assert!(
+            eventually(PROPAGATION, || async { !disconnected(edge).await }).await,
+            "a host never reconnected"
+        );
+    }
+    // Hosts follow again: a change through the late host reaches A and B.
+    replace(&late, &id, site("up.example.com", &two, json!({}))).await;
+    for edge in [&a, &b] {
+        assert!(eventually(PROPAGATION, || serves(edge, "up.example.com", "two")).await);
+    }
+    for load in loads {
+        let report = load.stop().await;
+        assert!(report.total > 100, "too few requests: {}", report.total);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+    }
+}
+
+/// LEB128 of `n`.
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = u8::try_from(n & 0x7f).expect("seven bits");
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_over_etcds_write_limit_is_refused_whole() {
+    let etcd = Etcd::start().await;
+    let a = host(&etcd, "a").await;
+    // A valid component made 2 MiB long by a custom section: past etcd's
+    // default 1.5 MiB per write.
+    let mut module = std::fs::read(SECURITY_HEADERS).expect("example hook");
+    let mut payload = leb128(4);
+    payload.extend_from_slice(b"fill");
+    payload.resize(payload.len() + (2 << 20), 0);
+    module.push(0);
+    module.extend(leb128(payload.len()));
+    module.extend(payload);
+    let got = a
+        .api_raw("PUT", "/v1/hooks/big", module, &[], Some(edge_e2e::TOKEN))
+        .await;
+    assert_eq!(got.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", got.text());
+    assert_eq!(got.error_code(), "RequestEntityTooLarge");
+    let got = a.api("GET", "/v1/hooks/big", None, &[]).await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND);
+    // The store is fine afterwards.
+    a.upload_hook("small", SECURITY_HEADERS).await;
+}
