@@ -478,3 +478,84 @@ async fn blue_green_in_three_commands() {
         .ok();
     assert_eq!(ids.lines().count(), 2, "{ids}");
 }
+
+#[tokio::test]
+async fn import_cloudfront_creates_the_distribution_and_names_what_it_left() {
+    let origin = Origin::start(|seen| {
+        Reply::ok(format!("app{}", seen.target)).header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port: u64 = origin
+        .domain()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    // What `aws cloudfront get-distribution-config` prints for a small site
+    // with a Lambda@Edge router and WAF.
+    let document = json!({
+        "ETag": "E1ABCDEF",
+        "DistributionConfig": {
+            "CallerReference": "site-2024",
+            "Aliases": {"Quantity": 1, "Items": ["shop.example.com"]},
+            "DefaultRootObject": "",
+            "Origins": {"Quantity": 1, "Items": [{
+                "Id": "app", "DomainName": "127.0.0.1", "OriginPath": "/v2",
+                "CustomHeaders": {"Quantity": 0},
+                "CustomOriginConfig": {"HTTPPort": port, "HTTPSPort": 443,
+                    "OriginProtocolPolicy": "http-only", "OriginReadTimeout": 30,
+                    "OriginKeepaliveTimeout": 5,
+                    "OriginSslProtocols": {"Quantity": 1, "Items": ["TLSv1.2"]}},
+                "ConnectionAttempts": 1, "ConnectionTimeout": 10,
+                "OriginShield": {"Enabled": false}, "OriginAccessControlId": ""
+            }]},
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "app",
+                "ViewerProtocolPolicy": "allow-all",
+                "AllowedMethods": {"Quantity": 7, "Items": ["HEAD", "DELETE", "POST", "GET", "OPTIONS", "PUT", "PATCH"]},
+                "Compress": false,
+                "LambdaFunctionAssociations": {"Quantity": 1, "Items": [{
+                    "LambdaFunctionARN": "arn:aws:lambda:us-east-1:123456789012:function:router:3",
+                    "EventType": "origin-request", "IncludeBody": false}]},
+                "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"
+            },
+            "CacheBehaviors": {"Quantity": 0},
+            "Comment": "imported shop",
+            "Enabled": true,
+            "PriceClass": "PriceClass_All",
+            "ViewerCertificate": {"CloudFrontDefaultCertificate": true},
+            "Restrictions": {"GeoRestriction": {"RestrictionType": "none", "Quantity": 0}},
+            "WebACLId": "arn:aws:wafv2:us-east-1:123456789012:global/webacl/shop/1",
+            "HttpVersion": "http2"
+        }
+    });
+    let file = write_json(&dir, "shop.json", &document);
+
+    // A dry run prints the config and creates nothing.
+    let dry = edge_cli(&edge, &["import", "cloudfront", &file, "--dry-run"])
+        .await
+        .json();
+    assert_eq!(
+        dry["config"]["default_cache_behavior"]["default_ttl"],
+        86_400
+    );
+    let list = edge.api("GET", "/v1/distributions", None, &[]).await.json();
+    assert_eq!(list["quantity"], 0, "{list}");
+
+    let out = edge_cli(&edge, &["import", "cloudfront", &file]).await.ok();
+    assert!(out.contains("not carried (3):"), "{out}");
+    assert!(out.contains("function:router:3"), "{out}");
+    assert!(out.contains("hooks.origin_request"), "{out}");
+    assert!(out.contains("WebACLId"), "{out}");
+    let got = edge.get("shop.example.com", "/cart").await;
+    assert_eq!(got.text(), "app/v2/cart");
+    assert_eq!(edge.get("shop.example.com", "/cart").await.cache(), "Hit");
+
+    // A document that is not a distribution config is refused, exit 1.
+    let bad = write_json(&dir, "bad.json", &json!({"Origins": {"Quantity": 0}}));
+    let run = edge_cli(&edge, &["import", "cloudfront", &bad]).await;
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(run.err.contains("Origins"), "{}", run.err);
+}

@@ -62,6 +62,25 @@ pub enum Command {
     /// Key-value data that hooks read (a green weight, a feature flag).
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Bring a distribution over from another CDN.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// `edge import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Create a distribution from `aws cloudfront get-distribution-config`
+    /// output, and list every setting that could not be carried.
+    Cloudfront {
+        /// The JSON file (`-` for stdin).
+        file: PathBuf,
+        /// Print the Edge config and what is not carried; create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 /// `edge serve`.

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::client::{ApiClient, CliError, Reply};
 use super::{
-    AliasCommand, CdCommand, Command, Connection, DistCommand, HookCommand, KvCommand, Output,
-    PolicyCommand, PolicySpec,
+    AliasCommand, CdCommand, Command, Connection, DistCommand, HookCommand, ImportCommand,
+    KvCommand, Output, PolicyCommand, PolicySpec,
 };
 
 type Out<'a> = &'a mut dyn Write;
@@ -40,6 +40,11 @@ pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<()
             print_distribution(out, conn.output, &reply)
         }
         Command::Cd(cmd) => cd(cmd, out).await,
+        Command::Import(ImportCommand::Cloudfront {
+            file,
+            dry_run,
+            conn,
+        }) => import_cloudfront(&conn, &file, dry_run, out).await,
         Command::Invalidate(args) => {
             let api = ApiClient::new(&args.conn);
             let reply = api
@@ -602,6 +607,57 @@ fn seg(s: &str) -> String {
         }
     }
     out
+}
+
+/// `edge import cloudfront`: converts, creates (unless a dry run), and names
+/// what was left behind.
+async fn import_cloudfront(
+    conn: &Connection,
+    file: &Path,
+    dry_run: bool,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let document = read_json(file)?;
+    let imported = crate::config::cloudfront::import(&document)
+        .map_err(|e| CliError::Local(format!("{}: {e}", file.display())))?;
+    let config =
+        serde_json::to_value(&imported.config).map_err(|e| CliError::Local(e.to_string()))?;
+    let not_carried =
+        serde_json::to_value(&imported.not_carried).map_err(|e| CliError::Local(e.to_string()))?;
+    if dry_run {
+        return print_json(out, &json!({"config": config, "not_carried": not_carried}));
+    }
+    let reply = ApiClient::new(conn)
+        .send_json(Method::POST, "/v1/distributions", &config, None)
+        .await?;
+    let created = reply.json()?;
+    match conn.output {
+        Output::Json => {
+            return print_json(
+                out,
+                &json!({"distribution": created, "not_carried": not_carried}),
+            );
+        }
+        Output::Id => return print_id(out, &created),
+        Output::Table => {}
+    }
+    fields(
+        out,
+        &[
+            ("id", text(&created["id"])),
+            ("domain_name", text(&created["domain_name"])),
+            ("etag", text(&created["etag"])),
+            ("aliases", text(&created["config"]["aliases"])),
+        ],
+    )?;
+    if imported.not_carried.is_empty() {
+        return writeln!(out, "every setting was carried").map_err(io);
+    }
+    writeln!(out, "not carried ({}):", imported.not_carried.len()).map_err(io)?;
+    for n in &imported.not_carried {
+        writeln!(out, "  {}: {}", n.field, n.reason).map_err(io)?;
+    }
+    Ok(())
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {

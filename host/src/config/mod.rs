@@ -5,6 +5,7 @@
 //! relies on (every target names an origin or group, TTLs are ordered, header names
 //! are valid). A [`ConfigError`] names the field that broke a rule.
 
+pub mod cloudfront;
 pub mod pattern;
 pub mod policy;
 pub mod raw;
