@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -67,6 +67,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store: args.store,
         store_prefix: args.store_prefix,
         fleet_lease: std::time::Duration::from_secs(args.fleet_lease_seconds.max(1)),
+        access_log: args.access_log,
     };
     let host = RunningHost::start(opts)
         .await

@@ -1,7 +1,10 @@
 //! Process-wide counters, rendered as Prometheus text on `GET /metrics`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::cache::CacheStatus;
 
@@ -17,6 +20,9 @@ pub struct Metrics {
     store_connected: AtomicU64,
     staging_responses: AtomicU64,
     staging_errors: AtomicU64,
+    access_log_dropped: AtomicU64,
+    /// Each distribution's counters, by id.
+    distributions: Mutex<BTreeMap<String, Arc<DistributionStats>>>,
 }
 
 impl Metrics {
@@ -42,6 +48,11 @@ impl Metrics {
         self.origin_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An access-log record dropped because the writer fell behind.
+    pub fn record_access_log_drop(&self) {
+        self.access_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn set_config_revision(&self, revision: u64) {
         self.config_revision.store(revision, Ordering::Relaxed);
     }
@@ -51,8 +62,9 @@ impl Metrics {
             .store(u64::from(connected), Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition, with the cache's current size.
-    pub fn render(&self, cache_bytes: u64, cache_objects: u64) -> String {
+    /// Prometheus text exposition, with the cache's current size and the
+    /// hooks' counters.
+    pub fn render(&self, cache_bytes: u64, cache_objects: u64, hooks: &[Arc<HookStats>]) -> String {
         let mut out = String::with_capacity(1024);
         out.push_str("# HELP edge_requests_total Viewer responses by cache result.\n");
         out.push_str("# TYPE edge_requests_total counter\n");
@@ -86,6 +98,12 @@ impl Metrics {
                 "counter",
                 "Origin fetches that failed (connect, timeout, protocol).",
                 self.origin_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_access_log_dropped_total",
+                "counter",
+                "Access-log records dropped because the writer fell behind.",
+                self.access_log_dropped.load(Ordering::Relaxed),
             ),
             (
                 "edge_staging_responses_total",
@@ -130,6 +148,265 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        self.render_labelled(&mut out, hooks);
         out
+    }
+}
+
+/// Upper bounds of the latency histograms' buckets, in microseconds.
+const BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000,
+];
+
+/// A latency histogram in Prometheus' shape (cumulative buckets in
+/// seconds, a sum and a count), updated with relaxed atomics.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = BUCKETS_US.iter().position(|&le| us <= le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The histogram's lines for one label set (`labels` without braces).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (le, n) in BUCKETS_US.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                Seconds(*le)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            Seconds(self.sum_us.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Microseconds printed as seconds.
+struct Seconds(u64);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+/// A label value with `\` and `"` escaped.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// One distribution's counters: responses by arm, cache result and status
+/// class, and the origins' response-head latency. Kept across config
+/// changes while its origins stay the same.
+#[derive(Debug)]
+pub struct DistributionStats {
+    id: String,
+    /// `[arm][cache][class]`: arm 0 primary, 1 staging.
+    responses: [[[AtomicU64; 5]; 4]; 2],
+    /// By origin, in the config's order.
+    origins: Vec<(String, Histogram)>,
+}
+
+impl DistributionStats {
+    fn new(id: &str, origins: &[String]) -> Self {
+        Self {
+            id: id.to_owned(),
+            responses: Default::default(),
+            origins: origins
+                .iter()
+                .map(|o| (o.clone(), Histogram::default()))
+                .collect(),
+        }
+    }
+
+    /// A response to a viewer of this distribution.
+    pub fn record(&self, staging: bool, cache: CacheStatus, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[usize::from(staging)][cache as usize][class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long origin `index` (in the config's order) took to answer.
+    pub fn origin_latency(&self, index: usize, took: Duration) {
+        if let Some((_, histogram)) = self.origins.get(index) {
+            histogram.observe(took);
+        }
+    }
+}
+
+/// One hook name's counters, by event (every version of the name together).
+#[derive(Debug)]
+pub struct HookStats {
+    name: String,
+    invocations: [AtomicU64; 4],
+    errors: [AtomicU64; 4],
+    /// Instantiation to the export's return (wall time; hooks are CPU-bound,
+    /// and their CPU budget is enforced apart from this).
+    duration: [Histogram; 4],
+    /// A fresh instance's creation.
+    instantiate: Histogram,
+}
+
+/// Event names in the order hook counters keep them.
+const EVENTS: [&str; 4] = [
+    "viewer-request",
+    "origin-request",
+    "origin-response",
+    "viewer-response",
+];
+
+impl HookStats {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            invocations: Default::default(),
+            errors: Default::default(),
+            duration: Default::default(),
+            instantiate: Histogram::default(),
+        }
+    }
+
+    /// One invocation of event `event` (0-3, in WIT order).
+    pub fn record(&self, event: usize, instantiate: Option<Duration>, took: Duration, ok: bool) {
+        let Some(invocations) = self.invocations.get(event) else {
+            return;
+        };
+        invocations.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.errors[event].fetch_add(1, Ordering::Relaxed);
+        }
+        self.duration[event].observe(took);
+        if let Some(instantiate) = instantiate {
+            self.instantiate.observe(instantiate);
+        }
+    }
+}
+
+impl Metrics {
+    /// The counters of distribution `id` with `origins` (new ones when its
+    /// origins changed).
+    pub fn distribution(&self, id: &str, origins: &[String]) -> Arc<DistributionStats> {
+        let mut map = self
+            .distributions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(stats) = map.get(id)
+            && stats.origins.iter().map(|(o, _)| o).eq(origins.iter())
+        {
+            return stats.clone();
+        }
+        let stats = Arc::new(DistributionStats::new(id, origins));
+        map.insert(id.to_owned(), stats.clone());
+        stats
+    }
+
+    /// Forgets the counters of distributions that no longer exist.
+    pub fn retain_distributions(&self, keep: impl Fn(&str) -> bool) {
+        self.distributions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|id, _| keep(id));
+    }
+
+    /// Per-distribution and per-hook series.
+    fn render_labelled(&self, out: &mut String, hooks: &[Arc<HookStats>]) {
+        let distributions: Vec<Arc<DistributionStats>> = self
+            .distributions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        out.push_str("# HELP edge_distribution_responses_total Viewer responses by distribution, deployment arm, cache result and status class.\n");
+        out.push_str("# TYPE edge_distribution_responses_total counter\n");
+        for d in &distributions {
+            for (arm, by_cache) in ["primary", "staging"].iter().zip(&d.responses) {
+                for cache in CacheStatus::ALL {
+                    for (class, n) in by_cache[cache as usize].iter().enumerate() {
+                        let n = n.load(Ordering::Relaxed);
+                        if n > 0 {
+                            let _ = writeln!(
+                                out,
+                                "edge_distribution_responses_total{{distribution=\"{}\",arm=\"{arm}\",cache=\"{}\",class=\"{}xx\"}} {n}",
+                                label(&d.id),
+                                cache.as_str(),
+                                class + 1
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        out.push_str("# HELP edge_origin_response_seconds Time from sending a request to an origin to its response head.\n");
+        out.push_str("# TYPE edge_origin_response_seconds histogram\n");
+        for d in &distributions {
+            for (origin, histogram) in &d.origins {
+                let labels = format!(
+                    "distribution=\"{}\",origin=\"{}\"",
+                    label(&d.id),
+                    label(origin)
+                );
+                histogram.render(out, "edge_origin_response_seconds", &labels);
+            }
+        }
+        out.push_str("# HELP edge_hook_invocations_total Hook invocations by hook and event.\n");
+        out.push_str("# TYPE edge_hook_invocations_total counter\n");
+        for h in hooks {
+            for (event, n) in EVENTS.iter().zip(&h.invocations) {
+                let _ = writeln!(
+                    out,
+                    "edge_hook_invocations_total{{hook=\"{}\",event=\"{event}\"}} {}",
+                    label(&h.name),
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP edge_hook_errors_total Hook invocations that failed (trap, limit, invalid output).\n");
+        out.push_str("# TYPE edge_hook_errors_total counter\n");
+        for h in hooks {
+            for (event, n) in EVENTS.iter().zip(&h.errors) {
+                let _ = writeln!(
+                    out,
+                    "edge_hook_errors_total{{hook=\"{}\",event=\"{event}\"}} {}",
+                    label(&h.name),
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP edge_hook_duration_seconds One invocation, from instantiation to the export's return.\n");
+        out.push_str("# TYPE edge_hook_duration_seconds histogram\n");
+        for h in hooks {
+            for (event, histogram) in EVENTS.iter().zip(&h.duration) {
+                let labels = format!("hook=\"{}\",event=\"{event}\"", label(&h.name));
+                histogram.render(out, "edge_hook_duration_seconds", &labels);
+            }
+        }
+        out.push_str(
+            "# HELP edge_hook_instantiate_seconds Creating a fresh instance for one invocation.\n",
+        );
+        out.push_str("# TYPE edge_hook_instantiate_seconds histogram\n");
+        for h in hooks {
+            let labels = format!("hook=\"{}\"", label(&h.name));
+            h.instantiate
+                .render(out, "edge_hook_instantiate_seconds", &labels);
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use edge_e2e::{Edge, Origin, Reply, config_for, json};
+use edge_e2e::{Edge, Origin, Reply, Value, config_for, json};
 use http::StatusCode;
 
 #[tokio::test]
@@ -666,4 +666,151 @@ async fn malformed_framing_is_refused_and_the_connection_closed() {
     )
     .await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+#[tokio::test]
+async fn access_logs_record_each_request_of_a_logging_distribution() {
+    let origin = Origin::fixed("hello, log", &[("cache-control", "max-age=60")]).await;
+    let log_dir = tempfile::tempdir().expect("temp dir");
+    let log_path = log_dir.path().join("access.log");
+    let path = log_path.clone();
+    let edge = Edge::start_with(move |opts| opts.access_log = Some(path)).await;
+    let mut logged = config_for(&[("web", &origin)]);
+    logged["aliases"] = json!(["logged.example.com"]);
+    logged["logging"] = json!({"enabled": true, "include_cookies": true});
+    let created = edge.create(logged).await;
+    let mut quiet = config_for(&[("web", &origin)]);
+    quiet["aliases"] = json!(["quiet.example.com"]);
+    edge.create(quiet).await;
+
+    let headers = [
+        ("user-agent", "curl/8.5"),
+        ("referer", "https://ref.example/"),
+        ("cookie", "session=abc"),
+    ];
+    let miss = edge
+        .request("GET", "logged.example.com", "/page?x=1", &headers)
+        .await;
+    let hit = edge
+        .request("GET", "logged.example.com", "/page?x=1", &headers)
+        .await;
+    assert_eq!(hit.cache(), "Hit");
+    edge.get("quiet.example.com", "/page").await;
+
+    let read = || {
+        let path = log_path.clone();
+        async move {
+            std::fs::read_to_string(&path)
+                .map(|t| t.lines().count() >= 2)
+                .unwrap_or(false)
+        }
+    };
+    assert!(edge_e2e::eventually(Duration::from_secs(10), read).await);
+    // Give a stray third line (there must be none) a moment to appear.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = std::fs::read_to_string(&log_path).expect("the access log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let (first, second) = (&lines[0], &lines[1]);
+    assert_eq!(first["result_type"], "Miss");
+    assert_eq!(second["result_type"], "Hit");
+    assert_eq!(
+        first["request_id"],
+        miss.header("x-edge-request-id").expect("id")
+    );
+    assert_eq!(first["distribution_id"], created["id"]);
+    assert_eq!(first["cs_host"], created["domain_name"]);
+    assert_eq!(first["host_header"], "logged.example.com");
+    assert_eq!(first["cs_method"], "GET");
+    assert_eq!(first["cs_uri_stem"], "/page");
+    assert_eq!(first["cs_uri_query"], "x=1");
+    assert_eq!(first["sc_status"], 200);
+    assert_eq!(first["sc_bytes"], "hello, log".len());
+    assert_eq!(first["cs_user_agent"], "curl/8.5");
+    assert_eq!(first["cs_referer"], "https://ref.example/");
+    assert_eq!(first["cs_cookie"], "session=abc");
+    assert_eq!(first["cs_protocol"], "http");
+    assert_eq!(first["cs_protocol_version"], "HTTP/1.1");
+    assert_eq!(first["edge_id"], "edge-test");
+    assert_eq!(first["arm"], "primary");
+    assert_eq!(first["origin"], "web");
+    assert_eq!(first["c_ip"], "127.0.0.1");
+    assert!(first["time_taken"].as_f64().expect("seconds") > 0.0);
+    assert!(first["date"].as_str().expect("date").len() == 10);
+}
+
+/// The value of one series in Prometheus text.
+fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        (series == name_and_labels).then(|| value.parse().ok())?
+    })
+}
+
+#[tokio::test]
+async fn metrics_break_requests_down_by_distribution_origin_and_hook() {
+    let origin = Origin::fixed("measured", &[("cache-control", "max-age=60")]).await;
+    let edge = Edge::start().await;
+    edge.upload_hook("sec", edge_e2e::examples::SECURITY_HEADERS)
+        .await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["m.example.com"]);
+    config["default_cache_behavior"]["hooks"] = json!({"viewer_response": {"module": "sec"}});
+    let created = edge.create(config).await;
+    let id = created["id"].as_str().expect("id");
+    for _ in 0..3 {
+        assert_eq!(edge.get("m.example.com", "/a").await.status, StatusCode::OK);
+    }
+    let metrics = edge.api("GET", "/metrics", None, &[]).await.text();
+    let dist = format!("distribution=\"{id}\"");
+    let responses = |cache: &str| {
+        series(
+            &metrics,
+            &format!(
+                "edge_distribution_responses_total{{{dist},arm=\"primary\",cache=\"{cache}\",class=\"2xx\"}}"
+            ),
+        )
+    };
+    assert_eq!(responses("Miss"), Some(1.0), "{metrics}");
+    assert_eq!(responses("Hit"), Some(2.0), "{metrics}");
+    assert_eq!(
+        series(
+            &metrics,
+            &format!("edge_origin_response_seconds_count{{{dist},origin=\"web\"}}")
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    let hook = "hook=\"sec\",event=\"viewer-response\"";
+    assert_eq!(
+        series(&metrics, &format!("edge_hook_invocations_total{{{hook}}}")),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        series(&metrics, &format!("edge_hook_errors_total{{{hook}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            &format!("edge_hook_duration_seconds_count{{{hook}}}")
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            "edge_hook_instantiate_seconds_count{hook=\"sec\"}"
+        ),
+        Some(3.0)
+    );
+    let inf = series(
+        &metrics,
+        &format!("edge_hook_duration_seconds_bucket{{{hook},le=\"+Inf\"}}"),
+    );
+    assert_eq!(inf, Some(3.0));
 }

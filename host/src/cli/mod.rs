@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// A directory of `*.pem` files, each a certificate chain and its key.
     #[arg(long, env = "EDGE_TLS_CERT_DIR")]
     pub tls_cert_dir: Option<PathBuf>,
+    /// Where distributions with `"logging": {"enabled": true}` write access
+    /// logs, one JSON line per request (a file, appended to; `-` for stdout).
+    #[arg(long, env = "EDGE_ACCESS_LOG")]
+    pub access_log: Option<PathBuf>,
 }
 
 /// `edge demo`.

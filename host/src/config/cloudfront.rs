@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::raw::{
-    CacheBehaviorConfig, CacheKeyConfig, DistributionConfig, HooksConfig, OriginConfig,
-    OriginGroupConfig, Protocol, QueryStrings,
+    CacheBehaviorConfig, CacheKeyConfig, DistributionConfig, HooksConfig, LoggingConfig,
+    OriginConfig, OriginGroupConfig, Protocol, QueryStrings,
 };
 
 /// A CloudFront setting the import could not carry, and why.
@@ -293,11 +293,20 @@ impl Importer {
             );
         }
         self.skip_if_set(&mut f, "CustomErrorResponses", "custom error pages are not carried; an origin-response or viewer-response hook can replace error bodies");
-        self.skip_if_set(
-            &mut f,
-            "Logging",
-            "standard logs to S3 are not carried; the host writes its own logs",
-        );
+        let mut logging = LoggingConfig::default();
+        if let Some(log) = f.take("Logging") {
+            let mut l = Fields::new("Logging", &log)?;
+            logging.enabled = l.boolean("Enabled")?.unwrap_or(false);
+            logging.include_cookies = logging.enabled && l.boolean("IncludeCookies")? == Some(true);
+            if logging.enabled
+                && let Some(bucket) = l.string("Bucket")?.filter(|b| !b.is_empty())
+            {
+                self.skip(
+                    l.at("Bucket"),
+                    format!("{bucket}: logs go to the host's --access-log (JSON lines), not to S3"),
+                );
+            }
+        }
         self.skip_if_set(&mut f, "WebACLId", "AWS WAF is not carried; refuse requests in a viewer-request hook or in front of the hosts");
         self.skip_if_set(&mut f, "ContinuousDeploymentPolicyId", "recreate the policy with `edge cd policy create` and attach it to the imported distribution");
         self.skip_if_set(
@@ -362,6 +371,7 @@ impl Importer {
             default_cache_behavior,
             cache_behaviors,
             continuous_deployment_policy_id: None,
+            logging,
         })
     }
 
@@ -871,6 +881,18 @@ mod tests {
         let err = import(&json!({"Origins": {"Items": [{"Id": "a"}]}})).expect_err("no domain");
         assert_eq!(err.field, "Origins[0].DomainName");
         assert!(import(&json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn standard_logging_becomes_the_access_log() {
+        let mut doc = document();
+        doc["DistributionConfig"]["Logging"] = json!({
+            "Enabled": true, "IncludeCookies": true,
+            "Bucket": "logs.s3.amazonaws.com", "Prefix": "shop/"
+        });
+        let imported = import(&doc).expect("imports");
+        assert!(imported.config.logging.enabled && imported.config.logging.include_cookies);
+        assert!(fields(&imported).contains(&"Logging.Bucket"));
     }
 
     #[test]

@@ -23,6 +23,26 @@ pub struct DistributionConfig {
     pub cache_behaviors: Vec<CacheBehaviorConfig>,
     #[serde(default)]
     pub continuous_deployment_policy_id: Option<String>,
+    /// Access logs for this distribution (written where `--access-log` says).
+    #[serde(default, skip_serializing_if = "LoggingConfig::is_off")]
+    pub logging: LoggingConfig,
+}
+
+/// Whether a distribution's requests are written to the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Log the viewer's `Cookie` header too (CloudFront's `IncludeCookies`).
+    #[serde(default)]
+    pub include_cookies: bool,
+}
+
+impl LoggingConfig {
+    fn is_off(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn yes() -> bool {

@@ -120,9 +120,11 @@ impl ControlApi {
             }
             ["metrics"] => {
                 return only(&req, &[Method::GET], || {
-                    let text = self
-                        .metrics
-                        .render(self.cache.weighted_bytes(), self.cache.object_count());
+                    let text = self.metrics.render(
+                        self.cache.weighted_bytes(),
+                        self.cache.object_count(),
+                        &self.plane.runtime.hook_stats(),
+                    );
                     let mut resp = Response::new(Full::new(Bytes::from(text)));
                     resp.headers_mut().insert(
                         CONTENT_TYPE,

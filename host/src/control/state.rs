@@ -384,6 +384,7 @@ impl ControlPlane {
     pub(super) fn publish(&self, state: ControlState) {
         let revision = state.revision;
         let serve = |r: &DistributionRecord| {
+            let origins: Vec<String> = r.config.origins.iter().map(|o| o.id.clone()).collect();
             ServedDistribution::new(
                 &r.stored.id,
                 &r.stored.domain_name,
@@ -391,8 +392,11 @@ impl ControlPlane {
                 r.revision,
                 &self.fetcher,
                 bind_hooks(&state, &r.config),
+                self.metrics.distribution(&r.stored.id, &origins),
             )
         };
+        self.metrics
+            .retain_distributions(|id| state.distributions.contains_key(id));
         // Staging distributions (and every one without a deployment) first,
         // so a primary can point at its staging's served form.
         let mut served: HashMap<&str, Arc<ServedDistribution>> = HashMap::new();

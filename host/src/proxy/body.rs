@@ -148,6 +148,39 @@ pub enum EdgeBody {
     Empty,
     Full(Option<Bytes>),
     Origin(Box<OriginBody>),
+    /// A body whose end (or abandonment) finishes an access-log record.
+    Logged(Box<LoggedBody>),
+}
+
+/// Counts what reaches the viewer and finishes the access-log record when
+/// the body ends, fails, or is dropped (the viewer went away).
+#[derive(Debug)]
+pub struct LoggedBody {
+    inner: EdgeBody,
+    sent: u64,
+    pending: Option<crate::access_log::Pending>,
+}
+
+impl LoggedBody {
+    pub fn wrap(inner: EdgeBody, pending: crate::access_log::Pending) -> EdgeBody {
+        EdgeBody::Logged(Box::new(Self {
+            inner,
+            sent: 0,
+            pending: Some(pending),
+        }))
+    }
+
+    fn finish(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            pending.finish(self.sent);
+        }
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 impl EdgeBody {
@@ -173,6 +206,19 @@ impl Body for EdgeBody {
                     .map(|b| Ok(Frame::data(b))),
             ),
             Self::Origin(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            Self::Logged(logged) => {
+                let polled = Pin::new(&mut logged.inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            logged.sent += data.len() as u64;
+                        }
+                    }
+                    Poll::Ready(None | Some(Err(_))) => logged.finish(),
+                    Poll::Pending => {}
+                }
+                polled
+            }
         }
     }
 
@@ -181,6 +227,7 @@ impl Body for EdgeBody {
             Self::Empty => true,
             Self::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
             Self::Origin(body) => body.is_end_stream(),
+            Self::Logged(logged) => logged.inner.is_end_stream(),
         }
     }
 
@@ -189,6 +236,7 @@ impl Body for EdgeBody {
             Self::Empty => SizeHint::with_exact(0),
             Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Self::Origin(body) => body.size_hint(),
+            Self::Logged(logged) => logged.inner.size_hint(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod stored;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,23 +20,24 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{
     CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue,
-    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE, SET_COOKIE,
-    VIA,
+    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE, REFERER,
+    SET_COOKIE, USER_AGENT, VIA,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
+use crate::access_log::{self, AccessLog};
 use crate::cache::flight::{self, Flight, FlightGuard, Landing};
 use crate::cache::freshness::Freshness;
 use crate::cache::{self, CacheStatus, CachedObject, SharedCache, Stamp, Tags};
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
-use crate::metrics::Metrics;
+use crate::metrics::{DistributionStats, Metrics};
 use crate::origin::{OriginError, OriginFetcher, UpstreamBody};
 use crate::wasm::{self, BoundHook, HookRuntime, KvData, RequestAction, convert};
-use body::{EdgeBody, OriginBody, Tee};
+use body::{EdgeBody, LoggedBody, OriginBody, Tee};
 use deploy::ArmStats;
 use routing::{BehaviorHooks, Routing, ServedDistribution};
 
@@ -62,6 +64,10 @@ pub struct Proxy {
     via: HeaderValue,
     /// This proxy, for work it spawns (background revalidation).
     this: Weak<Proxy>,
+    /// Where distributions with logging on write their access logs.
+    access_log: Option<Arc<AccessLog>>,
+    /// `--host-id`, the access log's `edge_id`.
+    host_id: String,
 }
 
 /// Per-request state carried through the steps.
@@ -77,6 +83,16 @@ struct RequestCtx {
     sticky: Option<HeaderValue>,
     /// The distribution the viewer asked for (the primary of a staging arm).
     primary_id: Option<Arc<str>>,
+    /// When the request arrived.
+    started: Instant,
+    /// Whether it came over TLS.
+    tls: bool,
+    /// Microseconds spent in hooks.
+    hook_micros: AtomicU64,
+    /// The access-log record, when the distribution logs.
+    log: Option<Box<access_log::Record>>,
+    /// The counters of the distribution the viewer asked for.
+    stats: Option<Arc<DistributionStats>>,
 }
 
 /// Marks a request that carried both `Content-Length` and `Transfer-Encoding`
@@ -89,7 +105,7 @@ pub struct AmbiguousFraming;
 const MAX_FOLLOWS: usize = 3;
 
 impl RequestCtx {
-    fn new(client: SocketAddr) -> Self {
+    fn new(client: SocketAddr, tls: bool) -> Self {
         Self {
             request_id: crate::ids::request_id(),
             client,
@@ -98,7 +114,18 @@ impl RequestCtx {
             gate: None,
             sticky: None,
             primary_id: None,
+            started: Instant::now(),
+            tls,
+            hook_micros: AtomicU64::new(0),
+            log: None,
+            stats: None,
         }
+    }
+
+    /// Adds the time a hook took.
+    fn add_hook_time(&self, since: Instant) {
+        let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.hook_micros.fetch_add(micros, Ordering::Relaxed);
     }
 }
 
@@ -128,6 +155,7 @@ impl Proxy {
         hooks: Arc<HookRuntime>,
         kv: Arc<ArcSwap<KvData>>,
         host_id: &str,
+        access_log: Option<Arc<AccessLog>>,
     ) -> Arc<Self> {
         let via = HeaderValue::from_str(&format!("1.1 {host_id} (edge)"))
             .unwrap_or_else(|_| HeaderValue::from_static("1.1 edge (edge)"));
@@ -139,6 +167,8 @@ impl Proxy {
             kv,
             via,
             this: this.clone(),
+            access_log,
+            host_id: host_id.to_owned(),
         })
     }
 
@@ -147,8 +177,9 @@ impl Proxy {
         self: Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,
+        tls: bool,
     ) -> Result<Response<EdgeBody>, Infallible> {
-        let mut ctx = RequestCtx::new(client);
+        let mut ctx = RequestCtx::new(client, tls);
         let span = tracing::debug_span!("request", id = %ctx.request_id, method = %req.method(), uri = %req.uri());
         let result = self.serve(req, &mut ctx).instrument(span).await;
         let mut resp = match result {
@@ -186,8 +217,23 @@ impl Proxy {
             gate.record(unix_now(), status >= 500);
         }
         self.metrics.record_response(ctx.cache_status, status);
+        if let Some(stats) = &ctx.stats {
+            stats.record(ctx.staging, ctx.cache_status, status);
+        }
         if ctx.staging {
             self.metrics.record_staging_response(status);
+        }
+        if let (Some(mut record), Some(log)) = (ctx.log.take(), &self.access_log) {
+            record.sc_status = status;
+            record.result_type = ctx.cache_status.as_str();
+            record.hook_time_ms = ctx.hook_micros.load(Ordering::Relaxed) as f64 / 1000.0;
+            let pending = access_log::Pending {
+                record: *record,
+                started: ctx.started,
+                log: log.clone(),
+            };
+            let (head, body) = resp.into_parts();
+            resp = Response::from_parts(head, LoggedBody::wrap(body, pending));
         }
         Ok(resp)
     }
@@ -208,6 +254,7 @@ impl Proxy {
             .ok_or_else(|| ProxyError::UnknownHost { host: host.clone() })?
             .clone();
         drop(routing);
+        ctx.stats = Some(dist.stats.clone());
         if !dist.config.enabled {
             return Err(ProxyError::DistributionDisabled {
                 id: dist.id.to_string(),
@@ -215,6 +262,9 @@ impl Proxy {
         }
         if !req.uri().path().starts_with('/') {
             return Err(ProxyError::BadTarget);
+        }
+        if dist.config.raw.logging.enabled && self.access_log.is_some() {
+            ctx.log = Some(Box::new(self.log_record(&req, &dist, &host, ctx)));
         }
 
         // Step 2: deployment arm. A policy may send this viewer to the staging
@@ -233,6 +283,9 @@ impl Proxy {
             }
         }
         let arm = if ctx.staging { "staging" } else { "primary" };
+        if let Some(record) = &mut ctx.log {
+            record.arm = arm;
+        }
 
         // Step 3: cache behavior by path pattern.
         let (index, behavior) = dist.config.behavior_for(parts.uri.path());
@@ -257,6 +310,9 @@ impl Proxy {
             }
         }
 
+        if let Some(record) = &mut ctx.log {
+            record.origin = Some(ex.target_id.clone());
+        }
         let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
         let (base, query, cookies) = cache_key(
             &dist,
@@ -456,7 +512,7 @@ impl Proxy {
             trip.base.clone(),
         );
         tokio::spawn(async move {
-            let mut ctx = RequestCtx::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+            let mut ctx = RequestCtx::new(SocketAddr::from(([127, 0, 0, 1], 0)), false);
             let trip = Trip {
                 dist: &dist,
                 index,
@@ -712,7 +768,10 @@ impl Proxy {
                 .map_err(|e| ProxyError::Internal(format!("building origin request: {e}")))?;
             self.metrics.record_origin_request();
             let last = n + 1 == members.len();
-            match OriginFetcher::send(&dist.pools[idx], origin, upstream).await {
+            let sent = Instant::now();
+            let answered = OriginFetcher::send(&dist.pools[idx], origin, upstream).await;
+            dist.stats.origin_latency(idx, sent.elapsed());
+            match answered {
                 Ok(resp) if !last && failover_codes.contains(&resp.status().as_u16()) => {
                     tracing::info!(request_id = %ctx.request_id, origin = %origin.id, status = resp.status().as_u16(), "failing over");
                 }
@@ -754,6 +813,51 @@ impl Proxy {
     }
 
     /// Steps 4 and 6: runs a request event and checks what it returned.
+    /// The access-log fields known when the request arrives.
+    fn log_record(
+        &self,
+        req: &Request<Incoming>,
+        dist: &ServedDistribution,
+        host: &str,
+        ctx: &RequestCtx,
+    ) -> access_log::Record {
+        let header = |name: HeaderName| {
+            req.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let logging = dist.config.raw.logging;
+        access_log::Record {
+            date: String::new(),
+            time: String::new(),
+            edge_id: self.host_id.clone(),
+            sc_bytes: 0,
+            c_ip: ctx.client.ip().to_string(),
+            cs_method: req.method().to_string(),
+            cs_host: dist.domain_name.clone(),
+            cs_uri_stem: req.uri().path().to_owned(),
+            sc_status: 0,
+            cs_referer: header(REFERER),
+            cs_user_agent: header(USER_AGENT),
+            cs_uri_query: req.uri().query().map(str::to_owned),
+            cs_cookie: if logging.include_cookies {
+                header(COOKIE)
+            } else {
+                None
+            },
+            result_type: "Miss",
+            request_id: ctx.request_id.clone(),
+            host_header: host.to_owned(),
+            cs_protocol: if ctx.tls { "https" } else { "http" },
+            cs_protocol_version: format!("{:?}", req.version()),
+            time_taken: 0.0,
+            distribution_id: dist.id.to_string(),
+            arm: "primary",
+            origin: None,
+            hook_time_ms: 0.0,
+        }
+    }
+
     async fn request_hook(
         &self,
         hook: &BoundHook,
@@ -769,7 +873,8 @@ impl Proxy {
             &ex.headers,
             ctx.client.ip(),
         );
-        let (action, _logs) = self
+        let began = Instant::now();
+        let ran = self
             .hooks
             .request_event(
                 hook,
@@ -778,7 +883,9 @@ impl Proxy {
                 &context,
                 &request,
             )
-            .await?;
+            .await;
+        ctx.add_hook_time(began);
+        let (action, _logs) = ran?;
         let invalid = |reason: String| hook.invalid_output(reason);
         match action {
             RequestAction::Forward(forward) => {
@@ -833,7 +940,8 @@ impl Proxy {
             ctx.client.ip(),
         );
         let response = convert::response_to_wit(status, headers, None);
-        let (resp, _logs) = self
+        let began = Instant::now();
+        let ran = self
             .hooks
             .response_event(
                 hook,
@@ -843,7 +951,9 @@ impl Proxy {
                 &request,
                 &response,
             )
-            .await?;
+            .await;
+        ctx.add_hook_time(began);
+        let (resp, _logs) = ran?;
         convert::response_from_wit(resp, headers, convert::max_body(hook.event))
             .map_err(|reason| hook.invalid_output(reason).into())
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::deploy::Deployment;
 use crate::config::Distribution;
+use crate::metrics::DistributionStats;
 use crate::origin::{OriginFetcher, PoolClient};
 use crate::wasm::BoundHook;
 
@@ -33,6 +34,8 @@ pub struct ServedDistribution {
     /// The continuous deployment that sends some viewers to a staging
     /// distribution; `None` when no policy sends any.
     pub deployment: Option<Deployment>,
+    /// Its counters on `/metrics`.
+    pub stats: Arc<DistributionStats>,
 }
 
 impl ServedDistribution {
@@ -43,9 +46,11 @@ impl ServedDistribution {
         revision: u64,
         fetcher: &OriginFetcher,
         hooks: Vec<BehaviorHooks>,
+        stats: Arc<DistributionStats>,
     ) -> Self {
         let pools = config.origins.iter().map(|o| fetcher.pool_for(o)).collect();
         Self {
+            stats,
             id: id.into(),
             domain_name: domain_name.to_owned(),
             config,

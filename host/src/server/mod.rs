@@ -67,6 +67,8 @@ pub struct HostOptions {
     /// How long a host stays listed among the fleet's hosts after its last
     /// renewal.
     pub fleet_lease: Duration,
+    /// Where distributions with logging on write access logs (`-`: stdout).
+    pub access_log: Option<PathBuf>,
 }
 
 impl HostOptions {
@@ -91,6 +93,7 @@ impl HostOptions {
             store: StoreSpec::Embedded,
             store_prefix: "/edge".to_owned(),
             fleet_lease: Duration::from_secs(10),
+            access_log: None,
         }
     }
 }
@@ -116,6 +119,11 @@ pub enum StartError {
     OriginCa { path: PathBuf, reason: String },
     #[error("TLS: {0}")]
     Tls(#[from] tls::CertificateError),
+    #[error("access log {path}: {source}")]
+    AccessLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A host serving viewers and its control API until shut down.
@@ -202,7 +210,26 @@ impl RunningHost {
             metrics.clone(),
             cache.clone(),
         ));
-        let proxy = Proxy::new(routing, cache.clone(), metrics, runtime, kv, &opts.host_id);
+        let access_log = match &opts.access_log {
+            Some(path) => Some(
+                crate::access_log::AccessLog::open(path, metrics.clone()).map_err(|source| {
+                    StartError::AccessLog {
+                        path: path.clone(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
+        let proxy = Proxy::new(
+            routing,
+            cache.clone(),
+            metrics,
+            runtime,
+            kv,
+            &opts.host_id,
+            access_log,
+        );
 
         let viewer = TcpListener::bind(opts.listen)
             .await
@@ -398,10 +425,12 @@ async fn serve_viewers(
         let (proxy, stop, tls) = (proxy.clone(), shutdown.clone(), tls.clone());
         conns.spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, proxy, limits, stop).await,
+                None => serve_connection(stream, (peer, false), proxy, limits, stop).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, proxy, limits, stop).await,
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, (peer, true), proxy, limits, stop).await;
+                        }
                         Ok(Err(err)) => {
                             tracing::debug!(%peer, error = %err, "TLS handshake failed");
                         }
@@ -420,7 +449,7 @@ async fn serve_viewers(
 /// prior knowledge in clear), until it ends or the host shuts down.
 async fn serve_connection<IO>(
     io: IO,
-    peer: SocketAddr,
+    (peer, tls): (SocketAddr, bool),
     proxy: Arc<Proxy>,
     limits: ViewerLimits,
     mut stop: watch::Receiver<bool>,
@@ -434,7 +463,7 @@ async fn serve_connection<IO>(
         if framing.is_ambiguous(index) {
             req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
         }
-        proxy.clone().handle(req, peer)
+        proxy.clone().handle(req, peer, tls)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

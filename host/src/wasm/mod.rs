@@ -25,6 +25,7 @@ pub mod convert;
 mod kv;
 mod log;
 
+use crate::metrics::HookStats;
 use std::cell::Cell;
 use std::future::Future;
 use std::path::PathBuf;
@@ -133,6 +134,8 @@ pub struct CompiledHook {
     pre: InstancePre<HookState>,
     /// The export of each event, indexed by [`event_index`].
     exports: [ComponentExportIndex; 4],
+    /// Counters shared by every version of the name.
+    pub stats: Arc<HookStats>,
 }
 
 /// Where an event's export sits in [`CompiledHook::exports`].
@@ -280,6 +283,8 @@ pub struct HookRuntime {
     cache: Option<wasmtime::Cache>,
     linker: Linker<HookState>,
     stop_ticker: Arc<AtomicBool>,
+    /// Each hook name's counters, shared by its versions.
+    stats: std::sync::Mutex<std::collections::BTreeMap<String, Arc<HookStats>>>,
 }
 
 impl std::fmt::Debug for HookRuntime {
@@ -354,6 +359,7 @@ impl HookRuntime {
             cache,
             linker,
             stop_ticker,
+            stats: std::sync::Mutex::default(),
         })
     }
 
@@ -381,12 +387,30 @@ impl HookRuntime {
             export(EXPORT_NAMES[2])?,
             export(EXPORT_NAMES[3])?,
         ];
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(HookStats::new(name)))
+            .clone();
         Ok(CompiledHook {
             name: name.into(),
             version: version_of(bytes),
             pre,
             exports,
+            stats,
         })
+    }
+
+    /// Every hook name's counters, for `/metrics`.
+    pub fn hook_stats(&self) -> Vec<Arc<HookStats>> {
+        self.stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Compilations served from the on-disk cache since start.
@@ -505,16 +529,24 @@ impl HookRuntime {
         req: &Request,
     ) -> Result<(RequestAction, Vec<String>), HookError> {
         let mut store = self.store(hook, request_id, kv);
-        let export = &hook.compiled.exports[event_index(hook.event)];
+        let index = event_index(hook.event);
+        let export = &hook.compiled.exports[index];
+        let began = Instant::now();
+        let mut instantiated = None;
         let call = async {
             let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
+            instantiated = Some(began.elapsed());
             let func = instance
                 .get_typed_func::<(&Context, &Request), (RequestAction,)>(&mut store, export)?;
             let (action,) = func.call_async(&mut store, (ctx, req)).await?;
             Ok(action)
         };
         let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
-        self.finish(hook, store, result)
+        let finished = self.finish(hook, store, result);
+        hook.compiled
+            .stats
+            .record(index, instantiated, began.elapsed(), finished.is_ok());
+        finished
     }
 
     /// Runs an `origin-response` or `viewer-response` event.
@@ -528,9 +560,13 @@ impl HookRuntime {
         resp: &Response,
     ) -> Result<(Response, Vec<String>), HookError> {
         let mut store = self.store(hook, request_id, kv);
-        let export = &hook.compiled.exports[event_index(hook.event)];
+        let index = event_index(hook.event);
+        let export = &hook.compiled.exports[index];
+        let began = Instant::now();
+        let mut instantiated = None;
         let call = async {
             let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
+            instantiated = Some(began.elapsed());
             let func = instance.get_typed_func::<(&Context, &Request, &Response), (Response,)>(
                 &mut store, export,
             )?;
@@ -538,7 +574,11 @@ impl HookRuntime {
             Ok(response)
         };
         let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
-        self.finish(hook, store, result)
+        let finished = self.finish(hook, store, result);
+        hook.compiled
+            .stats
+            .record(index, instantiated, began.elapsed(), finished.is_ok());
+        finished
     }
 }
 
