@@ -62,11 +62,11 @@ fn bench(c: &mut Criterion) {
         .expect("tokio");
     c.bench_function("bluegreen viewer-request: instantiate + call + drop", |b| {
         b.to_async(&rt).iter(|| async {
-            let (action, _) = runtime
+            let ran = runtime
                 .request_event(&hook, "R", kv.clone(), &ctx, &req)
                 .await
                 .expect("hook ran");
-            std::hint::black_box(action);
+            std::hint::black_box(ran.value);
         });
     });
 }

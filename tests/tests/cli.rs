@@ -1,7 +1,7 @@
 //! The `edge` CLI's verbs against a running host: what an operator types, what
 //! they see, and the exit codes scripts rely on.
 
-use edge_e2e::examples::BLUEGREEN;
+use edge_e2e::examples::{BLUEGREEN, EDGE_AUTH, MISBEHAVE};
 use edge_e2e::{Edge, Origin, Reply, TOKEN, Value, json};
 
 /// One CLI run: exit code, stdout, stderr.
@@ -558,4 +558,124 @@ async fn import_cloudfront_creates_the_distribution_and_names_what_it_left() {
     let run = edge_cli(&edge, &["import", "cloudfront", &bad]).await;
     assert_eq!(run.code, 1, "{}", run.out);
     assert!(run.err.contains("Origins"), "{}", run.err);
+}
+
+/// `edge hook test`, which needs no host.
+async fn hook_test(args: &[&str]) -> Run {
+    let mut argv = vec!["edge", "hook", "test"];
+    argv.extend_from_slice(args);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = edge::cli::run_args(argv, &mut out, &mut err).await;
+    Run {
+        code,
+        out: String::from_utf8_lossy(&out).into_owned(),
+        err: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn hook_test_runs_the_events_the_way_the_host_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A viewer with a green cookie goes to green, through every event.
+    let request = write_json(
+        &dir,
+        "green.json",
+        &json!({"method": "GET", "uri": "/index.html?v=2",
+                "headers": {"host": "www.example.com", "cookie": "deployment=green"}}),
+    );
+    let report = hook_test(&[
+        BLUEGREEN,
+        "--request",
+        &request,
+        "--origin",
+        "blue",
+        "--json",
+    ])
+    .await
+    .json();
+    let events: Vec<&str> = report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "viewer-request",
+            "origin-request",
+            "origin",
+            "origin-response",
+            "viewer-response"
+        ]
+    );
+    assert_eq!(report["events"][0]["origin"], "green");
+    assert_eq!(report["events"][0]["request"]["uri"], "/index.html?v=2");
+    assert!(
+        report["events"][0]["memory_bytes"]
+            .as_u64()
+            .expect("memory")
+            > 0
+    );
+    assert_eq!(report["status"], 200);
+
+    // The same viewer from a browser's HAR export (HTTP/2 pseudo-headers skipped).
+    let har = write_json(
+        &dir,
+        "page.har",
+        &json!({"log": {"version": "1.2", "entries": [{"request": {
+            "method": "GET", "url": "https://www.example.com/a?b=1", "httpVersion": "h2",
+            "headers": [{"name": ":authority", "value": "www.example.com"},
+                        {"name": "Cookie", "value": "deployment=green"}]
+        }}]}}),
+    );
+    let report = hook_test(&[BLUEGREEN, "--har", &har, "--origin", "blue", "--json"])
+        .await
+        .json();
+    assert_eq!(report["events"][0]["origin"], "green");
+    assert_eq!(report["events"][0]["request"]["uri"], "/a?b=1");
+
+    // A fresh viewer, with all traffic on green by KV: the sticky cookie is set.
+    let out = hook_test(&[
+        BLUEGREEN,
+        "--kv",
+        "bluegreen/green_weight=100",
+        "--origin",
+        "blue",
+    ])
+    .await
+    .ok();
+    assert!(out.contains("to origin green"), "{out}");
+    assert!(out.contains("+ set-cookie: deployment=green"), "{out}");
+
+    // A viewer-request answer skips the origin's events, as in the host.
+    let config = write_json(&dir, "auth.json", &json!({"key": "k"}));
+    let report = hook_test(&[EDGE_AUTH, "--config", &config, "--json"])
+        .await
+        .json();
+    let events: Vec<&str> = report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect();
+    assert_eq!(events, ["viewer-request", "viewer-response"]);
+    assert_eq!(report["events"][0]["outcome"], "respond");
+    assert_eq!(report["status"], 401);
+
+    // A hook that runs past its budget fails the run with the host's status.
+    let looping = write_json(&dir, "loop.json", &json!({"viewer_request": "loop"}));
+    let run = hook_test(&[MISBEHAVE, "--config", &looping]).await;
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(run.err.contains("viewer-request"), "{}", run.err);
+    assert!(run.err.contains("503"), "{}", run.err);
+    // An origin a hook picks must be one the behavior has, when listed.
+    let reroute = write_json(&dir, "reroute.json", &json!({"viewer_request": "reroute"}));
+    let run = hook_test(&[MISBEHAVE, "--config", &reroute, "--origins", "web"]).await;
+    assert_eq!(run.code, 1);
+    assert!(run.err.contains("502"), "{}", run.err);
+    // Logs are shown under their event.
+    let log = write_json(&dir, "log.json", &json!({"origin_request": "log"}));
+    let out = hook_test(&[MISBEHAVE, "--config", &log]).await.ok();
+    assert!(out.contains("log: origin_request saw /"), "{out}");
 }

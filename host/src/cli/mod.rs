@@ -12,6 +12,7 @@
 //! code and message to stderr and exits 1; a usage error exits 2.
 
 mod client;
+pub mod hook_test;
 mod verbs;
 
 use std::io::Write;
@@ -440,6 +441,9 @@ pub enum HookCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Run a plugin's four events on one request, locally, in the host's
+    /// runtime with the host's limits, and print what each event did.
+    Test(hook_test::HookTestArgs),
 }
 
 /// `edge kv ...`.

@@ -466,6 +466,7 @@ fn parse_weight(text: &str) -> Result<f64, CliError> {
 
 async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
+        HookCommand::Test(args) => super::hook_test::run(args, out).await,
         HookCommand::Upload { name, file, conn } => {
             let api = ApiClient::new(&conn);
             let bytes = std::fs::read(&file)

@@ -885,7 +885,7 @@ impl Proxy {
             )
             .await;
         ctx.add_hook_time(began);
-        let (action, _logs) = ran?;
+        let action = ran?.value;
         let invalid = |reason: String| hook.invalid_output(reason);
         match action {
             RequestAction::Forward(forward) => {
@@ -953,7 +953,7 @@ impl Proxy {
             )
             .await;
         ctx.add_hook_time(began);
-        let (resp, _logs) = ran?;
+        let resp = ran?.value;
         convert::response_from_wit(resp, headers, convert::max_body(hook.event))
             .map_err(|reason| hook.invalid_output(reason).into())
     }

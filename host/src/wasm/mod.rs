@@ -238,6 +238,8 @@ impl WasiView for HookState {
 struct MemoryCap {
     limit: usize,
     hit: bool,
+    /// The most linear memory the instance asked for.
+    peak: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +257,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
             self.hit = true;
             return Err(MemoryCapExceeded.into());
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -431,6 +434,7 @@ impl HookRuntime {
             limiter: MemoryCap {
                 limit: hook.memory_limit,
                 hit: false,
+                peak: 0,
             },
             kv,
             config: hook.config.clone(),
@@ -466,7 +470,7 @@ impl HookRuntime {
         hook: &BoundHook,
         mut store: Store<HookState>,
         result: Option<wasmtime::Result<R>>,
-    ) -> Result<(R, Vec<String>), HookError> {
+    ) -> Result<Ran<R>, HookError> {
         let state = store.data_mut();
         for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
             let out = pipe.contents();
@@ -479,7 +483,15 @@ impl HookRuntime {
         }
         let logs = std::mem::take(&mut state.logs);
         let err = match result {
-            Some(Ok(value)) => return Ok((value, logs)),
+            Some(Ok(value)) => {
+                return Ok(Ran {
+                    value,
+                    logs,
+                    memory_peak: state.limiter.peak,
+                    instantiate: None,
+                    took: Duration::ZERO,
+                });
+            }
             Some(Err(err)) => err,
             None => {
                 return Err(HookError::WallTimeout {
@@ -527,7 +539,7 @@ impl HookRuntime {
         kv: Arc<KvData>,
         ctx: &Context,
         req: &Request,
-    ) -> Result<(RequestAction, Vec<String>), HookError> {
+    ) -> Result<Ran<RequestAction>, HookError> {
         let mut store = self.store(hook, request_id, kv);
         let index = event_index(hook.event);
         let export = &hook.compiled.exports[index];
@@ -542,10 +554,15 @@ impl HookRuntime {
             Ok(action)
         };
         let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
-        let finished = self.finish(hook, store, result);
+        let took = began.elapsed();
+        let finished = self.finish(hook, store, result).map(|ran| Ran {
+            instantiate: instantiated,
+            took,
+            ..ran
+        });
         hook.compiled
             .stats
-            .record(index, instantiated, began.elapsed(), finished.is_ok());
+            .record(index, instantiated, took, finished.is_ok());
         finished
     }
 
@@ -558,7 +575,7 @@ impl HookRuntime {
         ctx: &Context,
         req: &Request,
         resp: &Response,
-    ) -> Result<(Response, Vec<String>), HookError> {
+    ) -> Result<Ran<Response>, HookError> {
         let mut store = self.store(hook, request_id, kv);
         let index = event_index(hook.event);
         let export = &hook.compiled.exports[index];
@@ -574,12 +591,31 @@ impl HookRuntime {
             Ok(response)
         };
         let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
-        let finished = self.finish(hook, store, result);
+        let took = began.elapsed();
+        let finished = self.finish(hook, store, result).map(|ran| Ran {
+            instantiate: instantiated,
+            took,
+            ..ran
+        });
         hook.compiled
             .stats
-            .record(index, instantiated, began.elapsed(), finished.is_ok());
+            .record(index, instantiated, took, finished.is_ok());
         finished
     }
+}
+
+/// What one invocation returned, and what it took.
+#[derive(Debug)]
+pub struct Ran<R> {
+    pub value: R,
+    /// What the guest logged through the `log` interface, in order.
+    pub logs: Vec<String>,
+    /// The most linear memory the instance grew to (bytes).
+    pub memory_peak: usize,
+    /// Creating the fresh instance.
+    pub instantiate: Option<Duration>,
+    /// From instantiation to the export's return (wall time).
+    pub took: Duration,
 }
 
 /// The CPU accounting of the invocation being polled on this thread, kept in

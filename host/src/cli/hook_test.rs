@@ -1,0 +1,643 @@
+//! `edge hook test`: runs a plugin's four events on one request in the host's
+//! own runtime, with the host's limits, and says what each event did.
+//!
+//! The events run in the order the host runs them on a miss: viewer-request,
+//! origin-request, the origin (the `--response` given, 200 by default),
+//! origin-response, viewer-response. An answer from a request event skips
+//! what the host would skip: a viewer-request answer goes straight to
+//! viewer-response, an origin-request answer skips the origin and
+//! origin-response. A hook that fails stops the run, with the status the
+//! host would answer.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::client::CliError;
+use crate::wasm::{
+    self, BoundHook, CompiledHook, Event, HookRuntime, KvData, RequestAction, RuntimeOptions,
+    convert,
+};
+
+/// `edge hook test`.
+#[derive(Debug, Args)]
+pub struct HookTestArgs {
+    /// The plugin's `.wasm` component.
+    pub wasm: PathBuf,
+    /// The viewer request, JSON: `{"method", "uri", "headers": {name: value
+    /// or [values]}, "client_ip"}` (default: `GET /`).
+    #[arg(long, conflicts_with = "har")]
+    pub request: Option<PathBuf>,
+    /// Take the viewer request from a HAR file (a browser's network export).
+    #[arg(long)]
+    pub har: Option<PathBuf>,
+    /// Which HAR entry (0 is the first).
+    #[arg(long, default_value_t = 0)]
+    pub entry: usize,
+    /// The origin's answer, JSON: `{"status", "headers"}` (default: 200).
+    #[arg(long)]
+    pub response: Option<PathBuf>,
+    /// The hook association's `config` object, a JSON file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// KV data the hook reads, `namespace/key=value` (repeatable).
+    #[arg(long = "kv", value_name = "NS/KEY=VALUE")]
+    pub kv: Vec<String>,
+    /// The origin the behavior targets (the context's origin id).
+    #[arg(long, default_value = "origin")]
+    pub origin: String,
+    /// Origin ids a hook may pick (comma-separated); any id when unset.
+    #[arg(long, value_delimiter = ',')]
+    pub origins: Vec<String>,
+    /// CPU budget per event (ms; default 5 for viewer events, 30 for origin events).
+    #[arg(long)]
+    pub cpu_budget_ms: Option<u64>,
+    /// Memory cap per event (MiB; default 16).
+    #[arg(long)]
+    pub memory_limit_mib: Option<u64>,
+    /// Print JSON instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The request as it travels through the events.
+#[derive(Debug, Clone)]
+struct Exchange {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    origin: String,
+}
+
+fn local(message: impl Into<String>) -> CliError {
+    CliError::Local(message.into())
+}
+
+fn read_json(path: &Path) -> Result<Value, CliError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| local(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| local(format!("{} is not JSON: {e}", path.display())))
+}
+
+/// `{name: value}` or `{name: [values]}` into a header map.
+fn headers_from(value: Option<&Value>, what: &str) -> Result<HeaderMap, CliError> {
+    let mut headers = HeaderMap::new();
+    let Some(map) = value else {
+        return Ok(headers);
+    };
+    let map = map
+        .as_object()
+        .ok_or_else(|| local(format!("{what}.headers: expected an object")))?;
+    for (name, values) in map {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| local(format!("{what}.headers: {name:?} is not a header name")))?;
+        let list = match values {
+            Value::Array(items) => items.clone(),
+            single => vec![single.clone()],
+        };
+        for v in list {
+            let text = v
+                .as_str()
+                .ok_or_else(|| local(format!("{what}.headers.{name}: expected strings")))?;
+            let value = HeaderValue::from_str(text)
+                .map_err(|_| local(format!("{what}.headers.{name}: not a valid value")))?;
+            headers.append(name.clone(), value);
+        }
+    }
+    Ok(headers)
+}
+
+fn split_uri(uri: &str) -> (String, Option<String>) {
+    match uri.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (uri.to_owned(), None),
+    }
+}
+
+/// The viewer request from `--request`, `--har`, or `GET /`.
+fn viewer_request(args: &HookTestArgs) -> Result<(Exchange, IpAddr), CliError> {
+    let default_ip = IpAddr::from([203, 0, 113, 10]);
+    let mut ex = Exchange {
+        method: Method::GET,
+        path: "/".to_owned(),
+        query: None,
+        headers: HeaderMap::new(),
+        origin: args.origin.clone(),
+    };
+    if let Some(path) = &args.request {
+        let v = read_json(path)?;
+        if let Some(m) = v.get("method").and_then(Value::as_str) {
+            ex.method = Method::from_bytes(m.as_bytes())
+                .map_err(|_| local(format!("request.method: {m:?} is not a method")))?;
+        }
+        if let Some(uri) = v.get("uri").and_then(Value::as_str) {
+            (ex.path, ex.query) = split_uri(uri);
+        }
+        ex.headers = headers_from(v.get("headers"), "request")?;
+        let ip = match v.get("client_ip").and_then(Value::as_str) {
+            Some(ip) => ip
+                .parse()
+                .map_err(|_| local(format!("request.client_ip: {ip:?} is not an address")))?,
+            None => default_ip,
+        };
+        return Ok((ex, ip));
+    }
+    if let Some(path) = &args.har {
+        let v = read_json(path)?;
+        let request = v
+            .pointer(&format!("/log/entries/{}/request", args.entry))
+            .ok_or_else(|| {
+                local(format!(
+                    "{}: no entry {} with a request",
+                    path.display(),
+                    args.entry
+                ))
+            })?;
+        let method = request
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("GET");
+        ex.method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| local(format!("HAR method {method:?} is not a method")))?;
+        let url = request
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| local("the HAR request has no url"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| local(format!("HAR url {url:?} is not a URL")))?;
+        ex.path = uri.path().to_owned();
+        ex.query = uri.query().map(str::to_owned);
+        for h in request
+            .get("headers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(name), Some(value)) = (
+                h.get("name").and_then(Value::as_str),
+                h.get("value").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            // HTTP/2 pseudo-headers are not fields.
+            if name.starts_with(':') {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                ex.headers.append(n, v);
+            }
+        }
+        if !ex.headers.contains_key(http::header::HOST)
+            && let Some(Ok(host)) = uri.host().map(HeaderValue::from_str)
+        {
+            ex.headers.insert(http::header::HOST, host);
+        }
+        return Ok((ex, default_ip));
+    }
+    Ok((ex, default_ip))
+}
+
+/// What one event did, for the report.
+struct Step {
+    event: &'static str,
+    json: Value,
+    lines: Vec<String>,
+}
+
+fn header_changes(before: &HeaderMap, after: &HeaderMap) -> (Vec<String>, Vec<String>) {
+    let show =
+        |n: &HeaderName, v: &HeaderValue| format!("{n}: {}", String::from_utf8_lossy(v.as_bytes()));
+    let added = after
+        .iter()
+        .filter(|(n, v)| !before.get_all(*n).iter().any(|b| b == *v))
+        .map(|(n, v)| show(n, v))
+        .collect();
+    let removed = before
+        .iter()
+        .filter(|(n, v)| !after.get_all(*n).iter().any(|a| a == *v))
+        .map(|(n, v)| show(n, v))
+        .collect();
+    (added, removed)
+}
+
+fn uri_of(ex: &Exchange) -> String {
+    match &ex.query {
+        Some(q) => format!("{}?{q}", ex.path),
+        None => ex.path.clone(),
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// The measurements and logs of one invocation.
+fn ran_json<R>(ran: &wasm::Ran<R>) -> Value {
+    json!({
+        "ms": millis(ran.took),
+        "instantiate_ms": ran.instantiate.map(millis),
+        "memory_bytes": ran.memory_peak,
+        "logs": ran.logs,
+    })
+}
+
+fn ran_line<R>(ran: &wasm::Ran<R>) -> String {
+    format!(
+        "{:.3} ms (instantiate {:.3} ms), memory {:.1} MiB",
+        millis(ran.took),
+        ran.instantiate.map_or(0.0, millis),
+        ran.memory_peak as f64 / f64::from(1u32 << 20),
+    )
+}
+
+struct Runner {
+    runtime: HookRuntime,
+    compiled: Arc<CompiledHook>,
+    config: Arc<serde_json::Map<String, Value>>,
+    kv: Arc<KvData>,
+    budget: Option<Duration>,
+    memory: usize,
+    client: IpAddr,
+    origins: Vec<String>,
+}
+
+impl Runner {
+    fn bound(&self, event: Event) -> BoundHook {
+        let default = match event {
+            Event::ViewerRequest | Event::ViewerResponse => wasm::DEFAULT_VIEWER_BUDGET,
+            _ => wasm::DEFAULT_ORIGIN_BUDGET,
+        };
+        BoundHook {
+            compiled: self.compiled.clone(),
+            event,
+            config: self.config.clone(),
+            budget: self.budget.unwrap_or(default),
+            memory_limit: self.memory,
+        }
+    }
+
+    fn context(&self, event: Event, origin: &str) -> wasm::Context {
+        wasm::Context {
+            event,
+            distribution_id: "ETEST".into(),
+            distribution_domain: "etest.edge.internal".into(),
+            request_id: "test-request".into(),
+            arm: wasm::bindings::Arm::Primary,
+            origin_id: origin.into(),
+        }
+    }
+
+    /// A request event: the next request, or the hook's answer.
+    async fn request(
+        &self,
+        event: Event,
+        name: &'static str,
+        ex: &Exchange,
+    ) -> Result<(Step, Result<Exchange, convert::CheckedResponse>), CliError> {
+        let hook = self.bound(event);
+        let request = convert::request_to_wit(
+            &ex.method,
+            &ex.path,
+            ex.query.as_deref(),
+            &ex.headers,
+            self.client,
+        );
+        let ran = self
+            .runtime
+            .request_event(
+                &hook,
+                "test-request",
+                self.kv.clone(),
+                &self.context(event, &ex.origin),
+                &request,
+            )
+            .await
+            .map_err(|e| failed(name, e))?;
+        let mut json = ran_json(&ran);
+        let mut lines = vec![ran_line(&ran)];
+        let outcome = match &ran.value {
+            RequestAction::Forward(forward) => {
+                let checked = convert::request_from_wit(forward.request.clone(), &ex.headers)
+                    .map_err(|r| failed(name, hook.invalid_output(r)))?;
+                let origin = forward
+                    .origin_id
+                    .clone()
+                    .unwrap_or_else(|| ex.origin.clone());
+                if !self.origins.is_empty() && !self.origins.contains(&origin) {
+                    return Err(failed(
+                        name,
+                        hook.invalid_output(format!(
+                            "origin id {origin:?} is not one of --origins"
+                        )),
+                    ));
+                }
+                let next = Exchange {
+                    method: checked.method,
+                    path: checked.path,
+                    query: checked.query,
+                    headers: checked.headers,
+                    origin,
+                };
+                let (added, removed) = header_changes(&ex.headers, &next.headers);
+                lines.insert(
+                    0,
+                    format!(
+                        "forward {} {} to origin {}",
+                        next.method,
+                        uri_of(&next),
+                        next.origin
+                    ),
+                );
+                lines.extend(added.iter().map(|h| format!("+ {h}")));
+                lines.extend(removed.iter().map(|h| format!("- {h}")));
+                json["outcome"] = json!("forward");
+                json["request"] = json!({"method": next.method.as_str(), "uri": uri_of(&next)});
+                json["origin"] = json!(next.origin);
+                json["headers_added"] = json!(added);
+                json["headers_removed"] = json!(removed);
+                Ok(next)
+            }
+            RequestAction::Respond(resp) => {
+                let checked = convert::response_from_wit(
+                    resp.clone(),
+                    &HeaderMap::new(),
+                    convert::max_body(event),
+                )
+                .map_err(|r| failed(name, hook.invalid_output(r)))?;
+                let bytes = checked.body.as_ref().map_or(0, |b| b.len());
+                lines.insert(
+                    0,
+                    format!("respond {} ({bytes} body bytes)", checked.status.as_u16()),
+                );
+                json["outcome"] = json!("respond");
+                json["status"] = json!(checked.status.as_u16());
+                json["body_bytes"] = json!(bytes);
+                Err(checked)
+            }
+        };
+        lines.extend(ran.logs.iter().map(|l| format!("log: {l}")));
+        Ok((
+            Step {
+                event: name,
+                json,
+                lines,
+            },
+            outcome,
+        ))
+    }
+
+    /// A response event on `status` and `headers`.
+    async fn response(
+        &self,
+        event: Event,
+        name: &'static str,
+        ex: &Exchange,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<(Step, convert::CheckedResponse), CliError> {
+        let hook = self.bound(event);
+        let request = convert::request_to_wit(
+            &ex.method,
+            &ex.path,
+            ex.query.as_deref(),
+            &ex.headers,
+            self.client,
+        );
+        let response = convert::response_to_wit(status, headers, None);
+        let ran = self
+            .runtime
+            .response_event(
+                &hook,
+                "test-request",
+                self.kv.clone(),
+                &self.context(event, &ex.origin),
+                &request,
+                &response,
+            )
+            .await
+            .map_err(|e| failed(name, e))?;
+        let checked =
+            convert::response_from_wit(ran.value.clone(), headers, convert::max_body(event))
+                .map_err(|r| failed(name, hook.invalid_output(r)))?;
+        let (added, removed) = header_changes(headers, &checked.headers);
+        let mut lines = vec![
+            format!(
+                "status {}{}",
+                checked.status.as_u16(),
+                checked.body.as_ref().map_or(String::new(), |b| format!(
+                    ", body replaced ({} bytes)",
+                    b.len()
+                ))
+            ),
+            ran_line(&ran),
+        ];
+        if event == Event::ViewerResponse && checked.status != status {
+            lines.push(format!(
+                "viewer-response cannot change the status: the host keeps {}",
+                status.as_u16()
+            ));
+        }
+        lines.extend(added.iter().map(|h| format!("+ {h}")));
+        lines.extend(removed.iter().map(|h| format!("- {h}")));
+        lines.extend(ran.logs.iter().map(|l| format!("log: {l}")));
+        let mut json = ran_json(&ran);
+        json["outcome"] = json!("response");
+        json["status"] = json!(checked.status.as_u16());
+        json["headers_added"] = json!(added);
+        json["headers_removed"] = json!(removed);
+        Ok((
+            Step {
+                event: name,
+                json,
+                lines,
+            },
+            checked,
+        ))
+    }
+}
+
+/// A hook failure, with the status the host would answer.
+fn failed(event: &str, err: wasm::HookError) -> CliError {
+    let proxy = crate::error::ProxyError::from(err);
+    let (status, code) = proxy.status_and_code();
+    local(format!(
+        "{event}: {proxy} (the host would answer {} {code})",
+        status.as_u16()
+    ))
+}
+
+/// Runs the events and prints what each did.
+pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let bytes = std::fs::read(&args.wasm)
+        .map_err(|e| local(format!("reading {}: {e}", args.wasm.display())))?;
+    let runtime = HookRuntime::new(&RuntimeOptions {
+        cache_dir: None,
+        max_instances: 16,
+    })
+    .map_err(|e| local(e.to_string()))?;
+    let name = args
+        .wasm
+        .file_stem()
+        .map_or_else(|| "hook".to_owned(), |s| s.to_string_lossy().into_owned());
+    let compiled = runtime
+        .compile(&name, &bytes)
+        .map_err(|e| local(format!("{}: {}", args.wasm.display(), e.0)))?;
+    let config = match &args.config {
+        Some(path) => match read_json(path)? {
+            Value::Object(map) => map,
+            _ => return Err(local("--config: expected a JSON object")),
+        },
+        None => serde_json::Map::new(),
+    };
+    let mut kv = KvData::default();
+    for entry in &args.kv {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| local(format!("--kv {entry:?}: expected namespace/key=value")))?;
+        let (ns, key) = key
+            .split_once('/')
+            .ok_or_else(|| local(format!("--kv {entry:?}: expected namespace/key=value")))?;
+        kv.insert(ns, key, bytes::Bytes::from(value.to_owned()));
+    }
+    let (viewer, client) = viewer_request(&args)?;
+    let (origin_status, origin_headers) = match &args.response {
+        Some(path) => {
+            let v = read_json(path)?;
+            let status = v.get("status").and_then(Value::as_u64).unwrap_or(200);
+            let status = u16::try_from(status)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .ok_or_else(|| local(format!("response.status: {status} is not a status")))?;
+            (status, headers_from(v.get("headers"), "response")?)
+        }
+        None => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html"),
+            );
+            (StatusCode::OK, headers)
+        }
+    };
+    let runner = Runner {
+        runtime,
+        compiled: Arc::new(compiled),
+        config: Arc::new(config),
+        kv: Arc::new(kv),
+        budget: args.cpu_budget_ms.map(Duration::from_millis),
+        memory: args
+            .memory_limit_mib
+            .map_or(wasm::DEFAULT_MEMORY_LIMIT, |m| {
+                usize::try_from(m << 20).unwrap_or(usize::MAX)
+            }),
+        client,
+        origins: args.origins.clone(),
+    };
+
+    let mut steps = Vec::new();
+    let result = walk(&runner, viewer, origin_status, &origin_headers, &mut steps).await;
+    if args.json {
+        let events: Vec<Value> = steps
+            .iter()
+            .map(|s| {
+                let mut v = s.json.clone();
+                v["event"] = json!(s.event);
+                v
+            })
+            .collect();
+        let mut report = json!({"hook": compiled_label(&runner.compiled), "events": events});
+        match &result {
+            Ok(status) => report["status"] = json!(status.as_u16()),
+            Err(e) => report["error"] = json!(e.to_string()),
+        }
+        let text = serde_json::to_string_pretty(&report).map_err(|e| local(e.to_string()))?;
+        writeln!(out, "{text}").map_err(|e| local(e.to_string()))?;
+        return result.map(|_| ());
+    }
+    let w = |out: &mut dyn Write, line: String| {
+        writeln!(out, "{line}").map_err(|e| local(e.to_string()))
+    };
+    w(out, format!("hook {}", compiled_label(&runner.compiled)))?;
+    for step in &steps {
+        let mut lines = step.lines.iter();
+        if let Some(first) = lines.next() {
+            w(out, format!("{:<16} {first}", step.event))?;
+        }
+        for line in lines {
+            w(out, format!("{:<16} {line}", ""))?;
+        }
+    }
+    let status = result?;
+    w(out, format!("viewer gets {}", status.as_u16()))
+}
+
+fn compiled_label(compiled: &CompiledHook) -> String {
+    format!("{}@{}", compiled.name, compiled.version)
+}
+
+/// The host's order of events on a miss; the status the viewer would get.
+async fn walk(
+    runner: &Runner,
+    viewer: Exchange,
+    origin_status: StatusCode,
+    origin_headers: &HeaderMap,
+    steps: &mut Vec<Step>,
+) -> Result<StatusCode, CliError> {
+    let (step, decided) = runner
+        .request(Event::ViewerRequest, "viewer-request", &viewer)
+        .await?;
+    steps.push(step);
+    let (ex, status, headers) = match decided {
+        Err(answer) => (viewer, answer.status, answer.headers),
+        Ok(ex) => {
+            let (step, decided) = runner
+                .request(Event::OriginRequest, "origin-request", &ex)
+                .await?;
+            steps.push(step);
+            match decided {
+                Err(answer) => (ex, answer.status, answer.headers),
+                Ok(ex) => {
+                    steps.push(Step {
+                        event: "origin",
+                        json: json!({"outcome": "origin", "origin": ex.origin, "status": origin_status.as_u16()}),
+                        lines: vec![format!("{} answers {} (--response)", ex.origin, origin_status.as_u16())],
+                    });
+                    let (step, answer) = runner
+                        .response(
+                            Event::OriginResponse,
+                            "origin-response",
+                            &ex,
+                            origin_status,
+                            origin_headers,
+                        )
+                        .await?;
+                    steps.push(step);
+                    (ex, answer.status, answer.headers)
+                }
+            }
+        }
+    };
+    let (step, _) = runner
+        .response(
+            Event::ViewerResponse,
+            "viewer-response",
+            &ex,
+            status,
+            &headers,
+        )
+        .await?;
+    steps.push(step);
+    Ok(status)
+}
