@@ -564,13 +564,7 @@ async fn import_cloudfront_creates_the_distribution_and_names_what_it_left() {
 async fn hook_test(args: &[&str]) -> Run {
     let mut argv = vec!["edge", "hook", "test"];
     argv.extend_from_slice(args);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = edge::cli::run_args(argv, &mut out, &mut err).await;
-    Run {
-        code,
-        out: String::from_utf8_lossy(&out).into_owned(),
-        err: String::from_utf8_lossy(&err).into_owned(),
-    }
+    local_verb(&argv).await
 }
 
 #[tokio::test]
@@ -678,4 +672,79 @@ async fn hook_test_runs_the_events_the_way_the_host_does() {
     let log = write_json(&dir, "log.json", &json!({"origin_request": "log"}));
     let out = hook_test(&[MISBEHAVE, "--config", &log]).await.ok();
     assert!(out.contains("log: origin_request saw /"), "{out}");
+}
+
+#[tokio::test]
+async fn a_new_plugin_builds_tests_uploads_and_routes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parent = dir.path().to_string_lossy().into_owned();
+    let made = local_verb(&["edge", "hook", "new", "canary", "--dir", &parent])
+        .await
+        .ok();
+    let crate_dir = made.trim().to_owned();
+    // Share the examples' target dir: the SDK's dependencies are built there.
+    let examples_target = std::path::Path::new(BLUEGREEN)
+        .ancestors()
+        .nth(3)
+        .expect("the examples' target dir")
+        .to_string_lossy()
+        .into_owned();
+    let built = local_verb(&[
+        "edge",
+        "hook",
+        "build",
+        &crate_dir,
+        "--target-dir",
+        &examples_target,
+    ])
+    .await
+    .ok();
+    let wasm = built.trim().to_owned();
+    assert!(wasm.ends_with("canary.wasm"), "{wasm}");
+
+    let request = format!("{crate_dir}/request.json");
+    let out = hook_test(&[&wasm, "--request", &request, "--origins", "origin,canary"])
+        .await
+        .ok();
+    assert!(out.contains("to origin canary"), "{out}");
+    assert!(out.contains("+ x-hook: canary"), "{out}");
+
+    let (web, canary) = (
+        Origin::start(|_| Reply::ok("web")).await,
+        Origin::start(|_| Reply::ok("canary")).await,
+    );
+    let edge = Edge::start().await;
+    edge_cli(&edge, &["hook", "upload", "canary", &wasm])
+        .await
+        .ok();
+    edge.create(json!({
+        "aliases": ["p.example.com"],
+        "origins": [
+            {"id": "web", "domain_name": web.domain(), "protocol": "http"},
+            {"id": "canary", "domain_name": canary.domain(), "protocol": "http"}
+        ],
+        "default_cache_behavior": {"target_origin_id": "web", "hooks": {
+            "viewer_request": {"module": "canary"},
+            "viewer_response": {"module": "canary"}
+        }}
+    }))
+    .await;
+    let plain = edge.get("p.example.com", "/").await;
+    assert_eq!(plain.text(), "web");
+    assert_eq!(plain.header("x-hook"), Some("canary"));
+    let marked = edge
+        .request("GET", "p.example.com", "/", &[("x-canary", "1")])
+        .await;
+    assert_eq!(marked.text(), "canary");
+}
+
+/// A verb that needs no host, with its full argv.
+async fn local_verb(argv: &[&str]) -> Run {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = edge::cli::run_args(argv.to_vec(), &mut out, &mut err).await;
+    Run {
+        code,
+        out: String::from_utf8_lossy(&out).into_owned(),
+        err: String::from_utf8_lossy(&err).into_owned(),
+    }
 }

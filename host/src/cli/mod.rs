@@ -13,6 +13,7 @@
 
 mod client;
 pub mod hook_test;
+pub mod scaffold;
 mod verbs;
 
 use std::io::Write;
@@ -444,6 +445,23 @@ pub enum HookCommand {
     /// Run a plugin's four events on one request, locally, in the host's
     /// runtime with the host's limits, and print what each event did.
     Test(hook_test::HookTestArgs),
+    /// Write a new plugin crate (with the SDK beside it) that builds as is.
+    New {
+        /// The plugin's name (a-z 0-9 - _, starting with a letter).
+        name: String,
+        /// Where to create it (the crate is DIR/NAME).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build a plugin crate for wasm32-wasip2; prints the `.wasm` path.
+    Build {
+        /// The plugin crate.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Cargo's target directory (default: DIR/target).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
 }
 
 /// `edge kv ...`.

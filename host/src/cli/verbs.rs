@@ -467,6 +467,18 @@ fn parse_weight(text: &str) -> Result<f64, CliError> {
 async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
         HookCommand::Test(args) => super::hook_test::run(args, out).await,
+        HookCommand::New { name, dir } => {
+            let made = super::scaffold::new_plugin(&name, &dir)?;
+            writeln!(out, "{}", made.display()).map_err(io)
+        }
+        HookCommand::Build { dir, target_dir } => {
+            let wasm = tokio::task::spawn_blocking(move || {
+                super::scaffold::build_plugin(&dir, target_dir.as_deref())
+            })
+            .await
+            .map_err(|e| CliError::Local(e.to_string()))??;
+            writeln!(out, "{}", wasm.display()).map_err(io)
+        }
         HookCommand::Upload { name, file, conn } => {
             let api = ApiClient::new(&conn);
             let bytes = std::fs::read(&file)

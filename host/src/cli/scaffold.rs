@@ -1,0 +1,301 @@
+//! `edge hook new` and `edge hook build`: a plugin crate that builds as it
+//! is (the SDK and its WIT contract are written beside it, so it needs no
+//! checkout of this repository), and its build for `wasm32-wasip2`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::client::CliError;
+
+/// The SDK's files, as this binary was built with them.
+const SDK_FILES: &[(&str, &str)] = &[
+    (
+        "edge-sdk/src/lib.rs",
+        include_str!("../../../guest-sdk/src/lib.rs"),
+    ),
+    (
+        "edge-sdk/src/http.rs",
+        include_str!("../../../guest-sdk/src/http.rs"),
+    ),
+    (
+        "edge-sdk/src/choice.rs",
+        include_str!("../../../guest-sdk/src/choice.rs"),
+    ),
+    (
+        "edge-sdk/wit/hooks.wit",
+        include_str!("../../../guest-sdk/wit/hooks.wit"),
+    ),
+];
+/// The workspace's dependency versions (the SDK's come from here).
+const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
+/// The examples' lock file: a new plugin starts from versions known to build.
+const EXAMPLES_LOCK: &str = include_str!("../../../examples/Cargo.lock");
+
+fn local(message: impl Into<String>) -> CliError {
+    CliError::Local(message.into())
+}
+
+/// The SDK's own manifest, its dependencies as the workspace pins them.
+fn sdk_manifest() -> Result<String, CliError> {
+    let mut deps = String::new();
+    for name in ["cookie", "getrandom", "wit-bindgen"] {
+        let line = WORKSPACE_MANIFEST
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} =")))
+            .ok_or_else(|| local(format!("the SDK's dependency {name} is not pinned")))?;
+        deps.push_str(line);
+        deps.push('\n');
+    }
+    Ok(format!(
+        r#"[package]
+name = "edge-sdk"
+description = "Write edge hooks in Rust: the hooks world's bindings, pass-through defaults and helpers."
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+name = "edge_sdk"
+
+[dependencies]
+{deps}"#
+    ))
+}
+
+fn plugin_manifest(name: &str) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+edge-sdk = {{ path = "edge-sdk" }}
+
+# A plugin is its own workspace.
+[workspace]
+
+# Small and quick to instantiate: hooks get a fresh instance per request.
+[profile.release]
+opt-level = "s"
+lto = true
+codegen-units = 1
+panic = "abort"
+strip = true
+debug = false
+"#
+    )
+}
+
+const CARGO_CONFIG: &str = r#"# Hooks are WebAssembly components for wasm32-wasip2. A 64 KiB stack (not
+# 1 MiB) keeps what a request touches small, so a fresh instance is cheap.
+[build]
+target = "wasm32-wasip2"
+
+[target.wasm32-wasip2]
+rustflags = ["-C", "link-arg=-zstack-size=65536"]
+"#;
+
+fn plugin_source(name: &str) -> String {
+    format!(
+        r#"//! {name}: an edge hook. Every event has a pass-through default;
+//! write only the ones you need.
+
+use edge_sdk::{{Context, Hooks, Request, RequestAction, Response}};
+
+struct Plugin;
+
+impl Hooks for Plugin {{
+    /// Sends requests marked `x-canary: 1` to the origin `canary`, if the
+    /// behavior has one (an origin id it lacks fails the request with 502).
+    fn viewer_request(_ctx: Context, req: Request) -> RequestAction {{
+        if req.header("x-canary") == Some("1") {{
+            return RequestAction::forward_to(req, "canary");
+        }}
+        RequestAction::forward(req)
+    }}
+
+    /// Says which hook served the response.
+    fn viewer_response(_ctx: Context, _req: Request, mut resp: Response) -> Response {{
+        resp.set_header("x-hook", "{name}");
+        resp
+    }}
+}}
+
+edge_sdk::export!(Plugin);
+"#
+    )
+}
+
+const SAMPLE_REQUEST: &str = r#"{
+  "method": "GET",
+  "uri": "/index.html",
+  "headers": {"host": "www.example.com", "x-canary": "1"},
+  "client_ip": "203.0.113.7"
+}
+"#;
+
+fn plugin_readme(name: &str) -> String {
+    let file = name.replace('-', "_");
+    format!(
+        r#"# {name}
+
+An edge hook. The loop:
+
+```sh
+edge hook build                                   # target/wasm32-wasip2/release/{file}.wasm
+edge hook test target/wasm32-wasip2/release/{file}.wasm --request request.json --origins origin,canary
+edge hook upload {name} target/wasm32-wasip2/release/{file}.wasm
+```
+
+then attach it in a cache behavior of a distribution:
+`"hooks": {{"viewer_request": {{"module": "{name}"}}, "viewer_response": {{"module": "{name}"}}}}`.
+
+`edge-sdk/` is the SDK and its WIT contract, as the `edge` binary that wrote
+this crate was built with them.
+"#
+    )
+}
+
+/// `edge hook new NAME`: writes the crate under `parent/NAME`; its path.
+pub fn new_plugin(name: &str, parent: &Path) -> Result<PathBuf, CliError> {
+    crate::config::validate_hook_name(name).map_err(|e| local(format!("{name:?}: {e}")))?;
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(local(format!(
+            "{name:?}: a plugin's name starts with a letter (it names a crate)"
+        )));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(local(format!("{} already exists", dir.display())));
+    }
+    let mut files: Vec<(String, String)> = vec![
+        ("Cargo.toml".into(), plugin_manifest(name)),
+        ("Cargo.lock".into(), EXAMPLES_LOCK.to_owned()),
+        (".cargo/config.toml".into(), CARGO_CONFIG.to_owned()),
+        ("src/lib.rs".into(), plugin_source(name)),
+        ("request.json".into(), SAMPLE_REQUEST.to_owned()),
+        ("README.md".into(), plugin_readme(name)),
+        (".gitignore".into(), "/target\n".to_owned()),
+        ("edge-sdk/Cargo.toml".into(), sdk_manifest()?),
+    ];
+    files.extend(
+        SDK_FILES
+            .iter()
+            .map(|(path, text)| ((*path).to_owned(), (*text).to_owned())),
+    );
+    for (path, text) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| local(format!("creating {}: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| local(format!("writing {}: {e}", path.display())))?;
+    }
+    Ok(dir)
+}
+
+/// The package name in a plugin's `Cargo.toml`.
+fn package_name(dir: &Path) -> Result<String, CliError> {
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| local(format!("reading {}: {e}", manifest.display())))?;
+    let mut in_package = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package
+            && let Some(value) = line.strip_prefix("name")
+            && let Some(value) = value.trim_start().strip_prefix('=')
+        {
+            return Ok(value.trim().trim_matches('"').to_owned());
+        }
+    }
+    Err(local(format!(
+        "{} has no [package] name",
+        manifest.display()
+    )))
+}
+
+/// `edge hook build`: `cargo build --release` for `wasm32-wasip2` in `dir`
+/// (adding the target with rustup when it is missing); the `.wasm` built.
+pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf, CliError> {
+    let name = package_name(dir)?;
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(dir)
+        .output();
+    if let Ok(list) = installed
+        && list.status.success()
+        && !String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .any(|t| t.trim() == "wasm32-wasip2")
+    {
+        let added = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .current_dir(dir)
+            .status()
+            .map_err(|e| local(format!("running rustup: {e}")))?;
+        if !added.success() {
+            return Err(local("rustup could not add the wasm32-wasip2 target"));
+        }
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(dir);
+    if let Some(target_dir) = target_dir {
+        build.arg("--target-dir").arg(target_dir);
+    }
+    let status = build
+        .status()
+        .map_err(|e| local(format!("running cargo: {e}")))?;
+    if !status.success() {
+        return Err(local(format!("cargo build failed ({status})")));
+    }
+    let target = target_dir.map_or_else(|| dir.join("target"), Path::to_path_buf);
+    let wasm = target
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    if !wasm.exists() {
+        return Err(local(format!(
+            "cargo built, but {} is not there",
+            wasm.display()
+        )));
+    }
+    Ok(wasm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_manifest_carries_the_workspace_versions() {
+        let manifest = sdk_manifest().expect("manifest");
+        assert!(
+            manifest.contains("wit-bindgen = { version = "),
+            "{manifest}"
+        );
+        assert!(manifest.contains("cookie = { version = "), "{manifest}");
+        assert!(manifest.contains("getrandom = "), "{manifest}");
+    }
+
+    #[test]
+    fn names_are_checked_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(new_plugin("../up", dir.path()).is_err());
+        assert!(new_plugin("9lives", dir.path()).is_err());
+        let made = new_plugin("canary", dir.path()).expect("created");
+        assert_eq!(package_name(&made).expect("name"), "canary");
+        assert!(made.join("edge-sdk/wit/hooks.wit").exists());
+        assert!(new_plugin("canary", dir.path()).is_err());
+    }
+}
