@@ -33,6 +33,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Demo(args) => demo(args).await,
+            Command::Dev(args) => dev(args).await,
             verb => {
                 let interactive = std::io::stdout().is_terminal();
                 let code = edge::cli::run(
@@ -46,6 +47,38 @@ fn main() -> anyhow::Result<()> {
             }
         }
     })
+}
+
+async fn dev(args: edge::cli::dev::DevArgs) -> anyhow::Result<()> {
+    let session = edge::cli::dev::DevSession::start(&args)
+        .await
+        .context("starting edge dev")?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "serving {} ({}) on http://{}; watching {} and {} hook(s); Ctrl-C stops",
+        session.id,
+        session.domain_name,
+        session.host.viewer_addr,
+        args.config.display(),
+        args.hooks.len()
+    )?;
+    writeln!(
+        out,
+        "control: http://{} (token {})",
+        session.host.control_addr, session.host.token
+    )?;
+    writeln!(
+        out,
+        "try: curl -si -H 'Host: {}' http://{}/",
+        session.domain_name, session.host.viewer_addr
+    )?;
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    session.watch(&mut out, stop).await?;
+    session.host.shutdown().await;
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

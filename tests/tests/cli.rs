@@ -1,6 +1,8 @@
 //! The `edge` CLI's verbs against a running host: what an operator types, what
 //! they see, and the exit codes scripts rely on.
 
+use std::time::Duration;
+
 use edge_e2e::examples::{BLUEGREEN, EDGE_AUTH, MISBEHAVE};
 use edge_e2e::{Edge, Origin, Reply, TOKEN, Value, json};
 
@@ -747,4 +749,89 @@ async fn local_verb(argv: &[&str]) -> Run {
         out: String::from_utf8_lossy(&out).into_owned(),
         err: String::from_utf8_lossy(&err).into_owned(),
     }
+}
+
+#[tokio::test]
+async fn edge_dev_reloads_config_and_hooks_when_their_files_change() {
+    use edge::cli::dev::{DevArgs, DevSession};
+
+    let origin = Origin::start(|_| Reply::ok("local")).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = |alias: &str| {
+        json!({
+            "aliases": [alias],
+            "origins": [{"id": "web", "domain_name": "127.0.0.1:1", "protocol": "http"}],
+            "default_cache_behavior": {"target_origin_id": "web", "default_ttl": 0,
+                "hooks": {"viewer_response": {"module": "sec"}}}
+        })
+    };
+    let config_path = write_json(&dir, "dist.json", &config("dev.example.com"));
+    let hook_path = dir.path().join("sec.wasm");
+    std::fs::copy(edge_e2e::examples::SECURITY_HEADERS, &hook_path).expect("copy the hook");
+    let args = DevArgs {
+        config: config_path.clone().into(),
+        origin: Some(format!("http://{}", origin.domain())),
+        hooks: vec![format!("sec={}", hook_path.display())],
+        listen: "127.0.0.1:0".parse().expect("address"),
+        control: "127.0.0.1:0".parse().expect("address"),
+    };
+    let session = DevSession::start(&args).await.expect("edge dev starts");
+    let client = edge_e2e::HttpClient::default();
+    let viewer = session.host.viewer_addr;
+    let get = |host: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get(format!("http://{viewer}/"))
+                .header("host", host)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request");
+            client.send(req).await
+        }
+    };
+    // --origin points the config's origin at the local server.
+    let first = get("dev.example.com").await;
+    assert_eq!(first.text(), "local");
+    assert_eq!(first.header("x-frame-options"), Some("DENY"));
+
+    let mut log = Vec::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watching = session.watch(&mut log, async {
+        let _ = stopped.await;
+    });
+    let steps = async {
+        // Give the watcher a moment to start watching.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        write_json(&dir, "dist.json", &config("dev2.example.com"));
+        assert!(
+            edge_e2e::eventually(Duration::from_secs(10), || async {
+                get("dev2.example.com").await.text() == "local"
+            })
+            .await,
+            "the new config was never served"
+        );
+        // A config that does not validate leaves the last good one serving.
+        std::fs::write(&config_path, b"{\"origins\": []}").expect("write");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(get("dev2.example.com").await.text(), "local");
+        // A new component under the hook's file serves from the next request.
+        std::fs::copy(BLUEGREEN, &hook_path).expect("swap the hook");
+        assert!(
+            edge_e2e::eventually(Duration::from_secs(10), || async {
+                get("dev2.example.com")
+                    .await
+                    .header("x-frame-options")
+                    .is_none()
+            })
+            .await,
+            "the new hook was never served"
+        );
+        let _ = stop.send(());
+    };
+    let (watched, ()) = tokio::join!(watching, steps);
+    watched.expect("watching");
+    let log = String::from_utf8_lossy(&log).into_owned();
+    assert!(log.contains("config E"), "{log}");
+    assert!(log.contains("config not reloaded"), "{log}");
+    assert!(log.contains("hook sec: sha256:"), "{log}");
+    session.host.shutdown().await;
 }

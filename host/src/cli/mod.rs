@@ -12,6 +12,7 @@
 //! code and message to stderr and exits 1; a usage error exits 2.
 
 mod client;
+pub mod dev;
 pub mod hook_test;
 pub mod scaffold;
 mod verbs;
@@ -44,6 +45,9 @@ pub enum Command {
     /// Start a host with two built-in origins and a demo distribution, and print
     /// what to try.
     Demo(DemoArgs),
+    /// A local host for one distribution that reloads its config and hooks
+    /// the moment their files change (the real cache, runtime and limits).
+    Dev(dev::DevArgs),
     /// Distributions: create, read, update, copy, delete, and wait for a change
     /// to be deployed.
     #[command(subcommand)]

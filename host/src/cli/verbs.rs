@@ -23,8 +23,8 @@ fn io(e: std::io::Error) -> CliError {
 /// `wait-deployed`'s progress indicator).
 pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<(), CliError> {
     match command {
-        Command::Serve(_) | Command::Demo(_) => Err(CliError::Local(
-            "serve and demo run a host; they are not client verbs".into(),
+        Command::Serve(_) | Command::Demo(_) | Command::Dev(_) => Err(CliError::Local(
+            "serve, demo and dev run a host; they are not client verbs".into(),
         )),
         Command::Dist(cmd) => dist(cmd, out, interactive).await,
         Command::Alias(AliasCommand::Move { alias, to, conn }) => {

@@ -1,0 +1,326 @@
+//! `edge dev`: a local host for one distribution that reloads its config
+//! and hooks the moment their files change, with the real cache, runtime and
+//! limits (what `wrangler dev` and `fastly compute serve` do for their
+//! platforms).
+//!
+//! The config file is the distribution's JSON; `--origin` points every origin
+//! at a local server; `--hook NAME=FILE.wasm` uploads a component and
+//! uploads it again when the file changes, `--hook NAME=DIR` builds a plugin
+//! crate and builds it again when its sources change. A config or hook that
+//! does not validate is reported and the last good one keeps serving.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use super::client::CliError;
+use crate::config::DistributionConfig;
+use crate::control::{ControlPlane, IfMatch};
+use crate::server::{HostOptions, RunningHost};
+
+/// `edge dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The distribution config (JSON), reloaded when it changes.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Point every origin of the config at this URL (`http://localhost:3000`).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// A hook the config names: `NAME=FILE.wasm` (uploaded again when the file
+    /// changes) or `NAME=DIR` (a plugin crate, built again when its sources
+    /// change). Repeatable.
+    #[arg(long = "hook", value_name = "NAME=PATH")]
+    pub hooks: Vec<String>,
+    /// The viewer listener.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The control API listener.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    pub control: SocketAddr,
+}
+
+/// Where a hook's component comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    Wasm(PathBuf),
+    Crate(PathBuf),
+}
+
+fn local(message: impl Into<String>) -> CliError {
+    CliError::Local(message.into())
+}
+
+/// A running dev host.
+#[derive(Debug)]
+pub struct DevSession {
+    pub host: RunningHost,
+    /// The distribution's id and domain name.
+    pub id: String,
+    pub domain_name: String,
+    config: PathBuf,
+    origin: Option<(crate::config::raw::Protocol, String)>,
+    hooks: Vec<(String, Source)>,
+    _data: tempfile::TempDir,
+}
+
+/// `http://host:port` → the protocol and `host:port`.
+fn parse_origin(url: &str) -> Result<(crate::config::raw::Protocol, String), CliError> {
+    use crate::config::raw::Protocol;
+    let (protocol, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (Protocol::Http, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (Protocol::Https, rest)
+    } else {
+        return Err(local(format!(
+            "--origin {url:?}: expected http://host[:port] or https://..."
+        )));
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') {
+        return Err(local(format!(
+            "--origin {url:?}: a scheme and host[:port] only"
+        )));
+    }
+    Ok((protocol, authority.to_owned()))
+}
+
+impl DevSession {
+    /// Starts the host, uploads the hooks, creates the distribution.
+    pub async fn start(args: &DevArgs) -> Result<Self, CliError> {
+        let data = tempfile::tempdir().map_err(|e| local(format!("a data dir: {e}")))?;
+        let mut opts = HostOptions::new(data.path());
+        opts.listen = args.listen;
+        opts.control = args.control;
+        opts.host_id = "edge-dev".to_owned();
+        let host = RunningHost::start(opts)
+            .await
+            .map_err(|e| local(format!("starting the host: {e}")))?;
+        let mut hooks = Vec::new();
+        for spec in &args.hooks {
+            let (name, path) = spec
+                .split_once('=')
+                .ok_or_else(|| local(format!("--hook {spec:?}: expected NAME=PATH")))?;
+            let path = PathBuf::from(path);
+            let source = if path.is_dir() {
+                Source::Crate(path)
+            } else {
+                Source::Wasm(path)
+            };
+            hooks.push((name.to_owned(), source));
+        }
+        let origin = args.origin.as_deref().map(parse_origin).transpose()?;
+        let mut session = Self {
+            host,
+            id: String::new(),
+            domain_name: String::new(),
+            config: args.config.clone(),
+            origin,
+            hooks,
+            _data: data,
+        };
+        for i in 0..session.hooks.len() {
+            session.upload(i).await?;
+        }
+        let config = session.read_config()?;
+        let record = session
+            .plane()
+            .create(config)
+            .await
+            .map_err(|e| local(format!("{}: {}", args.config.display(), e.message)))?;
+        session.id.clone_from(&record.stored.id);
+        session.domain_name.clone_from(&record.stored.domain_name);
+        Ok(session)
+    }
+
+    fn plane(&self) -> &Arc<ControlPlane> {
+        self.host.control.plane()
+    }
+
+    fn read_config(&self) -> Result<DistributionConfig, CliError> {
+        let bytes = std::fs::read(&self.config)
+            .map_err(|e| local(format!("reading {}: {e}", self.config.display())))?;
+        let mut config: DistributionConfig = crate::config::parse_json(&bytes)
+            .map_err(|e| local(format!("{}: {e}", self.config.display())))?;
+        if let Some((protocol, authority)) = &self.origin {
+            for origin in &mut config.origins {
+                origin.protocol = *protocol;
+                origin.domain_name.clone_from(authority);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Builds (for a crate) and uploads hook `i`; its version.
+    async fn upload(&self, i: usize) -> Result<String, CliError> {
+        let (name, source) = &self.hooks[i];
+        let wasm = match source {
+            Source::Wasm(path) => path.clone(),
+            Source::Crate(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || super::scaffold::build_plugin(&dir, None))
+                    .await
+                    .map_err(|e| local(e.to_string()))??
+            }
+        };
+        let bytes =
+            std::fs::read(&wasm).map_err(|e| local(format!("reading {}: {e}", wasm.display())))?;
+        self.plane()
+            .put_hook(name, bytes.into())
+            .await
+            .map_err(|e| local(format!("hook {name}: {}", e.message)))
+    }
+
+    /// Replaces the distribution's config with the file's.
+    async fn reload_config(&self) -> Result<String, CliError> {
+        let config = self.read_config()?;
+        let current = self.plane().state();
+        let revision = current
+            .distribution(&self.id)
+            .map_err(|e| local(e.message))?
+            .revision;
+        let etag = crate::control::state::etag_of(revision);
+        let record = self
+            .plane()
+            .replace_config(&self.id, IfMatch::Value(&etag), config)
+            .await
+            .map_err(|e| local(format!("{}: {}", self.config.display(), e.message)))?;
+        Ok(record.etag())
+    }
+
+    /// What a changed path means: the config, a hook file, or a crate's sources.
+    fn affected(&self, path: &Path) -> (bool, Vec<usize>) {
+        let same = |a: &Path, b: &Path| {
+            a == b
+                || a.canonicalize()
+                    .ok()
+                    .zip(b.canonicalize().ok())
+                    .is_some_and(|(x, y)| x == y)
+        };
+        let config = same(path, &self.config);
+        let hooks = self
+            .hooks
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, source))| match source {
+                Source::Wasm(file) => same(path, file),
+                Source::Crate(dir) => {
+                    let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+                    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+                    path.starts_with(dir.join("src"))
+                        || path == dir.join("Cargo.toml")
+                        || path.starts_with(dir.join("edge-sdk"))
+                }
+            })
+            .map(|(i, _)| i)
+            .collect();
+        (config, hooks)
+    }
+
+    /// Reloads what `changed` touches, saying what happened on `out`.
+    pub async fn apply(&self, changed: &[PathBuf], out: &mut dyn Write) {
+        let mut config = false;
+        let mut hooks: Vec<usize> = Vec::new();
+        for path in changed {
+            let (c, h) = self.affected(path);
+            config |= c;
+            for i in h {
+                if !hooks.contains(&i) {
+                    hooks.push(i);
+                }
+            }
+        }
+        for i in hooks {
+            let name = &self.hooks[i].0;
+            let line = match self.upload(i).await {
+                Ok(version) => format!("hook {name}: {version}, serving from the next request"),
+                Err(e) => {
+                    format!("hook {name} not reloaded: {e}; the last good version keeps serving")
+                }
+            };
+            let _ = writeln!(out, "{line}");
+        }
+        if config {
+            let line = match self.reload_config().await {
+                Ok(etag) => format!("config {etag}, serving from the next request"),
+                Err(e) => format!("config not reloaded: {e}; the last good one keeps serving"),
+            };
+            let _ = writeln!(out, "{line}");
+        }
+    }
+
+    /// Watches the files until `stop` resolves, reloading on each change
+    /// (changes within 100 ms are taken together).
+    pub async fn watch(
+        &self,
+        out: &mut (dyn Write + Send),
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), CliError> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event
+                    && !matches!(event.kind, notify::EventKind::Access(_))
+                {
+                    for path in event.paths {
+                        let _ = tx.send(path);
+                    }
+                }
+            })
+            .map_err(|e| local(format!("watching files: {e}")))?;
+        // Editors replace files by renaming: watch the folders they live in.
+        let mut folders: HashMap<PathBuf, RecursiveMode> = HashMap::new();
+        let parent = |p: &Path| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        };
+        folders.insert(parent(&self.config), RecursiveMode::NonRecursive);
+        for (_, source) in &self.hooks {
+            match source {
+                Source::Wasm(file) => {
+                    folders
+                        .entry(parent(file))
+                        .or_insert(RecursiveMode::NonRecursive);
+                }
+                Source::Crate(dir) => {
+                    folders.insert(dir.join("src"), RecursiveMode::Recursive);
+                    folders
+                        .entry(dir.clone())
+                        .or_insert(RecursiveMode::NonRecursive);
+                }
+            }
+        }
+        for (folder, mode) in &folders {
+            watcher
+                .watch(folder, *mode)
+                .map_err(|e| local(format!("watching {}: {e}", folder.display())))?;
+        }
+        tokio::pin!(stop);
+        loop {
+            let first = tokio::select! {
+                path = rx.recv() => match path {
+                    Some(path) => path,
+                    None => return Ok(()),
+                },
+                () = &mut stop => return Ok(()),
+            };
+            let mut changed = vec![first];
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while let Ok(path) = rx.try_recv() {
+                if !changed.contains(&path) {
+                    changed.push(path);
+                }
+            }
+            self.apply(&changed, out).await;
+            let _ = out.flush();
+        }
+    }
+}
