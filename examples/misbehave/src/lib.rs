@@ -10,7 +10,9 @@
 //! `respond` (answers 200 with a body naming the event), `reroute` (routes to
 //! origin `other`), `rewrite` (path becomes `/rewritten` plus the old path),
 //! `log` (logs and prints, then passes), `context` (answers with the context),
-//! `sleep-<ms>` (waits that long in a WASI sleep, then passes).
+//! `sleep-<ms>` (waits that long in a WASI sleep, then passes), `escape`
+//! (tries to read a file, open a socket, read the environment and list the
+//! root folder, and answers with what each attempt got).
 //! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
 //! `body` (replaces the body), `panic`, `bad-header`.
 
@@ -92,6 +94,23 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
             log::info(&format!("{event} saw {}", req.path));
             println!("printed by {event}");
             RequestAction::forward(req)
+        }
+        Some("escape") => {
+            let file = match std::fs::read("/etc/passwd") {
+                Ok(bytes) => format!("read {} bytes", bytes.len()),
+                Err(e) => format!("denied ({:?})", e.kind()),
+            };
+            let dir = match std::fs::read_dir("/") {
+                Ok(entries) => format!("listed {}", entries.count()),
+                Err(e) => format!("denied ({:?})", e.kind()),
+            };
+            let socket = match std::net::TcpStream::connect(("127.0.0.1", 9)) {
+                Ok(_) => "connected".to_owned(),
+                Err(e) => format!("denied ({:?})", e.kind()),
+            };
+            let env = std::env::vars().count();
+            let body = format!("file={file}\ndir={dir}\nsocket={socket}\nenv={env}\n");
+            RequestAction::respond(Response::text(200, &body))
         }
         Some("context") => {
             let body = format!(

@@ -40,6 +40,32 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Request fields some origins read to rebuild the URL or the method, and
+/// that no cache keys on by default. Forwarded on a cacheable request, they
+/// let one viewer get a response stored for everyone (web cache poisoning):
+/// the host drops them from GET and HEAD requests unless the behavior's
+/// cache key names them.
+pub const UNKEYED_OVERRIDES: [&str; 9] = [
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Drops [`UNKEYED_OVERRIDES`] that `keyed` does not name.
+pub fn strip_unkeyed_overrides(headers: &mut HeaderMap, keyed: &[HeaderName]) {
+    for name in UNKEYED_OVERRIDES {
+        if !keyed.iter().any(|k| k.as_str() == name) {
+            headers.remove(name);
+        }
+    }
+}
+
 /// Appends the viewer's address to `x-forwarded-for` (after hop-by-hop stripping,
 /// so a viewer cannot make the host drop the entry it adds).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {

@@ -329,7 +329,14 @@ impl Proxy {
         } else {
             (ex.query.clone(), None)
         };
-        let out = self.origin_request(&ex, query, cookies.as_deref(), ctx, cacheable);
+        let keyed = &behavior.cache_key.headers;
+        let out = self.origin_request(
+            &ex,
+            query,
+            cookies.as_deref(),
+            ctx,
+            cacheable.then_some(keyed),
+        );
         let trip = Trip {
             dist: &dist,
             index,
@@ -458,18 +465,21 @@ impl Proxy {
     /// when sending), only the cookies the cache key keeps on a cacheable
     /// request, none of the viewer's validators on a `GET` the cache may store
     /// (the cache fetches whole objects and answers conditionals itself), and
-    /// `X-Forwarded-For` appended.
+    /// `X-Forwarded-For` appended; on a request the cache may store, the
+    /// URL- and method-override fields it does not key on are dropped (see
+    /// [`headers::UNKEYED_OVERRIDES`]).
     fn origin_request(
         &self,
         ex: &Exchange,
         query: Option<String>,
         cookies: Option<&str>,
         ctx: &RequestCtx,
-        cacheable: bool,
+        cacheable: Option<&Vec<HeaderName>>,
     ) -> Exchange {
         let mut headers = ex.headers.clone();
         headers.remove(HOST);
-        if cacheable {
+        if let Some(keyed) = cacheable {
+            headers::strip_unkeyed_overrides(&mut headers, keyed);
             headers.remove(COOKIE);
             if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(c).ok()) {
                 headers.insert(COOKIE, v);

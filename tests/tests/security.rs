@@ -1,0 +1,149 @@
+//! Hostile input: cache poisoning through unkeyed headers, error responses
+//! kept out of the cache, the control API out of the viewers' reach, and
+//! hooks kept away from files, sockets and the host's environment.
+
+use edge_e2e::examples::MISBEHAVE;
+use edge_e2e::{Edge, Origin, Reply, config_for, json};
+use http::StatusCode;
+
+/// The fields an origin might trust to rebuild the URL or the method.
+const OVERRIDES: [(&str, &str); 4] = [
+    ("x-forwarded-host", "evil.example"),
+    ("x-original-url", "/admin"),
+    ("x-http-method-override", "DELETE"),
+    ("x-rewrite-url", "/admin"),
+];
+
+#[tokio::test]
+async fn unkeyed_override_headers_never_poison_the_cache() {
+    // An origin that builds its page from the override fields, as a
+    // vulnerable application does.
+    let origin = Origin::start(|seen| {
+        let reflected: Vec<String> = OVERRIDES
+            .iter()
+            .filter_map(|(name, _)| {
+                let value = seen.headers.get(*name)?.to_str().ok()?;
+                Some(format!("{name}={value}"))
+            })
+            .collect();
+        Reply::ok(format!("page [{}]", reflected.join(" "))).header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["shop.example.com"]);
+    // A behavior that keys on x-forwarded-host may forward it: each value is
+    // its own object.
+    config["cache_behaviors"] = json!([{
+        "path_pattern": "/keyed/*", "target_origin_id": "web",
+        "cache_key": {"headers": ["x-forwarded-host"]}
+    }]);
+    edge.create(config).await;
+
+    let attacker = edge
+        .request("GET", "shop.example.com", "/page", &OVERRIDES)
+        .await;
+    assert_eq!(attacker.text(), "page []");
+    for (name, _) in OVERRIDES {
+        assert!(
+            origin.last().headers.get(name).is_none(),
+            "{name} reached the origin"
+        );
+    }
+    let victim = edge.get("shop.example.com", "/page").await;
+    assert_eq!(victim.cache(), "Hit");
+    assert_eq!(victim.text(), "page []");
+
+    // Keyed: forwarded, and stored apart from the plain object.
+    let keyed = edge
+        .request("GET", "shop.example.com", "/keyed/a", &OVERRIDES)
+        .await;
+    assert_eq!(keyed.text(), "page [x-forwarded-host=evil.example]");
+    let plain = edge.get("shop.example.com", "/keyed/a").await;
+    assert_eq!(plain.text(), "page []");
+    assert_eq!(plain.cache(), "Miss");
+
+    // A request the cache never stores keeps them (a POST with an override
+    // is the application's business).
+    let post = edge
+        .request("POST", "shop.example.com", "/form", &OVERRIDES)
+        .await;
+    assert!(
+        post.text().contains("x-http-method-override=DELETE"),
+        "{}",
+        post.text()
+    );
+}
+
+#[tokio::test]
+async fn error_responses_are_not_cached_by_default() {
+    for status in [500, 502, 503, 504] {
+        let origin = Origin::start(move |_| Reply::ok("broken").status(status)).await;
+        let edge = Edge::start().await;
+        let mut config = config_for(&[("web", &origin)]);
+        config["aliases"] = json!(["err.example.com"]);
+        edge.create(config).await;
+        for _ in 0..3 {
+            let got = edge.get("err.example.com", "/x").await;
+            assert_eq!(got.status.as_u16(), status);
+            assert_eq!(got.cache(), "Miss");
+        }
+        assert_eq!(origin.hits(), 3, "a {status} was served from the cache");
+    }
+}
+
+#[tokio::test]
+async fn the_control_api_is_not_reachable_through_the_viewer_listener() {
+    let origin = Origin::fixed("site", &[]).await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["site.example.com"]);
+    edge.create(config).await;
+    let control_host = edge.control.to_string();
+    let bearer = format!("Bearer {}", edge_e2e::TOKEN);
+    for host in [control_host.as_str(), "localhost", "127.0.0.1"] {
+        for path in ["/v1/distributions", "/healthz", "/metrics"] {
+            let got = edge
+                .request("GET", host, path, &[("authorization", bearer.as_str())])
+                .await;
+            assert_eq!(got.status, StatusCode::MISDIRECTED_REQUEST, "{host}{path}");
+            assert!(
+                !got.text().contains("\"items\""),
+                "{host}{path}: {}",
+                got.text()
+            );
+        }
+    }
+    // On a distribution's own host, the paths are the origin's.
+    let got = edge.get("site.example.com", "/v1/distributions").await;
+    assert_eq!(got.text(), "site");
+    assert_eq!(origin.last().target, "/v1/distributions");
+}
+
+#[tokio::test]
+async fn hooks_cannot_reach_files_sockets_or_the_environment() {
+    let origin = Origin::fixed("site", &[]).await;
+    let edge = Edge::start().await;
+    edge.upload_hook("escape", MISBEHAVE).await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["hook.example.com"]);
+    config["default_cache_behavior"]["hooks"] = json!({"viewer_request": {
+        "module": "escape", "config": {"viewer_request": "escape"}
+    }});
+    edge.create(config).await;
+    let got = edge.get("hook.example.com", "/").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    let report = got.text();
+    let line = |key: &str| {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {report}"))
+            .to_owned()
+    };
+    assert!(line("file").starts_with("denied"), "{report}");
+    assert!(line("dir").starts_with("denied"), "{report}");
+    assert!(line("socket").starts_with("denied"), "{report}");
+    assert_eq!(line("env"), "0", "{report}");
+    assert_eq!(origin.hits(), 0);
+}
