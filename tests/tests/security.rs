@@ -147,3 +147,67 @@ async fn hooks_cannot_reach_files_sockets_or_the_environment() {
     assert_eq!(line("env"), "0", "{report}");
     assert_eq!(origin.hits(), 0);
 }
+
+#[tokio::test]
+async fn hostile_control_requests_change_nothing_and_always_answer_json() {
+    let edge = Edge::start().await;
+    let origin = Origin::fixed("site", &[]).await;
+    let valid = config_for(&[("web", &origin)]);
+    let mut unknown_field = valid.clone();
+    unknown_field["colour"] = json!("red");
+    let mut wrong_type = valid.clone();
+    wrong_type["origins"] = json!("web");
+    let huge = vec![b' '; 2 << 20];
+    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("PUT", "/v1/hooks/..%2F..%2Fetc%2Fpasswd", b"\0asm".to_vec()),
+        ("PUT", "/v1/hooks/a%00b", b"\0asm".to_vec()),
+        ("PUT", "/v1/hooks/ok", b"not a component".to_vec()),
+        ("PUT", "/v1/kv/..%2F..%2Fetc/passwd", b"v".to_vec()),
+        ("PUT", "/v1/kv/ns/..%2Fescape", b"v".to_vec()),
+        ("POST", "/v1/distributions", b"{not json".to_vec()),
+        (
+            "POST",
+            "/v1/distributions",
+            serde_json::to_vec(&wrong_type).expect("json"),
+        ),
+        (
+            "POST",
+            "/v1/distributions",
+            serde_json::to_vec(&unknown_field).expect("json"),
+        ),
+        ("POST", "/v1/distributions", huge),
+        (
+            "PUT",
+            "/v1/distributions/../config",
+            serde_json::to_vec(&valid).expect("json"),
+        ),
+        ("GET", "/v1/../../etc/passwd", Vec::new()),
+        ("DELETE", "/v1/distributions", Vec::new()),
+    ];
+    for (method, path, body) in cases {
+        let got = edge
+            .api_raw(method, path, body, &[], Some(edge_e2e::TOKEN))
+            .await;
+        assert!(
+            got.status.is_client_error(),
+            "{method} {path}: {}",
+            got.status
+        );
+        assert_eq!(
+            got.header("content-type"),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let code = got.error_code();
+        assert!(!code.is_empty(), "{method} {path}: {}", got.text());
+    }
+    // Nothing was stored.
+    let list = edge.api("GET", "/v1/distributions", None, &[]).await.json();
+    assert_eq!(list["quantity"], 0, "{list}");
+    let hooks = edge.api("GET", "/v1/hooks", None, &[]).await.json();
+    assert_eq!(hooks["items"].as_array().map(Vec::len), Some(0), "{hooks}");
+    assert_eq!(
+        edge.api("GET", "/v1/kv/ns/escape", None, &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
