@@ -299,6 +299,16 @@ impl Runner {
         }
     }
 
+    fn wit_request(&self, ex: &Exchange) -> wasm::Request {
+        convert::request_to_wit(
+            &ex.method,
+            &ex.path,
+            ex.query.as_deref(),
+            &ex.headers,
+            self.client,
+        )
+    }
+
     /// A request event: the next request, or the hook's answer.
     async fn request(
         &self,
@@ -307,13 +317,7 @@ impl Runner {
         ex: &Exchange,
     ) -> Result<(Step, Result<Exchange, convert::CheckedResponse>), CliError> {
         let hook = self.bound(event);
-        let request = convert::request_to_wit(
-            &ex.method,
-            &ex.path,
-            ex.query.as_deref(),
-            &ex.headers,
-            self.client,
-        );
+        let request = self.wit_request(ex);
         let ran = self
             .runtime
             .request_event(
@@ -408,13 +412,7 @@ impl Runner {
         headers: &HeaderMap,
     ) -> Result<(Step, convert::CheckedResponse), CliError> {
         let hook = self.bound(event);
-        let request = convert::request_to_wit(
-            &ex.method,
-            &ex.path,
-            ex.query.as_deref(),
-            &ex.headers,
-            self.client,
-        );
+        let request = self.wit_request(ex);
         let response = convert::response_to_wit(status, headers, None);
         let ran = self
             .runtime

@@ -531,6 +531,30 @@ impl HookRuntime {
         })
     }
 
+    /// [`Self::finish`], timed and counted in the hook's stats.
+    fn conclude<R>(
+        &self,
+        hook: &BoundHook,
+        store: Store<HookState>,
+        result: Option<wasmtime::Result<R>>,
+        began: Instant,
+        instantiated: Option<Duration>,
+    ) -> Result<Ran<R>, HookError> {
+        let took = began.elapsed();
+        let finished = self.finish(hook, store, result).map(|ran| Ran {
+            instantiate: instantiated,
+            took,
+            ..ran
+        });
+        hook.compiled.stats.record(
+            event_index(hook.event),
+            instantiated,
+            took,
+            finished.is_ok(),
+        );
+        finished
+    }
+
     /// Runs a `viewer-request` or `origin-request` event.
     pub async fn request_event(
         &self,
@@ -541,8 +565,7 @@ impl HookRuntime {
         req: &Request,
     ) -> Result<Ran<RequestAction>, HookError> {
         let mut store = self.store(hook, request_id, kv);
-        let index = event_index(hook.event);
-        let export = &hook.compiled.exports[index];
+        let export = &hook.compiled.exports[event_index(hook.event)];
         let began = Instant::now();
         let mut instantiated = None;
         let call = async {
@@ -554,16 +577,7 @@ impl HookRuntime {
             Ok(action)
         };
         let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
-        let took = began.elapsed();
-        let finished = self.finish(hook, store, result).map(|ran| Ran {
-            instantiate: instantiated,
-            took,
-            ..ran
-        });
-        hook.compiled
-            .stats
-            .record(index, instantiated, took, finished.is_ok());
-        finished
+        self.conclude(hook, store, result, began, instantiated)
     }
 
     /// Runs an `origin-response` or `viewer-response` event.
@@ -577,8 +591,7 @@ impl HookRuntime {
         resp: &Response,
     ) -> Result<Ran<Response>, HookError> {
         let mut store = self.store(hook, request_id, kv);
-        let index = event_index(hook.event);
-        let export = &hook.compiled.exports[index];
+        let export = &hook.compiled.exports[event_index(hook.event)];
         let began = Instant::now();
         let mut instantiated = None;
         let call = async {
@@ -591,16 +604,7 @@ impl HookRuntime {
             Ok(response)
         };
         let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
-        let took = began.elapsed();
-        let finished = self.finish(hook, store, result).map(|ran| Ran {
-            instantiate: instantiated,
-            took,
-            ..ran
-        });
-        hook.compiled
-            .stats
-            .record(index, instantiated, took, finished.is_ok());
-        finished
+        self.conclude(hook, store, result, began, instantiated)
     }
 }
 
