@@ -101,6 +101,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store_prefix: args.store_prefix,
         fleet_lease: std::time::Duration::from_secs(args.fleet_lease_seconds.max(1)),
         access_log: args.access_log,
+        max_api_body_bytes: args.max_api_body_bytes,
     };
     let host = RunningHost::start(opts)
         .await

@@ -211,3 +211,23 @@ async fn hostile_control_requests_change_nothing_and_always_answer_json() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_api_body_limit_is_configurable() {
+    let origin = Origin::fixed("site", &[]).await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["comment"] = json!("x".repeat(4096));
+    let tight = Edge::start_with(|opts| opts.max_api_body_bytes = 1024).await;
+    let got = tight
+        .api("POST", "/v1/distributions", Some(config.clone()), &[])
+        .await;
+    assert_eq!(got.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", got.text());
+    assert_eq!(got.error_code(), "RequestEntityTooLarge");
+    let list = tight
+        .api("GET", "/v1/distributions", None, &[])
+        .await
+        .json();
+    assert_eq!(list["quantity"], 0);
+    // The default (1 MiB) takes it.
+    Edge::start().await.create(config).await;
+}

@@ -155,6 +155,9 @@ pub struct ServeArgs {
     /// logs, one JSON line per request (a file, appended to; `-` for stdout).
     #[arg(long, env = "EDGE_ACCESS_LOG")]
     pub access_log: Option<PathBuf>,
+    /// Largest JSON body the control API reads; larger ones get 413.
+    #[arg(long, env = "EDGE_MAX_API_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_api_body_bytes: usize,
 }
 
 /// `edge demo`.

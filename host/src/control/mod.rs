@@ -28,8 +28,9 @@ pub use state::{ControlOptions, ControlPlane, DeployStatus, DistributionRecord, 
 use fleet::FleetView;
 use state::{InvalidationRecord, PolicyRecord};
 
-/// Largest JSON body the API reads.
-const MAX_JSON_BODY: usize = 1 << 20;
+/// Largest JSON body the API reads unless told otherwise
+/// (`--max-api-body-bytes`).
+pub const MAX_JSON_BODY: usize = 1 << 20;
 /// Largest hook component (Lambda@Edge allows 50 MB for origin events).
 const MAX_HOOK_BODY: usize = 32 << 20;
 /// Largest KV value.
@@ -42,6 +43,8 @@ pub struct ControlApi {
     token: String,
     metrics: Arc<Metrics>,
     cache: SharedCache,
+    /// Largest JSON body read; larger ones get 413.
+    max_body: usize,
 }
 
 type ApiResponse = Response<Full<Bytes>>;
@@ -58,7 +61,14 @@ impl ControlApi {
             token,
             metrics,
             cache,
+            max_body: MAX_JSON_BODY,
         }
+    }
+
+    /// The same API reading JSON bodies up to `bytes`.
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     pub fn plane(&self) -> &Arc<ControlPlane> {
@@ -154,7 +164,7 @@ impl ControlApi {
             (&Method::POST, ["distributions", id, "copy"]) => {
                 let id = (*id).to_owned();
                 let if_match = header_string(&req, IF_MATCH);
-                let body = read_body(req, MAX_JSON_BODY).await?;
+                let body = read_body(req, self.max_body).await?;
                 let request = if body.iter().all(u8::is_ascii_whitespace) {
                     distributions::CopyRequest::default()
                 } else {
@@ -165,7 +175,7 @@ impl ControlApi {
             }
             (&Method::POST, ["distributions", id, "associate-alias"]) => {
                 let id = (*id).to_owned();
-                let body = read_body(req, MAX_JSON_BODY).await?;
+                let body = read_body(req, self.max_body).await?;
                 let request: distributions::AliasRequest = crate::config::parse_json(&body)?;
                 let record = self.plane.associate_alias(&id, &request.alias).await?;
                 Ok(self.record_response(StatusCode::OK, &record, false).await)
@@ -173,7 +183,7 @@ impl ControlApi {
             (&Method::POST, ["distributions", id, "promote"]) => {
                 let id = (*id).to_owned();
                 let if_match = header_string(&req, IF_MATCH);
-                let body = read_body(req, MAX_JSON_BODY).await?;
+                let body = read_body(req, self.max_body).await?;
                 let request: distributions::PromoteRequest = crate::config::parse_json(&body)?;
                 let record = self
                     .plane
@@ -183,7 +193,7 @@ impl ControlApi {
             }
             (&Method::POST, ["distributions", id, "invalidations"]) => {
                 let id = (*id).to_owned();
-                let body = read_body(req, MAX_JSON_BODY).await?;
+                let body = read_body(req, self.max_body).await?;
                 let request: invalidations::InvalidationRequest = crate::config::parse_json(&body)?;
                 let record = self.plane.invalidate(&id, request).await?;
                 let view = self.plane.fleet_view().await;
@@ -234,7 +244,7 @@ impl ControlApi {
                 ))
             }
             (&Method::POST, ["continuous-deployment-policies"]) => {
-                let body = read_body(req, MAX_JSON_BODY).await?;
+                let body = read_body(req, self.max_body).await?;
                 let raw = crate::config::parse_json(&body)?;
                 let record = self.plane.create_policy(raw).await?;
                 let mut resp = policy_response(StatusCode::CREATED, &record);
@@ -259,7 +269,7 @@ impl ControlApi {
                 let id = (*id).to_owned();
                 let if_match = header_string(&req, IF_MATCH);
                 self.plane.state().policy(&id)?;
-                let body = read_body(req, MAX_JSON_BODY).await?;
+                let body = read_body(req, self.max_body).await?;
                 let raw = crate::config::parse_json(&body)?;
                 let record = self
                     .plane
@@ -283,7 +293,7 @@ impl ControlApi {
             }
             (&Method::PUT, ["certificates", name]) => {
                 let name = (*name).to_owned();
-                let body = read_body(req, MAX_JSON_BODY).await?;
+                let body = read_body(req, self.max_body).await?;
                 let upload: certificates::CertificateUpload = crate::config::parse_json(&body)?;
                 let created = self.plane.put_certificate(&name, upload).await?;
                 let status = if created {
@@ -426,7 +436,7 @@ impl ControlApi {
     }
 
     async fn create(&self, req: Request<Incoming>) -> Result<ApiResponse, ApiError> {
-        let body = read_body(req, MAX_JSON_BODY).await?;
+        let body = read_body(req, self.max_body).await?;
         let raw = crate::config::parse_json(&body)?;
         let record = self.plane.create(raw).await?;
         Ok(self.created(&record).await)
@@ -450,7 +460,7 @@ impl ControlApi {
         if !self.plane.state().distributions.contains_key(id) {
             return Err(ApiError::no_such_distribution(id));
         }
-        let body = read_body(req, MAX_JSON_BODY).await?;
+        let body = read_body(req, self.max_body).await?;
         let raw = crate::config::parse_json(&body)?;
         let if_match = IfMatch::from_header(if_match_value.as_deref());
         let record = self.plane.replace_config(id, if_match, raw).await?;

@@ -69,6 +69,8 @@ pub struct HostOptions {
     pub fleet_lease: Duration,
     /// Where distributions with logging on write access logs (`-`: stdout).
     pub access_log: Option<PathBuf>,
+    /// Largest JSON body the control API reads (more: 413).
+    pub max_api_body_bytes: usize,
 }
 
 impl HostOptions {
@@ -94,6 +96,7 @@ impl HostOptions {
             store_prefix: "/edge".to_owned(),
             fleet_lease: Duration::from_secs(10),
             access_log: None,
+            max_api_body_bytes: crate::control::MAX_JSON_BODY,
         }
     }
 }
@@ -204,12 +207,10 @@ impl RunningHost {
             host_id: opts.host_id.clone(),
         };
         let plane = Arc::new(open_plane(parts, options).await?);
-        let control = Arc::new(ControlApi::new(
-            plane,
-            token.clone(),
-            metrics.clone(),
-            cache.clone(),
-        ));
+        let control = Arc::new(
+            ControlApi::new(plane, token.clone(), metrics.clone(), cache.clone())
+                .with_max_body(opts.max_api_body_bytes),
+        );
         let access_log = match &opts.access_log {
             Some(path) => Some(
                 crate::access_log::AccessLog::open(path, metrics.clone()).map_err(|source| {
