@@ -102,6 +102,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fleet_lease: std::time::Duration::from_secs(args.fleet_lease_seconds.max(1)),
         access_log: args.access_log,
         max_api_body_bytes: args.max_api_body_bytes,
+        reuse_port: args.reuse_port,
     };
     let host = RunningHost::start(opts)
         .await
@@ -196,11 +197,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
+/// Serves until Ctrl-C or SIGTERM, then stops accepting, lets in-flight
+/// requests finish (up to 10 s) and returns.
 async fn run_until_signal(host: RunningHost) -> anyhow::Result<()> {
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    tracing::info!("shutting down");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
     host.shutdown().await;
     Ok(())
 }

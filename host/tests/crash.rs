@@ -2,73 +2,12 @@
 //! times: after each restart the store opens, every acknowledged write is
 //! there and no refused one is.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const TOKEN: &str = "crash-test-token";
-
-/// Starts `edge serve` on the data dir; the process and its control address.
-fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edge"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--control",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--token", TOKEN])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting edge serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let control = loop {
-        let line = lines
-            .next()
-            .expect("edge serve exited before it listened (the store did not open?)")
-            .expect("reading stdout");
-        if let Some(addr) = line.strip_prefix("control: http://") {
-            break addr.parse().expect("control address");
-        }
-    };
-    (child, control)
-}
-
-/// One HTTP/1.1 request on a new connection: the status and body.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: control\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not a response: {text:?}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Ok((status, body))
-}
+use common::{request, start};
 
 fn config(comment: &str, alias: &str) -> String {
     format!(
@@ -97,18 +36,15 @@ fn acknowledged_writes_survive_kill_9_and_refused_ones_never_appear() {
     let refused = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut random = Lcg(0x5eed);
     for round in 0..KILLS {
-        let (mut child, control) = start(dir.path());
+        let served = start(dir.path(), &[]);
+        let (mut child, control) = (served.child, served.control);
         let (acked_w, refused_w) = (acked.clone(), refused.clone());
         let writer = std::thread::spawn(move || {
             for k in 0.. {
                 let comment = format!("w-{round}-{k}");
                 let alias = format!("w{round}-{k}.example.com");
-                match request(
-                    control,
-                    "POST",
-                    "/v1/distributions",
-                    &config(&comment, &alias),
-                ) {
+                let body = config(&comment, &alias);
+                match request(control, "POST", "/v1/distributions", "control", &body) {
                     Ok((201, _)) => acked_w.lock().expect("lock").push(comment),
                     Ok((status, body)) => panic!("a valid create got {status}: {body}"),
                     Err(_) => return,
@@ -118,7 +54,7 @@ fn acknowledged_writes_survive_kill_9_and_refused_ones_never_appear() {
                 let body = format!(
                     r#"{{"comment": "{bad}", "origins": [], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
                 );
-                match request(control, "POST", "/v1/distributions", &body) {
+                match request(control, "POST", "/v1/distributions", "control", &body) {
                     Ok((400, _)) => refused_w.lock().expect("lock").push(bad),
                     Ok((status, body)) => panic!("an invalid create got {status}: {body}"),
                     Err(_) => return,
@@ -131,8 +67,13 @@ fn acknowledged_writes_survive_kill_9_and_refused_ones_never_appear() {
         writer.join().expect("writer");
     }
 
-    let (mut child, control) = start(dir.path());
-    let (status, body) = request(control, "GET", "/v1/distributions", "").expect("list");
+    let served = start(dir.path(), &[]);
+    // The restarted host serves viewers too.
+    let (status, _) =
+        request(served.viewer, "GET", "/", "w0-0.example.com", "").expect("a viewer request");
+    assert_ne!(status, 421, "an acknowledged distribution is not served");
+    let (mut child, control) = (served.child, served.control);
+    let (status, body) = request(control, "GET", "/v1/distributions", "control", "").expect("list");
     child.kill().expect("kill");
     child.wait().expect("reaped");
     assert_eq!(status, 200, "{body}");

@@ -158,6 +158,10 @@ pub struct ServeArgs {
     /// Largest JSON body the control API reads; larger ones get 413.
     #[arg(long, env = "EDGE_MAX_API_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_api_body_bytes: usize,
+    /// Bind with SO_REUSEPORT, so a new host started with it too can take
+    /// over the ports while this one drains after SIGTERM.
+    #[arg(long, env = "EDGE_REUSE_PORT")]
+    pub reuse_port: bool,
 }
 
 /// `edge demo`.

@@ -71,6 +71,9 @@ pub struct HostOptions {
     pub access_log: Option<PathBuf>,
     /// Largest JSON body the control API reads (more: 413).
     pub max_api_body_bytes: usize,
+    /// Bind the listeners with `SO_REUSEPORT`, so a new host can take over
+    /// the ports while this one drains.
+    pub reuse_port: bool,
 }
 
 impl HostOptions {
@@ -97,6 +100,7 @@ impl HostOptions {
             fleet_lease: Duration::from_secs(10),
             access_log: None,
             max_api_body_bytes: crate::control::MAX_JSON_BODY,
+            reuse_port: false,
         }
     }
 }
@@ -232,19 +236,8 @@ impl RunningHost {
             access_log,
         );
 
-        let viewer = TcpListener::bind(opts.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: opts.listen,
-                source,
-            })?;
-        let control_listener =
-            TcpListener::bind(opts.control)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: opts.control,
-                    source,
-                })?;
+        let viewer = bind(opts.listen, opts.reuse_port)?;
+        let control_listener = bind(opts.control, opts.reuse_port)?;
         let viewer_addr = viewer.local_addr().map_err(|source| StartError::Bind {
             addr: opts.listen,
             source,
@@ -257,11 +250,7 @@ impl RunningHost {
             })?;
 
         let tls_listener = match opts.tls_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?,
-            ),
+            Some(addr) => Some(bind(addr, opts.reuse_port)?),
             None => None,
         };
         let tls_addr = match &tls_listener {
@@ -335,6 +324,26 @@ impl RunningHost {
     pub async fn wait(&mut self) {
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// A listening socket on `addr`; with `reuse_port`, one that another host
+/// with the same option can bind too (a handover: the new host starts, the
+/// old one drains).
+fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, StartError> {
+    let bound = (|| {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(addr)?;
+        socket.listen(1024)
+    })();
+    bound.map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Loads the config to serve first. A shared store that cannot be reached

@@ -1,0 +1,85 @@
+//! Running the `edge` binary in tests: start it, talk to it over plain TCP.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const TOKEN: &str = "binary-test-token";
+
+/// A running `edge serve`: the process and its listeners.
+pub struct Served {
+    pub child: Child,
+    pub viewer: SocketAddr,
+    pub control: SocketAddr,
+}
+
+/// Starts `edge serve` on `dir` with `args` added (listeners default to port
+/// 0), and waits until it prints its addresses.
+pub fn start(dir: &std::path::Path, args: &[&str]) -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edge"));
+    command.arg("serve");
+    if !args.contains(&"--listen") {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
+    let mut child = command
+        .args(["--control", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--token", TOKEN])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting edge serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut viewer = None;
+    let control = loop {
+        let line = lines
+            .next()
+            .expect("edge serve exited before it listened")
+            .expect("reading stdout");
+        if let Some(addr) = line.strip_prefix("viewers: http://") {
+            viewer = Some(addr.parse().expect("viewer address"));
+        }
+        if let Some(addr) = line.strip_prefix("control: http://") {
+            break addr.parse().expect("control address");
+        }
+    };
+    Served {
+        child,
+        viewer: viewer.expect("a viewer address"),
+        control,
+    }
+}
+
+/// One HTTP/1.1 request on a new connection: the status and body.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not a response: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
+}

@@ -1,0 +1,120 @@
+//! Stopping and handing over a host: SIGTERM lets in-flight requests finish,
+//! and `--reuse-port` lets a new host bind the ports the old one holds.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{request, start};
+
+/// An origin that answers `body` after `delay`, on a thread.
+fn slow_origin(body: &'static str, delay: Duration) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(delay);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+fn distribution(origin: std::net::SocketAddr) -> String {
+    format!(
+        r#"{{"aliases": ["slow.example.com"], "origins": [{{"id": "web", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
+    )
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_stops() {
+    let origin = slow_origin("worth the wait", Duration::from_millis(1500));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut served = start(dir.path(), &[]);
+    let (status, body) = request(
+        served.control,
+        "POST",
+        "/v1/distributions",
+        "control",
+        &distribution(origin),
+    )
+    .expect("create");
+    assert_eq!(status, 201, "{body}");
+    let viewer = served.viewer;
+    let in_flight = std::thread::spawn(move || request(viewer, "GET", "/", "slow.example.com", ""));
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    sigterm(&served.child);
+    let (status, body) = in_flight
+        .join()
+        .expect("viewer thread")
+        .expect("the in-flight request");
+    assert_eq!((status, body.as_str()), (200, "worth the wait"));
+    let exit = served.child.wait().expect("exit");
+    assert!(exit.success(), "{exit}");
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    assert!(
+        request(viewer, "GET", "/", "slow.example.com", "").is_err(),
+        "a stopped host accepted a connection"
+    );
+}
+
+#[test]
+fn reuse_port_lets_a_new_host_take_over_while_the_old_drains() {
+    let origin = slow_origin("served", Duration::from_millis(10));
+    let dir_old = tempfile::tempdir().expect("temp dir");
+    let dir_new = tempfile::tempdir().expect("temp dir");
+    let mut old = start(dir_old.path(), &["--reuse-port"]);
+    let port = format!("127.0.0.1:{}", old.viewer.port());
+    // Without the option a second host cannot bind the port.
+    let refused = Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args(["serve", "--listen", &port, "--control", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir_new.path().join("other"))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("edge serve");
+    assert!(
+        !refused.status.success(),
+        "a second host bound a port in use"
+    );
+    // With it, the new host binds beside the old one and serves once the old
+    // one is gone.
+    let mut new = start(dir_new.path(), &["--reuse-port", "--listen", &port]);
+    assert_eq!(new.viewer, old.viewer);
+    let (status, body) = request(
+        new.control,
+        "POST",
+        "/v1/distributions",
+        "control",
+        &distribution(origin),
+    )
+    .expect("create");
+    assert_eq!(status, 201, "{body}");
+    sigterm(&old.child);
+    assert!(old.child.wait().expect("exit").success());
+    let (status, body) = request(new.viewer, "GET", "/", "slow.example.com", "").expect("served");
+    assert_eq!((status, body.as_str()), (200, "served"));
+    new.child.kill().expect("kill");
+    new.child.wait().expect("reaped");
+}
