@@ -122,3 +122,112 @@ async fn config_churn_and_alias_moves_under_load_fail_no_viewer() {
     );
     assert!(total > VIEWERS, "the viewers barely ran: {total}");
 }
+
+/// The process's resident memory (MiB), from /proc.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The latencies of `n` sequential requests (µs, sorted) and how many failed.
+async fn sample(edge: &Edge, host: &str, n: usize) -> (Vec<u128>, usize) {
+    let mut latencies = Vec::with_capacity(n);
+    let mut failed = 0;
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let got = edge.get(host, "/").await;
+        latencies.push(started.elapsed().as_micros());
+        if got.status != StatusCode::OK {
+            failed += 1;
+        }
+    }
+    latencies.sort_unstable();
+    (latencies, failed)
+}
+
+fn p99(sorted: &[u128]) -> u128 {
+    sorted[(sorted.len() - 1) * 99 / 100]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_hooks_fail_only_their_own_requests() {
+    const RUNS: usize = 1000;
+    const WORKERS: usize = 4;
+    // (mode, the status every such request must get)
+    let faults: [(&str, u16); 6] = [
+        ("panic", 502),
+        ("loop", 503),
+        ("alloc", 503),
+        ("recurse", 502),
+        ("bad-header", 502),
+        ("bad-status", 502),
+    ];
+    let origin = Origin::start(|_| Reply::ok("fine")).await;
+    let edge = std::sync::Arc::new(Edge::start().await);
+    edge.upload_hook("faulty", edge_e2e::examples::MISBEHAVE)
+        .await;
+    edge.create(site(&["ok.example.com"], "web", &origin)).await;
+    for (mode, _) in faults {
+        let mut config = site(&[&format!("{mode}.example.com")], "web", &origin);
+        config["default_cache_behavior"]["hooks"] =
+            json!({"viewer_request": {"module": "faulty", "config": {"viewer_request": mode}}});
+        edge.create(config).await;
+    }
+    let (baseline, failed) = sample(&edge, "ok.example.com", 2000).await;
+    assert_eq!(failed, 0);
+    let rss_before = rss_mib();
+
+    // Normal traffic alongside the faults.
+    let normal = {
+        let edge = edge.clone();
+        tokio::spawn(async move { sample(&edge, "ok.example.com", 4000).await })
+    };
+    let started = std::time::Instant::now();
+    for (mode, expected) in faults {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let edge = edge.clone();
+                let host = format!("{mode}.example.com");
+                tokio::spawn(async move {
+                    let mut wrong = Vec::new();
+                    for _ in 0..RUNS / WORKERS {
+                        let got = edge.get(&host, "/").await;
+                        if got.status.as_u16() != expected || got.cache() != "Error" {
+                            wrong.push(format!("{}: {}", got.status, got.text()));
+                        }
+                    }
+                    wrong
+                })
+            })
+            .collect();
+        for worker in workers {
+            let wrong = worker.await.expect("worker");
+            assert!(
+                wrong.is_empty(),
+                "{mode}: {:?}",
+                &wrong[..wrong.len().min(3)]
+            );
+        }
+    }
+    let faulting = started.elapsed();
+    let (during, failed) = normal.await.expect("normal traffic");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let rss_after = rss_mib();
+    eprintln!(
+        "hook faults: {} x {RUNS} faulty requests in {faulting:.1?}, each its 502/503; normal traffic: {} requests, {failed} failed, p99 {} µs during vs {} µs before; RSS {rss_before:.0} MiB before, {rss_after:.0} MiB after",
+        faults.len(),
+        during.len(),
+        p99(&during),
+        p99(&baseline),
+    );
+    assert_eq!(failed, 0, "normal traffic failed while hooks did");
+    // Instances are torn down: what the faults allocated is not kept.
+    assert!(
+        rss_after < rss_before + 128.0,
+        "RSS grew from {rss_before:.0} to {rss_after:.0} MiB"
+    );
+}

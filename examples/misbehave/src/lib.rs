@@ -12,7 +12,8 @@
 //! `log` (logs and prints, then passes), `context` (answers with the context),
 //! `sleep-<ms>` (waits that long in a WASI sleep, then passes), `escape`
 //! (tries to read a file, open a socket, read the environment and list the
-//! root folder, and answers with what each attempt got).
+//! root folder, and answers with what each attempt got), `recurse` (recurses
+//! until the stack runs out).
 //! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
 //! `body` (replaces the body), `panic`, `bad-header`.
 
@@ -95,6 +96,11 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
             println!("printed by {event}");
             RequestAction::forward(req)
         }
+        Some("recurse") => {
+            let depth = recurse(std::hint::black_box(0));
+            req.set_header("x-depth", &depth.to_string());
+            RequestAction::forward(req)
+        }
         Some("escape") => {
             let file = match std::fs::read("/etc/passwd") {
                 Ok(bytes) => format!("read {} bytes", bytes.len()),
@@ -126,6 +132,17 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
         }
         _ => RequestAction::forward(req),
     }
+}
+
+/// Recurses without end (each frame keeps a buffer alive), so the guest's
+/// stack overflows and the instance traps.
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    // Never true; the compiler cannot tell.
+    if std::hint::black_box(frame[0]) == u64::MAX {
+        return depth;
+    }
+    recurse(frame[0] + 1) + frame[63]
 }
 
 fn response_event(ctx: Context, mut resp: Response) -> Response {
