@@ -35,6 +35,10 @@ impl ErrorSource {
 pub enum ProxyError {
     #[error("the request has no Host header")]
     MissingHost,
+    #[error("the Host header is not valid: {reason}")]
+    BadHost { reason: &'static str },
+    #[error("the request body is malformed: {reason}")]
+    BadBody { reason: String },
     #[error("no distribution answers host {host:?}")]
     UnknownHost { host: String },
     #[error("distribution {id} is disabled")]
@@ -56,6 +60,8 @@ impl ProxyError {
     pub fn source_of(&self) -> ErrorSource {
         match self {
             Self::MissingHost
+            | Self::BadHost { .. }
+            | Self::BadBody { .. }
             | Self::UnknownHost { .. }
             | Self::DistributionDisabled { .. }
             | Self::BadTarget
@@ -70,6 +76,8 @@ impl ProxyError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::MissingHost => (StatusCode::BAD_REQUEST, "MissingHost"),
+            Self::BadHost { .. } => (StatusCode::BAD_REQUEST, "InvalidHost"),
+            Self::BadBody { .. } => (StatusCode::BAD_REQUEST, "InvalidRequestBody"),
             Self::UnknownHost { .. } => (StatusCode::MISDIRECTED_REQUEST, "UnknownDistribution"),
             Self::DistributionDisabled { .. } => (StatusCode::FORBIDDEN, "DistributionDisabled"),
             Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),

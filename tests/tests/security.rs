@@ -231,3 +231,75 @@ async fn the_api_body_limit_is_configurable() {
     // The default (1 MiB) takes it.
     Edge::start().await.create(config).await;
 }
+
+/// Writes `request` on a new connection; everything the host sent back
+/// before closing (or 2 s).
+async fn raw_exchange(edge: &Edge, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn smuggling_probes_are_refused_and_never_reach_the_origin_ambiguously() {
+    let origin = Origin::start(|seen| Reply::ok(format!("{} {}", seen.method, seen.target))).await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["frame.test"]);
+    edge.create(config).await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nhost: frame.test\r\n\r\n";
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nhost: frame.test\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        ("TE.CL", format!("POST / HTTP/1.1\r\nhost: frame.test\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n0\r\n\r\n{smuggled}"), &["400"]),
+        ("TE obfuscated", format!("POST / HTTP/1.1\r\nhost: frame.test\r\ntransfer-encoding: xchunked\r\n\r\n0\r\n\r\n{smuggled}"), &["400", "501"]),
+        ("TE tab", format!("POST / HTTP/1.1\r\nhost: frame.test\r\ntransfer-encoding:\tchunked\r\ncontent-length: 30\r\n\r\n0\r\n\r\n{smuggled}"), &["400"]),
+        ("TE twice", format!("POST / HTTP/1.1\r\nhost: frame.test\r\ntransfer-encoding: chunked\r\ntransfer-encoding: identity\r\n\r\n0\r\n\r\n{smuggled}"), &["400", "501"]),
+        ("chunk-size overflow", "POST / HTTP/1.1\r\nhost: frame.test\r\ntransfer-encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n".to_owned(), &["400"]),
+        ("bare LF in chunked", "POST / HTTP/1.1\r\nhost: frame.test\r\ntransfer-encoding: chunked\r\n\r\n3\nabc\n0\n\n".to_owned(), &["400"]),
+        ("HTTP/1.0 with TE", format!("POST / HTTP/1.0\r\nhost: frame.test\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"), &["400"]),
+        ("duplicate CL", "POST / HTTP/1.1\r\nhost: frame.test\r\ncontent-length: 3\r\ncontent-length: 5\r\n\r\nabcde".to_owned(), &["400"]),
+        ("invalid Host", "GET / HTTP/1.1\r\nhost: frame test\r\n\r\n".to_owned(), &["400"]),
+        ("two Hosts", "GET / HTTP/1.1\r\nhost: frame.test\r\nhost: other.test\r\n\r\n".to_owned(), &["400"]),
+        ("over-long URI", long_uri, &["414", "431", "400"]),
+    ];
+    let mut wrong = Vec::new();
+    for (name, request, statuses) in &cases {
+        let got = raw_exchange(&edge, request.as_bytes()).await;
+        let first = got.lines().next().unwrap_or("(nothing)").to_owned();
+        if !statuses
+            .iter()
+            .any(|s| first.starts_with(&format!("HTTP/1.1 {s}")))
+        {
+            wrong.push(format!("{name}: {first}"));
+        }
+        // The connection is closed after the refusal: one response, no second.
+        if got.matches("HTTP/1.1 ").count() > 1 {
+            wrong.push(format!("{name}: answered more than once: {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(
+        origin.hits() == 0,
+        "a probe reached the origin: {} {}",
+        origin.last().method,
+        origin.last().target
+    );
+
+    // Absolute-form for another host: the target's authority decides, not
+    // the Host header (RFC 9112 3.2.2), so frame.test's origin is not asked.
+    let got = raw_exchange(
+        &edge,
+        b"GET http://other.example/ HTTP/1.1\r\nhost: frame.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 421"), "{got}");
+    assert_eq!(origin.hits(), 0);
+}

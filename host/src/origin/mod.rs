@@ -38,7 +38,12 @@ pub enum OriginError {
 #[derive(Debug)]
 pub enum UpstreamBody {
     Empty,
-    Viewer(Incoming),
+    /// The viewer's body; `failed` is set when reading it failed (its
+    /// framing was broken), so the error is the viewer's, not the origin's.
+    Viewer {
+        body: Incoming,
+        failed: Arc<std::sync::atomic::AtomicBool>,
+    },
 }
 
 impl Body for UpstreamBody {
@@ -51,21 +56,27 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             Self::Empty => Poll::Ready(None),
-            Self::Viewer(body) => Pin::new(body).poll_frame(cx),
+            Self::Viewer { body, failed } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Err(_))) = &polled {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                polled
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Empty => true,
-            Self::Viewer(body) => body.is_end_stream(),
+            Self::Viewer { body, .. } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Empty => SizeHint::with_exact(0),
-            Self::Viewer(body) => body.size_hint(),
+            Self::Viewer { body, .. } => body.size_hint(),
         }
     }
 }

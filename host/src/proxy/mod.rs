@@ -247,7 +247,7 @@ impl Proxy {
             return Err(ProxyError::AmbiguousFraming);
         }
         // Step 1: resolve the distribution by Host.
-        let host = viewer_host(&req).ok_or(ProxyError::MissingHost)?;
+        let host = viewer_host(&req)?;
         let routing = self.routing.load();
         let mut dist = routing
             .resolve(&host)
@@ -742,6 +742,7 @@ impl Proxy {
         let replayable = viewer_body.as_ref().is_none_or(Incoming::is_end_stream)
             && matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut viewer_body = viewer_body;
+        let viewer_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let members: &[usize] = match target {
             Target::Origin(i) => std::slice::from_ref(i),
             Target::Group { members, .. } if replayable => members,
@@ -771,7 +772,10 @@ impl Proxy {
             } else {
                 viewer_body
                     .take()
-                    .map_or(UpstreamBody::Empty, UpstreamBody::Viewer)
+                    .map_or(UpstreamBody::Empty, |body| UpstreamBody::Viewer {
+                        body,
+                        failed: viewer_failed.clone(),
+                    })
             };
             let upstream = builder
                 .body(body)
@@ -786,6 +790,11 @@ impl Proxy {
                     tracing::info!(request_id = %ctx.request_id, origin = %origin.id, status = resp.status().as_u16(), "failing over");
                 }
                 Ok(resp) => return Ok((resp, origin.read_timeout)),
+                Err(err) if viewer_failed.load(Ordering::Relaxed) => {
+                    return Err(ProxyError::BadBody {
+                        reason: err.to_string(),
+                    });
+                }
                 Err(err) => {
                     self.metrics.record_origin_error();
                     tracing::warn!(request_id = %ctx.request_id, origin = %origin.id, error = %err, "origin fetch failed");
@@ -1182,12 +1191,31 @@ fn generated_response(generated: convert::CheckedResponse) -> Response<EdgeBody>
 }
 
 /// The Host the viewer asked for: lower-case, without a port.
-fn viewer_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = req
-        .headers()
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().host())?;
+/// The host a request is for (RFC 9112 3.2): an absolute-form target's
+/// authority, else the one `Host` field. More than one `Host`, or one that is
+/// not `host[:port]`, is refused.
+fn viewer_host<B>(req: &Request<B>) -> Result<String, ProxyError> {
+    let mut fields = req.headers().get_all(HOST).iter();
+    let field = fields.next();
+    if fields.next().is_some() {
+        return Err(ProxyError::BadHost {
+            reason: "more than one Host field",
+        });
+    }
+    let raw = match (req.uri().authority(), field) {
+        (Some(authority), _) => authority.as_str(),
+        (None, Some(value)) => value
+            .to_str()
+            .map_err(|_| ProxyError::BadHost { reason: "not text" })?,
+        (None, None) => return Err(ProxyError::MissingHost),
+    };
+    let valid =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_');
+    if raw.is_empty() || !raw.bytes().all(valid) {
+        return Err(ProxyError::BadHost {
+            reason: "not host[:port]",
+        });
+    }
     let host = if raw.starts_with('[') {
         raw.find(']').map_or(raw, |i| &raw[..=i])
     } else {
@@ -1197,7 +1225,10 @@ fn viewer_host<B>(req: &Request<B>) -> Option<String> {
         }
     };
     let host = host.trim_end_matches('.');
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    if host.is_empty() {
+        return Err(ProxyError::MissingHost);
+    }
+    Ok(host.to_ascii_lowercase())
 }
 
 fn origin_uri(
@@ -1232,7 +1263,7 @@ mod tests {
             .header(HOST, h)
             .body(())
             .unwrap();
-        viewer_host(&req)
+        viewer_host(&req).ok()
     }
 
     #[test]
@@ -1244,5 +1275,27 @@ mod tests {
         assert_eq!(host_of("example.com.").as_deref(), Some("example.com"));
         assert_eq!(host_of("[::1]:80").as_deref(), Some("[::1]"));
         assert_eq!(host_of("").as_deref(), None);
+        assert_eq!(host_of("a b").as_deref(), None);
+        assert_eq!(host_of("a/b").as_deref(), None);
+    }
+
+    #[test]
+    fn two_hosts_or_an_absolute_target_follow_rfc_9112() {
+        let two = Request::builder()
+            .uri("/")
+            .header(HOST, "a.example")
+            .header(HOST, "b.example")
+            .body(())
+            .unwrap();
+        assert!(matches!(viewer_host(&two), Err(ProxyError::BadHost { .. })));
+        let absolute = Request::builder()
+            .uri("http://target.example/x")
+            .header(HOST, "a.example")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            viewer_host(&absolute).ok().as_deref(),
+            Some("target.example")
+        );
     }
 }
