@@ -1,0 +1,171 @@
+//! Seeded random inputs for the parsers hostile input reaches first: the
+//! distribution config (JSON, then validation), `Cache-Control`, and a hook's
+//! response. None may panic; each run is reproducible from its seed. (A
+//! stable-Rust stand-in for coverage-guided fuzzing, which needs nightly.)
+
+use edge::cache::freshness::CacheControl;
+use edge::config::{Distribution, DistributionConfig, parse_json};
+use edge::wasm::bindings::Header;
+use edge::wasm::{Response, convert};
+use http::{HeaderMap, HeaderValue};
+
+/// A small, seeded pseudo-random sequence.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(self.0 >> 33).unwrap_or(0) % below.max(1)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.next(items.len())]
+    }
+}
+
+const VALID: &str = r#"{"comment": "c", "aliases": ["www.example.com", "*.example.org"],
+ "origins": [{"id": "a", "domain_name": "a.example:8080", "protocol": "http", "origin_path": "/v1",
+              "custom_headers": {"x-k": "v"}, "read_timeout_ms": 100},
+             {"id": "b", "domain_name": "b.example"}],
+ "origin_groups": [{"id": "g", "members": ["a", "b"], "failover_status_codes": [502]}],
+ "default_cache_behavior": {"target_origin_id": "g", "min_ttl": 1, "default_ttl": 5, "max_ttl": 9,
+   "cache_key": {"query_strings": ["p"], "headers": ["accept-language"], "cookies": ["s"]}},
+ "cache_behaviors": [{"path_pattern": "/img/*.png", "target_origin_id": "a"}],
+ "logging": {"enabled": true}}"#;
+
+#[test]
+fn mutated_configs_never_panic_the_parser_or_the_validator() {
+    let mut random = Lcg(0xC0FF_EE00);
+    let pieces = [
+        "",
+        "\"",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "null",
+        "-1",
+        "1e309",
+        "18446744073709551616",
+        "\"*\"",
+        "\"/\"",
+        "\u{0}",
+        "\\u0000",
+        "\"a\"",
+        "true",
+        "\"\u{feff}\"",
+        " ",
+    ];
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        let mut text = VALID.as_bytes().to_vec();
+        for _ in 0..1 + random.next(4) {
+            let at = random.next(text.len());
+            match random.next(3) {
+                0 => {
+                    let end = (at + random.next(8)).min(text.len());
+                    text.drain(at..end);
+                }
+                1 => text
+                    .splice(at..at, random.pick(&pieces).bytes())
+                    .for_each(drop),
+                _ => text[at] = u8::try_from(random.next(256)).unwrap_or(0),
+            }
+        }
+        if let Ok(raw) = parse_json::<DistributionConfig>(&text)
+            && Distribution::try_from(raw).is_ok()
+        {
+            accepted += 1;
+        }
+    }
+    // Some mutations leave a valid config (a changed comment, say).
+    assert!(accepted > 0);
+}
+
+#[test]
+fn random_cache_control_fields_never_panic() {
+    let mut random = Lcg(0x0CAC_4E00);
+    let tokens = [
+        "max-age",
+        "s-maxage",
+        "no-cache",
+        "no-store",
+        "private",
+        "public",
+        "must-revalidate",
+        "stale-while-revalidate",
+        "stale-if-error",
+        "must-understand",
+        "=",
+        "\"",
+        ",",
+        ";",
+        " ",
+        "0",
+        "60",
+        "-1",
+        "99999999999999999999999",
+        "edge",
+        "\"a,b\"",
+        "=\"",
+        "no-cache=\"set-cookie\"",
+    ];
+    for _ in 0..50_000 {
+        let mut value = String::new();
+        for _ in 0..random.next(12) {
+            value.push_str(random.pick(&tokens));
+        }
+        let Ok(value) = HeaderValue::from_str(&value) else {
+            continue;
+        };
+        let mut headers = HeaderMap::new();
+        headers.append(http::header::CACHE_CONTROL, value.clone());
+        if random.next(2) == 0 {
+            headers.append(http::header::CACHE_CONTROL, value);
+        }
+        let parsed = CacheControl::parse(&headers);
+        std::hint::black_box(parsed);
+    }
+}
+
+#[test]
+fn random_hook_responses_are_checked_without_panicking() {
+    let mut random = Lcg(0x0B0_0C0);
+    let names = [
+        "x-a",
+        "",
+        "via",
+        "connection",
+        "X-Up",
+        "a b",
+        "content-length",
+        "\u{e9}",
+        "x-a",
+    ];
+    let values: [&[u8]; 6] = [b"v", b"", b"a\r\nb", b"\0", &[0xff, 0xfe], b"  spaced  "];
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        let status = u16::try_from(random.next(700)).unwrap_or(0);
+        let headers = (0..random.next(5))
+            .map(|_| Header {
+                name: random.pick(&names).to_owned(),
+                value: values[random.next(values.len())].to_vec(),
+            })
+            .collect();
+        let body = (random.next(3) == 0).then(|| vec![b'x'; random.next(50_000)]);
+        let response = Response {
+            status,
+            headers,
+            body,
+        };
+        if convert::response_from_wit(response, &HeaderMap::new(), 40 * 1024).is_ok() {
+            accepted += 1;
+        }
+    }
+    assert!(accepted > 0);
+}
