@@ -38,6 +38,19 @@ fn distribution(origin: std::net::SocketAddr) -> String {
     )
 }
 
+/// Creates the distribution for `slow.example.com` on `origin`.
+fn create(control: std::net::SocketAddr, origin: std::net::SocketAddr) {
+    let (status, body) = request(
+        control,
+        "POST",
+        "/v1/distributions",
+        "control",
+        &distribution(origin),
+    )
+    .expect("create");
+    assert_eq!(status, 201, "{body}");
+}
+
 fn sigterm(child: &std::process::Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -51,15 +64,7 @@ fn sigterm_lets_an_in_flight_request_finish_then_stops() {
     let origin = slow_origin("worth the wait", Duration::from_millis(1500));
     let dir = tempfile::tempdir().expect("temp dir");
     let mut served = start(dir.path(), &[]);
-    let (status, body) = request(
-        served.control,
-        "POST",
-        "/v1/distributions",
-        "control",
-        &distribution(origin),
-    )
-    .expect("create");
-    assert_eq!(status, 201, "{body}");
+    create(served.control, origin);
     let viewer = served.viewer;
     let in_flight = std::thread::spawn(move || request(viewer, "GET", "/", "slow.example.com", ""));
     std::thread::sleep(Duration::from_millis(300));
@@ -102,15 +107,7 @@ fn reuse_port_lets_a_new_host_take_over_while_the_old_drains() {
     // one is gone.
     let mut new = start(dir_new.path(), &["--reuse-port", "--listen", &port]);
     assert_eq!(new.viewer, old.viewer);
-    let (status, body) = request(
-        new.control,
-        "POST",
-        "/v1/distributions",
-        "control",
-        &distribution(origin),
-    )
-    .expect("create");
-    assert_eq!(status, 201, "{body}");
+    create(new.control, origin);
     sigterm(&old.child);
     assert!(old.child.wait().expect("exit").success());
     let (status, body) = request(new.viewer, "GET", "/", "slow.example.com", "").expect("served");

@@ -525,6 +525,19 @@ impl Edge {
         assert_eq!(got.status, StatusCode::OK, "{}", got.text());
     }
 
+    /// Writes `request` as raw bytes on a new viewer connection; everything
+    /// the host sent back before closing (or 2 s).
+    pub async fn raw_exchange(&self, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut s = tokio::net::TcpStream::connect(self.viewer)
+            .await
+            .expect("connect");
+        s.write_all(request).await.expect("write");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// A viewer GET of `path` with `Host: host`.
     pub async fn get(&self, host: &str, path: &str) -> Got {
         self.request("GET", host, path, &[]).await

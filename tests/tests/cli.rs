@@ -562,6 +562,16 @@ async fn import_cloudfront_creates_the_distribution_and_names_what_it_left() {
     assert!(run.err.contains("Origins"), "{}", run.err);
 }
 
+/// The events an `edge hook test --json` report ran, in order.
+fn event_names(report: &Value) -> Vec<&str> {
+    report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect()
+}
+
 /// `edge hook test`, which needs no host.
 async fn hook_test(args: &[&str]) -> Run {
     let mut argv = vec!["edge", "hook", "test"];
@@ -589,12 +599,7 @@ async fn hook_test_runs_the_events_the_way_the_host_does() {
     ])
     .await
     .json();
-    let events: Vec<&str> = report["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["event"].as_str().expect("event"))
-        .collect();
+    let events = event_names(&report);
     assert_eq!(
         events,
         [
@@ -649,12 +654,7 @@ async fn hook_test_runs_the_events_the_way_the_host_does() {
     let report = hook_test(&[EDGE_AUTH, "--config", &config, "--json"])
         .await
         .json();
-    let events: Vec<&str> = report["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["event"].as_str().expect("event"))
-        .collect();
+    let events = event_names(&report);
     assert_eq!(events, ["viewer-request", "viewer-response"]);
     assert_eq!(report["events"][0]["outcome"], "respond");
     assert_eq!(report["status"], 401);

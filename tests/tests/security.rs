@@ -232,19 +232,6 @@ async fn the_api_body_limit_is_configurable() {
     Edge::start().await.create(config).await;
 }
 
-/// Writes `request` on a new connection; everything the host sent back
-/// before closing (or 2 s).
-async fn raw_exchange(edge: &Edge, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(edge.viewer)
-        .await
-        .expect("connect");
-    s.write_all(request).await.expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[tokio::test]
 async fn smuggling_probes_are_refused_and_never_reach_the_origin_ambiguously() {
     let origin = Origin::start(|seen| Reply::ok(format!("{} {}", seen.method, seen.target))).await;
@@ -272,7 +259,7 @@ async fn smuggling_probes_are_refused_and_never_reach_the_origin_ambiguously() {
     ];
     let mut wrong = Vec::new();
     for (name, request, statuses) in &cases {
-        let got = raw_exchange(&edge, request.as_bytes()).await;
+        let got = edge.raw_exchange(request.as_bytes()).await;
         let first = got.lines().next().unwrap_or("(nothing)").to_owned();
         if !statuses
             .iter()
@@ -295,11 +282,11 @@ async fn smuggling_probes_are_refused_and_never_reach_the_origin_ambiguously() {
 
     // Absolute-form for another host: the target's authority decides, not
     // the Host header (RFC 9112 3.2.2), so frame.test's origin is not asked.
-    let got = raw_exchange(
-        &edge,
-        b"GET http://other.example/ HTTP/1.1\r\nhost: frame.test\r\nconnection: close\r\n\r\n",
-    )
-    .await;
+    let got = edge
+        .raw_exchange(
+            b"GET http://other.example/ HTTP/1.1\r\nhost: frame.test\r\nconnection: close\r\n\r\n",
+        )
+        .await;
     assert!(got.starts_with("HTTP/1.1 421"), "{got}");
     assert_eq!(origin.hits(), 0);
 }

@@ -608,19 +608,6 @@ async fn an_origin_that_never_accepts_hits_the_connect_timeout() {
     drop((listener, fillers));
 }
 
-/// Sends raw bytes to the viewer port; returns everything read until the host
-/// closes the connection (or 2 s pass).
-async fn raw_exchange(edge: &Edge, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(edge.viewer)
-        .await
-        .expect("connect");
-    s.write_all(request).await.expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[tokio::test]
 async fn malformed_framing_is_refused_and_the_connection_closed() {
     let o = Origin::fixed("ok", &[]).await;
@@ -649,7 +636,7 @@ async fn malformed_framing_is_refused_and_the_connection_closed() {
     ];
     let mut wrong = Vec::new();
     for (name, request, status) in cases {
-        let got = raw_exchange(&edge, request.as_bytes()).await;
+        let got = edge.raw_exchange(request.as_bytes()).await;
         if !got.starts_with(&format!("HTTP/1.1 {status}")) {
             wrong.push(format!(
                 "{name}: {}",
@@ -660,11 +647,9 @@ async fn malformed_framing_is_refused_and_the_connection_closed() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     assert_eq!(o.hits(), 0, "nothing malformed reached the origin");
     // A well-formed request on the same limits is served.
-    let ok = raw_exchange(
-        &edge,
-        b"GET / HTTP/1.1\r\nhost: frame.test\r\nconnection: close\r\n\r\n",
-    )
-    .await;
+    let ok = edge
+        .raw_exchange(b"GET / HTTP/1.1\r\nhost: frame.test\r\nconnection: close\r\n\r\n")
+        .await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
 
