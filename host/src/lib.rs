@@ -20,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod error;
+pub mod fuzzing;
 pub mod ids;
 pub mod metrics;
 pub mod origin;

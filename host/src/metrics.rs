@@ -326,6 +326,47 @@ impl Metrics {
             .retain(|id, _| keep(id));
     }
 
+    /// Every distribution's response counters by deployment arm, for the
+    /// console's live rates: `{"distributions": [{"id", "arms": {"primary":
+    /// {"requests", "hits", "errors_4xx", "errors_5xx"}, "staging": {..}}}]}`.
+    pub fn traffic_json(&self) -> serde_json::Value {
+        let distributions: Vec<serde_json::Value> = self
+            .distributions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(|d| {
+                let arm = |by_cache: &[[AtomicU64; 5]; 4]| {
+                    let count = |cache: Option<CacheStatus>, class: Option<usize>| -> u64 {
+                        by_cache
+                            .iter()
+                            .enumerate()
+                            .filter(|(c, _)| cache.is_none_or(|want| want as usize == *c))
+                            .flat_map(|(_, classes)| classes.iter().enumerate())
+                            .filter(|(k, _)| class.is_none_or(|want| want == *k))
+                            .map(|(_, n)| n.load(Ordering::Relaxed))
+                            .sum()
+                    };
+                    serde_json::json!({
+                        "requests": count(None, None),
+                        "hits": count(Some(CacheStatus::Hit), None)
+                            + count(Some(CacheStatus::RefreshHit), None),
+                        "errors_4xx": count(None, Some(3)),
+                        "errors_5xx": count(None, Some(4)),
+                    })
+                };
+                serde_json::json!({
+                    "id": d.id,
+                    "arms": {
+                        "primary": arm(&d.responses[0]),
+                        "staging": arm(&d.responses[1]),
+                    },
+                })
+            })
+            .collect();
+        serde_json::json!({ "distributions": distributions })
+    }
+
     /// Per-distribution and per-hook series.
     fn render_labelled(&self, out: &mut String, hooks: &[Arc<HookStats>]) {
         let distributions: Vec<Arc<DistributionStats>> = self

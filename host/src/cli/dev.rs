@@ -50,7 +50,9 @@ pub struct DevArgs {
 /// Where a hook's component comes from.
 #[derive(Debug, Clone)]
 enum Source {
+    /// A built component.
     Wasm(PathBuf),
+    /// A plugin folder (a crate, or a JavaScript project), rebuilt on change.
     Crate(PathBuf),
 }
 
@@ -217,6 +219,13 @@ impl DevSession {
                     path.starts_with(dir.join("src"))
                         || path == dir.join("Cargo.toml")
                         || path.starts_with(dir.join("edge-sdk"))
+                        // A JavaScript plugin's modules sit at its top level
+                        // (its build writes hook.wasm there, which is not one).
+                        || (path.parent() == Some(dir.as_path())
+                            && matches!(
+                                path.extension().and_then(|e| e.to_str()),
+                                Some("js" | "mjs")
+                            ))
                 }
             })
             .map(|(i, _)| i)
@@ -291,7 +300,9 @@ impl DevSession {
                         .or_insert(RecursiveMode::NonRecursive);
                 }
                 Source::Crate(dir) => {
-                    folders.insert(dir.join("src"), RecursiveMode::Recursive);
+                    if dir.join("src").is_dir() {
+                        folders.insert(dir.join("src"), RecursiveMode::Recursive);
+                    }
                     folders
                         .entry(dir.clone())
                         .or_insert(RecursiveMode::NonRecursive);

@@ -456,15 +456,19 @@ pub enum HookCommand {
     /// Run a plugin's four events on one request, locally, in the host's
     /// runtime with the host's limits, and print what each event did.
     Test(hook_test::HookTestArgs),
-    /// Write a new plugin crate (with the SDK beside it) that builds as is.
+    /// Write a new plugin (with the SDK beside it) that builds as is.
     New {
         /// The plugin's name (a-z 0-9 - _, starting with a letter).
         name: String,
-        /// Where to create it (the crate is DIR/NAME).
+        /// Where to create it (the plugin is DIR/NAME).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// The plugin's language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
     },
-    /// Build a plugin crate for wasm32-wasip2; prints the `.wasm` path.
+    /// Build a plugin (a crate for wasm32-wasip2, or a JavaScript project
+    /// with componentize-js); prints the `.wasm` path.
     Build {
         /// The plugin crate.
         #[arg(default_value = ".")]

@@ -1,6 +1,7 @@
-//! `edge hook new` and `edge hook build`: a plugin crate that builds as it
-//! is (the SDK and its WIT contract are written beside it, so it needs no
-//! checkout of this repository), and its build for `wasm32-wasip2`.
+//! `edge hook new` and `edge hook build`: a plugin (a Rust crate or a
+//! JavaScript project) that builds as it is (the SDK and its WIT contract are
+//! written beside it, so it needs no checkout of this repository), and its
+//! build into a component.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +27,28 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/wit/hooks.wit"),
     ),
 ];
+/// The JavaScript SDK's files, as this binary was built with them.
+const JS_SDK_FILES: &[(&str, &str)] = &[
+    ("edge.js", include_str!("../../../guest-sdk/js/edge.js")),
+    ("edge.d.ts", include_str!("../../../guest-sdk/js/edge.d.ts")),
+    ("build.mjs", include_str!("../../../guest-sdk/js/build.mjs")),
+    (
+        "wit/hooks.wit",
+        include_str!("../../../guest-sdk/wit/hooks.wit"),
+    ),
+];
+/// The JavaScript SDK's manifest (the componentize-js version comes from it).
+const JS_SDK_MANIFEST: &str = include_str!("../../../guest-sdk/js/package.json");
+
+/// The language a new plugin is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A Rust crate built for wasm32-wasip2 with the edge-sdk crate.
+    Rust,
+    /// A JavaScript module built with componentize-js (StarlingMonkey).
+    Js,
+}
+
 /// The workspace's dependency versions (the SDK's come from here).
 const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
 /// The examples' lock file: a new plugin starts from versions known to build.
@@ -161,8 +184,71 @@ this crate was built with them.
     )
 }
 
-/// `edge hook new NAME`: writes the crate under `parent/NAME`; its path.
-pub fn new_plugin(name: &str, parent: &Path) -> Result<PathBuf, CliError> {
+fn js_manifest(name: &str) -> Result<String, CliError> {
+    let sdk: serde_json::Value = serde_json::from_str(JS_SDK_MANIFEST)
+        .map_err(|e| local(format!("the JavaScript SDK's package.json: {e}")))?;
+    let manifest = serde_json::json!({
+        "name": name,
+        "version": "0.1.0",
+        "private": true,
+        "type": "module",
+        "scripts": {"build": "node build.mjs hook.js hook.wasm"},
+        "dependencies": sdk["dependencies"],
+    });
+    serde_json::to_string_pretty(&manifest)
+        .map(|text| text + "\n")
+        .map_err(|e| local(e.to_string()))
+}
+
+fn js_source(name: &str) -> String {
+    format!(
+        r#"// {name}: an edge hook in JavaScript. Events left out of defineHooks
+// pass through; edge.d.ts has the types.
+import {{ defineHooks, forward, header, setHeader }} from "./edge.js";
+
+export const {{ viewerRequest, originRequest, originResponse, viewerResponse }} = defineHooks({{
+  // Sends requests marked `x-canary: 1` to the origin `canary`, if the
+  // behavior has one (an origin id it lacks fails the request with 502).
+  viewerRequest(_ctx, req) {{
+    return header(req, "x-canary") === "1" ? forward(req, "canary") : forward(req);
+  }},
+
+  // Says which hook served the response.
+  viewerResponse(_ctx, _req, resp) {{
+    setHeader(resp, "x-hook", "{name}");
+    return resp;
+  }},
+}});
+"#
+    )
+}
+
+fn js_readme(name: &str) -> String {
+    format!(
+        r#"# {name}
+
+An edge hook in JavaScript. The loop:
+
+```sh
+edge hook build                                   # npm install (once), then hook.wasm
+edge hook test hook.wasm --request request.json --origins origin,canary
+edge hook upload {name} hook.wasm
+```
+
+then attach it in a cache behavior of a distribution:
+`"hooks": {{"viewer_request": {{"module": "{name}"}}, "viewer_response": {{"module": "{name}"}}}}`.
+
+`edge.js` (with its types in `edge.d.ts`), `build.mjs` and `wit/` are the SDK
+and the WIT contract, as the `edge` binary that wrote this project was built
+with them. `build.mjs` runs componentize-js from this folder: a module the
+hook imports must live under it.
+"#
+    )
+}
+
+/// `edge hook new NAME --lang LANG`: writes the plugin under `parent/NAME`;
+/// its path.
+pub fn new_plugin(name: &str, parent: &Path, lang: Lang) -> Result<PathBuf, CliError> {
     crate::config::validate_hook_name(name).map_err(|e| local(format!("{name:?}: {e}")))?;
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(local(format!(
@@ -173,6 +259,38 @@ pub fn new_plugin(name: &str, parent: &Path) -> Result<PathBuf, CliError> {
     if dir.exists() {
         return Err(local(format!("{} already exists", dir.display())));
     }
+    let files = match lang {
+        Lang::Rust => rust_files(name)?,
+        Lang::Js => {
+            let mut files: Vec<(String, String)> = vec![
+                ("package.json".into(), js_manifest(name)?),
+                ("hook.js".into(), js_source(name)),
+                ("request.json".into(), SAMPLE_REQUEST.to_owned()),
+                ("README.md".into(), js_readme(name)),
+                (".gitignore".into(), "node_modules/\n*.wasm\n".to_owned()),
+            ];
+            files.extend(
+                JS_SDK_FILES
+                    .iter()
+                    .map(|(path, text)| ((*path).to_owned(), (*text).to_owned())),
+            );
+            files
+        }
+    };
+    for (path, text) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| local(format!("creating {}: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| local(format!("writing {}: {e}", path.display())))?;
+    }
+    Ok(dir)
+}
+
+/// A Rust plugin's files.
+fn rust_files(name: &str) -> Result<Vec<(String, String)>, CliError> {
     let mut files: Vec<(String, String)> = vec![
         ("Cargo.toml".into(), plugin_manifest(name)),
         ("Cargo.lock".into(), EXAMPLES_LOCK.to_owned()),
@@ -188,16 +306,41 @@ pub fn new_plugin(name: &str, parent: &Path) -> Result<PathBuf, CliError> {
             .iter()
             .map(|(path, text)| ((*path).to_owned(), (*text).to_owned())),
     );
-    for (path, text) in files {
-        let path = dir.join(path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| local(format!("creating {}: {e}", parent.display())))?;
+    Ok(files)
+}
+
+/// `edge hook build` for a JavaScript plugin (a folder with `package.json`
+/// and no `Cargo.toml`): `npm install` when `node_modules` is missing, then
+/// `npm run build`; the `hook.wasm` built.
+fn build_js_plugin(dir: &Path) -> Result<PathBuf, CliError> {
+    let npm = |args: &[&str]| -> Result<(), CliError> {
+        let status = Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .map_err(|e| {
+                local(format!(
+                    "running npm (Node.js is needed for JavaScript hooks): {e}"
+                ))
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(local(format!("npm {} failed ({status})", args.join(" "))))
         }
-        std::fs::write(&path, text)
-            .map_err(|e| local(format!("writing {}: {e}", path.display())))?;
+    };
+    if !dir.join("node_modules").exists() {
+        npm(&["install", "--no-audit", "--no-fund"])?;
     }
-    Ok(dir)
+    npm(&["run", "--silent", "build"])?;
+    let wasm = dir.join("hook.wasm");
+    if !wasm.exists() {
+        return Err(local(format!(
+            "npm run build succeeded, but {} is not there",
+            wasm.display()
+        )));
+    }
+    Ok(wasm)
 }
 
 /// The package name in a plugin's `Cargo.toml`.
@@ -224,8 +367,12 @@ fn package_name(dir: &Path) -> Result<String, CliError> {
 }
 
 /// `edge hook build`: `cargo build --release` for `wasm32-wasip2` in `dir`
-/// (adding the target with rustup when it is missing); the `.wasm` built.
+/// (adding the target with rustup when it is missing), or a JavaScript
+/// plugin's build; the `.wasm` built.
 pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf, CliError> {
+    if !dir.join("Cargo.toml").exists() && dir.join("package.json").exists() {
+        return build_js_plugin(dir);
+    }
     let name = package_name(dir)?;
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -291,11 +438,37 @@ mod tests {
     #[test]
     fn names_are_checked_and_nothing_is_overwritten() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(new_plugin("../up", dir.path()).is_err());
-        assert!(new_plugin("9lives", dir.path()).is_err());
-        let made = new_plugin("canary", dir.path()).expect("created");
+        assert!(new_plugin("../up", dir.path(), Lang::Rust).is_err());
+        assert!(new_plugin("9lives", dir.path(), Lang::Rust).is_err());
+        let made = new_plugin("canary", dir.path(), Lang::Rust).expect("created");
         assert_eq!(package_name(&made).expect("name"), "canary");
         assert!(made.join("edge-sdk/wit/hooks.wit").exists());
-        assert!(new_plugin("canary", dir.path()).is_err());
+        assert!(new_plugin("canary", dir.path(), Lang::Rust).is_err());
+    }
+
+    #[test]
+    fn a_javascript_plugin_carries_the_sdk_and_its_pinned_builder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let made = new_plugin("router", dir.path(), Lang::Js).expect("created");
+        for file in [
+            "hook.js",
+            "edge.js",
+            "edge.d.ts",
+            "build.mjs",
+            "wit/hooks.wit",
+        ] {
+            assert!(made.join(file).exists(), "{file} missing");
+        }
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(made.join("package.json")).expect("package.json"),
+        )
+        .expect("json");
+        assert_eq!(manifest["name"], "router");
+        let sdk: serde_json::Value = serde_json::from_str(JS_SDK_MANIFEST).expect("json");
+        assert_eq!(
+            manifest["dependencies"]["@bytecodealliance/componentize-js"],
+            sdk["dependencies"]["@bytecodealliance/componentize-js"]
+        );
+        assert!(!made.join("Cargo.toml").exists());
     }
 }

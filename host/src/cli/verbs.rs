@@ -467,8 +467,8 @@ fn parse_weight(text: &str) -> Result<f64, CliError> {
 async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
         HookCommand::Test(args) => super::hook_test::run(args, out).await,
-        HookCommand::New { name, dir } => {
-            let made = super::scaffold::new_plugin(&name, &dir)?;
+        HookCommand::New { name, dir, lang } => {
+            let made = super::scaffold::new_plugin(&name, &dir, lang)?;
             writeln!(out, "{}", made.display()).map_err(io)
         }
         HookCommand::Build { dir, target_dir } => {

@@ -2,6 +2,7 @@
 //! with CloudFront's semantics (ETag / If-Match, `CNAMEAlreadyExists`, ...).
 
 pub mod certificates;
+pub mod console;
 pub mod distributions;
 pub mod error;
 pub mod fleet;
@@ -141,6 +142,16 @@ impl ControlApi {
                         HeaderValue::from_static("text/plain; version=0.0.4"),
                     );
                     Ok(resp)
+                });
+            }
+            ["console"] => {
+                return only(&req, &[Method::GET], || {
+                    console::serve(None).ok_or_else(not_found)
+                });
+            }
+            ["console", asset] => {
+                return only(&req, &[Method::GET], || {
+                    console::serve(Some(asset)).ok_or_else(not_found)
                 });
             }
             ["v1", ..] => self.authorize(&req)?,
@@ -321,6 +332,10 @@ impl ControlApi {
             }
             (_, ["certificates"]) => Err(method_not_allowed("GET")),
             (_, ["certificates", _]) => Err(method_not_allowed("GET, PUT, DELETE")),
+            (&Method::GET, ["traffic"]) => {
+                Ok(json_value(StatusCode::OK, &self.metrics.traffic_json()))
+            }
+            (_, ["traffic"]) => Err(method_not_allowed("GET")),
             (&Method::GET, ["hooks"]) => Ok(self.list_hooks()),
             (&Method::GET, ["hooks", name]) => self.get_hook(name),
             (&Method::PUT, ["kv", namespace, key]) => {

@@ -1,0 +1,196 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the tests that replay
+//! their committed seed corpora: each takes arbitrary bytes and panics only
+//! when an invariant of the parser it drives breaks.
+
+use std::time::{Duration, SystemTime};
+
+use http::header::{CACHE_CONTROL, HeaderName, HeaderValue, VIA};
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::cache::freshness::{self, CacheControl};
+use crate::config::{Distribution, DistributionConfig, TtlPolicy, parse_json};
+use crate::proxy::headers::is_hop_by_hop;
+use crate::wasm::bindings::Header;
+use crate::wasm::{Request, Response, convert};
+
+/// The config parser and validator: any input is refused or accepted without
+/// a panic, and an accepted config survives the store (written as JSON and
+/// read back, it is the same config and validates again).
+pub fn config(data: &[u8]) {
+    let Ok(raw) = parse_json::<DistributionConfig>(data) else {
+        return;
+    };
+    if Distribution::try_from(raw.clone()).is_err() {
+        return;
+    }
+    let stored = serde_json::to_vec(&raw).expect("an accepted config serializes");
+    let again: DistributionConfig =
+        parse_json(&stored).expect("a config the host wrote parses again");
+    assert_eq!(
+        again, raw,
+        "the stored config differs from the accepted one"
+    );
+    if let Err(err) = Distribution::try_from(again) {
+        panic!("an accepted config no longer validates after a round trip: {err}");
+    }
+}
+
+/// A hook's output as fuzz bytes describe it.
+struct HookOutput {
+    status: u16,
+    headers: Vec<Header>,
+    body: Option<Vec<u8>>,
+    /// `METHOD target`, when the first line reads as one.
+    request_line: Option<(String, String)>,
+}
+
+/// Reads fuzz bytes as a hook's output: two bytes of status (little-endian),
+/// then header lines `name:value` separated by `\n`; after an empty line, a
+/// body. The first header line doubles as the request line `METHOD target`.
+fn hook_output_parts(data: &[u8]) -> HookOutput {
+    let status = match data {
+        [a, b, ..] => u16::from_le_bytes([*a, *b]),
+        _ => 0,
+    };
+    let rest = data.get(2..).unwrap_or_default();
+    let (head, body) = match rest.windows(2).position(|w| w == b"\n\n") {
+        Some(at) => (&rest[..at], Some(rest[at + 2..].to_vec())),
+        None => (rest, None),
+    };
+    let mut headers = Vec::new();
+    let mut request_line = None;
+    for (i, line) in head.split(|b| *b == b'\n').enumerate() {
+        if i == 0 {
+            let line = String::from_utf8_lossy(line);
+            if let Some((method, target)) = line.split_once(' ') {
+                request_line = Some((method.to_owned(), target.to_owned()));
+            }
+        }
+        let (name, value) = match line.iter().position(|b| *b == b':') {
+            Some(at) => (&line[..at], &line[at + 1..]),
+            None => (line, &[][..]),
+        };
+        headers.push(Header {
+            name: String::from_utf8_lossy(name).into_owned(),
+            value: value.to_vec(),
+        });
+    }
+    HookOutput {
+        status,
+        headers,
+        body,
+        request_line,
+    }
+}
+
+/// The hook-output validator: whatever a guest hands back, what passes is a
+/// response (and a request) the host can send as is: status 200-599, no
+/// control characters, no hop-by-hop or added `via` fields, a body within the
+/// cap, a target that parses.
+pub fn hook_output(data: &[u8]) {
+    const CAP: usize = 40 * 1024;
+    let HookOutput {
+        status,
+        headers,
+        body,
+        request_line,
+    } = hook_output_parts(data);
+    let mut before = HeaderMap::new();
+    before.insert(VIA, HeaderValue::from_static("1.1 upstream"));
+    let check_headers = |headers: &HeaderMap| {
+        for (name, value) in headers {
+            assert!(!is_hop_by_hop(name), "hop-by-hop {name} passed");
+            assert!(
+                !value
+                    .as_bytes()
+                    .iter()
+                    .any(|b| matches!(b, b'\r' | b'\n' | 0)),
+                "a control character in {name} passed"
+            );
+            if name == VIA {
+                assert_eq!(value, "1.1 upstream", "an added via passed");
+            }
+        }
+    };
+    let response = Response {
+        status,
+        headers: headers.clone(),
+        body,
+    };
+    if let Ok(checked) = convert::response_from_wit(response, &before, CAP) {
+        assert!((200..=599).contains(&checked.status.as_u16()));
+        assert!(checked.body.as_ref().is_none_or(|b| b.len() <= CAP));
+        check_headers(&checked.headers);
+    }
+    if let Some((method, target)) = request_line {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+            None => (target, None),
+        };
+        let request = Request {
+            method,
+            path,
+            query,
+            headers: headers.into_iter().skip(1).collect(),
+            client_address: "192.0.2.1".to_owned(),
+        };
+        if let Ok(checked) = convert::request_from_wit(request, &before) {
+            assert!(checked.path.starts_with('/'));
+            let mut target = checked.path.clone();
+            if let Some(q) = &checked.query {
+                target.push('?');
+                target.push_str(q);
+            }
+            assert!(target.len() <= convert::MAX_URI);
+            http::Uri::try_from(target.as_str()).expect("an accepted target parses as a URI");
+            check_headers(&checked.headers);
+        }
+    }
+}
+
+/// The `Cache-Control` parser and the storage decision: every line of the
+/// input is a response header (`Cache-Control` unless it names another
+/// field as `name: value`); whatever the directives, `no-store` and `private`
+/// are never stored and nothing stored outlives the behavior's `max_ttl`.
+pub fn cache_control(data: &[u8]) {
+    let mut headers = HeaderMap::new();
+    for line in data.split(|b| *b == b'\n') {
+        let (name, value) = match line.iter().position(|b| *b == b':') {
+            Some(at) => match HeaderName::from_bytes(&line[..at]) {
+                Ok(name) => (name, line[at + 1..].trim_ascii()),
+                Err(_) => (CACHE_CONTROL, line),
+            },
+            None => (CACHE_CONTROL, line),
+        };
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.append(name, value);
+        }
+    }
+    let cc = CacheControl::parse(&headers);
+    let ttl = TtlPolicy {
+        min: 0,
+        default: 60,
+        max: 3600,
+    };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let decided = freshness::decide(
+        &Method::GET,
+        &HeaderMap::new(),
+        StatusCode::OK,
+        &headers,
+        ttl,
+        false,
+        now,
+    );
+    if let Some(fresh) = decided {
+        let (effective, _) = freshness::effective_cache_control(&headers);
+        assert!(
+            !effective.no_store && !effective.private,
+            "{cc:?} was stored"
+        );
+        assert!(
+            fresh.ttl <= Duration::from_secs(ttl.max),
+            "{fresh:?} outlives max_ttl"
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! JavaScript hooks: the JS SDK (`guest-sdk/js`) and componentize-js build a
+//! component for the same `hooks` world; the host runs it like any other.
+//! The JS port of the bluegreen example routes by cookie and by a KV weight,
+//! and a plugin made by `edge hook new --lang js` builds, tests and routes.
+
+use std::path::Path;
+
+use edge_e2e::{Edge, Origin, Reply, TOKEN, js, json, set_cookies};
+
+/// A distribution on `alias` with origins `blue` and `green` and `hook` on
+/// both viewer events. JS hooks take more CPU than compiled ones (the engine
+/// interprets them), so the budget is raised from the 5 ms default.
+fn bluegreen_site(alias: &str, hook: &str, blue: &Origin, green: &Origin) -> edge_e2e::Value {
+    let association = json!({"module": hook, "cpu_budget_ms": 100});
+    json!({
+        "aliases": [alias],
+        "origins": [
+            {"id": "blue", "domain_name": blue.domain(), "protocol": "http"},
+            {"id": "green", "domain_name": green.domain(), "protocol": "http"}
+        ],
+        "default_cache_behavior": {"target_origin_id": "blue", "default_ttl": 0, "hooks": {
+            "viewer_request": association.clone(),
+            "viewer_response": association,
+        }}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_bluegreen_routes_by_cookie_and_by_kv_weight() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wasm = dir.path().join("bluegreen-js.wasm");
+    tokio::task::spawn_blocking({
+        let wasm = wasm.clone();
+        move || js::build("examples/js/bluegreen/bluegreen.js", &wasm)
+    })
+    .await
+    .expect("build task");
+    let (blue, green) = (
+        Origin::start(|_| Reply::ok("blue")).await,
+        Origin::start(|_| Reply::ok("green")).await,
+    );
+    let edge = Edge::start().await;
+    let version = edge
+        .upload_hook("bluegreen-js", &wasm.to_string_lossy())
+        .await;
+    assert!(version.starts_with("sha256:"), "{version}");
+    edge.create(bluegreen_site(
+        "shop.example.com",
+        "bluegreen-js",
+        &blue,
+        &green,
+    ))
+    .await;
+
+    // The cookie decides, and a viewer who has one gets no new one.
+    for arm in ["blue", "green"] {
+        let got = edge
+            .request(
+                "GET",
+                "shop.example.com",
+                "/",
+                &[("cookie", &format!("deployment={arm}"))],
+            )
+            .await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(got.text(), arm);
+        assert!(set_cookies(&got).is_empty());
+    }
+    // Without one and no weight set, blue, made sticky.
+    let fresh = edge.get("shop.example.com", "/").await;
+    assert_eq!(fresh.text(), "blue");
+    assert_eq!(set_cookies(&fresh), ["deployment=blue"]);
+    let line = fresh
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a set-cookie");
+    assert!(line.contains("Max-Age=86400"), "{line}");
+
+    // One KV write moves every fresh viewer to green, with no redeploy.
+    edge.kv_put("bluegreen", "green_weight", "100").await;
+    let moved = edge.get("shop.example.com", "/").await;
+    assert_eq!(moved.text(), "green");
+    assert_eq!(set_cookies(&moved), ["deployment=green"]);
+
+    // A 30 % weight: fresh viewers split near it (300 draws; ±15 points is
+    // over five standard deviations).
+    edge.kv_put("bluegreen", "green_weight", "30").await;
+    let mut greens = 0;
+    for _ in 0..300 {
+        let got = edge.get("shop.example.com", "/").await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        if got.text() == "green" {
+            greens += 1;
+            assert_eq!(set_cookies(&got), ["deployment=green"]);
+        }
+    }
+    eprintln!("JavaScript bluegreen at 30 %: {greens} of 300 fresh viewers on green");
+    assert!((45..=135).contains(&greens), "{greens} of 300 on green");
+
+    // The hook's log lines reach the host's metrics as invocations.
+    let metrics = edge
+        .api_raw("GET", "/metrics", Vec::new(), &[], Some(TOKEN))
+        .await;
+    assert!(
+        metrics.text().contains(
+            "edge_hook_invocations_total{hook=\"bluegreen-js\",event=\"viewer-request\"} 304"
+        ),
+        "{}",
+        metrics.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parent = dir.path().to_string_lossy().into_owned();
+    let run = |argv: Vec<String>| async move {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = edge::cli::run_args(argv, &mut out, &mut err).await;
+        let (out, err) = (
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        );
+        assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+        out
+    };
+    let argv = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let made = run(argv(&[
+        "edge", "hook", "new", "canary", "--lang", "js", "--dir", &parent,
+    ]))
+    .await;
+    let project = Path::new(made.trim()).to_path_buf();
+    assert!(project.join("hook.js").exists());
+    // The SDK's installed packages stand in for `npm install` (the scaffold
+    // pins the same componentize-js).
+    let sdk = tokio::task::spawn_blocking(js::sdk_dir).await.expect("npm");
+    std::os::unix::fs::symlink(sdk.join("node_modules"), project.join("node_modules"))
+        .expect("link node_modules");
+    let built = run(argv(&["edge", "hook", "build", &project.to_string_lossy()])).await;
+    let wasm = built.trim().to_owned();
+    assert!(wasm.ends_with("hook.wasm"), "{wasm}");
+
+    // `edge hook test` runs it in the host's runtime on the sample request.
+    let request = project.join("request.json").to_string_lossy().into_owned();
+    let out = run(argv(&[
+        "edge",
+        "hook",
+        "test",
+        &wasm,
+        "--request",
+        &request,
+        "--origins",
+        "origin,canary",
+        "--cpu-budget-ms",
+        "100",
+    ]))
+    .await;
+    assert!(out.contains("to origin canary"), "{out}");
+    assert!(out.contains("+ x-hook: canary"), "{out}");
+
+    let (web, canary) = (
+        Origin::start(|_| Reply::ok("web")).await,
+        Origin::start(|_| Reply::ok("canary")).await,
+    );
+    let edge = Edge::start().await;
+    edge.upload_hook("canary", &wasm).await;
+    let association = json!({"module": "canary", "cpu_budget_ms": 100});
+    edge.create(json!({
+        "aliases": ["p.example.com"],
+        "origins": [
+            {"id": "web", "domain_name": web.domain(), "protocol": "http"},
+            {"id": "canary", "domain_name": canary.domain(), "protocol": "http"}
+        ],
+        "default_cache_behavior": {"target_origin_id": "web", "default_ttl": 0, "hooks": {
+            "viewer_request": association.clone(),
+            "viewer_response": association,
+        }}
+    }))
+    .await;
+    let plain = edge.get("p.example.com", "/").await;
+    assert_eq!(plain.text(), "web");
+    assert_eq!(plain.header("x-hook"), Some("canary"));
+    let marked = edge
+        .request("GET", "p.example.com", "/", &[("x-canary", "1")])
+        .await;
+    assert_eq!(marked.text(), "canary");
+}
