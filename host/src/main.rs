@@ -103,10 +103,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         access_log: args.access_log,
         max_api_body_bytes: args.max_api_body_bytes,
         reuse_port: args.reuse_port,
+        offer_handover: true,
     };
-    let host = RunningHost::start(opts)
+    let (inherited, taken) = if args.take_over {
+        let path = edge::server::handover::socket_path(&opts.data_dir);
+        let (inherited, taken) =
+            tokio::task::spawn_blocking(move || edge::server::handover::take_over(&path))
+                .await
+                .context("taking over")?
+                .context("taking over the running host's listeners")?;
+        (Some(inherited), Some(taken))
+    } else {
+        (None, None)
+    };
+    let host = RunningHost::start_on(opts, inherited)
         .await
         .context("starting the host")?;
+    if let Some(taken) = taken {
+        taken
+            .serving()
+            .context("telling the old host this one serves")?;
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "viewers: http://{}", host.viewer_addr)?;
     if let Some(addr) = host.tls_addr {
@@ -197,14 +214,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Serves until Ctrl-C or SIGTERM, then stops accepting, lets in-flight
-/// requests finish (up to 10 s) and returns.
-async fn run_until_signal(host: RunningHost) -> anyhow::Result<()> {
+/// Serves until Ctrl-C, SIGTERM or a new host's takeover, then stops
+/// accepting, lets in-flight requests finish (up to 10 s) and returns.
+async fn run_until_signal(mut host: RunningHost) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("listening for SIGTERM")?;
     tokio::select! {
         signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
         _ = term.recv() => {}
+        () = host.handed_over() => {}
     }
     tracing::info!("shutting down: draining in-flight requests");
     host.shutdown().await;

@@ -1,6 +1,7 @@
-//! Origins that misbehave at the byte level: refused connections, silence,
-//! bodies cut short, broken framing. Each fails only its request, with the
-//! status a CDN gives, and nothing broken is stored.
+//! Origins that misbehave at the byte level: refused connections, silence, a
+//! head that trickles in, bodies cut short, reset or stalled, broken framing.
+//! Each fails only its request, with the status a CDN gives, and nothing
+//! broken is stored; a slow but steady body is not a fault.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +19,61 @@ struct RawOrigin {
     accepted: Arc<AtomicUsize>,
 }
 
+/// One step of a scripted origin's answer.
+#[derive(Clone, Copy)]
+enum Step {
+    Write(&'static [u8]),
+    Wait(Duration),
+    /// Drop the connection with a TCP reset instead of a clean close.
+    Reset,
+}
+
 impl RawOrigin {
+    /// An origin that plays `steps` on every connection after reading the
+    /// request head, then closes.
+    async fn scripted(steps: &'static [Step]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    for step in steps {
+                        match step {
+                            Step::Write(bytes) => {
+                                if stream.write_all(bytes).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Step::Wait(d) => tokio::time::sleep(*d).await,
+                            Step::Reset => {
+                                // A zero linger turns the close into a reset.
+                                stream.set_zero_linger().expect("SO_LINGER 0");
+                                drop(stream);
+                                return;
+                            }
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self { addr, accepted }
+    }
+
     async fn start(reply: Option<&'static [u8]>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
@@ -156,4 +211,115 @@ async fn garbage_instead_of_a_response_is_a_502() {
     let got = edge.get("o.example.com", "/").await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY);
     assert_eq!(got.error_code(), "OriginProtocolError");
+}
+
+#[tokio::test]
+async fn a_reset_mid_body_fails_the_viewer_and_is_not_stored() {
+    static STEPS: [Step; 2] = [
+        Step::Write(
+            b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 100\r\n\r\n0123456789",
+        ),
+        Step::Reset,
+    ];
+    let origin = RawOrigin::scripted(&STEPS).await;
+    let edge = edge_for(&origin.addr.to_string()).await;
+    for _ in 0..2 {
+        let req = http::Request::get(format!("http://{}/", edge.viewer))
+            .header("host", "o.example.com")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        if let Ok(got) = edge.client.try_send(req).await {
+            assert_ne!(got.text().len(), 100, "a reset body looked whole");
+        }
+    }
+    assert_eq!(origin.accepted(), 2, "a reset body was stored and served");
+    // The host is unharmed.
+    let health = edge.api("GET", "/healthz", None, &[]).await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_head_that_trickles_past_the_read_timeout_is_a_504() {
+    // The status line at once, then a header byte every 150 ms: the head is
+    // not complete within the 400 ms read timeout.
+    static STEPS: [Step; 8] = [
+        Step::Write(b"HTTP/1.1 200 OK\r\n"),
+        Step::Wait(Duration::from_millis(150)),
+        Step::Write(b"x"),
+        Step::Wait(Duration::from_millis(150)),
+        Step::Write(b"-"),
+        Step::Wait(Duration::from_millis(150)),
+        Step::Write(b"a"),
+        Step::Wait(Duration::from_secs(5)),
+    ];
+    let origin = RawOrigin::scripted(&STEPS).await;
+    let edge = edge_for(&origin.addr.to_string()).await;
+    let started = std::time::Instant::now();
+    let got = edge.get("o.example.com", "/").await;
+    assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT, "{}", got.text());
+    assert_eq!(got.error_code(), "OriginTimeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_past_the_read_timeout_is_cut_and_not_stored() {
+    static STEPS: [Step; 3] = [
+        Step::Write(
+            b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 20\r\n\r\n0123456789",
+        ),
+        Step::Wait(Duration::from_secs(3)),
+        Step::Write(b"abcdefghij"),
+    ];
+    let origin = RawOrigin::scripted(&STEPS).await;
+    let edge = edge_for(&origin.addr.to_string()).await;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let req = http::Request::get(format!("http://{}/", edge.viewer))
+            .header("host", "o.example.com")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        if let Ok(got) = edge.client.try_send(req).await {
+            assert_ne!(
+                got.text(),
+                "0123456789abcdefghij",
+                "a stalled body was waited out"
+            );
+        }
+        // Cut at the body's idle timeout (400 ms), not when the origin resumed.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(origin.accepted(), 2, "a stalled body was stored and served");
+}
+
+#[tokio::test]
+async fn a_slow_but_steady_body_is_served_whole_and_stored() {
+    // Every gap is under the 400 ms read timeout, the whole body takes longer.
+    static STEPS: [Step; 7] = [
+        Step::Write(
+            b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 12\r\n\r\nslow",
+        ),
+        Step::Wait(Duration::from_millis(200)),
+        Step::Write(b"-but"),
+        Step::Wait(Duration::from_millis(200)),
+        Step::Write(b"-ok"),
+        Step::Wait(Duration::from_millis(200)),
+        Step::Write(b"!"),
+    ];
+    let origin = RawOrigin::scripted(&STEPS).await;
+    let edge = edge_for(&origin.addr.to_string()).await;
+    let first = edge.get("o.example.com", "/").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.text(), "slow-but-ok!");
+    let second = edge.get("o.example.com", "/").await;
+    assert_eq!(second.text(), "slow-but-ok!");
+    assert_eq!(second.cache(), "Hit");
+    assert_eq!(origin.accepted(), 1);
 }

@@ -162,6 +162,11 @@ pub struct ServeArgs {
     /// over the ports while this one drains after SIGTERM.
     #[arg(long, env = "EDGE_REUSE_PORT")]
     pub reuse_port: bool,
+    /// Take over the listening sockets of the host running on the same data
+    /// dir (through `<data-dir>/handover.sock`): this host serves on them,
+    /// then the old one drains and exits. No connection is lost.
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 /// `edge demo`.

@@ -2,6 +2,7 @@
 //! store, the control plane, the cache and the proxy.
 
 mod framing;
+pub mod handover;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -74,6 +75,9 @@ pub struct HostOptions {
     /// Bind the listeners with `SO_REUSEPORT`, so a new host can take over
     /// the ports while this one drains.
     pub reuse_port: bool,
+    /// Offer the listeners to a new host (`edge serve --take-over`) on
+    /// `<data-dir>/handover.sock`.
+    pub offer_handover: bool,
 }
 
 impl HostOptions {
@@ -101,6 +105,7 @@ impl HostOptions {
             access_log: None,
             max_api_body_bytes: crate::control::MAX_JSON_BODY,
             reuse_port: false,
+            offer_handover: false,
         }
     }
 }
@@ -126,6 +131,8 @@ pub enum StartError {
     OriginCa { path: PathBuf, reason: String },
     #[error("TLS: {0}")]
     Tls(#[from] tls::CertificateError),
+    #[error("handing over the listeners: {0}")]
+    Handover(std::io::Error),
     #[error("access log {path}: {source}")]
     AccessLog {
         path: PathBuf,
@@ -146,12 +153,23 @@ pub struct RunningHost {
     pub control: Arc<ControlApi>,
     pub cache: SharedCache,
     shutdown: watch::Sender<bool>,
+    /// Turns true when a new host took over the listeners.
+    handed_over: watch::Receiver<bool>,
     tasks: JoinSet<()>,
 }
 
 impl RunningHost {
     /// Opens the store under the data dir, binds both listeners, and starts serving.
     pub async fn start(opts: HostOptions) -> Result<Self, StartError> {
+        Self::start_on(opts, None).await
+    }
+
+    /// Starts serving on `inherited` listeners (taken over from a running
+    /// host) instead of binding new ones.
+    pub async fn start_on(
+        opts: HostOptions,
+        inherited: Option<handover::Inherited>,
+    ) -> Result<Self, StartError> {
         std::fs::create_dir_all(&opts.data_dir).map_err(|source| StartError::DataDir {
             path: opts.data_dir.clone(),
             source,
@@ -195,6 +213,7 @@ impl RunningHost {
             Some(dir) => tls::load_dir(dir)?.into_iter().map(Arc::new).collect(),
             None => Vec::new(),
         };
+        let store_for_handover = store.clone();
         let parts = PlaneParts {
             store,
             routing: routing.clone(),
@@ -236,8 +255,24 @@ impl RunningHost {
             access_log,
         );
 
-        let viewer = bind(opts.listen, opts.reuse_port)?;
-        let control_listener = bind(opts.control, opts.reuse_port)?;
+        let adopt = |listener: std::net::TcpListener| {
+            TcpListener::from_std(listener).map_err(StartError::Handover)
+        };
+        let (viewer, control_listener, tls_listener) = match inherited {
+            Some(inherited) => (
+                adopt(inherited.viewer)?,
+                adopt(inherited.control)?,
+                inherited.tls.map(adopt).transpose()?,
+            ),
+            None => (
+                bind(opts.listen, opts.reuse_port)?,
+                bind(opts.control, opts.reuse_port)?,
+                match opts.tls_listen {
+                    Some(addr) => Some(bind(addr, opts.reuse_port)?),
+                    None => None,
+                },
+            ),
+        };
         let viewer_addr = viewer.local_addr().map_err(|source| StartError::Bind {
             addr: opts.listen,
             source,
@@ -249,10 +284,6 @@ impl RunningHost {
                 source,
             })?;
 
-        let tls_listener = match opts.tls_listen {
-            Some(addr) => Some(bind(addr, opts.reuse_port)?),
-            None => None,
-        };
         let tls_addr = match &tls_listener {
             Some(l) => Some(l.local_addr().map_err(|source| StartError::Bind {
                 addr: viewer_addr,
@@ -262,7 +293,29 @@ impl RunningHost {
         };
 
         let (shutdown, rx) = watch::channel(false);
+        let (handed_over_tx, handed_over) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        if opts.offer_handover {
+            let dup = |name: &'static str, listener: &TcpListener| {
+                use std::os::fd::AsFd as _;
+                listener
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map(|fd| (name, fd))
+                    .map_err(StartError::Handover)
+            };
+            let mut offered = vec![dup("viewer", &viewer)?, dup("control", &control_listener)?];
+            if let Some(tls) = &tls_listener {
+                offered.push(dup("tls", tls)?);
+            }
+            tasks.spawn(handover::offer(
+                handover::socket_path(&opts.data_dir),
+                offered,
+                store_for_handover,
+                handed_over_tx,
+                rx.clone(),
+            ));
+        }
         let limits = ViewerLimits {
             max_header_count: opts.max_header_count.max(1),
             max_header_bytes: opts.max_header_bytes.max(8 << 10),
@@ -297,8 +350,19 @@ impl RunningHost {
             control,
             cache,
             shutdown,
+            handed_over,
             tasks,
         })
+    }
+
+    /// Returns once a new host has taken over the listeners (never, unless
+    /// `offer_handover` is set and `edge serve --take-over` ran).
+    pub async fn handed_over(&mut self) {
+        while !*self.handed_over.borrow_and_update() {
+            if self.handed_over.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 10 s), and returns.

@@ -1,7 +1,8 @@
 //! The embedded default store: one redb database file under the data dir.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -17,7 +18,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// A redb-backed [`Store`]; every commit is fsynced before it returns.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    path: Arc<PathBuf>,
+    /// `None` while released to a host taking over (redb allows one process).
+    db: Arc<RwLock<Option<Arc<Database>>>>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -33,6 +36,13 @@ fn db_err(err: impl std::fmt::Display) -> StoreError {
 impl EmbeddedStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            path: Arc::new(path.to_owned()),
+            db: Arc::new(RwLock::new(Some(Arc::new(Self::open_db(path)?)))),
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database, StoreError> {
         let db = Database::create(path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         {
@@ -40,11 +50,46 @@ impl EmbeddedStore {
             txn.open_table(META).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(db)
+    }
+
+    /// The open database, unless it was released.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Unavailable("the database was handed to a new host".to_owned())
+            })
+    }
+
+    /// Closes the database once the operations using it are done.
+    fn release_blocking(&self) {
+        let taken = self
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(db) = taken {
+            while Arc::strong_count(&db) > 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(db);
+        }
+    }
+
+    fn reacquire_blocking(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(Arc::new(Self::open_db(&self.path)?));
+        }
+        Ok(())
     }
 
     fn load_blocking(&self) -> Result<Loaded, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let revision = meta
             .get("revision")
@@ -65,7 +110,8 @@ impl EmbeddedStore {
     }
 
     fn commit_blocking(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
-        let write = self.db.begin_write().map_err(db_err)?;
+        let db = self.db()?;
+        let write = db.begin_write().map_err(db_err)?;
         let revision;
         {
             let mut kv = write.open_table(KV).map_err(db_err)?;
@@ -126,6 +172,22 @@ impl Store for EmbeddedStore {
         let this = self.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || this.commit_blocking(txn))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?
+        })
+    }
+
+    fn release(&self) -> BoxFuture<'_, ()> {
+        let this = self.clone();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || this.release_blocking()).await;
+        })
+    }
+
+    fn reacquire(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.reacquire_blocking())
                 .await
                 .map_err(|e| StoreError::Task(e.to_string()))?
         })
@@ -192,5 +254,31 @@ mod tests {
                 mod_revision: 2
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn a_released_database_can_be_opened_by_another_and_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.redb");
+        let first = EmbeddedStore::open(&path).unwrap();
+        first
+            .commit(Txn {
+                compares: vec![],
+                ops: vec![put("k", "v")],
+            })
+            .await
+            .unwrap();
+        // redb lets one handle at a time hold the file.
+        assert!(EmbeddedStore::open(&path).is_err());
+        first.release().await;
+        assert!(matches!(
+            first.load().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        let second = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(second.load().await.unwrap().revision, 1);
+        drop(second);
+        first.reacquire().await.unwrap();
+        assert_eq!(first.load().await.unwrap().entries.len(), 1);
     }
 }

@@ -108,6 +108,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn fleet(&self) -> Option<&dyn Fleet> {
         None
     }
+    /// Lets go of the store so another process on this machine can open it
+    /// (a handover to a new host); reads and writes fail as unavailable
+    /// until [`Store::reacquire`]. A shared store has nothing to let go.
+    fn release(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    /// Takes the store back after a handover that did not happen.
+    fn reacquire(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Which store a host keeps its config in (`--store`).
