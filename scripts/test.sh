@@ -33,10 +33,23 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The example hooks are their own workspace, built for the guest target.
 cargo clippy --manifest-path examples/Cargo.toml --target wasm32-wasip2 --release --locked -- -D warnings
 
+# Supply chain (deny.toml): licenses, duplicate versions, sources; the
+# advisories too when the RustSec database on GitHub can be fetched.
+command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+cargo deny --locked check bans licenses sources
+if cargo deny fetch db >/dev/null 2>&1; then
+    cargo deny --locked --offline check advisories
+else
+    echo "cargo deny: advisories not checked (the RustSec database on GitHub cannot be reached)"
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# Coverage-guided fuzzing of the config, hook-output and Cache-Control
+# parsers, FUZZ_SECONDS each (their seed corpora also ran as tests above).
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}" ./scripts/fuzz.sh || status=$?
 # One plain closing line for the whole run.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
