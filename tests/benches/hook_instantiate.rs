@@ -14,6 +14,7 @@ fn bench(c: &mut Criterion) {
     let runtime = HookRuntime::new(&RuntimeOptions {
         cache_dir: None,
         max_instances: 100,
+        measure_cpu: false,
     })
     .expect("runtime");
     let bytes = std::fs::read(edge_e2e::examples::BLUEGREEN).expect("bluegreen.wasm");

@@ -618,6 +618,15 @@ async fn hook_test_runs_the_events_the_way_the_host_does() {
             .expect("memory")
             > 0
     );
+    // CPU time is measured, and a hook cannot use more CPU than wall time.
+    let (cpu, wall) = (
+        report["events"][0]["cpu_ms"].as_f64().expect("cpu_ms"),
+        report["events"][0]["ms"].as_f64().expect("ms"),
+    );
+    assert!(
+        cpu > 0.0 && cpu <= wall + 0.01,
+        "cpu {cpu} ms, wall {wall} ms"
+    );
     assert_eq!(report["status"], 200);
 
     // The same viewer from a browser's HAR export (HTTP/2 pseudo-headers skipped).

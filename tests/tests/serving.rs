@@ -799,3 +799,119 @@ async fn metrics_break_requests_down_by_distribution_origin_and_hook() {
     );
     assert_eq!(inf, Some(3.0));
 }
+
+/// Reads one response (head and a `content-length` body) from `stream`.
+async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (u16, String) {
+    use tokio::io::AsyncReadExt as _;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().expect("a length"));
+            if buf.len() >= end + 4 + length {
+                let status = head[9..12].parse().expect("a status");
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
+                buf.drain(..end + 4 + length);
+                return (status, body);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("a response within 5 s")
+            .expect("read");
+        assert!(n > 0, "the host closed a kept-alive connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn one_connection_serves_requests_pipelined_kept_alive_and_with_bodies() {
+    use tokio::io::AsyncWriteExt as _;
+    // Between requests a plain connection holds no parser state: each of
+    // these shapes must still be served in order on the one connection.
+    let origin = Origin::start(|seen| {
+        Reply::ok(format!(
+            "{} {} {}",
+            seen.method,
+            seen.target,
+            seen.body.len()
+        ))
+        .header("cache-control", "no-store")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["keep.test"]);
+    edge.create(config).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    let mut buf = Vec::new();
+    // Kept alive, one after another, with pauses (the connection parks).
+    for i in 0..5 {
+        stream
+            .write_all(format!("GET /seq/{i} HTTP/1.1\r\nhost: keep.test\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        assert_eq!(
+            read_response(&mut stream, &mut buf).await,
+            (200, format!("GET /seq/{i} 0"))
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Three pipelined in one write.
+    stream
+        .write_all(
+            b"GET /p/1 HTTP/1.1\r\nhost: keep.test\r\n\r\nGET /p/2 HTTP/1.1\r\nhost: keep.test\r\n\r\nGET /p/3 HTTP/1.1\r\nhost: keep.test\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    for i in 1..=3 {
+        assert_eq!(
+            read_response(&mut stream, &mut buf).await,
+            (200, format!("GET /p/{i} 0"))
+        );
+    }
+    // A request with a body, then one without, then a body again.
+    stream
+        .write_all(b"POST /form HTTP/1.1\r\nhost: keep.test\r\ncontent-length: 5\r\n\r\nhello")
+        .await
+        .expect("write");
+    assert_eq!(
+        read_response(&mut stream, &mut buf).await,
+        (200, "POST /form 5".to_owned())
+    );
+    stream
+        .write_all(b"GET /after HTTP/1.1\r\nhost: keep.test\r\n\r\nPOST /chunked HTTP/1.1\r\nhost: keep.test\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await
+        .expect("write");
+    assert_eq!(
+        read_response(&mut stream, &mut buf).await,
+        (200, "GET /after 0".to_owned())
+    );
+    assert_eq!(
+        read_response(&mut stream, &mut buf).await,
+        (200, "POST /chunked 3".to_owned())
+    );
+    // `Connection: close` is honoured: the answer, then the end.
+    stream
+        .write_all(b"GET /last HTTP/1.1\r\nhost: keep.test\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    assert_eq!(
+        read_response(&mut stream, &mut buf).await,
+        (200, "GET /last 0".to_owned())
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest),
+    )
+    .await
+    .expect("closed within 5 s");
+    assert!(read.is_ok() && rest.is_empty(), "{rest:?}");
+    assert_eq!(origin.hits(), 12);
+}

@@ -247,6 +247,7 @@ fn millis(d: Duration) -> f64 {
 fn ran_json<R>(ran: &wasm::Ran<R>) -> Value {
     json!({
         "ms": millis(ran.took),
+        "cpu_ms": ran.cpu.map(millis),
         "instantiate_ms": ran.instantiate.map(millis),
         "memory_bytes": ran.memory_peak,
         "logs": ran.logs,
@@ -255,8 +256,9 @@ fn ran_json<R>(ran: &wasm::Ran<R>) -> Value {
 
 fn ran_line<R>(ran: &wasm::Ran<R>) -> String {
     format!(
-        "{:.3} ms (instantiate {:.3} ms), memory {:.1} MiB",
+        "{:.3} ms, CPU {:.3} ms (instantiate {:.3} ms), memory {:.1} MiB",
         millis(ran.took),
+        ran.cpu.map_or(0.0, millis),
         ran.instantiate.map_or(0.0, millis),
         ran.memory_peak as f64 / f64::from(1u32 << 20),
     )
@@ -483,6 +485,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
     let runtime = HookRuntime::new(&RuntimeOptions {
         cache_dir: None,
         max_instances: 16,
+        measure_cpu: true,
     })
     .map_err(|e| local(e.to_string()))?;
     let name = args

@@ -13,7 +13,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -23,6 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Framing {
     /// 1 + the number of the first ambiguous request; 0 for none.
     ambiguous: AtomicU64,
+    /// Bytes went out to the viewer since [`Framing::clear_wrote`].
+    wrote: AtomicBool,
 }
 
 impl Framing {
@@ -30,6 +32,16 @@ impl Framing {
     /// `Content-Length` and `Transfer-Encoding`.
     pub fn is_ambiguous(&self, index: u64) -> bool {
         self.ambiguous.load(Ordering::Acquire) == index + 1
+    }
+
+    /// Whether anything was written to the viewer since the last
+    /// [`Framing::clear_wrote`] (a response head has gone out).
+    pub fn wrote(&self) -> bool {
+        self.wrote.load(Ordering::Acquire)
+    }
+
+    pub fn clear_wrote(&self) {
+        self.wrote.store(false, Ordering::Release);
     }
 }
 
@@ -231,6 +243,17 @@ pub struct Watched<IO> {
 }
 
 impl<IO> Watched<IO> {
+    /// The connection underneath.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    fn note_write(&self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.framing.wrote.store(true, Ordering::Release);
+        }
+    }
+
     /// Watches `io`; heads longer than `max_head` are left to hyper.
     pub fn new(io: IO, max_head: usize) -> (Self, Arc<Framing>) {
         let framing = Arc::new(Framing::default());
@@ -266,6 +289,77 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.note_write(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.note_write(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// An IO that first yields `prefix` (bytes read earlier and not consumed),
+/// then reads from `io`.
+#[derive(Debug)]
+pub struct Rewind<IO> {
+    prefix: bytes::Bytes,
+    io: IO,
+}
+
+impl<IO> Rewind<IO> {
+    pub fn new(prefix: bytes::Bytes, io: IO) -> Self {
+        Self { prefix, io }
+    }
+
+    /// The prefix bytes not read yet, and the IO.
+    pub fn into_parts(self) -> (bytes::Bytes, IO) {
+        (self.prefix, self.io)
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

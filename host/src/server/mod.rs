@@ -206,6 +206,7 @@ impl RunningHost {
         let runtime = Arc::new(HookRuntime::new(&RuntimeOptions {
             cache_dir: Some(opts.data_dir.join("wasm-cache")),
             max_instances: opts.max_hook_instances,
+            measure_cpu: false,
         })?);
         let kv = Arc::new(ArcSwap::from_pointee(KvData::default()));
         let certificates = Arc::new(tls::CertStore::default());
@@ -499,11 +500,14 @@ async fn serve_viewers(
         let (proxy, stop, tls) = (proxy.clone(), shutdown.clone(), tls.clone());
         conns.spawn(async move {
             match tls {
-                None => serve_connection(stream, (peer, false), proxy, limits, stop).await,
+                None => serve_plain(stream, peer, proxy, limits, stop).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, (peer, true), proxy, limits, stop).await;
+                            // Boxed, so a plain connection's task is not
+                            // sized for a TLS one's state.
+                            Box::pin(serve_connection(stream, (peer, true), proxy, limits, stop))
+                                .await;
                         }
                         Ok(Err(err)) => {
                             tracing::debug!(%peer, error = %err, "TLS handshake failed");
@@ -517,6 +521,167 @@ async fn serve_viewers(
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// The start of the HTTP/2 connection preface (prior knowledge, h2c).
+const H2_PREFACE_START: &[u8] = b"PRI ";
+
+/// What the service saw of the request a one-request HTTP/1 connection
+/// serves.
+#[derive(Debug, Default)]
+struct Cycle {
+    /// The request had no body and lets the connection live on (HTTP/1.1,
+    /// no `Connection: close`): once its response head is out, the parser
+    /// may be let go and the connection parked.
+    parkable: std::sync::atomic::AtomicBool,
+}
+
+/// Waits until the viewer sends something; `false` when the host stops or
+/// the connection stays idle for [`HEADER_READ_TIMEOUT`].
+async fn wait_readable(stream: &tokio::net::TcpStream, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        ready = stream.readable() => ready.is_ok(),
+        _ = stop.changed() => false,
+        () = tokio::time::sleep(HEADER_READ_TIMEOUT) => false,
+    }
+}
+
+/// Serves a plain-TCP viewer connection, holding no parser state or buffers
+/// while it sits idle between requests (as nginx frees its buffers on idle
+/// keep-alive connections): each request gets a fresh HTTP/1 connection
+/// state; once a bodiless request's response head is out, the parser is
+/// asked to stop after that response, the socket is taken back with any
+/// bytes read ahead, and the connection waits for its next request with
+/// only the socket. Anything else (HTTP/2 prior knowledge, a request with a
+/// body, `Connection: close`, HTTP/1.0) is served by the parser to the end as
+/// before.
+async fn serve_plain(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    proxy: Arc<Proxy>,
+    limits: ViewerLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    if !wait_readable(&stream, &mut stop).await {
+        return;
+    }
+    let mut start = [0u8; 4];
+    match stream.peek(&mut start).await {
+        Ok(0) | Err(_) => return,
+        Ok(n) if H2_PREFACE_START.starts_with(&start[..n]) => {
+            Box::pin(serve_connection(stream, (peer, false), proxy, limits, stop)).await;
+            return;
+        }
+        Ok(_) => {}
+    }
+    let (mut io, framing) = framing::Watched::new(stream, limits.max_header_bytes);
+    let served = Arc::new(AtomicU64::new(0));
+    let mut leftover = bytes::Bytes::new();
+    let mut stopped = Box::pin(async move {
+        let _ = stop.changed().await;
+    });
+    loop {
+        if leftover.is_empty() && served.load(Ordering::Relaxed) > 0 {
+            let idle = tokio::select! {
+                ready = io.get_ref().readable() => ready.is_ok(),
+                () = stopped.as_mut() => false,
+                () = tokio::time::sleep(HEADER_READ_TIMEOUT) => false,
+            };
+            if !idle {
+                return;
+            }
+        }
+        framing.clear_wrote();
+        let cycle = Arc::new(Cycle::default());
+        let service = {
+            let (served, framing, cycle, proxy) = (
+                served.clone(),
+                framing.clone(),
+                cycle.clone(),
+                proxy.clone(),
+            );
+            service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                use hyper::body::Body as _;
+                let index = served.fetch_add(1, Ordering::Relaxed);
+                if framing.is_ambiguous(index) {
+                    req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
+                }
+                // This request's response head has not gone out yet.
+                framing.clear_wrote();
+                let closing = req
+                    .headers()
+                    .get_all(http::header::CONNECTION)
+                    .iter()
+                    .any(|v| {
+                        v.to_str().is_ok_and(|v| {
+                            v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+                        })
+                    });
+                cycle.parkable.store(
+                    req.version() == http::Version::HTTP_11
+                        && !closing
+                        && req.body().is_end_stream(),
+                    Ordering::Release,
+                );
+                Box::pin(proxy.clone().handle(req, peer, false))
+            })
+        };
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(true)
+            .max_headers(limits.max_header_count)
+            .max_buf_size(limits.max_header_bytes);
+        let mut conn = Box::new(builder.serve_connection(
+            TokioIo::new(framing::Rewind::new(std::mem::take(&mut leftover), io)),
+            service,
+        ));
+        let (mut asked, mut stopping) = (false, false);
+        let ended = std::future::poll_fn(|cx| {
+            loop {
+                if let std::task::Poll::Ready(result) = conn.poll_without_shutdown(cx) {
+                    return std::task::Poll::Ready(result);
+                }
+                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                    stopping = true;
+                    std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                    continue;
+                }
+                if !asked && framing.wrote() && cycle.parkable.load(Ordering::Acquire) {
+                    asked = true;
+                    std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                    continue;
+                }
+                return std::task::Poll::Pending;
+            }
+        })
+        .await;
+        if let Err(err) = &ended {
+            tracing::debug!(%peer, error = %err, "viewer connection ended with an error");
+        }
+        // The parser stopped on its own (the viewer closed, an error, a
+        // request it would not keep the connection for) or the host stops:
+        // the connection ends here, as it would have.
+        if ended.is_err() || !asked || stopping {
+            let parts = conn.into_parts();
+            let mut rewind = parts.io.into_inner();
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut rewind).await;
+            return;
+        }
+        let parts = conn.into_parts();
+        let (unread, watched) = parts.io.into_inner().into_parts();
+        io = watched;
+        leftover = if unread.is_empty() {
+            parts.read_buf
+        } else {
+            let mut all = bytes::BytesMut::from(&parts.read_buf[..]);
+            all.extend_from_slice(&unread);
+            all.freeze()
+        };
+    }
 }
 
 /// Serves one viewer connection: HTTP/1.1, or HTTP/2 (ALPN `h2` over TLS,
@@ -537,7 +702,11 @@ async fn serve_connection<IO>(
         if framing.is_ambiguous(index) {
             req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
         }
-        proxy.clone().handle(req, peer, tls)
+        // Boxed: hyper keeps the space for one in-flight request future for
+        // the life of the connection, and the proxy's future is tens of KiB.
+        // Boxing each request's future keeps an idle keep-alive connection
+        // from holding that space.
+        Box::pin(proxy.clone().handle(req, peer, tls))
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -278,6 +278,10 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Instances that may run at once (pool slots).
     pub max_instances: u32,
+    /// Read the thread's CPU clock around every invocation and report it
+    /// in [`Ran::cpu`] (for `edge hook test`; the request path reads it only
+    /// for invocations that run long).
+    pub measure_cpu: bool,
 }
 
 /// The process's one hook engine.
@@ -288,6 +292,7 @@ pub struct HookRuntime {
     stop_ticker: Arc<AtomicBool>,
     /// Each hook name's counters, shared by its versions.
     stats: std::sync::Mutex<std::collections::BTreeMap<String, Arc<HookStats>>>,
+    measure_cpu: bool,
 }
 
 impl std::fmt::Debug for HookRuntime {
@@ -363,6 +368,7 @@ impl HookRuntime {
             linker,
             stop_ticker,
             stats: std::sync::Mutex::default(),
+            measure_cpu: opts.measure_cpu,
         })
     }
 
@@ -448,17 +454,16 @@ impl HookRuntime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        // The first look at the CPU used comes at half the budget in wall time.
-        store.set_epoch_deadline(ticks_for(hook.budget / 2));
+        // Look at the CPU used at every epoch tick: a hook that runs long
+        // yields its worker thread to other requests between looks, so it
+        // holds a worker for at most one tick at a time.
+        store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             let budget = ctx.data().budget;
-            let used = cpu_used();
-            if used >= budget {
+            if cpu_used() >= budget {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            // Look again when the rest of the budget could be spent; let other
-            // requests on this worker run meanwhile.
-            Ok(UpdateDeadline::Yield(ticks_for(budget - used)))
+            Ok(UpdateDeadline::Yield(1))
         });
         store
     }
@@ -490,6 +495,7 @@ impl HookRuntime {
                     memory_peak: state.limiter.peak,
                     instantiate: None,
                     took: Duration::ZERO,
+                    cpu: None,
                 });
             }
             Some(Err(err)) => err,
@@ -576,8 +582,10 @@ impl HookRuntime {
             let (action,) = func.call_async(&mut store, (ctx, req)).await?;
             Ok(action)
         };
-        let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
+        let (result, cpu) =
+            metered(call, hook.budget, wall_limit(hook.budget), self.measure_cpu).await;
         self.conclude(hook, store, result, began, instantiated)
+            .map(|ran| Ran { cpu, ..ran })
     }
 
     /// Runs an `origin-response` or `viewer-response` event.
@@ -603,8 +611,10 @@ impl HookRuntime {
             let (response,) = func.call_async(&mut store, (ctx, req, resp)).await?;
             Ok(response)
         };
-        let result = metered(call, hook.budget, wall_limit(hook.budget)).await;
+        let (result, cpu) =
+            metered(call, hook.budget, wall_limit(hook.budget), self.measure_cpu).await;
         self.conclude(hook, store, result, began, instantiated)
+            .map(|ran| Ran { cpu, ..ran })
     }
 }
 
@@ -620,6 +630,9 @@ pub struct Ran<R> {
     pub instantiate: Option<Duration>,
     /// From instantiation to the export's return (wall time).
     pub took: Duration,
+    /// The CPU time the invocation used, when the runtime measures it
+    /// ([`RuntimeOptions::measure_cpu`]).
+    pub cpu: Option<Duration>,
 }
 
 /// The CPU accounting of the invocation being polled on this thread, kept in
@@ -682,28 +695,28 @@ fn cpu_used() -> Duration {
     })
 }
 
-/// Epoch ticks to wait before looking at the CPU used again (at least one).
-fn ticks_for(budget: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_nanos().max(1);
-    u64::try_from(budget.as_nanos().div_ceil(tick).max(1)).unwrap_or(u64::MAX)
-}
-
 /// Drives one invocation, keeping [`POLL_CPU`] current for the deadline
 /// callback, and gives up (`None`) once `wall` has passed. An invocation that
-/// runs straight through within half its budget costs one clock read; the
+/// runs straight through before the next epoch tick costs one clock read; the
 /// thread's CPU clock and the wall-time timer are only used by one that runs
-/// longer or waits.
-async fn metered<F: Future>(call: F, budget: Duration, wall: Duration) -> Option<F::Output> {
+/// longer or waits. With `measure`, the thread's CPU clock is read around it
+/// and the CPU time returned.
+async fn metered<F: Future>(
+    call: F,
+    budget: Duration,
+    wall: Duration,
+    measure: bool,
+) -> (Option<F::Output>, Option<Duration>) {
     let started = Instant::now();
     let mut call = pin!(call);
     let mut charged = 0u64;
-    let mut first = true;
+    let mut first = !measure;
     let mut timer = None;
     std::future::poll_fn(|cx| {
         if let Some(timer) = timer.as_mut() {
             let timer: &mut std::pin::Pin<Box<tokio::time::Sleep>> = timer;
             if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
+                return Poll::Ready((None, measure.then(|| Duration::from_nanos(charged))));
             }
         }
         let poll = PollCpu {
@@ -717,13 +730,14 @@ async fn metered<F: Future>(call: F, budget: Duration, wall: Duration) -> Option
         let out = call.as_mut().poll(cx);
         let mut poll = POLL_CPU.take().unwrap_or(poll);
         if let Poll::Ready(out) = out {
-            return Poll::Ready(Some(out));
+            let cpu = measure.then(|| Duration::from_nanos(poll.used()));
+            return Poll::Ready((Some(out), cpu));
         }
         charged = poll.used();
         if timer.is_none() {
             let mut sleep = Box::pin(tokio::time::sleep_until((started + wall).into()));
             if sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
+                return Poll::Ready((None, measure.then(|| Duration::from_nanos(charged))));
             }
             timer = Some(sleep);
         }
@@ -771,10 +785,7 @@ mod tests {
     }
 
     #[test]
-    fn ticks_round_up_and_never_reach_zero() {
-        assert_eq!(ticks_for(Duration::from_millis(5)), 5);
-        assert_eq!(ticks_for(Duration::from_micros(2500)), 3);
-        assert_eq!(ticks_for(Duration::ZERO), 1);
+    fn the_wall_limit_is_ten_budgets_and_at_least_a_second() {
         assert_eq!(wall_limit(Duration::from_millis(5)), Duration::from_secs(1));
         assert_eq!(wall_limit(Duration::from_secs(2)), Duration::from_secs(20));
     }
