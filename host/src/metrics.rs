@@ -263,6 +263,20 @@ pub struct HookStats {
     duration: [Histogram; 4],
     /// A fresh instance's creation.
     instantiate: Histogram,
+    /// CPU time per invocation, when the runtime measures it.
+    cpu: [Histogram; 4],
+}
+
+/// What one hook invocation took.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation {
+    /// Creating the fresh instance, when it was created.
+    pub instantiate: Option<Duration>,
+    /// Instantiation to the export's return (wall time).
+    pub took: Duration,
+    /// The CPU time used, when measured.
+    pub cpu: Option<Duration>,
+    pub ok: bool,
 }
 
 /// Event names in the order hook counters keep them.
@@ -281,21 +295,25 @@ impl HookStats {
             errors: Default::default(),
             duration: Default::default(),
             instantiate: Histogram::default(),
+            cpu: Default::default(),
         }
     }
 
     /// One invocation of event `event` (0-3, in WIT order).
-    pub fn record(&self, event: usize, instantiate: Option<Duration>, took: Duration, ok: bool) {
+    pub fn record(&self, event: usize, run: Invocation) {
         let Some(invocations) = self.invocations.get(event) else {
             return;
         };
         invocations.fetch_add(1, Ordering::Relaxed);
-        if !ok {
+        if !run.ok {
             self.errors[event].fetch_add(1, Ordering::Relaxed);
         }
-        self.duration[event].observe(took);
-        if let Some(instantiate) = instantiate {
+        self.duration[event].observe(run.took);
+        if let Some(instantiate) = run.instantiate {
             self.instantiate.observe(instantiate);
+        }
+        if let Some(cpu) = run.cpu {
+            self.cpu[event].observe(cpu);
         }
     }
 }
@@ -438,6 +456,16 @@ impl Metrics {
             for (event, histogram) in EVENTS.iter().zip(&h.duration) {
                 let labels = format!("hook=\"{}\",event=\"{event}\"", label(&h.name));
                 histogram.render(out, "edge_hook_duration_seconds", &labels);
+            }
+        }
+        out.push_str(
+            "# HELP edge_hook_cpu_seconds CPU time of one invocation, instantiation included.\n",
+        );
+        out.push_str("# TYPE edge_hook_cpu_seconds histogram\n");
+        for h in hooks {
+            for (event, histogram) in EVENTS.iter().zip(&h.cpu) {
+                let labels = format!("hook=\"{}\",event=\"{event}\"", label(&h.name));
+                histogram.render(out, "edge_hook_cpu_seconds", &labels);
             }
         }
         out.push_str(

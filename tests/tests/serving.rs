@@ -798,6 +798,24 @@ async fn metrics_break_requests_down_by_distribution_origin_and_hook() {
         &format!("edge_hook_duration_seconds_bucket{{{hook},le=\"+Inf\"}}"),
     );
     assert_eq!(inf, Some(3.0));
+    // CPU time per invocation: counted, and no more than the wall time.
+    assert_eq!(
+        series(&metrics, &format!("edge_hook_cpu_seconds_count{{{hook}}}")),
+        Some(3.0),
+        "{metrics}"
+    );
+    let (cpu, wall) = (
+        series(&metrics, &format!("edge_hook_cpu_seconds_sum{{{hook}}}")).expect("a CPU sum"),
+        series(
+            &metrics,
+            &format!("edge_hook_duration_seconds_sum{{{hook}}}"),
+        )
+        .expect("a duration sum"),
+    );
+    assert!(
+        cpu > 0.0 && cpu <= wall * 1.05 + 1e-4,
+        "cpu {cpu} s, wall {wall} s"
+    );
 }
 
 /// Reads one response (head and a `content-length` body) from `stream`.

@@ -206,7 +206,7 @@ impl RunningHost {
         let runtime = Arc::new(HookRuntime::new(&RuntimeOptions {
             cache_dir: Some(opts.data_dir.join("wasm-cache")),
             max_instances: opts.max_hook_instances,
-            measure_cpu: false,
+            measure_cpu: true,
         })?);
         let kv = Arc::new(ArcSwap::from_pointee(KvData::default()));
         let certificates = Arc::new(tls::CertStore::default());

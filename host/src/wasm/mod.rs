@@ -278,9 +278,9 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Instances that may run at once (pool slots).
     pub max_instances: u32,
-    /// Read the thread's CPU clock around every invocation and report it
-    /// in [`Ran::cpu`] (for `edge hook test`; the request path reads it only
-    /// for invocations that run long).
+    /// Read the thread's CPU clock around every invocation (two clock reads)
+    /// and report it in [`Ran::cpu`] and the hooks' CPU histograms; without
+    /// it the clock is read only for invocations that run long.
     pub measure_cpu: bool,
 }
 
@@ -545,18 +545,23 @@ impl HookRuntime {
         result: Option<wasmtime::Result<R>>,
         began: Instant,
         instantiated: Option<Duration>,
+        cpu: Option<Duration>,
     ) -> Result<Ran<R>, HookError> {
         let took = began.elapsed();
         let finished = self.finish(hook, store, result).map(|ran| Ran {
             instantiate: instantiated,
             took,
+            cpu,
             ..ran
         });
         hook.compiled.stats.record(
             event_index(hook.event),
-            instantiated,
-            took,
-            finished.is_ok(),
+            crate::metrics::Invocation {
+                instantiate: instantiated,
+                took,
+                cpu,
+                ok: finished.is_ok(),
+            },
         );
         finished
     }
@@ -584,8 +589,7 @@ impl HookRuntime {
         };
         let (result, cpu) =
             metered(call, hook.budget, wall_limit(hook.budget), self.measure_cpu).await;
-        self.conclude(hook, store, result, began, instantiated)
-            .map(|ran| Ran { cpu, ..ran })
+        self.conclude(hook, store, result, began, instantiated, cpu)
     }
 
     /// Runs an `origin-response` or `viewer-response` event.
@@ -613,8 +617,7 @@ impl HookRuntime {
         };
         let (result, cpu) =
             metered(call, hook.budget, wall_limit(hook.budget), self.measure_cpu).await;
-        self.conclude(hook, store, result, began, instantiated)
-            .map(|ran| Ran { cpu, ..ran })
+        self.conclude(hook, store, result, began, instantiated, cpu)
     }
 }
 
