@@ -631,6 +631,36 @@ impl Edge {
     }
 }
 
+/// Routes through the plugin `edge hook new` writes, uploaded to `edge` as
+/// `canary`, attached with `association` on both viewer events: a plain
+/// request goes to origin `web` and carries `x-hook: canary`, one with
+/// `x-canary: 1` goes to origin `canary`.
+pub async fn assert_new_plugin_routes(edge: &Edge, association: Value) {
+    let (web, canary) = (
+        Origin::start(|_| Reply::ok("web")).await,
+        Origin::start(|_| Reply::ok("canary")).await,
+    );
+    edge.create(json!({
+        "aliases": ["p.example.com"],
+        "origins": [
+            {"id": "web", "domain_name": web.domain(), "protocol": "http"},
+            {"id": "canary", "domain_name": canary.domain(), "protocol": "http"}
+        ],
+        "default_cache_behavior": {"target_origin_id": "web", "default_ttl": 0, "hooks": {
+            "viewer_request": association.clone(),
+            "viewer_response": association,
+        }}
+    }))
+    .await;
+    let plain = edge.get("p.example.com", "/").await;
+    assert_eq!(plain.text(), "web");
+    assert_eq!(plain.header("x-hook"), Some("canary"));
+    let marked = edge
+        .request("GET", "p.example.com", "/", &[("x-canary", "1")])
+        .await;
+    assert_eq!(marked.text(), "canary");
+}
+
 /// A config with one HTTP origin per `(id, origin)` and the first as the default target.
 pub fn config_for(origins: &[(&str, &Origin)]) -> Value {
     let list: Vec<Value> = origins

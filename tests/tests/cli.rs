@@ -720,33 +720,11 @@ async fn a_new_plugin_builds_tests_uploads_and_routes() {
     assert!(out.contains("to origin canary"), "{out}");
     assert!(out.contains("+ x-hook: canary"), "{out}");
 
-    let (web, canary) = (
-        Origin::start(|_| Reply::ok("web")).await,
-        Origin::start(|_| Reply::ok("canary")).await,
-    );
     let edge = Edge::start().await;
     edge_cli(&edge, &["hook", "upload", "canary", &wasm])
         .await
         .ok();
-    edge.create(json!({
-        "aliases": ["p.example.com"],
-        "origins": [
-            {"id": "web", "domain_name": web.domain(), "protocol": "http"},
-            {"id": "canary", "domain_name": canary.domain(), "protocol": "http"}
-        ],
-        "default_cache_behavior": {"target_origin_id": "web", "hooks": {
-            "viewer_request": {"module": "canary"},
-            "viewer_response": {"module": "canary"}
-        }}
-    }))
-    .await;
-    let plain = edge.get("p.example.com", "/").await;
-    assert_eq!(plain.text(), "web");
-    assert_eq!(plain.header("x-hook"), Some("canary"));
-    let marked = edge
-        .request("GET", "p.example.com", "/", &[("x-canary", "1")])
-        .await;
-    assert_eq!(marked.text(), "canary");
+    edge_e2e::assert_new_plugin_routes(&edge, json!({"module": "canary"})).await;
 }
 
 /// A verb that needs no host, with its full argv.

@@ -31,7 +31,8 @@ enum Step {
 impl RawOrigin {
     /// An origin that plays `steps` on every connection after reading the
     /// request head, then closes.
-    async fn scripted(steps: &'static [Step]) -> Self {
+    async fn scripted(steps: Vec<Step>) -> Self {
+        let steps: Arc<[Step]> = steps.into();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -42,6 +43,7 @@ impl RawOrigin {
                     return;
                 };
                 count.fetch_add(1, Ordering::SeqCst);
+                let steps = steps.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -51,7 +53,7 @@ impl RawOrigin {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    for step in steps {
+                    for step in steps.iter() {
                         match step {
                             Step::Write(bytes) => {
                                 if stream.write_all(bytes).await.is_err() {
@@ -75,36 +77,11 @@ impl RawOrigin {
     }
 
     async fn start(reply: Option<&'static [u8]>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    match reply {
-                        Some(bytes) => {
-                            let _ = stream.write_all(bytes).await;
-                            let _ = stream.shutdown().await;
-                        }
-                        None => tokio::time::sleep(Duration::from_secs(30)).await,
-                    }
-                });
-            }
-        });
-        Self { addr, accepted }
+        Self::scripted(match reply {
+            Some(bytes) => vec![Step::Write(bytes)],
+            None => vec![Step::Wait(Duration::from_secs(30))],
+        })
+        .await
     }
 
     fn accepted(&self) -> usize {
@@ -215,13 +192,13 @@ async fn garbage_instead_of_a_response_is_a_502() {
 
 #[tokio::test]
 async fn a_reset_mid_body_fails_the_viewer_and_is_not_stored() {
-    static STEPS: [Step; 2] = [
+    let steps = vec![
         Step::Write(
             b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 100\r\n\r\n0123456789",
         ),
         Step::Reset,
     ];
-    let origin = RawOrigin::scripted(&STEPS).await;
+    let origin = RawOrigin::scripted(steps).await;
     let edge = edge_for(&origin.addr.to_string()).await;
     for _ in 0..2 {
         let req = http::Request::get(format!("http://{}/", edge.viewer))
@@ -242,7 +219,7 @@ async fn a_reset_mid_body_fails_the_viewer_and_is_not_stored() {
 async fn a_head_that_trickles_past_the_read_timeout_is_a_504() {
     // The status line at once, then a header byte every 150 ms: the head is
     // not complete within the 400 ms read timeout.
-    static STEPS: [Step; 8] = [
+    let steps = vec![
         Step::Write(b"HTTP/1.1 200 OK\r\n"),
         Step::Wait(Duration::from_millis(150)),
         Step::Write(b"x"),
@@ -252,7 +229,7 @@ async fn a_head_that_trickles_past_the_read_timeout_is_a_504() {
         Step::Write(b"a"),
         Step::Wait(Duration::from_secs(5)),
     ];
-    let origin = RawOrigin::scripted(&STEPS).await;
+    let origin = RawOrigin::scripted(steps).await;
     let edge = edge_for(&origin.addr.to_string()).await;
     let started = std::time::Instant::now();
     let got = edge.get("o.example.com", "/").await;
@@ -267,14 +244,14 @@ async fn a_head_that_trickles_past_the_read_timeout_is_a_504() {
 
 #[tokio::test]
 async fn a_body_that_stalls_past_the_read_timeout_is_cut_and_not_stored() {
-    static STEPS: [Step; 3] = [
+    let steps = vec![
         Step::Write(
             b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 20\r\n\r\n0123456789",
         ),
         Step::Wait(Duration::from_secs(3)),
         Step::Write(b"abcdefghij"),
     ];
-    let origin = RawOrigin::scripted(&STEPS).await;
+    let origin = RawOrigin::scripted(steps).await;
     let edge = edge_for(&origin.addr.to_string()).await;
     for _ in 0..2 {
         let started = std::time::Instant::now();
@@ -302,7 +279,7 @@ async fn a_body_that_stalls_past_the_read_timeout_is_cut_and_not_stored() {
 #[tokio::test]
 async fn a_slow_but_steady_body_is_served_whole_and_stored() {
     // Every gap is under the 400 ms read timeout, the whole body takes longer.
-    static STEPS: [Step; 7] = [
+    let steps = vec![
         Step::Write(
             b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 12\r\n\r\nslow",
         ),
@@ -313,7 +290,7 @@ async fn a_slow_but_steady_body_is_served_whole_and_stored() {
         Step::Wait(Duration::from_millis(200)),
         Step::Write(b"!"),
     ];
-    let origin = RawOrigin::scripted(&STEPS).await;
+    let origin = RawOrigin::scripted(steps).await;
     let edge = edge_for(&origin.addr.to_string()).await;
     let first = edge.get("o.example.com", "/").await;
     assert_eq!(first.status, StatusCode::OK);
