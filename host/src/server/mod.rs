@@ -523,6 +523,10 @@ async fn serve_viewers(
     while conns.join_next().await.is_some() {}
 }
 
+/// How long a new connection's first request is waited for once the host
+/// stops.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 /// The start of the HTTP/2 connection preface (prior knowledge, h2c).
 const H2_PREFACE_START: &[u8] = b"PRI ";
 
@@ -534,16 +538,6 @@ struct Cycle {
     /// no `Connection: close`): once its response head is out, the parser
     /// may be let go and the connection parked.
     parkable: std::sync::atomic::AtomicBool,
-}
-
-/// Waits until the viewer sends something; `false` when the host stops or
-/// the connection stays idle for [`HEADER_READ_TIMEOUT`].
-async fn wait_readable(stream: &tokio::net::TcpStream, stop: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        ready = stream.readable() => ready.is_ok(),
-        _ = stop.changed() => false,
-        () = tokio::time::sleep(HEADER_READ_TIMEOUT) => false,
-    }
 }
 
 /// Serves a plain-TCP viewer connection, holding no parser state or buffers
@@ -564,7 +558,19 @@ async fn serve_plain(
 ) {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    if !wait_readable(&stream, &mut stop).await {
+    // A new connection's viewer has its first request on the way: when the
+    // host stops meanwhile (a drain or a takeover), it is still waited for,
+    // briefly, and answered.
+    let first = tokio::select! {
+        ready = stream.readable() => ready.is_ok(),
+        () = tokio::time::sleep(HEADER_READ_TIMEOUT) => false,
+        _ = stop.changed() => {
+            tokio::time::timeout(FIRST_REQUEST_GRACE, stream.readable())
+                .await
+                .is_ok_and(|ready| ready.is_ok())
+        }
+    };
+    if !first {
         return;
     }
     let mut start = [0u8; 4];
@@ -580,7 +586,9 @@ async fn serve_plain(
     let served = Arc::new(AtomicU64::new(0));
     let mut leftover = bytes::Bytes::new();
     let mut stopped = Box::pin(async move {
-        let _ = stop.changed().await;
+        if !*stop.borrow_and_update() {
+            let _ = stop.changed().await;
+        }
     });
     loop {
         if leftover.is_empty() && served.load(Ordering::Relaxed) > 0 {
@@ -639,13 +647,19 @@ async fn serve_plain(
             TokioIo::new(framing::Rewind::new(std::mem::take(&mut leftover), io)),
             service,
         ));
-        let (mut asked, mut stopping) = (false, false);
+        let (mut asked, mut stop_asked, mut stopping) = (false, false, false);
         let ended = std::future::poll_fn(|cx| {
             loop {
                 if let std::task::Poll::Ready(result) = conn.poll_without_shutdown(cx) {
                     return std::task::Poll::Ready(result);
                 }
-                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                if !stop_asked && stopped.as_mut().poll(cx).is_ready() {
+                    stop_asked = true;
+                }
+                // The host stops: end the connection after the response
+                // going out (a cycle starts with a request arriving, which
+                // is answered rather than reset).
+                if stop_asked && !stopping && framing.wrote() {
                     stopping = true;
                     std::pin::Pin::new(&mut *conn).graceful_shutdown();
                     continue;
@@ -665,7 +679,7 @@ async fn serve_plain(
         // The parser stopped on its own (the viewer closed, an error, a
         // request it would not keep the connection for) or the host stops:
         // the connection ends here, as it would have.
-        if ended.is_err() || !asked || stopping {
+        if ended.is_err() || !asked || stop_asked {
             let parts = conn.into_parts();
             let mut rewind = parts.io.into_inner();
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut rewind).await;
