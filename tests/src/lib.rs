@@ -631,6 +631,34 @@ impl Edge {
     }
 }
 
+impl Edge {
+    /// Copies distribution `id` as a staging distribution and gives the copy
+    /// `config`; the copy's id.
+    pub async fn staging_copy(&self, id: &str, config: Value) -> String {
+        let got = self
+            .api(
+                "POST",
+                &format!("/v1/distributions/{id}/copy"),
+                Some(json!({"staging": true})),
+                &[],
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+        let staging = got.json()["id"].as_str().expect("an id").to_owned();
+        let etag = got.header("etag").expect("an ETag").to_owned();
+        let put = self
+            .api(
+                "PUT",
+                &format!("/v1/distributions/{staging}/config"),
+                Some(config),
+                &[("if-match", &etag)],
+            )
+            .await;
+        assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+        staging
+    }
+}
+
 /// Routes through the plugin `edge hook new` writes, uploaded to `edge` as
 /// `canary`, attached with `association` on both viewer events: a plain
 /// request goes to origin `web` and carries `x-hook: canary`, one with

@@ -73,25 +73,7 @@ async fn the_console_shows_distributions_splits_and_rates_and_invalidates() {
     };
     let created = edge.create(site(&primary_origin, &["shop.test"])).await;
     let id = created["id"].as_str().expect("an id").to_owned();
-    let copy = edge
-        .api(
-            "POST",
-            &format!("/v1/distributions/{id}/copy"),
-            Some(json!({"staging": true})),
-            &[],
-        )
-        .await;
-    assert_eq!(copy.status, StatusCode::CREATED, "{}", copy.text());
-    let staging = copy.json()["id"].as_str().expect("an id").to_owned();
-    let put = edge
-        .api(
-            "PUT",
-            &format!("/v1/distributions/{staging}/config"),
-            Some(site(&staging_origin, &[])),
-            &[("if-match", copy.header("etag").expect("etag"))],
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    let staging = edge.staging_copy(&id, site(&staging_origin, &[])).await;
     let policy = edge
         .api(
             "POST",

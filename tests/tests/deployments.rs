@@ -36,26 +36,7 @@ async fn get_json(edge: &Edge, path: &str) -> (Value, String) {
 
 /// Copies `id` as a staging distribution and points it at `origin`.
 async fn staging_of(edge: &Edge, id: &str, origin: &Origin) -> String {
-    let got = edge
-        .api(
-            "POST",
-            &format!("/v1/distributions/{id}/copy"),
-            Some(json!({"staging": true})),
-            &[],
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
-    let staging = got.json()["id"].as_str().expect("an id").to_owned();
-    let got = edge
-        .api(
-            "PUT",
-            &format!("/v1/distributions/{staging}/config"),
-            Some(site(&[], origin)),
-            &[("if-match", &etag(&got))],
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
-    staging
+    edge.staging_copy(id, site(&[], origin)).await
 }
 
 /// Creates a policy; returns its id and ETag.
