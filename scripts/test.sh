@@ -46,7 +46,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 # Coverage-guided fuzzing of the config, hook-output and Cache-Control
 # parsers, FUZZ_SECONDS each (their seed corpora also ran as tests above).
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}" ./scripts/fuzz.sh || status=$?
