@@ -587,6 +587,8 @@ run_pass() { # pass
         esac
     done
     grep -E ' (ERROR|WARN) ' "$EDGE_D/edge.log" | head -5 >&2 || true
+    curl -sf "http://127.0.0.1:$CONTROL_PORT/metrics" >"$EDGE_D/metrics.txt" || true
+    log "hook invocations: $(awk '/^edge_hook_invocations_total/ { n += $2 } END { print n + 0 }' "$EDGE_D/metrics.txt"), handed to the hook threads: $(awk '/^edge_hook_offloaded_total/ { n += $2 } END { print n + 0 }' "$EDGE_D/metrics.txt")"
     log "pass $pass done; stopping the servers"
     stop_edge
     log "edge stopped"

@@ -92,6 +92,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_object_bytes: args.max_object_bytes,
         host_id: args.host_id,
         max_hook_instances: args.max_hook_instances,
+        hook_threads: args.hook_threads.unwrap_or_else(|| {
+            args.workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+                .max(1)
+        }),
         origin_ca_file: args.origin_ca_file,
         max_header_count: args.max_header_count,
         max_header_bytes: args.max_header_bytes,

@@ -258,6 +258,8 @@ pub struct HookStats {
     name: String,
     invocations: [AtomicU64; 4],
     errors: [AtomicU64; 4],
+    /// Invocations handed to the lower-priority hook threads.
+    offloaded: [AtomicU64; 4],
     /// Instantiation to the export's return (wall time; hooks are CPU-bound,
     /// and their CPU budget is enforced apart from this).
     duration: [Histogram; 4],
@@ -293,9 +295,17 @@ impl HookStats {
             name: name.to_owned(),
             invocations: Default::default(),
             errors: Default::default(),
+            offloaded: Default::default(),
             duration: Default::default(),
             instantiate: Histogram::default(),
             cpu: Default::default(),
+        }
+    }
+
+    /// An invocation of event `event` handed to the hook threads.
+    pub fn record_offload(&self, event: usize) {
+        if let Some(n) = self.offloaded.get(event) {
+            n.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -433,6 +443,18 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "edge_hook_invocations_total{{hook=\"{}\",event=\"{event}\"}} {}",
+                    label(&h.name),
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP edge_hook_offloaded_total Hook invocations handed to the lower-priority hook threads (they ran past 250 µs of CPU, or their event's recent ones did).\n");
+        out.push_str("# TYPE edge_hook_offloaded_total counter\n");
+        for h in hooks {
+            for (event, n) in EVENTS.iter().zip(&h.offloaded) {
+                let _ = writeln!(
+                    out,
+                    "edge_hook_offloaded_total{{hook=\"{}\",event=\"{event}\"}} {}",
                     label(&h.name),
                     n.load(Ordering::Relaxed)
                 );

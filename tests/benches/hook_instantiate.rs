@@ -1,6 +1,7 @@
 //! One hook invocation as the request path runs it: a fresh instance of the
 //! `bluegreen` example (new `Store`, instantiate from the `InstancePre`, call
-//! `viewer-request`, drop), on the host's engine configuration.
+//! `viewer-request`, drop), on the host's engine configuration: on the
+//! calling thread, and handed to the hook threads and back as the host runs it.
 //!
 //!     cargo bench -p edge-e2e --bench hook_instantiate
 
@@ -11,12 +12,19 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use edge::wasm::{self, BoundHook, HookRuntime, KvData, RuntimeOptions};
 
 fn bench(c: &mut Criterion) {
-    let runtime = HookRuntime::new(&RuntimeOptions {
-        cache_dir: None,
-        max_instances: 100,
-        measure_cpu: false,
-    })
-    .expect("runtime");
+    for (label, threads) in [("", 0), (" on the hook threads", 2)] {
+        let runtime = HookRuntime::new(&RuntimeOptions {
+            cache_dir: None,
+            max_instances: 100,
+            measure_cpu: false,
+            threads,
+        })
+        .expect("runtime");
+        bench_runtime(c, &runtime, label);
+    }
+}
+
+fn bench_runtime(c: &mut Criterion, runtime: &HookRuntime, label: &str) {
     let bytes = std::fs::read(edge_e2e::examples::BLUEGREEN).expect("bluegreen.wasm");
     let compiled = Arc::new(runtime.compile("bluegreen", &bytes).expect("compile"));
     let hook = BoundHook {
@@ -61,10 +69,11 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
-    c.bench_function("bluegreen viewer-request: instantiate + call + drop", |b| {
+    let name = format!("bluegreen viewer-request: instantiate + call + drop{label}");
+    c.bench_function(&name, |b| {
         b.to_async(&rt).iter(|| async {
             let ran = runtime
-                .request_event(&hook, "R", kv.clone(), &ctx, &req)
+                .request_event(&hook, "R", kv.clone(), ctx.clone(), req.clone())
                 .await
                 .expect("hook ran");
             std::hint::black_box(ran.value);

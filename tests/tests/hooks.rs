@@ -689,6 +689,96 @@ async fn limits_are_per_association() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// The host's hook threads (named `edge-hook`): each one's nice value, and
+/// their CPU time summed (clock ticks), from /proc.
+fn hook_threads() -> (Vec<i64>, u64) {
+    let mut nice = Vec::new();
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let path = task.expect("task").path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim_end() != "edge-hook" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // After the command's closing parenthesis: field 3 (state) onwards.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<i64>().ok());
+        if let (Some(utime), Some(stime), Some(n)) = (field(14), field(15), field(19)) {
+            ticks += u64::try_from(utime + stime).unwrap_or(0);
+            nice.push(n);
+        }
+    }
+    (nice, ticks)
+}
+
+#[tokio::test]
+async fn hooks_run_on_their_own_lower_priority_threads() {
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("m", MISBEHAVE).await;
+    let hook = json!({"module": "m", "config": {"viewer_request": "loop"}, "cpu_budget_ms": 20});
+    edge.create(config(
+        "spin.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": hook}),
+    ))
+    .await;
+    let (nice, before) = hook_threads();
+    assert!(!nice.is_empty(), "no edge-hook threads");
+    assert!(
+        nice.iter()
+            .all(|&n| n == i64::from(edge::wasm::HOOK_THREAD_NICE)),
+        "hook threads' nice values: {nice:?}"
+    );
+    // Ten endless loops, each stopped at its 20 ms CPU budget: 200 ms of CPU,
+    // spent on the hook threads.
+    for _ in 0..10 {
+        assert_eq!(
+            edge.get("spin.example.com", "/").await.status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    let (_, after) = hook_threads();
+    let hz = 100; // USER_HZ: /proc counts CPU time in hundredths of a second
+    assert!(
+        after - before >= 200 * hz / 1000 / 2,
+        "hook threads used {} ticks for 200 ms of looping hooks",
+        after - before
+    );
+
+    // Without hook threads, hooks run (and are stopped) on the workers.
+    let inline = Edge::start_with(|o| o.hook_threads = 0).await;
+    inline.upload_hook("m", MISBEHAVE).await;
+    let hook = json!({"module": "m", "config": {"viewer_request": "loop"}, "cpu_budget_ms": 20});
+    inline
+        .create(config(
+            "spin.example.com",
+            &[("o", &o)],
+            json!({"viewer_request": hook}),
+        ))
+        .await;
+    assert_eq!(
+        inline.get("spin.example.com", "/").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let ok = json!({"module": "m", "config": {}});
+    inline
+        .create(config(
+            "fine.example.com",
+            &[("o", &o)],
+            json!({"viewer_request": ok}),
+        ))
+        .await;
+    assert_eq!(
+        inline.get("fine.example.com", "/").await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn budgets_count_cpu_time_and_waits_have_a_wall_limit() {
     let edge = Edge::start().await;

@@ -326,8 +326,8 @@ impl Runner {
                 &hook,
                 "test-request",
                 self.kv.clone(),
-                &self.context(event, &ex.origin),
-                &request,
+                self.context(event, &ex.origin),
+                request,
             )
             .await
             .map_err(|e| failed(name, e))?;
@@ -422,9 +422,9 @@ impl Runner {
                 &hook,
                 "test-request",
                 self.kv.clone(),
-                &self.context(event, &ex.origin),
-                &request,
-                &response,
+                self.context(event, &ex.origin),
+                request,
+                response,
             )
             .await
             .map_err(|e| failed(name, e))?;
@@ -486,6 +486,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         cache_dir: None,
         max_instances: 16,
         measure_cpu: true,
+        threads: 0,
     })
     .map_err(|e| local(e.to_string()))?;
     let name = args

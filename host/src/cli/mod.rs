@@ -134,6 +134,12 @@ pub struct ServeArgs {
     /// Hook instances that may run at once (pooling allocator slots).
     #[arg(long, env = "EDGE_MAX_HOOK_INSTANCES", default_value_t = 1000)]
     pub max_hook_instances: u32,
+    /// Threads, at a lower CPU priority than the workers, that take over hook
+    /// invocations running past 250 µs, so a hook burning its budget does not
+    /// slow the requests beside it (default: as many as workers; 0 keeps
+    /// every invocation on the workers).
+    #[arg(long, env = "EDGE_HOOK_THREADS")]
+    pub hook_threads: Option<usize>,
     /// PEM certificates to trust for HTTPS origins, besides the system's roots
     /// (a private CA).
     #[arg(long, env = "EDGE_ORIGIN_CA_FILE")]

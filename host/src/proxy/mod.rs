@@ -895,13 +895,7 @@ impl Proxy {
         let began = Instant::now();
         let ran = self
             .hooks
-            .request_event(
-                hook,
-                &ctx.request_id,
-                self.kv.load_full(),
-                &context,
-                &request,
-            )
+            .request_event(hook, &ctx.request_id, self.kv.load_full(), context, request)
             .await;
         ctx.add_hook_time(began);
         let action = ran?.value;
@@ -966,9 +960,9 @@ impl Proxy {
                 hook,
                 &ctx.request_id,
                 self.kv.load_full(),
-                &context,
-                &request,
-                &response,
+                context,
+                request,
+                response,
             )
             .await;
         ctx.add_hook_time(began);

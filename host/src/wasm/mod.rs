@@ -11,13 +11,24 @@
 //! its event needs.
 //!
 //! The CPU budget counts the CPU time of the thread running the guest, not
-//! wall time: the epoch deadline only says when to look (first at half the
-//! budget), and the deadline callback compares the invocation's thread CPU
-//! time (summed over the polls of its future) with the budget. A guest is not
-//! charged for time its thread spent descheduled or serving other requests. A hook that runs longer than
-//! one tick yields to the executor at every tick, so it never holds a worker
-//! from other viewers for long. Waiting (a WASI sleep) costs no CPU, so a
-//! second limit bounds the whole invocation in wall time: [`wall_limit`].
+//! wall time: the epoch deadline only says when to look (every tick), and the
+//! deadline callback compares the invocation's thread CPU time (summed over
+//! the polls of its future) with the budget. A guest is not charged for time
+//! its thread spent descheduled or serving other requests. A hook that runs
+//! longer than one tick yields to the executor at every tick, so it never
+//! holds a thread from other invocations for long. Waiting (a WASI sleep)
+//! costs no CPU, so a second limit bounds the whole invocation in wall time:
+//! [`wall_limit`].
+//!
+//! An invocation that yields (past [`YIELD_AFTER`] of CPU, or to wait) moves
+//! to the runtime's own threads ([`RuntimeOptions::threads`]), which run at a lower
+//! CPU priority than the threads serving viewers: when the cores are busy,
+//! requests that run no hook go first, so a hook burning its whole budget in
+//! a loop slows the other long hooks, not the traffic beside it. Such an
+//! event's next invocations start on those threads directly. Invocations that
+//! finish within a tick, nearly all of them, run where the request is and pay
+//! no hand-off between threads (one there and back costs about as much CPU as
+//! the invocation itself).
 
 pub mod bindings;
 mod config;
@@ -31,7 +42,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -101,6 +112,8 @@ pub enum HookError {
     },
     #[error("hook {hook} ({event}) found no free instance slot")]
     Capacity { hook: String, event: &'static str },
+    #[error("hook {hook} ({event}) did not run: the hook runtime is stopping")]
+    Stopped { hook: String, event: &'static str },
 }
 
 impl HookError {
@@ -112,6 +125,7 @@ impl HookError {
                 | Self::WallTimeout { .. }
                 | Self::Memory { .. }
                 | Self::Capacity { .. }
+                | Self::Stopped { .. }
         )
     }
 }
@@ -136,6 +150,9 @@ pub struct CompiledHook {
     exports: [ComponentExportIndex; 4],
     /// Counters shared by every version of the name.
     pub stats: Arc<HookStats>,
+    /// Per event: invocations left that start on the hook threads because a
+    /// recent one yielded ([`HookRuntime::run`]).
+    heavy: [AtomicU32; 4],
 }
 
 /// Where an event's export sits in [`CompiledHook::exports`].
@@ -173,7 +190,7 @@ impl std::fmt::Debug for CompiledHook {
 
 /// A hook bound to one event of one cache behavior, with its association's
 /// config and limits.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BoundHook {
     pub compiled: Arc<CompiledHook>,
     pub event: Event,
@@ -282,7 +299,23 @@ pub struct RuntimeOptions {
     /// and report it in [`Ran::cpu`] and the hooks' CPU histograms; without
     /// it the clock is read only for invocations that run long.
     pub measure_cpu: bool,
+    /// Threads that take over invocations once they yield, at
+    /// [`HOOK_THREAD_NICE`]; 0 runs every invocation on the caller's threads.
+    pub threads: usize,
 }
+
+/// The CPU time after which an invocation yields at every epoch tick (and so
+/// moves to the hook threads): far more than a routing hook takes.
+const YIELD_AFTER: Duration = Duration::from_micros(250);
+
+/// How many invocations of an event start on the hook threads after one of
+/// its invocations yielded.
+const HEAVY_RUNS: u32 = 100;
+
+/// The nice value of the hook threads: the kernel gives a thread serving
+/// viewers (nice 0) about nine times the CPU share of a hook thread when both
+/// want it, and lets it preempt one when it wakes.
+pub const HOOK_THREAD_NICE: i32 = 10;
 
 /// The process's one hook engine.
 pub struct HookRuntime {
@@ -293,6 +326,8 @@ pub struct HookRuntime {
     /// Each hook name's counters, shared by its versions.
     stats: std::sync::Mutex<std::collections::BTreeMap<String, Arc<HookStats>>>,
     measure_cpu: bool,
+    /// The hook threads' executor, when invocations run apart.
+    threads: Option<tokio::runtime::Runtime>,
 }
 
 impl std::fmt::Debug for HookRuntime {
@@ -304,6 +339,10 @@ impl std::fmt::Debug for HookRuntime {
 impl Drop for HookRuntime {
     fn drop(&mut self) {
         self.stop_ticker.store(true, Ordering::Relaxed);
+        if let Some(threads) = self.threads.take() {
+            // Invocations still running end at their next epoch tick.
+            threads.shutdown_background();
+        }
     }
 }
 
@@ -362,6 +401,18 @@ impl HookRuntime {
                 }
             })
             .map_err(|e| RuntimeError(format!("starting the epoch ticker: {e}")))?;
+        let threads = match opts.threads {
+            0 => None,
+            n => Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .thread_name("edge-hook")
+                    .enable_time()
+                    .on_thread_start(lower_priority)
+                    .build()
+                    .map_err(|e| RuntimeError(format!("starting the hook threads: {e}")))?,
+            ),
+        };
         Ok(Self {
             engine,
             cache,
@@ -369,6 +420,7 @@ impl HookRuntime {
             stop_ticker,
             stats: std::sync::Mutex::default(),
             measure_cpu: opts.measure_cpu,
+            threads,
         })
     }
 
@@ -409,6 +461,7 @@ impl HookRuntime {
             pre,
             exports,
             stats,
+            heavy: Default::default(),
         })
     }
 
@@ -427,143 +480,57 @@ impl HookRuntime {
         self.cache.as_ref().map_or(0, wasmtime::Cache::cache_hits)
     }
 
-    fn store(&self, hook: &BoundHook, request_id: &str, kv: Arc<KvData>) -> Store<HookState> {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
-        let state = HookState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryCap {
-                limit: hook.memory_limit,
-                hit: false,
-                peak: 0,
-            },
-            kv,
-            config: hook.config.clone(),
-            request_id: request_id.into(),
-            hook: hook.compiled.name.clone(),
-            budget: hook.budget,
-            log_lines: 0,
-            logs: Vec::new(),
-            stdout,
-            stderr,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        // Look at the CPU used at every epoch tick: a hook that runs long
-        // yields its worker thread to other requests between looks, so it
-        // holds a worker for at most one tick at a time.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            let budget = ctx.data().budget;
-            if cpu_used() >= budget {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
-        store
-    }
-
-    /// Logs what the guest printed, then maps the outcome to a [`HookError`].
-    /// `result` is `None` when the invocation ran past its wall-time limit.
-    fn finish<R>(
+    /// Runs `invocation` here until it first yields (at the first epoch tick
+    /// past [`YIELD_AFTER`] of CPU, or to wait), then moves the rest of it to the hook threads. An
+    /// event that yielded lately starts on the hook threads directly (for its
+    /// next [`HEAVY_RUNS`] invocations). Dropping the returned future aborts
+    /// the invocation at its next epoch tick.
+    async fn run<R: Send + 'static>(
         &self,
         hook: &BoundHook,
-        mut store: Store<HookState>,
-        result: Option<wasmtime::Result<R>>,
+        invocation: impl Future<Output = Result<Ran<R>, HookError>> + Send + 'static,
     ) -> Result<Ran<R>, HookError> {
-        let state = store.data_mut();
-        for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-            let out = pipe.contents();
-            for line in String::from_utf8_lossy(&out)
-                .lines()
-                .filter(|l| !l.is_empty())
-            {
-                tracing::info!(request_id = %state.request_id, hook = %state.hook, stream, "{line}");
-            }
-        }
-        let logs = std::mem::take(&mut state.logs);
-        let err = match result {
-            Some(Ok(value)) => {
-                return Ok(Ran {
-                    value,
-                    logs,
-                    memory_peak: state.limiter.peak,
-                    instantiate: None,
-                    took: Duration::ZERO,
-                    cpu: None,
-                });
-            }
-            Some(Err(err)) => err,
-            None => {
-                return Err(HookError::WallTimeout {
-                    hook: hook.label(),
-                    event: event_name(hook.event),
-                    limit: wall_limit(hook.budget),
-                });
-            }
+        use tracing::Instrument as _;
+        let Some(threads) = &self.threads else {
+            return invocation.await;
         };
-        let (hook_label, event) = (hook.label(), event_name(hook.event));
-        Err(if state.limiter.hit {
-            HookError::Memory {
-                hook: hook_label,
-                event,
-                limit: hook.memory_limit,
+        let heavy = &hook.compiled.heavy[event_index(hook.event)];
+        let mut invocation = Box::pin(invocation.in_current_span());
+        let credit = heavy.load(Ordering::Relaxed);
+        if credit == 0 {
+            let first = std::future::poll_fn(|cx| Poll::Ready(invocation.as_mut().poll(cx))).await;
+            if let Poll::Ready(out) = first {
+                return out;
             }
-        } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            HookError::Timeout {
-                hook: hook_label,
-                event,
-                budget: hook.budget,
-            }
-        } else if err
-            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-            .is_some()
-        {
-            HookError::Capacity {
-                hook: hook_label,
-                event,
-            }
+            heavy.store(HEAVY_RUNS, Ordering::Relaxed);
         } else {
-            HookError::Trap {
-                hook: hook_label,
-                event,
-                reason: format!("{err:#}"),
+            // Spend one credit; an invocation that yields again renews them.
+            let _ =
+                heavy.compare_exchange(credit, credit - 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        let event = event_index(hook.event);
+        hook.compiled.stats.record_offload(event);
+        let heavy_again = Arc::clone(&hook.compiled);
+        let mut task = AbortOnDrop(threads.spawn(async move {
+            let mut polls = 0u32;
+            let out = std::future::poll_fn(|cx| {
+                polls += 1;
+                invocation.as_mut().poll(cx)
+            })
+            .await;
+            if polls > 1 {
+                heavy_again.heavy[event].store(HEAVY_RUNS, Ordering::Relaxed);
             }
-        })
-    }
-
-    /// [`Self::finish`], timed and counted in the hook's stats.
-    fn conclude<R>(
-        &self,
-        hook: &BoundHook,
-        store: Store<HookState>,
-        result: Option<wasmtime::Result<R>>,
-        began: Instant,
-        instantiated: Option<Duration>,
-        cpu: Option<Duration>,
-    ) -> Result<Ran<R>, HookError> {
-        let took = began.elapsed();
-        let finished = self.finish(hook, store, result).map(|ran| Ran {
-            instantiate: instantiated,
-            took,
-            cpu,
-            ..ran
-        });
-        hook.compiled.stats.record(
-            event_index(hook.event),
-            crate::metrics::Invocation {
-                instantiate: instantiated,
-                took,
-                cpu,
-                ok: finished.is_ok(),
-            },
-        );
-        finished
+            out
+        }));
+        match (&mut task.0).await {
+            Ok(ran) => ran,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(HookError::Stopped {
+                hook: hook.label(),
+                event: event_name(hook.event),
+            }),
+        }
     }
 
     /// Runs a `viewer-request` or `origin-request` event.
@@ -572,24 +539,29 @@ impl HookRuntime {
         hook: &BoundHook,
         request_id: &str,
         kv: Arc<KvData>,
-        ctx: &Context,
-        req: &Request,
+        ctx: Context,
+        req: Request,
     ) -> Result<Ran<RequestAction>, HookError> {
-        let mut store = self.store(hook, request_id, kv);
-        let export = &hook.compiled.exports[event_index(hook.event)];
-        let began = Instant::now();
-        let mut instantiated = None;
-        let call = async {
-            let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
-            instantiated = Some(began.elapsed());
-            let func = instance
-                .get_typed_func::<(&Context, &Request), (RequestAction,)>(&mut store, export)?;
-            let (action,) = func.call_async(&mut store, (ctx, req)).await?;
-            Ok(action)
+        let mut store = new_store(&self.engine, hook, request_id, kv);
+        let measure = self.measure_cpu;
+        let hook_owned = hook.clone();
+        let invocation = async move {
+            let hook = hook_owned;
+            let export = &hook.compiled.exports[event_index(hook.event)];
+            let began = Instant::now();
+            let mut instantiated = None;
+            let call = async {
+                let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
+                instantiated = Some(began.elapsed());
+                let func = instance
+                    .get_typed_func::<(&Context, &Request), (RequestAction,)>(&mut store, export)?;
+                let (action,) = func.call_async(&mut store, (&ctx, &req)).await?;
+                Ok(action)
+            };
+            let (result, cpu) = metered(call, hook.budget, wall_limit(hook.budget), measure).await;
+            conclude(&hook, store, result, began, instantiated, cpu)
         };
-        let (result, cpu) =
-            metered(call, hook.budget, wall_limit(hook.budget), self.measure_cpu).await;
-        self.conclude(hook, store, result, began, instantiated, cpu)
+        self.run(hook, invocation).await
     }
 
     /// Runs an `origin-response` or `viewer-response` event.
@@ -598,29 +570,198 @@ impl HookRuntime {
         hook: &BoundHook,
         request_id: &str,
         kv: Arc<KvData>,
-        ctx: &Context,
-        req: &Request,
-        resp: &Response,
+        ctx: Context,
+        req: Request,
+        resp: Response,
     ) -> Result<Ran<Response>, HookError> {
-        let mut store = self.store(hook, request_id, kv);
-        let export = &hook.compiled.exports[event_index(hook.event)];
-        let began = Instant::now();
-        let mut instantiated = None;
-        let call = async {
-            let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
-            instantiated = Some(began.elapsed());
-            let func = instance.get_typed_func::<(&Context, &Request, &Response), (Response,)>(
-                &mut store, export,
-            )?;
-            let (response,) = func.call_async(&mut store, (ctx, req, resp)).await?;
-            Ok(response)
+        let mut store = new_store(&self.engine, hook, request_id, kv);
+        let measure = self.measure_cpu;
+        let hook_owned = hook.clone();
+        let invocation = async move {
+            let hook = hook_owned;
+            let export = &hook.compiled.exports[event_index(hook.event)];
+            let began = Instant::now();
+            let mut instantiated = None;
+            let call = async {
+                let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
+                instantiated = Some(began.elapsed());
+                let func = instance
+                    .get_typed_func::<(&Context, &Request, &Response), (Response,)>(
+                        &mut store, export,
+                    )?;
+                let (response,) = func.call_async(&mut store, (&ctx, &req, &resp)).await?;
+                Ok(response)
+            };
+            let (result, cpu) = metered(call, hook.budget, wall_limit(hook.budget), measure).await;
+            conclude(&hook, store, result, began, instantiated, cpu)
         };
-        let (result, cpu) =
-            metered(call, hook.budget, wall_limit(hook.budget), self.measure_cpu).await;
-        self.conclude(hook, store, result, began, instantiated, cpu)
+        self.run(hook, invocation).await
     }
 }
 
+/// A spawned invocation, aborted when the request waiting for it goes away.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Lowers the calling thread's CPU priority to [`HOOK_THREAD_NICE`].
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), HOOK_THREAD_NICE) {
+        tracing::warn!("hook thread keeps its CPU priority: setpriority: {e}");
+    }
+}
+
+/// A fresh store for one invocation of `hook`, with its limits.
+fn new_store(
+    engine: &Engine,
+    hook: &BoundHook,
+    request_id: &str,
+    kv: Arc<KvData>,
+) -> Store<HookState> {
+    let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE);
+    let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE);
+    let wasi = WasiCtxBuilder::new()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
+    let state = HookState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryCap {
+            limit: hook.memory_limit,
+            hit: false,
+            peak: 0,
+        },
+        kv,
+        config: hook.config.clone(),
+        request_id: request_id.into(),
+        hook: hook.compiled.name.clone(),
+        budget: hook.budget,
+        log_lines: 0,
+        logs: Vec::new(),
+        stdout,
+        stderr,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Look at the CPU used at every epoch tick: a hook that has run for
+    // YIELD_AFTER yields its thread to other tasks at each look (and moves to
+    // the hook threads), so it holds a thread for at most a tick at a time.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        let used = cpu_used();
+        if used >= ctx.data().budget {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        // One that a tick merely caught in passing carries on.
+        if used < YIELD_AFTER {
+            return Ok(UpdateDeadline::Continue(1));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+/// Logs what the guest printed, then maps the outcome to a [`HookError`].
+/// `result` is `None` when the invocation ran past its wall-time limit.
+fn finish<R>(
+    hook: &BoundHook,
+    mut store: Store<HookState>,
+    result: Option<wasmtime::Result<R>>,
+) -> Result<Ran<R>, HookError> {
+    let state = store.data_mut();
+    for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+        let out = pipe.contents();
+        for line in String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            tracing::info!(request_id = %state.request_id, hook = %state.hook, stream, "{line}");
+        }
+    }
+    let logs = std::mem::take(&mut state.logs);
+    let err = match result {
+        Some(Ok(value)) => {
+            return Ok(Ran {
+                value,
+                logs,
+                memory_peak: state.limiter.peak,
+                instantiate: None,
+                took: Duration::ZERO,
+                cpu: None,
+            });
+        }
+        Some(Err(err)) => err,
+        None => {
+            return Err(HookError::WallTimeout {
+                hook: hook.label(),
+                event: event_name(hook.event),
+                limit: wall_limit(hook.budget),
+            });
+        }
+    };
+    let (hook_label, event) = (hook.label(), event_name(hook.event));
+    Err(if state.limiter.hit {
+        HookError::Memory {
+            hook: hook_label,
+            event,
+            limit: hook.memory_limit,
+        }
+    } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        HookError::Timeout {
+            hook: hook_label,
+            event,
+            budget: hook.budget,
+        }
+    } else if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        HookError::Capacity {
+            hook: hook_label,
+            event,
+        }
+    } else {
+        HookError::Trap {
+            hook: hook_label,
+            event,
+            reason: format!("{err:#}"),
+        }
+    })
+}
+
+/// [`Self::finish`], timed and counted in the hook's stats.
+fn conclude<R>(
+    hook: &BoundHook,
+    store: Store<HookState>,
+    result: Option<wasmtime::Result<R>>,
+    began: Instant,
+    instantiated: Option<Duration>,
+    cpu: Option<Duration>,
+) -> Result<Ran<R>, HookError> {
+    let took = began.elapsed();
+    let finished = finish(hook, store, result).map(|ran| Ran {
+        instantiate: instantiated,
+        took,
+        cpu,
+        ..ran
+    });
+    hook.compiled.stats.record(
+        event_index(hook.event),
+        crate::metrics::Invocation {
+            instantiate: instantiated,
+            took,
+            cpu,
+            ok: finished.is_ok(),
+        },
+    );
+    finished
+}
 /// What one invocation returned, and what it took.
 #[derive(Debug)]
 pub struct Ran<R> {
