@@ -177,9 +177,32 @@ async fn faulty_hooks_fail_only_their_own_requests() {
             json!({"viewer_request": {"module": "faulty", "config": {"viewer_request": mode}}});
         edge.create(config).await;
     }
+    let mut config = site(&["healthy.example.com"], "web", &origin);
+    config["default_cache_behavior"]["hooks"] = json!({"viewer_request": {"module": "faulty"}});
+    edge.create(config).await;
     let (baseline, failed) = sample(&edge, "ok.example.com", 2000).await;
     assert_eq!(failed, 0);
     let rss_before = rss_mib();
+
+    // The same load through a hook that does nothing wrong: what the load
+    // alone costs the normal traffic.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (edge, stop) = (edge.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert_eq!(edge.get("healthy.example.com", "/").await.status, 200);
+                }
+            })
+        })
+        .collect();
+    let (loaded, failed) = sample(&edge, "ok.example.com", 2000).await;
+    assert_eq!(failed, 0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in busy {
+        b.await.expect("healthy viewer");
+    }
 
     // Normal traffic alongside the faults.
     let normal = {
@@ -218,10 +241,12 @@ async fn faulty_hooks_fail_only_their_own_requests() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let rss_after = rss_mib();
     eprintln!(
-        "hook faults: {} x {RUNS} faulty requests in {faulting:.1?}, each its 502/503; normal traffic: {} requests, {failed} failed, p99 {} µs during vs {} µs before; RSS {rss_before:.0} MiB before, {rss_after:.0} MiB after",
+        "hook faults: {} x {RUNS} faulty requests in {faulting:.1?}, each its 502/503; normal traffic: {} requests, {failed} failed, p99 {} µs during ({:.2}x its {} µs beside as many viewers on a healthy hook; {} µs with no other load); RSS {rss_before:.0} MiB before, {rss_after:.0} MiB after",
         faults.len(),
         during.len(),
         p99(&during),
+        p99(&during) as f64 / p99(&loaded) as f64,
+        p99(&loaded),
         p99(&baseline),
     );
     assert_eq!(failed, 0, "normal traffic failed while hooks did");
