@@ -448,7 +448,7 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP edge_hook_offloaded_total Hook invocations handed to the lower-priority hook threads (they ran past 250 µs of CPU, or their event's recent ones did).\n");
+        out.push_str("# HELP edge_hook_offloaded_total Hook invocations handed to the lower-priority hook threads (they ran past 250 µs of CPU, or their event's recent ones did or failed).\n");
         out.push_str("# TYPE edge_hook_offloaded_total counter\n");
         for h in hooks {
             for (event, n) in EVENTS.iter().zip(&h.offloaded) {

@@ -715,6 +715,47 @@ fn hook_threads() -> (Vec<i64>, u64) {
     (nice, ticks)
 }
 
+/// `edge_hook_offloaded_total` of `hook`'s viewer-request event.
+async fn offloaded(edge: &Edge, hook: &str) -> f64 {
+    let metrics = edge
+        .api_raw("GET", "/metrics", Vec::new(), &[], Some(TOKEN))
+        .await
+        .text();
+    let name = format!("edge_hook_offloaded_total{{hook=\"{hook}\",event=\"viewer-request\"}}");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+#[tokio::test]
+async fn failing_hooks_run_on_the_hook_threads_after_a_failure() {
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("m", MISBEHAVE).await;
+    let hook = json!({"module": "m", "config": {"viewer_request": "panic"}});
+    edge.create(config(
+        "oops.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": hook}),
+    ))
+    .await;
+    // A hook that behaves runs where the request is; the first failure sends
+    // the event's next invocations to the lower-priority threads.
+    assert_eq!(
+        edge.get("oops.example.com", "/").await.status,
+        StatusCode::BAD_GATEWAY
+    );
+    assert_eq!(offloaded(&edge, "m").await, 0.0);
+    for _ in 0..3 {
+        assert_eq!(
+            edge.get("oops.example.com", "/").await.status,
+            StatusCode::BAD_GATEWAY
+        );
+    }
+    assert_eq!(offloaded(&edge, "m").await, 3.0);
+}
+
 #[tokio::test]
 async fn hooks_run_on_their_own_lower_priority_threads() {
     let edge = Edge::start().await;
@@ -743,6 +784,9 @@ async fn hooks_run_on_their_own_lower_priority_threads() {
         );
     }
     let (_, after) = hook_threads();
+    // Each one was handed over: the first when it yielded, the rest from the
+    // start, since their event had yielded lately.
+    assert_eq!(offloaded(&edge, "m").await, 10.0);
     let hz = 100; // USER_HZ: /proc counts CPU time in hundredths of a second
     assert!(
         after - before >= 200 * hz / 1000 / 2,

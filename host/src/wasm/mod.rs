@@ -25,7 +25,8 @@
 //! CPU priority than the threads serving viewers: when the cores are busy,
 //! requests that run no hook go first, so a hook burning its whole budget in
 //! a loop slows the other long hooks, not the traffic beside it. Such an
-//! event's next invocations start on those threads directly. Invocations that
+//! event's next invocations start on those threads directly, and so do those
+//! of an event whose invocation failed (a misbehaving hook). Invocations that
 //! finish within a tick, nearly all of them, run where the request is and pay
 //! no hand-off between threads (one there and back costs about as much CPU as
 //! the invocation itself).
@@ -151,8 +152,16 @@ pub struct CompiledHook {
     /// Counters shared by every version of the name.
     pub stats: Arc<HookStats>,
     /// Per event: invocations left that start on the hook threads because a
-    /// recent one yielded ([`HookRuntime::run`]).
-    heavy: [AtomicU32; 4],
+    /// recent one yielded or failed ([`HookRuntime::run`]).
+    demoted: [AtomicU32; 4],
+}
+
+impl CompiledHook {
+    /// Sends the next [`DEMOTED_RUNS`] invocations of `event` to the hook
+    /// threads: one of them ran long or failed.
+    fn demote(&self, event: Event) {
+        self.demoted[event_index(event)].store(DEMOTED_RUNS, Ordering::Relaxed);
+    }
 }
 
 /// Where an event's export sits in [`CompiledHook::exports`].
@@ -205,8 +214,10 @@ impl BoundHook {
         format!("{}@{}", self.compiled.name, self.compiled.version)
     }
 
-    /// The error for output of this hook that breaks the contract.
+    /// The error for output of this hook that breaks the contract. Like any
+    /// failure, it sends the event's next invocations to the hook threads.
     pub fn invalid_output(&self, reason: String) -> HookError {
+        self.compiled.demote(self.event);
         HookError::InvalidOutput {
             hook: self.label(),
             event: event_name(self.event),
@@ -309,8 +320,8 @@ pub struct RuntimeOptions {
 const YIELD_AFTER: Duration = Duration::from_micros(250);
 
 /// How many invocations of an event start on the hook threads after one of
-/// its invocations yielded.
-const HEAVY_RUNS: u32 = 100;
+/// its invocations yielded or failed.
+const DEMOTED_RUNS: u32 = 100;
 
 /// The nice value of the hook threads: the kernel gives a thread serving
 /// viewers (nice 0) about nine times the CPU share of a hook thread when both
@@ -461,7 +472,7 @@ impl HookRuntime {
             pre,
             exports,
             stats,
-            heavy: Default::default(),
+            demoted: Default::default(),
         })
     }
 
@@ -481,10 +492,12 @@ impl HookRuntime {
     }
 
     /// Runs `invocation` here until it first yields (at the first epoch tick
-    /// past [`YIELD_AFTER`] of CPU, or to wait), then moves the rest of it to the hook threads. An
-    /// event that yielded lately starts on the hook threads directly (for its
-    /// next [`HEAVY_RUNS`] invocations). Dropping the returned future aborts
-    /// the invocation at its next epoch tick.
+    /// past [`YIELD_AFTER`] of CPU, or to wait), then moves the rest of it to
+    /// the hook threads. An event whose invocations lately yielded or failed
+    /// (a trap, a limit, invalid output: a misbehaving hook) starts on the
+    /// hook threads directly, for its next [`DEMOTED_RUNS`] invocations; a
+    /// hook that behaves never pays the hand-off. Dropping the returned future
+    /// aborts the invocation at its next epoch tick.
     async fn run<R: Send + 'static>(
         &self,
         hook: &BoundHook,
@@ -494,23 +507,25 @@ impl HookRuntime {
         let Some(threads) = &self.threads else {
             return invocation.await;
         };
-        let heavy = &hook.compiled.heavy[event_index(hook.event)];
+        let demoted = &hook.compiled.demoted[event_index(hook.event)];
         let mut invocation = Box::pin(invocation.in_current_span());
-        let credit = heavy.load(Ordering::Relaxed);
+        let credit = demoted.load(Ordering::Relaxed);
         if credit == 0 {
             let first = std::future::poll_fn(|cx| Poll::Ready(invocation.as_mut().poll(cx))).await;
             if let Poll::Ready(out) = first {
+                if out.is_err() {
+                    hook.compiled.demote(hook.event);
+                }
                 return out;
             }
-            heavy.store(HEAVY_RUNS, Ordering::Relaxed);
+            hook.compiled.demote(hook.event);
         } else {
-            // Spend one credit; an invocation that yields again renews them.
+            // Spend one credit; an invocation that yields or fails renews them.
             let _ =
-                heavy.compare_exchange(credit, credit - 1, Ordering::Relaxed, Ordering::Relaxed);
+                demoted.compare_exchange(credit, credit - 1, Ordering::Relaxed, Ordering::Relaxed);
         }
-        let event = event_index(hook.event);
-        hook.compiled.stats.record_offload(event);
-        let heavy_again = Arc::clone(&hook.compiled);
+        hook.compiled.stats.record_offload(event_index(hook.event));
+        let (compiled, event) = (Arc::clone(&hook.compiled), hook.event);
         let mut task = AbortOnDrop(threads.spawn(async move {
             let mut polls = 0u32;
             let out = std::future::poll_fn(|cx| {
@@ -518,8 +533,8 @@ impl HookRuntime {
                 invocation.as_mut().poll(cx)
             })
             .await;
-            if polls > 1 {
-                heavy_again.heavy[event].store(HEAVY_RUNS, Ordering::Relaxed);
+            if polls > 1 || out.is_err() {
+                compiled.demote(event);
             }
             out
         }));
