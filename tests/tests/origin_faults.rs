@@ -104,10 +104,13 @@ async fn edge_for(origin: &str) -> Edge {
 
 #[tokio::test]
 async fn a_refused_connection_is_a_502() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("address").port()
-    };
+    // A socket bound but not listening: connecting to it is refused, and the
+    // port stays taken (a freed port could go to the host's own listener).
+    let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
+    reserved
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let port = reserved.local_addr().expect("address").port();
     let edge = edge_for(&format!("127.0.0.1:{port}")).await;
     let got = edge.get("o.example.com", "/").await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY);
