@@ -557,26 +557,10 @@ impl HookRuntime {
         ctx: Context,
         req: Request,
     ) -> Result<Ran<RequestAction>, HookError> {
-        let mut store = new_store(&self.engine, hook, request_id, kv);
-        let measure = self.measure_cpu;
-        let hook_owned = hook.clone();
-        let invocation = async move {
-            let hook = hook_owned;
-            let export = &hook.compiled.exports[event_index(hook.event)];
-            let began = Instant::now();
-            let mut instantiated = None;
-            let call = async {
-                let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
-                instantiated = Some(began.elapsed());
-                let func = instance
-                    .get_typed_func::<(&Context, &Request), (RequestAction,)>(&mut store, export)?;
-                let (action,) = func.call_async(&mut store, (&ctx, &req)).await?;
-                Ok(action)
-            };
-            let (result, cpu) = metered(call, hook.budget, wall_limit(hook.budget), measure).await;
-            conclude(&hook, store, result, began, instantiated, cpu)
-        };
-        self.run(hook, invocation).await
+        let ran = self
+            .invoke::<_, (RequestAction,)>(hook, request_id, kv, (ctx, req))
+            .await?;
+        Ok(ran.map(|(action,)| action))
     }
 
     /// Runs an `origin-response` or `viewer-response` event.
@@ -589,6 +573,33 @@ impl HookRuntime {
         req: Request,
         resp: Response,
     ) -> Result<Ran<Response>, HookError> {
+        let ran = self
+            .invoke::<_, (Response,)>(hook, request_id, kv, (ctx, req, resp))
+            .await?;
+        Ok(ran.map(|(response,)| response))
+    }
+
+    /// One invocation of `hook`'s event export with `params`: a fresh store
+    /// and instance, metered, concluded, run through [`Self::run`].
+    async fn invoke<P, R>(
+        &self,
+        hook: &BoundHook,
+        request_id: &str,
+        kv: Arc<KvData>,
+        params: P,
+    ) -> Result<Ran<R>, HookError>
+    where
+        P: wasmtime::component::ComponentNamedList
+            + wasmtime::component::Lower
+            + Send
+            + Sync
+            + 'static,
+        R: wasmtime::component::ComponentNamedList
+            + wasmtime::component::Lift
+            + Send
+            + Sync
+            + 'static,
+    {
         let mut store = new_store(&self.engine, hook, request_id, kv);
         let measure = self.measure_cpu;
         let hook_owned = hook.clone();
@@ -600,12 +611,8 @@ impl HookRuntime {
             let call = async {
                 let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
                 instantiated = Some(began.elapsed());
-                let func = instance
-                    .get_typed_func::<(&Context, &Request, &Response), (Response,)>(
-                        &mut store, export,
-                    )?;
-                let (response,) = func.call_async(&mut store, (&ctx, &req, &resp)).await?;
-                Ok(response)
+                let func = instance.get_typed_func::<P, R>(&mut store, export)?;
+                func.call_async(&mut store, params).await
             };
             let (result, cpu) = metered(call, hook.budget, wall_limit(hook.budget), measure).await;
             conclude(&hook, store, result, began, instantiated, cpu)
@@ -792,6 +799,20 @@ pub struct Ran<R> {
     /// The CPU time the invocation used, when the runtime measures it
     /// ([`RuntimeOptions::measure_cpu`]).
     pub cpu: Option<Duration>,
+}
+
+impl<R> Ran<R> {
+    /// The same run with its value mapped.
+    fn map<T>(self, f: impl FnOnce(R) -> T) -> Ran<T> {
+        Ran {
+            value: f(self.value),
+            logs: self.logs,
+            memory_peak: self.memory_peak,
+            instantiate: self.instantiate,
+            took: self.took,
+            cpu: self.cpu,
+        }
+    }
 }
 
 /// The CPU accounting of the invocation being polled on this thread, kept in
