@@ -27,6 +27,9 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# One clean build, nothing to reuse: incremental state would only take disk.
+export CARGO_INCREMENTAL=0
+
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path examples/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
