@@ -5,6 +5,9 @@
 //! failing ones are handed to the hook threads.)
 //!
 //!     cargo bench -p edge-e2e --bench hook_instantiate
+//!
+//! `EDGE_BENCH_HOOK=path/to/hook.wasm` measures another component the same
+//! way (its `viewer-request`, with the same request, KV and context).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +23,10 @@ fn bench(c: &mut Criterion) {
         threads: 0,
     })
     .expect("runtime");
-    let bytes = std::fs::read(edge_e2e::examples::BLUEGREEN).expect("bluegreen.wasm");
+    let path = std::env::var_os("EDGE_BENCH_HOOK")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| edge_e2e::examples::BLUEGREEN.into(), std::path::PathBuf::from);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let compiled = Arc::new(runtime.compile("bluegreen", &bytes).expect("compile"));
     let hook = BoundHook {
         compiled,
@@ -64,7 +70,8 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
-    c.bench_function("bluegreen viewer-request: instantiate + call + drop", |b| {
+    let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    c.bench_function(&format!("{name} viewer-request: instantiate + call + drop"), |b| {
         b.to_async(&rt).iter(|| async {
             let ran = runtime
                 .request_event(&hook, "R", kv.clone(), ctx.clone(), req.clone())

@@ -740,20 +740,23 @@ async fn failing_hooks_run_on_the_hook_threads_after_a_failure() {
         json!({"viewer_request": hook}),
     ))
     .await;
-    // A hook that behaves runs where the request is; the first failure sends
-    // the event's next invocations to the lower-priority threads.
+    // A hook that behaves runs where the request is (unless it runs long: a
+    // first invocation on a busy machine may, and then it is handed over
+    // too); the first failure sends the event's next invocations to the
+    // lower-priority threads, every one of them, however short.
     assert_eq!(
         edge.get("oops.example.com", "/").await.status,
         StatusCode::BAD_GATEWAY
     );
-    assert_eq!(offloaded(&edge, "m").await, 0.0);
+    let first = offloaded(&edge, "m").await;
+    assert!(first <= 1.0, "{first} hand-offs for one invocation");
     for _ in 0..3 {
         assert_eq!(
             edge.get("oops.example.com", "/").await.status,
             StatusCode::BAD_GATEWAY
         );
     }
-    assert_eq!(offloaded(&edge, "m").await, 3.0);
+    assert_eq!(offloaded(&edge, "m").await - first, 3.0);
 }
 
 #[tokio::test]
