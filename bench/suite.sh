@@ -121,9 +121,12 @@ BUILD_S=0
 if [ "$SKIP_BUILD" != 1 ]; then
     log "building edge (cargo build --release -p edge)"
     cargo build --release -p edge --manifest-path "$ROOT/Cargo.toml" >&2
-    # From the examples folder, so its .cargo/config.toml (64 KiB guest stack) applies.
+    # From the examples folder, so its .cargo/config.toml (64 KiB guest stack)
+    # applies; each hook alone, so `bluegreen` gets the SDK without `std`.
     log "building the example hooks (wasm32-wasip2)"
-    (cd "$ROOT/examples" && cargo build --release --locked --target wasm32-wasip2 >&2)
+    for h in bluegreen header-router security-headers; do
+        (cd "$ROOT/examples" && cargo build --release --locked --target wasm32-wasip2 -p "$h" >&2)
+    done
     BUILD_S=$(( $(date +%s) - T_START ))
 fi
 [ -x "$EDGE_BIN" ] || die "$EDGE_BIN not built"

@@ -35,6 +35,10 @@ cargo fmt --all --manifest-path examples/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The example hooks are their own workspace, built for the guest target.
 cargo clippy --manifest-path examples/Cargo.toml --target wasm32-wasip2 --release --locked -- -D warnings
+# The SDK without `std` (its own allocator and panic handler), as `bluegreen`
+# uses it: alone, since one build with the other examples would turn `std` on.
+cargo clippy --manifest-path examples/Cargo.toml --target wasm32-wasip2 --release --locked -p bluegreen -- -D warnings
+cargo clippy -p edge-sdk --no-default-features --all-targets --locked -- -D warnings
 
 # Supply chain (deny.toml): licenses, duplicate versions, sources; the
 # advisories too when the RustSec database on GitHub can be fetched.
@@ -49,7 +53,14 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# Every test, and the SDK's once more without its `std` feature.
+all_tests() {
+    local rc=0
+    cargo test --workspace --locked --no-fail-fast || rc=$?
+    cargo test -p edge-sdk --no-default-features --locked || rc=$?
+    return "$rc"
+}
+all_tests 2>&1 | tee "$log" || status=$?
 # Coverage-guided fuzzing of the config, hook-output and Cache-Control
 # parsers, FUZZ_SECONDS each (their seed corpora also ran as tests above).
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}" ./scripts/fuzz.sh || status=$?

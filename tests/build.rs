@@ -22,31 +22,38 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
     let names = members(&examples);
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&examples)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        // A 64 KiB stack keeps a fresh instance's touched memory small.
-        .env("CARGO_ENCODED_RUSTFLAGS", "-Clink-arg=-zstack-size=65536");
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
+    // One build per example, as its author would build it alone: features are
+    // not unified across them (`bluegreen` uses the SDK without `std`, which
+    // one build of the whole workspace would turn on for every member).
+    for name in &names {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&examples)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                name,
+                "--target-dir",
+            ])
+            .arg(&target_dir)
+            // A 64 KiB stack keeps a fresh instance's touched memory small.
+            .env("CARGO_ENCODED_RUSTFLAGS", "-Clink-arg=-zstack-size=65536");
+        for var in [
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTFLAGS",
+            "CARGO_BUILD_RUSTFLAGS",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            cmd.env_remove(var);
+        }
+        let status = cmd.status().expect("running cargo for the examples");
+        assert!(status.success(), "building the example hook {name} failed");
     }
-    let status = cmd.status().expect("running cargo for the examples");
-    assert!(status.success(), "building the example hooks failed");
 
     let release = target_dir.join("wasm32-wasip2/release");
     let mut generated = String::new();

@@ -1,5 +1,7 @@
 //! Weighted choices with a stable hash: the same key always lands on the same arm.
 
+use alloc::vec::Vec;
+
 /// FNV-1a, 64 bits: stable across hosts, processes and versions.
 pub fn stable_hash(key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -48,6 +50,8 @@ pub fn weighted_choice<'a, T>(key: &str, arms: &'a [(T, f64)]) -> Option<&'a T> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
 
     #[test]
     fn choices_are_stable_and_follow_weights() {

@@ -1,12 +1,16 @@
 //! Helpers on requests, responses and actions: headers, cookies, redirects.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::{Forward, Header, Request, RequestAction, Response};
 
 fn get<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .and_then(|h| std::str::from_utf8(&h.value).ok())
+        .and_then(|h| core::str::from_utf8(&h.value).ok())
 }
 
 fn set(headers: &mut Vec<Header>, name: &str, value: &str) {
@@ -49,15 +53,32 @@ impl Request {
     }
 
     /// The value of a cookie the viewer sent (every `Cookie` header is read).
+    #[cfg(feature = "std")]
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
-            .filter_map(|h| std::str::from_utf8(&h.value).ok())
+        self.cookie_headers()
             .flat_map(cookie::Cookie::split_parse)
             .flatten()
             .find(|c| c.name() == name)
             .map(|c| c.value().to_owned())
+    }
+
+    /// The value of a cookie the viewer sent (every `Cookie` header is read;
+    /// `name=value` pairs split on `;`, blanks around them trimmed, as the
+    /// `cookie` crate reads them).
+    #[cfg(not(feature = "std"))]
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookie_headers()
+            .flat_map(|h| h.split(';'))
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, _)| n.trim() == name && !name.is_empty())
+            .map(|(_, v)| v.trim().to_owned())
+    }
+
+    fn cookie_headers(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+            .filter_map(|h| core::str::from_utf8(&h.value).ok())
     }
 
     /// The value of a query parameter (not percent-decoded).
@@ -74,7 +95,7 @@ impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         Self {
             status,
-            headers: vec![Header {
+            headers: alloc::vec![Header {
                 name: "content-type".into(),
                 value: content_type.as_bytes().to_vec(),
             }],
@@ -115,11 +136,12 @@ impl Response {
     }
 
     /// Adds a `Set-Cookie` header.
+    #[cfg(feature = "std")]
     pub fn set_cookie(&mut self, cookie: &cookie::Cookie<'_>) {
         append(
             &mut self.headers,
             "set-cookie",
-            &cookie.encoded().to_string(),
+            &std::string::ToString::to_string(&cookie.encoded()),
         );
     }
 }
@@ -185,6 +207,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "std")]
     fn redirects_and_cookies_on_responses() {
         let mut resp = Response::redirect(302, "https://example.com/login");
         assert_eq!(resp.header("location"), Some("https://example.com/login"));

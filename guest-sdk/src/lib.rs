@@ -22,11 +22,32 @@
 //!
 //! Build with `cargo build --target wasm32-wasip2 --release` and upload the
 //! `.wasm` with `PUT /v1/hooks/{name}`.
+//!
+//! ## `no_std` hooks
+//!
+//! The default `std` feature gives a hook the standard library and the
+//! [`cookie`](https://docs.rs/cookie) crate (`set_cookie`). A hook that needs
+//! neither can be `#![no_std]` and depend on the SDK with
+//! `default-features = false`: the SDK then brings the allocator (an arena
+//! that lives as long as the instance, that is one request), the panic
+//! handler (the panic's message goes to the host's log, then the invocation
+//! traps) and `cabi_realloc`. Such a component imports no WASI CLI
+//! interfaces and is a fifth of the size; a fresh instance per request costs
+//! about 20 % less (the `bluegreen` example is built this way). Build it
+//! alone (`cargo build -p <hook>`): in one build with crates that use the
+//! default features, the SDK is built with `std` for all of them.
 
-#![forbid(unsafe_code)]
+#![no_std]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
 
 mod choice;
 mod http;
+#[cfg(all(not(feature = "std"), target_arch = "wasm32"))]
+mod runtime;
 
 /// The bindings generated from `wit/hooks.wit`.
 #[doc(hidden)]
@@ -45,6 +66,7 @@ pub use bindings::edge::hooks::types::{
     Arm, Context, Event, Forward, Header, Request, RequestAction, Response,
 };
 pub use choice::{stable_hash, weighted_choice, weighted_index};
+#[cfg(feature = "std")]
 pub use cookie;
 
 /// A hook's four events. Each default passes its message through unchanged.
@@ -111,6 +133,9 @@ macro_rules! export {
 
 /// Key-value data set by operators through the control API.
 pub mod kv {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
     /// The raw value of `key` in `namespace`.
     pub fn get(namespace: &str, key: &str) -> Option<Vec<u8>> {
         crate::bindings::edge::hooks::kv::get(namespace, key)
@@ -122,20 +147,22 @@ pub mod kv {
     }
 
     /// The value parsed as `T` (`None` if unset or unparsable).
-    pub fn get_parsed<T: std::str::FromStr>(namespace: &str, key: &str) -> Option<T> {
+    pub fn get_parsed<T: core::str::FromStr>(namespace: &str, key: &str) -> Option<T> {
         get_string(namespace, key).and_then(|v| v.trim().parse().ok())
     }
 }
 
 /// The `config` object of this hook's association.
 pub mod config {
+    use alloc::string::String;
+
     /// A value: strings as they are, anything else as JSON text.
     pub fn get(name: &str) -> Option<String> {
         crate::bindings::edge::hooks::config::get(name)
     }
 
     /// A value parsed as `T`.
-    pub fn get_parsed<T: std::str::FromStr>(name: &str) -> Option<T> {
+    pub fn get_parsed<T: core::str::FromStr>(name: &str) -> Option<T> {
         get(name).and_then(|v| v.trim().parse().ok())
     }
 

@@ -25,7 +25,10 @@ fn bench(c: &mut Criterion) {
     .expect("runtime");
     let path = std::env::var_os("EDGE_BENCH_HOOK")
         .filter(|p| !p.is_empty())
-        .map_or_else(|| edge_e2e::examples::BLUEGREEN.into(), std::path::PathBuf::from);
+        .map_or_else(
+            || edge_e2e::examples::BLUEGREEN.into(),
+            std::path::PathBuf::from,
+        );
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let compiled = Arc::new(runtime.compile("bluegreen", &bytes).expect("compile"));
     let hook = BoundHook {
@@ -71,15 +74,18 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("tokio");
     let name = path.file_stem().unwrap_or_default().to_string_lossy();
-    c.bench_function(&format!("{name} viewer-request: instantiate + call + drop"), |b| {
-        b.to_async(&rt).iter(|| async {
-            let ran = runtime
-                .request_event(&hook, "R", kv.clone(), ctx.clone(), req.clone())
-                .await
-                .expect("hook ran");
-            std::hint::black_box(ran.value);
-        });
-    });
+    c.bench_function(
+        &format!("{name} viewer-request: instantiate + call + drop"),
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                let ran = runtime
+                    .request_event(&hook, "R", kv.clone(), ctx.clone(), req.clone())
+                    .await
+                    .expect("hook ran");
+                std::hint::black_box(ran.value);
+            });
+        },
+    );
 }
 
 criterion_group!(benches, bench);

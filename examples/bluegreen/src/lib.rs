@@ -9,8 +9,18 @@
 //! Config (all optional): `cookie` (default `deployment`), `blue_origin` and
 //! `green_origin` (default `blue` and `green`), `kv_namespace` (default
 //! `bluegreen`), `max_age` in seconds (default 86400).
+//!
+//! It runs on every request, so it is built `no_std` (the SDK without its
+//! `std` feature): a smaller component, cheaper to instantiate.
 
-use edge_sdk::cookie::Cookie;
+#![no_std]
+
+extern crate alloc;
+
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+
 use edge_sdk::{Context, Hooks, Request, RequestAction, Response, config, kv};
 
 struct BlueGreen;
@@ -48,11 +58,10 @@ impl Hooks for BlueGreen {
                 "blue"
             };
             let max_age = config::get_parsed::<i64>("max_age").unwrap_or(86_400);
-            let cookie = Cookie::build((name, arm))
-                .path("/")
-                .max_age(edge_sdk::cookie::time::Duration::seconds(max_age))
-                .build();
-            resp.set_cookie(&cookie);
+            resp.append_header(
+                "set-cookie",
+                &format!("{name}={arm}; Path=/; Max-Age={max_age}"),
+            );
         }
         resp
     }

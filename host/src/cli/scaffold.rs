@@ -23,6 +23,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/src/choice.rs"),
     ),
     (
+        "edge-sdk/src/runtime.rs",
+        include_str!("../../../guest-sdk/src/runtime.rs"),
+    ),
+    (
         "edge-sdk/wit/hooks.wit",
         include_str!("../../../guest-sdk/wit/hooks.wit"),
     ),
@@ -66,7 +70,11 @@ fn sdk_manifest() -> Result<String, CliError> {
             .lines()
             .find(|l| l.starts_with(&format!("{name} =")))
             .ok_or_else(|| local(format!("the SDK's dependency {name} is not pinned")))?;
-        deps.push_str(line);
+        // `cookie` comes with the `std` feature, as in the SDK's own manifest.
+        match line.strip_prefix("cookie = { ") {
+            Some(rest) => deps.push_str(&format!("cookie = {{ optional = true, {rest}")),
+            None => deps.push_str(line),
+        }
         deps.push('\n');
     }
     Ok(format!(
@@ -79,6 +87,11 @@ publish = false
 
 [lib]
 name = "edge_sdk"
+
+[features]
+default = ["std"]
+# Without it: `no_std`, with the SDK's own allocator and panic handler.
+std = ["dep:cookie"]
 
 [dependencies]
 {deps}"#
@@ -431,7 +444,11 @@ mod tests {
             manifest.contains("wit-bindgen = { version = "),
             "{manifest}"
         );
-        assert!(manifest.contains("cookie = { version = "), "{manifest}");
+        assert!(
+            manifest.contains("cookie = { optional = true, version = "),
+            "{manifest}"
+        );
+        assert!(manifest.contains("std = [\"dep:cookie\"]"), "{manifest}");
         assert!(manifest.contains("getrandom = "), "{manifest}");
     }
 

@@ -41,7 +41,7 @@ use crate::metrics::HookStats;
 use std::cell::Cell;
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::Poll;
@@ -228,7 +228,10 @@ impl BoundHook {
 
 /// The store data of one invocation.
 pub struct HookState {
-    wasi: WasiCtx,
+    /// Made on the guest's first WASI call: many hooks make none, and a
+    /// context (its random generators seeded, its pipes allocated) is a
+    /// measurable part of a short invocation.
+    wasi: Option<Wasi>,
     table: ResourceTable,
     limiter: MemoryCap,
     kv: Arc<KvData>,
@@ -240,8 +243,30 @@ pub struct HookState {
     log_lines: u32,
     /// What the guest logged, in order.
     pub logs: Vec<String>,
+}
+
+/// A guest's WASI context and the pipes its stdout and stderr go to.
+struct Wasi {
+    ctx: WasiCtx,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+}
+
+impl Wasi {
+    /// No files, sockets, environment or arguments; output captured.
+    fn new() -> Self {
+        let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE);
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE);
+        let ctx = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        Self {
+            ctx,
+            stdout,
+            stderr,
+        }
+    }
 }
 
 impl std::fmt::Debug for HookState {
@@ -256,7 +281,7 @@ impl std::fmt::Debug for HookState {
 impl WasiView for HookState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut self.wasi.get_or_insert_with(Wasi::new).ctx,
             table: &mut self.table,
         }
     }
@@ -498,17 +523,19 @@ impl HookRuntime {
     /// hook threads directly, for its next [`DEMOTED_RUNS`] invocations; a
     /// hook that behaves never pays the hand-off. Dropping the returned future
     /// aborts the invocation at its next epoch tick.
+    ///
+    /// The invocation comes boxed: its future (wasmtime's instantiation and
+    /// call) is several KiB, and every request's future would otherwise be
+    /// that much larger, hook or not.
     async fn run<R: Send + 'static>(
         &self,
         hook: &BoundHook,
-        invocation: impl Future<Output = Result<Ran<R>, HookError>> + Send + 'static,
+        mut invocation: Pin<Box<impl Future<Output = Result<Ran<R>, HookError>> + Send + 'static>>,
     ) -> Result<Ran<R>, HookError> {
-        use tracing::Instrument as _;
         let Some(threads) = &self.threads else {
             return invocation.await;
         };
         let demoted = &hook.compiled.demoted[event_index(hook.event)];
-        let mut invocation = Box::pin(invocation.in_current_span());
         let credit = demoted.load(Ordering::Relaxed);
         if credit == 0 {
             let first = std::future::poll_fn(|cx| Poll::Ready(invocation.as_mut().poll(cx))).await;
@@ -600,6 +627,7 @@ impl HookRuntime {
             + Sync
             + 'static,
     {
+        use tracing::Instrument as _;
         let mut store = new_store(&self.engine, hook, request_id, kv);
         let measure = self.measure_cpu;
         let hook_owned = hook.clone();
@@ -617,7 +645,7 @@ impl HookRuntime {
             let (result, cpu) = metered(call, hook.budget, wall_limit(hook.budget), measure).await;
             conclude(&hook, store, result, began, instantiated, cpu)
         };
-        self.run(hook, invocation).await
+        self.run(hook, Box::pin(invocation.in_current_span())).await
     }
 }
 
@@ -645,14 +673,8 @@ fn new_store(
     request_id: &str,
     kv: Arc<KvData>,
 ) -> Store<HookState> {
-    let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE);
-    let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE);
-    let wasi = WasiCtxBuilder::new()
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .build();
     let state = HookState {
-        wasi,
+        wasi: None,
         table: ResourceTable::new(),
         limiter: MemoryCap {
             limit: hook.memory_limit,
@@ -666,8 +688,6 @@ fn new_store(
         budget: hook.budget,
         log_lines: 0,
         logs: Vec::new(),
-        stdout,
-        stderr,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -697,7 +717,11 @@ fn finish<R>(
     result: Option<wasmtime::Result<R>>,
 ) -> Result<Ran<R>, HookError> {
     let state = store.data_mut();
-    for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+    let pipes = state
+        .wasi
+        .as_ref()
+        .map(|w| [("stdout", &w.stdout), ("stderr", &w.stderr)]);
+    for (stream, pipe) in pipes.iter().flatten() {
         let out = pipe.contents();
         for line in String::from_utf8_lossy(&out)
             .lines()
@@ -894,7 +918,7 @@ async fn metered<F: Future>(
     let mut timer = None;
     std::future::poll_fn(|cx| {
         if let Some(timer) = timer.as_mut() {
-            let timer: &mut std::pin::Pin<Box<tokio::time::Sleep>> = timer;
+            let timer: &mut Pin<Box<tokio::time::Sleep>> = timer;
             if timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready((None, measure.then(|| Duration::from_nanos(charged))));
             }
