@@ -2,7 +2,8 @@
 //! bounded instance for every invocation.
 //!
 //! The engine uses the pooling allocator with copy-on-write memory images and
-//! epoch interruption (a ticker thread advances the epoch every millisecond).
+//! epoch interruption (a ticker thread advances the epoch every millisecond
+//! while hooks run; [`ticker`]).
 //! Each uploaded component is compiled once (and cached on disk by content hash,
 //! so a restart does not recompile) into an `InstancePre`, with the export of
 //! each event looked up once. An invocation gets a new `Store` with a CPU budget,
@@ -36,6 +37,7 @@ mod config;
 pub mod convert;
 mod kv;
 mod log;
+mod ticker;
 
 use crate::metrics::HookStats;
 use std::cell::Cell;
@@ -43,7 +45,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -331,9 +333,10 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Instances that may run at once (pool slots).
     pub max_instances: u32,
-    /// Read the thread's CPU clock around every invocation (two clock reads)
-    /// and report it in [`Ran::cpu`] and the hooks' CPU histograms; without
-    /// it the clock is read only for invocations that run long.
+    /// Report each invocation's CPU time in [`Ran::cpu`] and the hooks' CPU
+    /// histograms: the thread's CPU clock for one that runs past an epoch
+    /// tick or waits (the clock is read for the budget then anyway), the wall
+    /// time of its one poll for one that finishes within it (no clock read).
     pub measure_cpu: bool,
     /// Threads that take over invocations once they yield, at
     /// [`HOOK_THREAD_NICE`]; 0 runs every invocation on the caller's threads.
@@ -358,7 +361,7 @@ pub struct HookRuntime {
     engine: Engine,
     cache: Option<wasmtime::Cache>,
     linker: Linker<HookState>,
-    stop_ticker: Arc<AtomicBool>,
+    ticker: ticker::Ticker,
     /// Each hook name's counters, shared by its versions.
     stats: std::sync::Mutex<std::collections::BTreeMap<String, Arc<HookStats>>>,
     measure_cpu: bool,
@@ -374,7 +377,6 @@ impl std::fmt::Debug for HookRuntime {
 
 impl Drop for HookRuntime {
     fn drop(&mut self) {
-        self.stop_ticker.store(true, Ordering::Relaxed);
         if let Some(threads) = self.threads.take() {
             // Invocations still running end at their next epoch tick.
             threads.shutdown_background();
@@ -426,16 +428,7 @@ impl HookRuntime {
         bindings::Hooks::add_to_linker::<HookState, HasSelf<HookState>>(&mut linker, |s| s)
             .map_err(err)?;
 
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("edge-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })
+        let ticker = ticker::Ticker::start(engine.clone(), EPOCH_TICK)
             .map_err(|e| RuntimeError(format!("starting the epoch ticker: {e}")))?;
         let threads = match opts.threads {
             0 => None,
@@ -453,7 +446,7 @@ impl HookRuntime {
             engine,
             cache,
             linker,
-            stop_ticker,
+            ticker,
             stats: std::sync::Mutex::default(),
             measure_cpu: opts.measure_cpu,
             threads,
@@ -631,7 +624,9 @@ impl HookRuntime {
         let mut store = new_store(&self.engine, hook, request_id, kv);
         let measure = self.measure_cpu;
         let hook_owned = hook.clone();
+        let running = self.ticker.enter();
         let invocation = async move {
+            let _running = running;
             let hook = hook_owned;
             let export = &hook.compiled.exports[event_index(hook.event)];
             let began = Instant::now();
@@ -885,6 +880,17 @@ impl PollCpu {
             }
         }
     }
+
+    /// CPU used by the invocation, at its end. One that never looked (it
+    /// finished within its first poll, before an epoch tick) is charged the
+    /// poll's wall time: a bound on its CPU time, equal to it unless the
+    /// thread was preempted, for no system call.
+    fn total(&mut self) -> u64 {
+        match self.baseline {
+            Some(_) => self.used(),
+            None => self.charged + nanos(self.started.elapsed()),
+        }
+    }
 }
 
 /// For the deadline callback: the CPU the invocation on this thread has used.
@@ -901,10 +907,10 @@ fn cpu_used() -> Duration {
 
 /// Drives one invocation, keeping [`POLL_CPU`] current for the deadline
 /// callback, and gives up (`None`) once `wall` has passed. An invocation that
-/// runs straight through before the next epoch tick costs one clock read; the
-/// thread's CPU clock and the wall-time timer are only used by one that runs
-/// longer or waits. With `measure`, the thread's CPU clock is read around it
-/// and the CPU time returned.
+/// runs straight through before the next epoch tick costs two reads of the
+/// (vDSO) monotonic clock; the thread's CPU clock (a system call) and the
+/// wall-time timer are only used by one that runs longer or waits. With
+/// `measure`, the CPU time is returned ([`PollCpu::total`]).
 async fn metered<F: Future>(
     call: F,
     budget: Duration,
@@ -914,7 +920,7 @@ async fn metered<F: Future>(
     let started = Instant::now();
     let mut call = pin!(call);
     let mut charged = 0u64;
-    let mut first = !measure;
+    let mut first = true;
     let mut timer = None;
     std::future::poll_fn(|cx| {
         if let Some(timer) = timer.as_mut() {
@@ -934,7 +940,7 @@ async fn metered<F: Future>(
         let out = call.as_mut().poll(cx);
         let mut poll = POLL_CPU.take().unwrap_or(poll);
         if let Poll::Ready(out) = out {
-            let cpu = measure.then(|| Duration::from_nanos(poll.used()));
+            let cpu = measure.then(|| Duration::from_nanos(poll.total()));
             return Poll::Ready((Some(out), cpu));
         }
         charged = poll.used();
@@ -986,6 +992,27 @@ mod tests {
         let later = poll.used();
         assert!(later > first, "{later} after spinning, {first} before");
         assert!(later < first + 1_000_000_000, "{later}");
+    }
+
+    #[test]
+    fn an_invocation_done_within_its_first_poll_is_charged_that_polls_wall_time() {
+        let mut poll = PollCpu {
+            baseline: None,
+            started: Instant::now() - Duration::from_millis(3),
+            charged: 1_000,
+            unmeasured_cap: nanos(Duration::from_micros(2500)),
+        };
+        let total = poll.total();
+        assert!((3_001_000..1_000_000_000).contains(&total), "{total}");
+        assert!(poll.baseline.is_none(), "the thread's CPU clock was read");
+
+        // One that looked at its CPU time during the poll is charged by it.
+        let mut poll = PollCpu {
+            started: Instant::now() - Duration::from_secs(1),
+            ..poll
+        };
+        poll.used();
+        assert!(poll.total() < 1_000_000_000, "charged wall time");
     }
 
     #[test]
