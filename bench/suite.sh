@@ -117,6 +117,8 @@ fi
 # ---------------------------------------------------------------- build
 EDGE_BIN="$ROOT/target/release/edge"
 WASM_DIR="$ROOT/examples/target/wasm32-wasip2/release"
+# The example hooks the scenarios upload (hook-1k, hooks4-1k).
+HOOKS="bluegreen header-router security-headers"
 BUILD_S=0
 if [ "$SKIP_BUILD" != 1 ]; then
     log "building edge (cargo build --release -p edge)"
@@ -124,19 +126,19 @@ if [ "$SKIP_BUILD" != 1 ]; then
     # From the examples folder, so its .cargo/config.toml (64 KiB guest stack)
     # applies; each hook alone, so `bluegreen` gets the SDK without `std`.
     log "building the example hooks (wasm32-wasip2)"
-    for h in bluegreen header-router security-headers; do
+    for h in $HOOKS; do
         (cd "$ROOT/examples" && cargo build --release --locked --target wasm32-wasip2 -p "$h" >&2)
     done
     BUILD_S=$(( $(date +%s) - T_START ))
 fi
 [ -x "$EDGE_BIN" ] || die "$EDGE_BIN not built"
-for h in bluegreen header-router security-headers; do
+for h in $HOOKS; do
     [ -f "$WASM_DIR/${h//-/_}.wasm" ] || die "$WASM_DIR/${h//-/_}.wasm not built"
 done
 # Run a copy, so a rebuild in the work tree during the run changes nothing.
 mkdir -p "$BENCH_DIR/bin"; chmod 755 "$BENCH_DIR"
 cp "$EDGE_BIN" "$BENCH_DIR/bin/edge"; EDGE_BIN="$BENCH_DIR/bin/edge"
-for h in bluegreen header-router security-headers; do cp "$WASM_DIR/${h//-/_}.wasm" "$BENCH_DIR/bin/"; done
+for h in $HOOKS; do cp "$WASM_DIR/${h//-/_}.wasm" "$BENCH_DIR/bin/"; done
 WASM_DIR="$BENCH_DIR/bin"
 
 # ---------------------------------------------------------------- process bookkeeping
@@ -340,7 +342,7 @@ dist_config() { # name [comment]
 declare -A DIST_ID DIST_ETAG
 configure_edge() {
     local h name out
-    for h in bluegreen header-router security-headers; do
+    for h in $HOOKS; do
         api -X PUT --data-binary "@$WASM_DIR/${h//-/_}.wasm" "http://127.0.0.1:$CONTROL_PORT/v1/hooks/$h" >/dev/null
     done
     for name in hit pass hook hooks4; do
