@@ -10,6 +10,34 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The guest target, added with rustup when the toolchain lacks it: a
+/// toolchain installed before `rust-toolchain.toml` listed the target does not
+/// always get it on its own.
+fn ensure_guest_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot
+        .as_deref()
+        .is_some_and(|root| root.join("lib/rustlib/wasm32-wasip2").is_dir());
+    if installed {
+        return;
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        _ => panic!(
+            "the example hooks need the wasm32-wasip2 target, and `rustup target add wasm32-wasip2` failed: install it and build again"
+        ),
+    }
+}
+
 fn main() {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -21,6 +49,7 @@ fn main() {
     let target_dir = out_dir.join("wasm-target");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
+    ensure_guest_target();
     let names = members(&examples);
     // One build per example, as its author would build it alone: features are
     // not unified across them (`bluegreen` uses the SDK without `std`, which

@@ -101,11 +101,34 @@ impl ProxyError {
         }
     }
 
-    /// The JSON body: `{"error": {"code", "message", "request_id"}}`.
+    /// What the viewer is told. A viewer's own mistake is explained in full;
+    /// an origin's, a hook's or the host's failure is named without its
+    /// details (addresses, OS errors, hook versions, traps), which go to the
+    /// log under the request id, and to `edge hook test`.
+    pub fn viewer_message(&self) -> String {
+        match self {
+            Self::Origin(OriginError::Timeout { .. }) => "the origin did not answer in time".into(),
+            Self::Origin(OriginError::Connect { .. }) => "the origin could not be reached".into(),
+            Self::Origin(OriginError::Protocol { .. }) => {
+                "the origin's answer was not valid HTTP".into()
+            }
+            Self::Origin(OriginError::Tls { .. }) => {
+                "the TLS connection to the origin failed".into()
+            }
+            Self::Hook(e) if e.is_limit() => "a hook ran past one of its limits".into(),
+            Self::Hook(HookError::InvalidOutput { .. }) => "a hook returned invalid output".into(),
+            Self::Hook(_) => "a hook failed".into(),
+            Self::Internal(_) => "the edge host failed to serve this request".into(),
+            viewer => viewer.to_string(),
+        }
+    }
+
+    /// The JSON body: `{"error": {"code", "message", "request_id"}}`, the
+    /// message as [`Self::viewer_message`] words it.
     pub fn body(&self, request_id: &str) -> Vec<u8> {
         let (_, code) = self.status_and_code();
         let value = serde_json::json!({
-            "error": { "code": code, "message": self.to_string(), "request_id": request_id }
+            "error": { "code": code, "message": self.viewer_message(), "request_id": request_id }
         });
         serde_json::to_vec(&value).unwrap_or_default()
     }

@@ -9,7 +9,27 @@ use clap::Parser as _;
 use edge::cli::{Cli, Command, DemoArgs, ServeArgs};
 use edge::{HostOptions, RunningHost};
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; a failure is one line on stderr (what failed, why, and
+/// what to do), never a backtrace, and exit code 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {err:#}");
+            if let Some(hint) = err
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<edge::server::StartError>())
+                .and_then(edge::server::StartError::hint)
+            {
+                let _ = writeln!(stderr, "hint: {hint}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -17,6 +37,8 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Command::Serve(ServeArgs {
@@ -38,6 +60,7 @@ fn main() -> anyhow::Result<()> {
                 let interactive = std::io::stdout().is_terminal();
                 let code = edge::cli::run(
                     verb,
+                    cli.output,
                     &mut std::io::stdout().lock(),
                     &mut std::io::stderr().lock(),
                     interactive,

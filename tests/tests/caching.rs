@@ -598,3 +598,53 @@ async fn sequential_misses_reuse_a_handful_of_origin_connections() {
         o.connections()
     );
 }
+
+/// Changing an origin's address under the same id (a new backend) never
+/// serves what the old address answered: the cache key holds where the
+/// target points, so no invalidation is needed, and moving back finds the
+/// old objects again if they are still fresh.
+#[tokio::test]
+async fn an_origin_moved_to_a_new_address_is_never_answered_from_the_old_ones_objects() {
+    let old = Origin::fixed("old backend", &[("cache-control", "max-age=3600")]).await;
+    let new = Origin::fixed("new backend", &[("cache-control", "max-age=3600")]).await;
+    let edge = Edge::start().await;
+    let config = |origin: &Origin, path: &str| {
+        json!({
+            "aliases": ["moved.example.com"],
+            "origins": [{"id": "web", "domain_name": origin.domain(), "protocol": "http", "origin_path": path}],
+            "default_cache_behavior": {"target_origin_id": "web"},
+        })
+    };
+    let created = edge.create(config(&old, "")).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut etag = created["etag"].as_str().unwrap().to_owned();
+    let id = id.as_str();
+    for expected in ["Miss", "Hit"] {
+        let got = edge.get("moved.example.com", "/page").await;
+        assert_eq!(
+            (got.text().as_str(), got.cache()),
+            ("old backend", expected)
+        );
+    }
+    let put = |body: serde_json::Value, tag: String| {
+        let edge = &edge;
+        let path = format!("/v1/distributions/{id}/config");
+        async move {
+            let got = edge
+                .api("PUT", &path, Some(body), &[("if-match", &tag)])
+                .await;
+            assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+            got.header("etag").unwrap().to_owned()
+        }
+    };
+    etag = put(config(&new, ""), etag).await;
+    let got = edge.get("moved.example.com", "/page").await;
+    assert_eq!((got.text().as_str(), got.cache()), ("new backend", "Miss"));
+    // A changed origin_path is another place too.
+    etag = put(config(&new, "/v2"), etag).await;
+    let got = edge.get("moved.example.com", "/page").await;
+    assert_eq!(got.cache(), "Miss");
+    put(config(&old, ""), etag).await;
+    let got = edge.get("moved.example.com", "/page").await;
+    assert_eq!((got.text().as_str(), got.cache()), ("old backend", "Hit"));
+}

@@ -108,9 +108,12 @@ async fn distributions_from_create_to_delete() {
     assert_eq!(stale.code, 1);
     assert!(stale.err.contains("PreconditionFailed"), "{}", stale.err);
     assert_eq!(edge.get("www.cli.test", "/").await.text(), "blue");
-    // Neither --if-match nor --from-current: a usage error.
+    // No ETag from --if-match, --from-current or the file: refused, saying
+    // where to get one.
     let usage = edge_cli(&edge, &["dist", "update", &id, "--config", &green_cfg]).await;
-    assert_eq!(usage.code, 2, "{}", usage.err);
+    assert_eq!(usage.code, 1, "{}", usage.err);
+    assert!(usage.err.contains("--if-match"), "{}", usage.err);
+    assert!(usage.err.contains("get-config"), "{}", usage.err);
     let updated = edge_cli(
         &edge,
         &[

@@ -579,6 +579,12 @@ async fn promote_copies_staging_onto_primary_with_both_etags() {
     let primary = edge.create(site(&["www.pr.test"], &p)).await;
     let pid = primary["id"].as_str().unwrap().to_owned();
     let staging = staging_of(&edge, &pid, &s).await;
+    let (policy_id, _) = policy(
+        &edge,
+        json!({"staging_distribution_id": staging, "traffic": {"type": "weight", "weight": 0.0}}),
+    )
+    .await;
+    attach(&edge, &pid, site(&["www.pr.test"], &p), &policy_id).await;
     let (_, ptag) = get_json(&edge, &format!("/v1/distributions/{pid}")).await;
     let (_, stag) = get_json(&edge, &format!("/v1/distributions/{staging}")).await;
     let path = format!("/v1/distributions/{pid}/promote");
@@ -621,6 +627,51 @@ async fn promote_copies_staging_onto_primary_with_both_etags() {
         )
         .await;
     assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.text());
+}
+
+/// Promote takes only the staging distribution of the primary's own policy:
+/// another primary's staging, or a staging copy no policy names, is refused
+/// with 409 and production keeps its config.
+#[tokio::test]
+async fn promote_refuses_a_staging_distribution_that_is_not_the_primarys() {
+    let (p, q, foreign) = (named("P").await, named("Q").await, named("FOREIGN").await);
+    let edge = Edge::start().await;
+    let primary = edge.create(site(&["www.mine.test"], &p)).await;
+    let pid = primary["id"].as_str().unwrap().to_owned();
+    let other = edge.create(site(&["www.theirs.test"], &q)).await;
+    let oid = other["id"].as_str().unwrap().to_owned();
+    // The other primary's staging, attached to the other primary's policy.
+    let theirs = staging_of(&edge, &oid, &foreign).await;
+    let (their_policy, _) = policy(
+        &edge,
+        json!({"staging_distribution_id": theirs, "traffic": {"type": "weight", "weight": 0.0}}),
+    )
+    .await;
+    attach(&edge, &oid, site(&["www.theirs.test"], &q), &their_policy).await;
+    // A staging copy of this primary that no policy names.
+    let loose = staging_of(&edge, &pid, &foreign).await;
+    for (staging, says) in [
+        (&theirs, oid.as_str()),
+        (&loose, "no continuous-deployment policy"),
+    ] {
+        let (_, ptag) = get_json(&edge, &format!("/v1/distributions/{pid}")).await;
+        let (_, stag) = get_json(&edge, &format!("/v1/distributions/{staging}")).await;
+        let got = edge
+            .api(
+                "POST",
+                &format!("/v1/distributions/{pid}/promote"),
+                Some(json!({"staging_distribution_id": staging})),
+                &[("if-match", &format!("{ptag}, {stag}"))],
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::CONFLICT, "{}", got.text());
+        assert_eq!(got.error_code(), "IllegalUpdate");
+        let message = got.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(says), "{message}");
+        let (_, after) = get_json(&edge, &format!("/v1/distributions/{pid}")).await;
+        assert_eq!(after, ptag, "nothing changed");
+        assert_eq!(edge.get("www.mine.test", "/").await.text(), "P");
+    }
 }
 
 #[tokio::test]

@@ -643,12 +643,14 @@ async fn failures_fail_only_their_request_with_the_right_status() {
             request_id.as_str(),
             "{name}"
         );
+        // The viewer gets the code and the request id, never the hook's
+        // version or its trap (those are in the log).
+        let message = got.json()["error"]["message"].as_str().unwrap().to_owned();
         assert!(
-            got.json()["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("misbehave@sha256:"),
-            "{name}"
+            !message.contains("sha256")
+                && !message.contains("misbehave")
+                && !message.contains("wasm"),
+            "{name}: {message}"
         );
         let healthy = healthy.await.unwrap();
         assert_eq!(
@@ -860,11 +862,9 @@ async fn budgets_count_cpu_time_and_waits_have_a_wall_limit() {
         got.text()
     );
     assert_eq!(got.error_code(), "HookLimitExceeded");
-    assert!(
-        got.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("time limit of 1s"),
+    assert_eq!(
+        got.json()["error"]["message"],
+        "a hook ran past one of its limits",
         "{}",
         got.text()
     );

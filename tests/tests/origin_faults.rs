@@ -115,6 +115,18 @@ async fn a_refused_connection_is_a_502() {
     let got = edge.get("o.example.com", "/").await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY);
     assert_eq!(got.error_code(), "OriginConnectionFailed");
+    // The viewer learns what failed, not the origin's address or the OS error.
+    let text = got.text();
+    assert!(
+        !text.contains(&port.to_string())
+            && !text.contains("os error")
+            && !text.contains("refused"),
+        "{text}"
+    );
+    assert_eq!(
+        got.json()["error"]["request_id"].as_str(),
+        got.header("x-edge-request-id")
+    );
 }
 
 #[tokio::test]

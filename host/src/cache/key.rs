@@ -18,6 +18,9 @@ use crate::config::raw::QueryStrings;
 pub struct KeyParts<'a> {
     pub distribution_id: &'a str,
     pub origin_id: &'a str,
+    /// Where the origin is ([`crate::config::Distribution::fingerprints`]):
+    /// a changed address makes a new key.
+    pub origin_fingerprint: &'a str,
     /// The deployment arm (`primary` or `staging`).
     pub arm: &'a str,
     pub method: &'a Method,
@@ -40,6 +43,7 @@ pub fn build(
     for part in [
         parts.distribution_id,
         parts.origin_id,
+        parts.origin_fingerprint,
         parts.arm,
         parts.method.as_str(),
         parts.host,
@@ -160,6 +164,7 @@ mod tests {
         let base = KeyParts {
             distribution_id: "E1",
             origin_id: "blue",
+            origin_fingerprint: "3f2a",
             arm: "primary",
             method: &Method::GET,
             host: "a.com",
@@ -186,11 +191,21 @@ mod tests {
             &h,
             &p,
         );
+        let moved = build(
+            KeyParts {
+                origin_fingerprint: "9c41",
+                ..base
+            },
+            None,
+            None,
+            &h,
+            &p,
+        );
         let query = build(base, Some("q=1"), None, &h, &p);
         let mut fr = HeaderMap::new();
         fr.insert("accept-language", "fr".parse().unwrap());
         let lang = build(base, None, None, &fr, &p);
-        let all = [&k, &green, &staging, &query, &lang];
+        let all = [&k, &green, &moved, &staging, &query, &lang];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a, b);

@@ -61,8 +61,8 @@ pub struct HookTestArgs {
     /// Memory cap per event (MiB; default 16).
     #[arg(long)]
     pub memory_limit_mib: Option<u64>,
-    /// Print JSON instead of lines.
-    #[arg(long)]
+    /// Print JSON instead of lines (the same as `-o json`).
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 

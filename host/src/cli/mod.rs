@@ -13,6 +13,7 @@
 
 mod client;
 pub mod dev;
+mod edit;
 pub mod hook_test;
 pub mod scaffold;
 mod verbs;
@@ -33,6 +34,11 @@ pub use client::{ApiClient, CliError};
     about = "A self-hosted, programmable edge router: run a host, or drive one through its control API"
 )]
 pub struct Cli {
+    /// How client verbs print: `table` for people, `json` (the API's own
+    /// answer) for scripts, `id` for the id alone
+    /// (`STAGING=$(edge cd create-staging E1 -o id)`). Anywhere on the line.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -208,10 +214,6 @@ pub struct Connection {
         default_value = "./edge-data/token"
     )]
     pub token_file: PathBuf,
-    /// `table` for people, `json` (the API's own answer) for scripts, `id`
-    /// for the id alone (`STAGING=$(edge cd create-staging E1 --output id)`).
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
 }
 
 /// The output format of client verbs.
@@ -235,27 +237,50 @@ pub enum DistCommand {
     },
     /// Show a distribution: id, domain name, status, ETag, config.
     Get(IdArgs),
-    /// Print a distribution's config alone (JSON), ready to edit and update.
-    GetConfig(IdArgs),
+    /// Print a distribution's config alone (JSON), ready to edit and feed to
+    /// `update --config`; its ETag goes to stderr (and to --etag-file).
+    /// With `-o json`: `{"etag", "config"}`, which `update` reads whole.
+    GetConfig {
+        /// The distribution.
+        id: String,
+        /// Also write the ETag to this file (`update --if-match "$(cat F)"`).
+        #[arg(long)]
+        etag_file: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Open a distribution's config in $VISUAL or $EDITOR and apply it when
+    /// the editor exits (If-Match handled); a refused change reopens the
+    /// editor with the error at the top.
+    Edit {
+        /// The distribution.
+        id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Serve a distribution's aliases again (`enabled: true`).
+    Enable(IdArgs),
+    /// Stop serving a distribution's aliases (`enabled: false`; viewers get
+    /// 421); a disabled distribution can be deleted.
+    Disable(IdArgs),
     /// List distributions.
     List {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Replace a distribution's whole config. Needs --if-match with the ETag
-    /// the config was read at, or --from-current to use the current one.
+    /// Replace a distribution's whole config (what `get-config` printed,
+    /// edited). The ETag the change is based on comes from --if-match, from
+    /// the file (`get-config -o json` output carries it), or, with
+    /// --from-current, from the API.
     Update {
         /// The distribution.
         id: String,
-        /// The config (`-` for stdin).
+        /// The config (`-` for stdin): the config alone, or `get-config -o
+        /// json` / `get -o json` output.
         #[arg(long)]
         config: PathBuf,
         /// The ETag the change is based on; a stale one is refused (412).
-        #[arg(
-            long,
-            conflicts_with = "from_current",
-            required_unless_present = "from_current"
-        )]
+        #[arg(long, conflicts_with = "from_current")]
         if_match: Option<String>,
         /// Fetch the current ETag first (last writer wins: use with care).
         #[arg(long)]
@@ -311,6 +336,11 @@ pub struct IdArgs {
 /// `edge alias ...`.
 #[derive(Debug, Subcommand)]
 pub enum AliasCommand {
+    /// List every alias and the distribution that serves it.
+    List {
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Move an alias (exact or `*.wildcard`) to a distribution, from whichever
     /// holds it, atomically: viewers are served by one or the other throughout.
     Move {
@@ -380,8 +410,27 @@ pub enum PolicyCommand {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Replace a policy (from flags or --config); the ETag is fetched unless
-    /// --if-match gives it.
+    /// Detach a primary's policy (its viewers all get the primary again);
+    /// the policy stays, to attach again or delete.
+    Detach {
+        /// The primary distribution.
+        primary: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Delete a detached policy (--if-match, or the current ETag).
+    Delete {
+        /// The policy.
+        id: String,
+        /// Its current ETag (fetched when not given).
+        #[arg(long)]
+        if_match: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Change a policy: the flags given replace those settings, the rest
+    /// keep their current values (--config replaces the whole policy). The
+    /// ETag is fetched unless --if-match gives it.
     Update {
         /// The policy.
         id: String,
@@ -401,17 +450,18 @@ pub struct PolicySpec {
     /// The policy as JSON (`-` for stdin); the other flags are then not used.
     #[arg(long, conflicts_with_all = ["staging", "weight", "header"])]
     pub config: Option<PathBuf>,
-    /// The staging distribution.
-    #[arg(long, required_unless_present = "config")]
+    /// The staging distribution (needed to create a policy).
+    #[arg(long)]
     pub staging: Option<String>,
     /// Share of viewers sent to staging, as a fraction (0.05) or a percentage (5%).
     #[arg(long, conflicts_with = "header")]
     pub weight: Option<String>,
-    /// Keep a viewer on its arm this many seconds without a request.
-    #[arg(long, requires = "weight")]
+    /// Keep a viewer on its arm this many seconds without a request
+    /// (session stickiness, with --max-ttl; weight policies only).
+    #[arg(long)]
     pub idle_ttl: Option<u64>,
     /// Keep a viewer on its arm at most this many seconds.
-    #[arg(long, requires = "idle_ttl")]
+    #[arg(long)]
     pub max_ttl: Option<u64>,
     /// Send requests with this header (and --value) to staging.
     #[arg(long, requires = "value")]
@@ -419,18 +469,22 @@ pub struct PolicySpec {
     /// The --header value that selects staging.
     #[arg(long)]
     pub value: Option<String>,
-    /// Create the policy disabled.
-    #[arg(long)]
+    /// Turn the policy off: every viewer gets the primary.
+    #[arg(long, conflicts_with = "enabled")]
     pub disabled: bool,
+    /// Turn a disabled policy on again.
+    #[arg(long)]
+    pub enabled: bool,
     /// Roll back by itself when staging's 5xx share is above this fraction.
     #[arg(long)]
     pub auto_max_error_rate: Option<f64>,
-    /// The window the automatic gate counts over, in seconds.
-    #[arg(long, default_value_t = 60)]
-    pub auto_window: u64,
-    /// The staging requests the gate needs in its window before it may trip.
-    #[arg(long, default_value_t = 100)]
-    pub auto_min_requests: u64,
+    /// The window the automatic gate counts over, in seconds (default 60).
+    #[arg(long)]
+    pub auto_window: Option<u64>,
+    /// The staging requests the gate needs in its window before it may trip
+    /// (default 100).
+    #[arg(long)]
+    pub auto_min_requests: Option<u64>,
 }
 
 /// `edge invalidate`.
@@ -454,6 +508,14 @@ pub enum HookCommand {
         name: String,
         /// The `.wasm` component.
         file: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Delete a hook and every version of it; refused while a distribution
+    /// runs it.
+    Delete {
+        /// The hook's name.
+        name: String,
         #[command(flatten)]
         conn: Connection,
     },
@@ -508,6 +570,13 @@ pub enum KvCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// List namespaces, or the keys of one with their sizes.
+    List {
+        /// A namespace whose keys to list.
+        namespace: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Print a value.
     Get {
         /// The namespace.
@@ -533,11 +602,12 @@ pub enum KvCommand {
 /// process exit code.
 pub async fn run(
     command: Command,
+    output: Output,
     out: &mut dyn Write,
     err: &mut dyn Write,
     interactive: bool,
 ) -> i32 {
-    match verbs::run(command, out, interactive).await {
+    match verbs::run(command, output, out, err, interactive).await {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
@@ -554,7 +624,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
-        Ok(cli) => run(cli.command, out, err, false).await,
+        Ok(cli) => run(cli.command, cli.output, out, err, false).await,
         Err(e) => {
             let _ = write!(err, "{e}");
             if e.use_stderr() { 2 } else { 0 }

@@ -15,18 +15,60 @@ use super::{
 
 type Out<'a> = &'a mut dyn Write;
 
-fn io(e: std::io::Error) -> CliError {
+pub(super) fn io(e: std::io::Error) -> CliError {
     CliError::Local(format!("writing output: {e}"))
 }
 
 /// Runs one client verb. `interactive` says whether `out` is a terminal (for
 /// `wait-deployed`'s progress indicator).
-pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<(), CliError> {
+pub async fn run(
+    command: Command,
+    output: Output,
+    out: Out<'_>,
+    err: Out<'_>,
+    interactive: bool,
+) -> Result<(), CliError> {
     match command {
         Command::Serve(_) | Command::Demo(_) | Command::Dev(_) => Err(CliError::Local(
             "serve, demo and dev run a host; they are not client verbs".into(),
         )),
-        Command::Dist(cmd) => dist(cmd, out, interactive).await,
+        Command::Dist(cmd) => dist(cmd, output, out, err, interactive).await,
+        Command::Alias(AliasCommand::List { conn }) => {
+            let api = ApiClient::new(&conn);
+            let (v, _) = api.get("/v1/distributions").await?;
+            let mut rows: Vec<Value> = Vec::new();
+            for d in v["items"].as_array().into_iter().flatten() {
+                for alias in d["aliases"].as_array().into_iter().flatten() {
+                    rows.push(json!({
+                        "alias": alias,
+                        "distribution": d["id"],
+                        "domain_name": d["domain_name"],
+                        "enabled": d["enabled"],
+                    }));
+                }
+            }
+            rows.sort_by_key(|r| text(&r["alias"]));
+            match output {
+                Output::Json => print_json(out, &json!({ "items": rows, "quantity": rows.len() })),
+                Output::Id => rows
+                    .iter()
+                    .try_for_each(|r| writeln!(out, "{}", text(&r["alias"])).map_err(io)),
+                Output::Table => table(
+                    out,
+                    &["ALIAS", "DISTRIBUTION", "ENABLED", "DOMAIN"],
+                    rows.iter()
+                        .map(|r| {
+                            vec![
+                                text(&r["alias"]),
+                                text(&r["distribution"]),
+                                text(&r["enabled"]),
+                                text(&r["domain_name"]),
+                            ]
+                        })
+                        .collect(),
+                ),
+            }
+        }
         Command::Alias(AliasCommand::Move { alias, to, conn }) => {
             let api = ApiClient::new(&conn);
             let reply = api
@@ -37,14 +79,14 @@ pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<()
                     None,
                 )
                 .await?;
-            print_distribution(out, conn.output, &reply)
+            print_distribution(out, output, &reply)
         }
-        Command::Cd(cmd) => cd(cmd, out).await,
+        Command::Cd(cmd) => cd(cmd, output, out).await,
         Command::Import(ImportCommand::Cloudfront {
             file,
             dry_run,
             conn,
-        }) => import_cloudfront(&conn, &file, dry_run, out).await,
+        }) => import_cloudfront(&conn, output, &file, dry_run, out).await,
         Command::Invalidate(args) => {
             let api = ApiClient::new(&args.conn);
             let reply = api
@@ -56,7 +98,7 @@ pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<()
                 )
                 .await?;
             let v = reply.json()?;
-            match args.conn.output {
+            match output {
                 Output::Json => print_json(out, &v),
                 Output::Id => print_id(out, &v),
                 Output::Table => fields(
@@ -80,7 +122,7 @@ pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<()
                 .await?;
             list(
                 out,
-                args.conn.output,
+                output,
                 &v,
                 &["ID", "STATUS", "CREATED", "DROPPED", "PATHS"],
                 |i| {
@@ -94,12 +136,18 @@ pub async fn run(command: Command, out: Out<'_>, interactive: bool) -> Result<()
                 },
             )
         }
-        Command::Hook(cmd) => hook(cmd, out).await,
-        Command::Kv(cmd) => kv(cmd, out).await,
+        Command::Hook(cmd) => hook(cmd, output, out).await,
+        Command::Kv(cmd) => kv(cmd, output, out).await,
     }
 }
 
-async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), CliError> {
+async fn dist(
+    cmd: DistCommand,
+    output: Output,
+    out: Out<'_>,
+    err: Out<'_>,
+    interactive: bool,
+) -> Result<(), CliError> {
     match cmd {
         DistCommand::Create { config, conn } => {
             let api = ApiClient::new(&conn);
@@ -107,7 +155,7 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
             let reply = api
                 .send_json(Method::POST, "/v1/distributions", &body, None)
                 .await?;
-            print_distribution(out, conn.output, &reply)
+            print_distribution(out, output, &reply)
         }
         DistCommand::Get(args) => {
             let api = ApiClient::new(&args.conn);
@@ -119,28 +167,41 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
                     None,
                 )
                 .await?;
-            print_distribution(out, args.conn.output, &reply)
+            print_distribution(out, output, &reply)
         }
-        DistCommand::GetConfig(args) => {
-            // Always JSON: the config is what `update --config` reads back.
-            let api = ApiClient::new(&args.conn);
+        DistCommand::GetConfig {
+            id,
+            etag_file,
+            conn,
+        } => {
+            let api = ApiClient::new(&conn);
             let (v, etag) = api
-                .get(&format!("/v1/distributions/{}/config", seg(&args.id)))
+                .get(&format!("/v1/distributions/{}/config", seg(&id)))
                 .await?;
-            match args.conn.output {
+            let etag = etag.unwrap_or_default();
+            if let Some(path) = &etag_file {
+                std::fs::write(path, format!("{etag}\n"))
+                    .map_err(|e| CliError::Local(format!("writing {}: {e}", path.display())))?;
+            }
+            // stdout is the document alone, so `> f.json` is what `update
+            // --config f.json` reads back; the ETag goes beside it.
+            match output {
                 Output::Json => print_json(out, &json!({ "etag": etag, "config": v })),
                 Output::Table | Output::Id => {
                     print_json(out, &v)?;
-                    writeln!(out, "# ETag: {}", etag.unwrap_or_default()).map_err(io)
+                    writeln!(err, "ETag: {etag}").map_err(io)
                 }
             }
         }
+        DistCommand::Edit { id, conn } => super::edit::run(&conn, output, &id, out, err).await,
+        DistCommand::Enable(args) => set_enabled(&args.conn, output, &args.id, true, out).await,
+        DistCommand::Disable(args) => set_enabled(&args.conn, output, &args.id, false, out).await,
         DistCommand::List { conn } => {
             let api = ApiClient::new(&conn);
             let (v, _) = api.get("/v1/distributions").await?;
             list(
                 out,
-                conn.output,
+                output,
                 &v,
                 &[
                     "ID", "DOMAIN", "STATUS", "ENABLED", "STAGING", "ETAG", "ALIASES",
@@ -166,26 +227,30 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
             conn,
         } => {
             let api = ApiClient::new(&conn);
-            let body = read_json(&config)?;
+            let document = ConfigDocument::parse(&read_input(&config)?, &config)?;
             let path = format!("/v1/distributions/{}/config", seg(&id));
-            let tag = match (if_match, from_current) {
-                (Some(tag), _) => tag,
-                (None, true) => api.etag_of(&path).await?,
-                (None, false) => {
-                    return Err(CliError::Local(
-                        "give --if-match <ETag> (from `edge dist get`) or --from-current".into(),
-                    ));
+            let tag = match (if_match, from_current, document.etag) {
+                (Some(tag), _, _) => tag,
+                (None, true, _) => api.etag_of(&path).await?,
+                (None, false, Some(tag)) => tag,
+                (None, false, None) => {
+                    return Err(CliError::Local(format!(
+                        "{} carries no ETag: give --if-match <ETag> (edge dist get-config {id} prints it on stderr) or --from-current",
+                        config.display()
+                    )));
                 }
             };
-            let reply = api.send_json(Method::PUT, &path, &body, Some(&tag)).await?;
-            print_distribution(out, conn.output, &reply)
+            let reply = api
+                .send_json(Method::PUT, &path, &document.config, Some(&tag))
+                .await?;
+            print_distribution(out, output, &reply)
         }
         DistCommand::Copy {
             id,
             staging,
             target,
             conn,
-        } => copy(&conn, &id, staging, target.as_deref(), out).await,
+        } => copy(&conn, output, &id, staging, target.as_deref(), out).await,
         DistCommand::Delete { id, if_match, conn } => {
             let api = ApiClient::new(&conn);
             let path = format!("/v1/distributions/{}", seg(&id));
@@ -194,14 +259,81 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
                 None => api.etag_of(&path).await?,
             };
             api.send(Method::DELETE, &path, None, Some(&tag)).await?;
-            match conn.output {
+            match output {
                 Output::Json => print_json(out, &json!({ "deleted": id })),
                 Output::Table | Output::Id => writeln!(out, "deleted {id}").map_err(io),
             }
         }
         DistCommand::WaitDeployed { id, timeout, conn } => {
-            wait_deployed(&conn, &id, Duration::from_secs(timeout), out, interactive).await
+            wait_deployed(
+                &conn,
+                output,
+                &id,
+                Duration::from_secs(timeout),
+                out,
+                interactive,
+            )
+            .await
         }
+    }
+}
+
+/// Sets a distribution's `enabled`, guarded by the ETag it was read at.
+async fn set_enabled(
+    conn: &Connection,
+    output: Output,
+    id: &str,
+    enabled: bool,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let api = ApiClient::new(conn);
+    let path = format!("/v1/distributions/{}/config", seg(id));
+    let (mut config, etag) = api.get(&path).await?;
+    config["enabled"] = json!(enabled);
+    let reply = api
+        .send_json(Method::PUT, &path, &config, etag.as_deref())
+        .await?;
+    print_distribution(out, output, &reply)
+}
+
+/// A config file as `update` reads it: the config alone, or the output of
+/// `get-config -o json` / `get -o json` (`{"etag", "config", ...}`), with
+/// `#` comment lines allowed (JSON has no line that starts with `#`).
+#[derive(Debug)]
+pub(super) struct ConfigDocument {
+    pub config: Value,
+    /// The ETag the document was read at, when it says.
+    pub etag: Option<String>,
+}
+
+impl ConfigDocument {
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, CliError> {
+        let text = String::from_utf8_lossy(bytes);
+        let mut etag = None;
+        let mut json_text = String::with_capacity(text.len());
+        for line in text.lines() {
+            match line.trim_start().strip_prefix('#') {
+                // `# ETag: E4`, as older `get-config` output ended.
+                Some(comment) => {
+                    if let Some(tag) = comment.trim().strip_prefix("ETag:") {
+                        etag = Some(tag.trim().to_owned());
+                    }
+                }
+                None => {
+                    json_text.push_str(line);
+                    json_text.push('\n');
+                }
+            }
+        }
+        let mut config: Value = serde_json::from_str(&json_text)
+            .map_err(|e| CliError::Local(format!("{} is not JSON: {e}", path.display())))?;
+        if let (Some(inner), Some(tag)) = (config.get("config"), config.get("etag")) {
+            if inner.is_object() {
+                etag = tag.as_str().map(str::to_owned).or(etag);
+                config = inner.clone();
+            }
+        }
+        Ok(Self { config, etag })
     }
 }
 
@@ -209,6 +341,7 @@ async fn dist(cmd: DistCommand, out: Out<'_>, interactive: bool) -> Result<(), C
 /// behavior at that origin (a second write, guarded by the copy's ETag).
 async fn copy(
     conn: &Connection,
+    output: Output,
     id: &str,
     staging: bool,
     target: Option<&str>,
@@ -236,13 +369,14 @@ async fn copy(
             )
             .await?;
     }
-    print_distribution(out, conn.output, &reply)
+    print_distribution(out, output, &reply)
 }
 
 /// Polls the distribution until it is `Deployed`: a spinner on a terminal,
 /// a line per status change otherwise.
 async fn wait_deployed(
     conn: &Connection,
+    output: Output,
     id: &str,
     timeout: Duration,
     out: Out<'_>,
@@ -262,7 +396,7 @@ async fn wait_deployed(
             if interactive {
                 write!(out, "\r\x1b[2K").map_err(io)?;
             }
-            match conn.output {
+            match output {
                 Output::Json => print_json(
                     out,
                     &json!({"id": id, "status": status, "etag": etag, "seconds": elapsed}),
@@ -299,14 +433,14 @@ async fn wait_deployed(
     Ok(())
 }
 
-async fn cd(cmd: CdCommand, out: Out<'_>) -> Result<(), CliError> {
+async fn cd(cmd: CdCommand, output: Output, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
         CdCommand::CreateStaging { id, target, conn } => {
-            copy(&conn, &id, true, target.as_deref(), out).await
+            copy(&conn, output, &id, true, target.as_deref(), out).await
         }
         CdCommand::Policy(PolicyCommand::Create { spec, attach, conn }) => {
             let api = ApiClient::new(&conn);
-            let body = policy_body(&spec)?;
+            let body = policy_body(&spec, None)?;
             let reply = api
                 .send_json(
                     Method::POST,
@@ -323,7 +457,46 @@ async fn cd(cmd: CdCommand, out: Out<'_>) -> Result<(), CliError> {
                 api.send_json(Method::PUT, &path, &config, etag.as_deref())
                     .await?;
             }
-            print_policy(out, conn.output, &policy)
+            print_policy(out, output, &policy)
+        }
+        CdCommand::Policy(PolicyCommand::Detach { primary, conn }) => {
+            let api = ApiClient::new(&conn);
+            let path = format!("/v1/distributions/{}/config", seg(&primary));
+            let (mut config, etag) = api.get(&path).await?;
+            let Some(policy) = config["continuous_deployment_policy_id"]
+                .as_str()
+                .map(str::to_owned)
+            else {
+                return Err(CliError::Local(format!(
+                    "{primary} has no continuous-deployment policy attached"
+                )));
+            };
+            config["continuous_deployment_policy_id"] = Value::Null;
+            let reply = api
+                .send_json(Method::PUT, &path, &config, etag.as_deref())
+                .await?;
+            match output {
+                Output::Json => print_json(out, &reply.json()?),
+                Output::Id => writeln!(out, "{policy}").map_err(io),
+                Output::Table => writeln!(
+                    out,
+                    "detached {policy} from {primary}: every viewer gets {primary}"
+                )
+                .map_err(io),
+            }
+        }
+        CdCommand::Policy(PolicyCommand::Delete { id, if_match, conn }) => {
+            let api = ApiClient::new(&conn);
+            let path = format!("/v1/continuous-deployment-policies/{}", seg(&id));
+            let tag = match if_match {
+                Some(tag) => tag,
+                None => api.etag_of(&path).await?,
+            };
+            api.send(Method::DELETE, &path, None, Some(&tag)).await?;
+            match output {
+                Output::Json => print_json(out, &json!({ "deleted": id })),
+                Output::Table | Output::Id => writeln!(out, "deleted {id}").map_err(io),
+            }
         }
         CdCommand::Policy(PolicyCommand::Get(args)) => {
             let api = ApiClient::new(&args.conn);
@@ -333,14 +506,14 @@ async fn cd(cmd: CdCommand, out: Out<'_>) -> Result<(), CliError> {
                     seg(&args.id)
                 ))
                 .await?;
-            print_policy(out, args.conn.output, &v)
+            print_policy(out, output, &v)
         }
         CdCommand::Policy(PolicyCommand::List { conn }) => {
             let api = ApiClient::new(&conn);
             let (v, _) = api.get("/v1/continuous-deployment-policies").await?;
             list(
                 out,
-                conn.output,
+                output,
                 &v,
                 &["ID", "STAGING", "ENABLED", "TRAFFIC", "GATE", "ETAG"],
                 |p| {
@@ -363,13 +536,18 @@ async fn cd(cmd: CdCommand, out: Out<'_>) -> Result<(), CliError> {
         }) => {
             let api = ApiClient::new(&conn);
             let path = format!("/v1/continuous-deployment-policies/{}", seg(&id));
-            let body = policy_body(&spec)?;
-            let tag = match if_match {
-                Some(tag) => tag,
-                None => api.etag_of(&path).await?,
+            // A patch: what the flags do not name keeps its current value,
+            // read at the ETag the write is then guarded by.
+            let (current, etag) = api.get(&path).await?;
+            let body = policy_body(&spec, Some(&current["config"]))?;
+            let tag = match (if_match, etag) {
+                (Some(tag), _) | (None, Some(tag)) => tag,
+                (None, None) => {
+                    return Err(CliError::Local(format!("{path} answered without an ETag")));
+                }
             };
             let reply = api.send_json(Method::PUT, &path, &body, Some(&tag)).await?;
-            print_policy(out, conn.output, &reply.json()?)
+            print_policy(out, output, &reply.json()?)
         }
         CdCommand::Promote {
             id,
@@ -398,50 +576,94 @@ async fn cd(cmd: CdCommand, out: Out<'_>) -> Result<(), CliError> {
                     Some(&tags),
                 )
                 .await?;
-            print_distribution(out, conn.output, &reply)
+            print_distribution(out, output, &reply)
         }
     }
 }
 
-/// The policy body from `--config`, or built from the flags.
-fn policy_body(spec: &PolicySpec) -> Result<Value, CliError> {
+/// The policy body from `--config`, or the flags applied to `current` (the
+/// policy's config as it is, for an update; `None` to create one): settings
+/// no flag names keep their current values.
+fn policy_body(spec: &PolicySpec, current: Option<&Value>) -> Result<Value, CliError> {
     if let Some(path) = &spec.config {
         return read_json(path);
     }
-    let staging = spec
-        .staging
-        .as_deref()
-        .ok_or_else(|| CliError::Local("--staging <distribution id> is required".into()))?;
-    let traffic = match (&spec.weight, &spec.header, &spec.value) {
-        (Some(weight), None, _) => {
-            let weight = parse_weight(weight)?;
-            let mut t = json!({ "type": "weight", "weight": weight });
-            if let Some(idle) = spec.idle_ttl {
-                t["session_stickiness"] =
-                    json!({ "idle_ttl": idle, "max_ttl": spec.max_ttl.unwrap_or(idle) });
-            }
-            t
-        }
-        (None, Some(header), Some(value)) => {
-            json!({ "type": "header", "header": header, "value": value })
-        }
-        _ => {
-            return Err(CliError::Local(
-                "give --weight (a fraction or a percentage), or --header with --value".into(),
+    let local = |m: &str| CliError::Local(m.to_owned());
+    let mut body = current
+        .cloned()
+        .unwrap_or_else(|| json!({ "enabled": true }));
+    match (&spec.staging, current) {
+        (Some(staging), _) => body["staging_distribution_id"] = json!(staging),
+        (None, None) => {
+            return Err(local(
+                "--staging <distribution id> is required to create a policy",
             ));
         }
-    };
-    let mut body = json!({
-        "staging_distribution_id": staging,
-        "enabled": !spec.disabled,
-        "traffic": traffic,
-    });
-    if let Some(rate) = spec.auto_max_error_rate {
+        (None, Some(_)) => {}
+    }
+    let traffic = &body["traffic"];
+    let stickiness = (traffic["type"] == "weight")
+        .then(|| traffic.get("session_stickiness").cloned())
+        .flatten();
+    match (&spec.weight, &spec.header, &spec.value) {
+        (Some(weight), None, _) => {
+            let mut t = json!({ "type": "weight", "weight": parse_weight(weight)? });
+            if let Some(s) = stickiness {
+                t["session_stickiness"] = s;
+            }
+            body["traffic"] = t;
+        }
+        (None, Some(header), Some(value)) => {
+            body["traffic"] = json!({ "type": "header", "header": header, "value": value });
+        }
+        (None, None, _) if current.is_some() => {}
+        _ => {
+            return Err(local(
+                "give --weight (a fraction or a percentage), or --header with --value",
+            ));
+        }
+    }
+    if spec.idle_ttl.is_some() || spec.max_ttl.is_some() {
+        if body["traffic"]["type"] != "weight" {
+            return Err(local(
+                "--idle-ttl and --max-ttl keep viewers on their arm of a weight policy; this policy selects by header",
+            ));
+        }
+        let current = &body["traffic"]["session_stickiness"];
+        let idle = spec
+            .idle_ttl
+            .or_else(|| current["idle_ttl"].as_u64())
+            .ok_or_else(|| local("give --idle-ttl with --max-ttl"))?;
+        let max = spec
+            .max_ttl
+            .or_else(|| current["max_ttl"].as_u64())
+            .unwrap_or(idle);
+        body["traffic"]["session_stickiness"] = json!({ "idle_ttl": idle, "max_ttl": max });
+    }
+    if spec.disabled {
+        body["enabled"] = json!(false);
+    } else if spec.enabled {
+        body["enabled"] = json!(true);
+    }
+    if spec.auto_max_error_rate.is_some()
+        || spec.auto_window.is_some()
+        || spec.auto_min_requests.is_some()
+    {
+        let current = body.get("auto").cloned().unwrap_or(Value::Null);
+        let rate = spec
+            .auto_max_error_rate
+            .or_else(|| current["max_error_rate"].as_f64())
+            .ok_or_else(|| local("give --auto-max-error-rate to turn the automatic gate on"))?;
+        let then = current["then"].as_str().unwrap_or("rollback").to_owned();
         body["auto"] = json!({
             "max_error_rate": rate,
-            "min_requests": spec.auto_min_requests,
-            "window_s": spec.auto_window,
-            "then": "rollback",
+            "min_requests": spec.auto_min_requests
+                .or_else(|| current["min_requests"].as_u64())
+                .unwrap_or(100),
+            "window_s": spec.auto_window
+                .or_else(|| current["window_s"].as_u64())
+                .unwrap_or(60),
+            "then": then,
         });
     }
     Ok(body)
@@ -464,9 +686,26 @@ fn parse_weight(text: &str) -> Result<f64, CliError> {
     }
 }
 
-async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
+async fn hook(cmd: HookCommand, output: Output, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
-        HookCommand::Test(args) => super::hook_test::run(args, out).await,
+        HookCommand::Test(mut args) => {
+            args.json |= output == Output::Json;
+            super::hook_test::run(args, out).await
+        }
+        HookCommand::Delete { name, conn } => {
+            let api = ApiClient::new(&conn);
+            api.send(
+                Method::DELETE,
+                &format!("/v1/hooks/{}", seg(&name)),
+                None,
+                None,
+            )
+            .await?;
+            match output {
+                Output::Json => print_json(out, &json!({ "deleted": name })),
+                Output::Table | Output::Id => writeln!(out, "deleted hook {name}").map_err(io),
+            }
+        }
         HookCommand::New { name, dir, lang } => {
             let made = super::scaffold::new_plugin(&name, &dir, lang)?;
             writeln!(out, "{}", made.display()).map_err(io)
@@ -492,7 +731,7 @@ async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
                 )
                 .await?;
             let v = reply.json()?;
-            match conn.output {
+            match output {
                 Output::Json => print_json(out, &v),
                 Output::Table | Output::Id => {
                     writeln!(out, "{} {}", text(&v["name"]), text(&v["version"])).map_err(io)
@@ -502,7 +741,7 @@ async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
         HookCommand::List { name: None, conn } => {
             let api = ApiClient::new(&conn);
             let (v, _) = api.get("/v1/hooks").await?;
-            list(out, conn.output, &v, &["NAME", "LATEST", "VERSIONS"], |h| {
+            list(out, output, &v, &["NAME", "LATEST", "VERSIONS"], |h| {
                 vec![text(&h["name"]), text(&h["latest"]), text(&h["versions"])]
             })
         }
@@ -512,7 +751,7 @@ async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
         } => {
             let api = ApiClient::new(&conn);
             let (v, _) = api.get(&format!("/v1/hooks/{}", seg(&name))).await?;
-            if conn.output == Output::Json {
+            if output == Output::Json {
                 return print_json(out, &v);
             }
             let latest = text(&v["latest"]);
@@ -536,7 +775,7 @@ async fn hook(cmd: HookCommand, out: Out<'_>) -> Result<(), CliError> {
     }
 }
 
-async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
+async fn kv(cmd: KvCommand, output: Output, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
         KvCommand::Put {
             namespace,
@@ -559,9 +798,33 @@ async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
                     None,
                 )
                 .await?;
-            match conn.output {
+            match output {
                 Output::Json => print_json(out, &reply.json()?),
                 Output::Table | Output::Id => writeln!(out, "{namespace}/{key} set").map_err(io),
+            }
+        }
+        KvCommand::List { namespace, conn } => {
+            let api = ApiClient::new(&conn);
+            match namespace {
+                None => {
+                    let (v, _) = api.get("/v1/kv").await?;
+                    list(out, output, &v, &["NAMESPACE", "KEYS"], |n| {
+                        vec![text(&n["namespace"]), text(&n["keys"])]
+                    })
+                }
+                Some(ns) => {
+                    let (v, _) = api.get(&format!("/v1/kv/{}", seg(&ns))).await?;
+                    if output == Output::Id {
+                        return v["items"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .try_for_each(|k| writeln!(out, "{}", text(&k["key"])).map_err(io));
+                    }
+                    list(out, output, &v, &["KEY", "SIZE"], |k| {
+                        vec![text(&k["key"]), text(&k["size"])]
+                    })
+                }
             }
         }
         KvCommand::Get {
@@ -579,7 +842,7 @@ async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
                 )
                 .await?;
             out.write_all(&reply.body).map_err(io)?;
-            if !reply.body.ends_with(b"\n") && conn.output != Output::Json {
+            if !reply.body.ends_with(b"\n") && output != Output::Json {
                 writeln!(out).map_err(io)?;
             }
             Ok(())
@@ -597,7 +860,7 @@ async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
                 None,
             )
             .await?;
-            match conn.output {
+            match output {
                 Output::Json => {
                     print_json(out, &json!({ "deleted": format!("{namespace}/{key}") }))
                 }
@@ -610,7 +873,7 @@ async fn kv(cmd: KvCommand, out: Out<'_>) -> Result<(), CliError> {
 }
 
 /// A path segment, percent-encoded where it must be.
-fn seg(s: &str) -> String {
+pub(super) fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
@@ -626,6 +889,7 @@ fn seg(s: &str) -> String {
 /// what was left behind.
 async fn import_cloudfront(
     conn: &Connection,
+    output: Output,
     file: &Path,
     dry_run: bool,
     out: Out<'_>,
@@ -644,7 +908,7 @@ async fn import_cloudfront(
         .send_json(Method::POST, "/v1/distributions", &config, None)
         .await?;
     let created = reply.json()?;
-    match conn.output {
+    match output {
         Output::Json => {
             return print_json(
                 out,
@@ -727,7 +991,11 @@ fn print_json(out: Out<'_>, v: &Value) -> Result<(), CliError> {
     writeln!(out, "{text}").map_err(io)
 }
 
-fn print_distribution(out: Out<'_>, output: Output, reply: &Reply) -> Result<(), CliError> {
+pub(super) fn print_distribution(
+    out: Out<'_>,
+    output: Output,
+    reply: &Reply,
+) -> Result<(), CliError> {
     let v = reply.json()?;
     match output {
         Output::Json => return print_json(out, &v),

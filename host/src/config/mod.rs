@@ -105,13 +105,57 @@ pub struct Distribution {
     pub origins: Vec<Arc<Origin>>,
     /// Targets by id: each origin and each origin group.
     pub targets: HashMap<String, Target>,
+    /// Per target id, where requests to it go: every member's scheme,
+    /// address, `origin_path`, `Host` and custom headers. It is part of the
+    /// cache key, so an object fetched from an address the config no longer
+    /// points at is never served (no invalidation needed after a move).
+    pub fingerprints: HashMap<String, Arc<str>>,
     pub default_behavior: Behavior,
     pub behaviors: Vec<(PathPattern, Behavior)>,
     pub continuous_deployment_policy_id: Option<String>,
     pub raw: DistributionConfig,
 }
 
+/// Where `target` sends requests, as one line of text (see
+/// [`Distribution::fingerprints`]).
+fn fingerprint(origins: &[Arc<Origin>], target: &Target) -> Arc<str> {
+    let members: &[usize] = match target {
+        Target::Origin(i) => std::slice::from_ref(i),
+        Target::Group { members, .. } => members,
+    };
+    let mut text = String::new();
+    for origin in members.iter().filter_map(|&i| origins.get(i)) {
+        text.push_str(&format!(
+            "{}://{}{}|{}",
+            origin.scheme,
+            origin.authority,
+            origin.origin_path,
+            String::from_utf8_lossy(origin.host_header.as_bytes())
+        ));
+        for (name, value) in &origin.custom_headers {
+            text.push_str(&format!(
+                "|{name}={}",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        text.push(';');
+    }
+    // A short digest keeps the key small; the text can be long.
+    let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&text));
+    digest
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into()
+}
+
 impl Distribution {
+    /// The fingerprint of target `id` (empty for an unknown id).
+    pub fn fingerprint_of(&self, id: &str) -> &str {
+        self.fingerprints.get(id).map_or("", |f| f)
+    }
+
     /// Step 3: the first behavior whose pattern matches `path`, else the
     /// default, with its index (0 for the default, `i + 1` for `cache_behaviors[i]`).
     pub fn behavior_for(&self, path: &str) -> (usize, &Behavior) {
@@ -326,11 +370,16 @@ impl TryFrom<DistributionConfig> for Distribution {
             validate_id(id, "continuous_deployment_policy_id")?;
         }
 
+        let fingerprints = targets
+            .iter()
+            .map(|(id, target)| (id.clone(), fingerprint(&origins, target)))
+            .collect();
         Ok(Self {
             enabled: raw.enabled,
             aliases,
             origins,
             targets,
+            fingerprints,
             default_behavior,
             behaviors,
             continuous_deployment_policy_id: raw.continuous_deployment_policy_id.clone(),

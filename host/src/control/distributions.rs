@@ -357,6 +357,17 @@ impl ControlPlane {
                 "distribution {primary_id} is a staging distribution; promote onto its primary"
             )));
         }
+        // Only the staging distribution of the primary's own policy: any
+        // other staging copy (another primary's, or a detached one) would
+        // replace production with a config nobody tested behind it.
+        let policy = primary
+            .config
+            .continuous_deployment_policy_id
+            .as_deref()
+            .and_then(|id| state.policies.get(id))
+            .filter(|p| p.policy.staging_distribution_id == staging_id)
+            .cloned()
+            .ok_or_else(|| not_this_primarys_staging(&state, primary_id, staging_id))?;
         if !etag_matches(&primary_etag, primary.revision) {
             return Err(ApiError::precondition_failed(primary_id));
         }
@@ -379,10 +390,15 @@ impl ControlPlane {
         };
         let mut txn = Txn::default();
         put_distribution(&mut txn, &stored, primary.revision)?;
-        // The staging config must be the one that was checked.
+        // The staging config must be the one that was checked, and still
+        // the staging of the primary's policy.
         txn.compares.push(Compare::ModRevision {
             key: dist_key(staging_id),
             revision: staging.revision,
+        });
+        txn.compares.push(Compare::ModRevision {
+            key: super::state::policy_key(&policy.stored.id),
+            revision: policy.revision,
         });
         let record = self.commit_record(&state, txn, stored, config).await?;
         tracing::info!(
@@ -392,6 +408,38 @@ impl ControlPlane {
         );
         Ok(record)
     }
+}
+
+/// Promote's refusal of a staging distribution that is not the staging of
+/// the primary's policy, saying which one is.
+fn not_this_primarys_staging(state: &ControlState, primary_id: &str, staging_id: &str) -> ApiError {
+    let primary = state.distributions.get(primary_id);
+    let policy_id = primary.and_then(|p| p.config.continuous_deployment_policy_id.clone());
+    let expected = policy_id
+        .as_deref()
+        .and_then(|id| state.policies.get(id))
+        .map(|p| p.policy.staging_distribution_id.clone());
+    let owner = state
+        .policy_of_staging(staging_id)
+        .and_then(|p| state.primary_of(&p.stored.id))
+        .map(|d| d.stored.id.clone());
+    let why = match (&owner, &expected) {
+        (Some(owner), _) if owner != primary_id => {
+            format!("{staging_id} is the staging distribution of {owner}, not of {primary_id}")
+        }
+        (_, Some(expected)) => format!(
+            "{primary_id}'s continuous-deployment policy {} stages {expected}, not {staging_id}",
+            policy_id.as_deref().unwrap_or("-")
+        ),
+        (_, None) => format!(
+            "{primary_id} has no continuous-deployment policy staging {staging_id}; attach one first (edge cd policy create --staging {staging_id} --attach {primary_id})"
+        ),
+    };
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "IllegalUpdate",
+        format!("promote takes the staging distribution of the primary's own policy: {why}"),
+    )
 }
 
 /// Puts `record` in `state`, its aliases pointing at it and no others.

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use http::StatusCode;
+
 use super::error::ApiError;
 use super::state::{
     ControlPlane, HOOK_PREFIX, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX,
@@ -45,6 +47,66 @@ impl ControlPlane {
                 .insert(version.clone(), HookVersion { meta, compiled });
         });
         Ok(version)
+    }
+
+    /// `DELETE /v1/hooks/{name}`: every version of `name`, and the module
+    /// bytes no other hook name shares. Refused (409 `HookInUse`, nothing
+    /// changed) while a distribution's config names the hook, pinned or not.
+    pub async fn delete_hook(&self, name: &str) -> Result<(), ApiError> {
+        let (_guard, state) = self.begin_write().await?;
+        let record = state.hooks.get(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NoSuchHook",
+                format!("no hook named {name:?} has been uploaded"),
+            )
+        })?;
+        let users: Vec<String> = state
+            .distributions
+            .values()
+            .filter(|d| {
+                d.config
+                    .hook_modules()
+                    .into_iter()
+                    .any(|(_, module)| module.split('@').next() == Some(name))
+            })
+            .map(|d| d.stored.id.clone())
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "HookInUse",
+                format!(
+                    "hook {name:?} runs in distribution(s) {}: remove it from their behaviors first",
+                    users.join(", ")
+                ),
+            ));
+        }
+        let mut txn = Txn::default();
+        for version in record.versions.keys() {
+            txn.ops.push(Op::Delete {
+                key: format!("{HOOK_PREFIX}{name}/{version}"),
+            });
+            let shared = state
+                .hooks
+                .iter()
+                .any(|(other, r)| other != name && r.versions.contains_key(version));
+            if !shared {
+                let hex = version.trim_start_matches("sha256:");
+                txn.ops.push(Op::Delete {
+                    key: format!("{MODULE_PREFIX}{hex}"),
+                });
+            }
+        }
+        txn.ops.push(Op::Delete {
+            key: format!("{LATEST_PREFIX}{name}"),
+        });
+        let revision = self.commit(txn, name).await?;
+        self.publish_change(&state, revision, |next| {
+            next.hooks.remove(name);
+        });
+        tracing::info!(hook = name, "hook deleted");
+        Ok(())
     }
 
     /// `PUT /v1/kv/{namespace}/{key}`: hooks read the new value from the next

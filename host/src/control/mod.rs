@@ -361,12 +361,38 @@ impl ControlApi {
                 );
                 Ok(resp)
             }
+            (&Method::GET, ["kv"]) => {
+                let state = self.plane.state();
+                let items = state
+                    .kv
+                    .namespaces()
+                    .into_iter()
+                    .map(|(namespace, keys)| json!({ "namespace": namespace, "keys": keys }))
+                    .collect();
+                Ok(list_response(items))
+            }
+            (&Method::GET, ["kv", namespace]) => {
+                let state = self.plane.state();
+                let items = state
+                    .kv
+                    .keys(namespace)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(key, size)| json!({ "key": key, "size": size }))
+                    .collect();
+                Ok(list_response(items))
+            }
+            (&Method::DELETE, ["hooks", name]) => {
+                self.plane.delete_hook(name).await?;
+                Ok(no_content())
+            }
             (&Method::DELETE, ["kv", namespace, key]) => {
                 self.plane.kv_delete(namespace, key).await?;
                 Ok(no_content())
             }
             (_, ["hooks"]) => Err(method_not_allowed("GET")),
-            (_, ["hooks", _]) => Err(method_not_allowed("GET, PUT")),
+            (_, ["hooks", _]) => Err(method_not_allowed("GET, PUT, DELETE")),
+            (_, ["kv"] | ["kv", _]) => Err(method_not_allowed("GET")),
             (_, ["kv", _, _]) => Err(method_not_allowed("GET, PUT, DELETE")),
             (_, ["distributions"]) => Err(method_not_allowed("GET, POST")),
             (_, ["distributions", _]) => Err(method_not_allowed("GET, DELETE")),

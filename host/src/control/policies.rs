@@ -8,15 +8,13 @@ use http::StatusCode;
 
 use super::error::ApiError;
 use super::state::{
-    ControlPlane, ControlState, GateState, GateStatus, IfMatch, POLICY_PREFIX, PolicyRecord,
-    StoredPolicy, put_json, rfc3339,
+    ControlPlane, ControlState, GateState, GateStatus, IfMatch, PolicyRecord, StoredPolicy,
+    put_json, rfc3339,
 };
 use crate::config::policy::{Policy, PolicyConfig, TrafficConfig};
 use crate::store::{Compare, Op, Revision, Txn};
 
-fn policy_key(id: &str) -> String {
-    format!("{POLICY_PREFIX}{id}")
-}
+use super::state::policy_key;
 
 impl ControlPlane {
     /// Checks what one policy alone cannot: its staging distribution exists,

@@ -40,6 +40,11 @@ pub(super) const LATEST_PREFIX: &str = "hook-latest/";
 pub(super) const KV_PREFIX: &str = "kv/";
 /// `policies/<id>` → [`StoredPolicy`].
 pub(super) const POLICY_PREFIX: &str = "policies/";
+
+/// The store key of policy `id`.
+pub(super) fn policy_key(id: &str) -> String {
+    format!("{POLICY_PREFIX}{id}")
+}
 /// `invalidations/<distribution id>/<id>` → [`StoredInvalidation`].
 pub(super) const INVALIDATION_PREFIX: &str = "invalidations/";
 /// `certificates/<name>` → [`StoredCertificate`].

@@ -1133,6 +1133,7 @@ fn cache_key(
         cache::key::KeyParts {
             distribution_id: &dist.id,
             origin_id: target,
+            origin_fingerprint: dist.config.fingerprint_of(target),
             arm,
             method: &Method::GET,
             host,

@@ -1,6 +1,7 @@
 //! A running host: the viewer and control listeners and the wiring between the
 //! store, the control plane, the cache and the proxy.
 
+pub mod data_dir;
 mod framing;
 pub mod handover;
 pub mod tls;
@@ -118,6 +119,8 @@ impl HostOptions {
 /// Why a host could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    Prepare(#[from] data_dir::DataDirError),
     #[error("data dir {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -143,6 +146,29 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl StartError {
+    /// What the operator can do about this error, where there is one thing
+    /// to say.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Prepare(_) | Self::DataDir { .. } => {
+                Some("give --data-dir (EDGE_DATA_DIR) a directory this user may create and write")
+            }
+            Self::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => Some(
+                "another process listens there: stop it, or move this host with --listen / --control",
+            ),
+            Self::Bind { .. } => Some("check the --listen / --control / --tls-listen addresses"),
+            Self::Store(StoreError::Database(message)) if message.contains("already open") => Some(
+                "another edge serve uses this data dir: stop it, start this one with --take-over, or give another --data-dir",
+            ),
+            Self::Store(StoreError::Unavailable(_)) => {
+                Some("check that the store in --store answers (etcd's client URL)")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A host serving viewers and its control API until shut down.
@@ -172,13 +198,10 @@ impl RunningHost {
     /// Starts serving on `inherited` listeners (taken over from a running
     /// host) instead of binding new ones.
     pub async fn start_on(
-        opts: HostOptions,
+        mut opts: HostOptions,
         inherited: Option<handover::Inherited>,
     ) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&opts.data_dir).map_err(|source| StartError::DataDir {
-            path: opts.data_dir.clone(),
-            source,
-        })?;
+        opts.data_dir = data_dir::prepare(&opts.data_dir)?;
         let (token, token_path) = match &opts.token {
             Some(t) => (t.clone(), None),
             None => {
@@ -191,7 +214,11 @@ impl RunningHost {
             }
         };
         let store: Arc<dyn Store> = match &opts.store {
-            StoreSpec::Embedded => Arc::new(EmbeddedStore::open(&opts.data_dir.join("edge.redb"))?),
+            StoreSpec::Embedded => {
+                let path = opts.data_dir.join("edge.redb");
+                data_dir::touch_private(&path)?;
+                Arc::new(EmbeddedStore::open(&path)?)
+            }
             StoreSpec::Etcd { endpoints } => {
                 Arc::new(EtcdStore::connect(endpoints, &opts.store_prefix, opts.fleet_lease).await?)
             }

@@ -18,6 +18,30 @@ impl KvData {
         self.namespaces.get(namespace)?.get(key)
     }
 
+    /// Every namespace and how many keys it holds, sorted by name.
+    pub fn namespaces(&self) -> Vec<(&str, usize)> {
+        let mut all: Vec<_> = self
+            .namespaces
+            .iter()
+            .map(|(name, keys)| (name.as_str(), keys.len()))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// The keys of `namespace` and their values' sizes, sorted, or `None`
+    /// when it holds none.
+    pub fn keys(&self, namespace: &str) -> Option<Vec<(&str, usize)>> {
+        let mut keys: Vec<_> = self
+            .namespaces
+            .get(namespace)?
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.len()))
+            .collect();
+        keys.sort_unstable();
+        Some(keys)
+    }
+
     pub fn insert(&mut self, namespace: &str, key: &str, value: Bytes) {
         self.namespaces
             .entry(namespace.to_owned())
