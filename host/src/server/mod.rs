@@ -172,9 +172,16 @@ impl RunningHost {
     /// Starts serving on `inherited` listeners (taken over from a running
     /// host) instead of binding new ones.
     pub async fn start_on(
-        opts: HostOptions,
+        mut opts: HostOptions,
         inherited: Option<handover::Inherited>,
     ) -> Result<Self, StartError> {
+        // Absolute from here on: the hook runtime's compile cache under it
+        // takes only an absolute path (the default `./edge-data` is not).
+        opts.data_dir =
+            std::path::absolute(&opts.data_dir).map_err(|source| StartError::DataDir {
+                path: opts.data_dir.clone(),
+                source,
+            })?;
         std::fs::create_dir_all(&opts.data_dir).map_err(|source| StartError::DataDir {
             path: opts.data_dir.clone(),
             source,
