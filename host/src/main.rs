@@ -3,14 +3,26 @@
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use edge::cli::{Cli, Command, DemoArgs, ServeArgs};
 use edge::{HostOptions, RunningHost};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, the cause chain after the context: what failed and why.
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
