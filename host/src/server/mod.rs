@@ -3,6 +3,7 @@
 
 mod framing;
 pub mod handover;
+pub mod host_id;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -46,7 +47,8 @@ pub struct HostOptions {
     pub domain_suffix: String,
     pub cache_bytes: u64,
     pub max_object_bytes: u64,
-    /// Names this host in `via` headers.
+    /// Names this host in `via` headers and among the fleet's hosts; empty:
+    /// the id kept in `<data-dir>/host-id`, generated on first start.
     pub host_id: String,
     /// Hook instances that may run at once.
     pub max_hook_instances: u32,
@@ -96,7 +98,7 @@ impl HostOptions {
             domain_suffix: "edge.internal".to_owned(),
             cache_bytes: 256 << 20,
             max_object_bytes: 16 << 20,
-            host_id: "edge".to_owned(),
+            host_id: String::new(),
             max_hook_instances: 1000,
             hook_threads: std::thread::available_parallelism().map_or(1, usize::from),
             origin_ca_file: None,
@@ -138,11 +140,31 @@ pub enum StartError {
     Tls(#[from] tls::CertificateError),
     #[error("handing over the listeners: {0}")]
     Handover(std::io::Error),
+    /// Another live host of the fleet reports under this host's id.
+    #[error(
+        "another live host already uses --host-id {id}; give this host its own --host-id {}",
+        host_id_remedy(.kept_in.as_deref())
+    )]
+    HostIdInUse {
+        id: String,
+        kept_in: Option<PathBuf>,
+    },
     #[error("access log {path}: {source}")]
     AccessLog {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The second half of [`StartError::HostIdInUse`]'s advice.
+fn host_id_remedy(kept_in: Option<&Path>) -> String {
+    match kept_in {
+        Some(path) => format!(
+            "or remove {} (a copy of that host's?) so a new one is generated",
+            path.display()
+        ),
+        None => "or stop the other host first".to_owned(),
+    }
 }
 
 /// A host serving viewers and its control API until shut down.
@@ -185,6 +207,12 @@ impl RunningHost {
         std::fs::create_dir_all(&opts.data_dir).map_err(|source| StartError::DataDir {
             path: opts.data_dir.clone(),
             source,
+        })?;
+        let identity = host_id::resolve(&opts.data_dir, &opts.host_id).map_err(|source| {
+            StartError::DataDir {
+                path: opts.data_dir.join(host_id::HOST_ID_FILE),
+                source,
+            }
         })?;
         let (token, token_path) = match &opts.token {
             Some(t) => (t.clone(), None),
@@ -241,9 +269,16 @@ impl RunningHost {
         };
         let options = ControlOptions {
             domain_suffix: opts.domain_suffix.clone(),
-            host_id: opts.host_id.clone(),
+            host_id: identity.id.clone(),
+            instance: identity.instance.clone(),
         };
         let plane = Arc::new(open_plane(parts, options).await?);
+        if plane.host_id_in_use().await? {
+            return Err(StartError::HostIdInUse {
+                id: identity.id,
+                kept_in: identity.kept_in,
+            });
+        }
         let control = Arc::new(
             ControlApi::new(plane, token.clone(), metrics.clone(), cache.clone())
                 .with_max_body(opts.max_api_body_bytes),
@@ -265,7 +300,7 @@ impl RunningHost {
             metrics,
             runtime,
             kv,
-            &opts.host_id,
+            &identity.id,
             access_log,
         );
 
