@@ -206,13 +206,15 @@ impl Compare {
     }
 }
 
-/// One operation of a transaction.
+/// One operation of a transaction (etcd's `RequestOp`).
 #[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum RequestOp {
-    RequestRange(RangeRequest),
-    RequestPut(PutRequest),
-    RequestDeleteRange(DeleteRangeRequest),
+    #[serde(rename = "request_range")]
+    Range(RangeRequest),
+    #[serde(rename = "request_put")]
+    Put(PutRequest),
+    #[serde(rename = "request_delete_range")]
+    DeleteRange(DeleteRangeRequest),
 }
 
 /// If every compare holds, the `success` operations, else the `failure`
@@ -742,16 +744,16 @@ mod tests {
         let txn = TxnRequest {
             compare: vec![Compare::mod_revision_equals("/e/a", 0)],
             success: vec![
-                RequestOp::RequestPut(PutRequest {
+                RequestOp::Put(PutRequest {
                     key: b"/e/a".to_vec(),
                     value: vec![0, 255],
                     lease: 0,
                 }),
-                RequestOp::RequestDeleteRange(DeleteRangeRequest {
+                RequestOp::DeleteRange(DeleteRangeRequest {
                     key: b"/e/b".to_vec(),
                 }),
             ],
-            failure: vec![RequestOp::RequestRange(RangeRequest::prefix("/e/"))],
+            failure: vec![RequestOp::Range(RangeRequest::prefix("/e/"))],
         };
         let json = serde_json::to_value(&txn).expect("encodes");
         assert_eq!(

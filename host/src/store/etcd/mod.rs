@@ -128,16 +128,16 @@ impl EtcdStore {
             .ops
             .iter()
             .map(|op| match op {
-                Op::Put { key, value } => RequestOp::RequestPut(PutRequest {
+                Op::Put { key, value } => RequestOp::Put(PutRequest {
                     key: self.full(key).into_bytes(),
                     value: value.clone(),
                     lease: 0,
                 }),
-                Op::Delete { key } => RequestOp::RequestDeleteRange(DeleteRangeRequest {
+                Op::Delete { key } => RequestOp::DeleteRange(DeleteRangeRequest {
                     key: self.full(key).into_bytes(),
                 }),
             })
-            .chain([RequestOp::RequestPut(PutRequest {
+            .chain([RequestOp::Put(PutRequest {
                 key: self.full(HEAD).into_bytes(),
                 value: Vec::new(),
                 lease: 0,
@@ -147,7 +147,7 @@ impl EtcdStore {
         let failure = txn
             .compares
             .iter()
-            .map(|c| RequestOp::RequestRange(RangeRequest::key(self.full(c.key()))))
+            .map(|c| RequestOp::Range(RangeRequest::key(self.full(c.key()))))
             .collect();
         let request = TxnRequest {
             compare,
