@@ -194,16 +194,9 @@ impl RunningHost {
     /// Starts serving on `inherited` listeners (taken over from a running
     /// host) instead of binding new ones.
     pub async fn start_on(
-        mut opts: HostOptions,
+        opts: HostOptions,
         inherited: Option<handover::Inherited>,
     ) -> Result<Self, StartError> {
-        // Absolute from here on: the hook runtime's compile cache under it
-        // takes only an absolute path (the default `./edge-data` is not).
-        opts.data_dir =
-            std::path::absolute(&opts.data_dir).map_err(|source| StartError::DataDir {
-                path: opts.data_dir.clone(),
-                source,
-            })?;
         std::fs::create_dir_all(&opts.data_dir).map_err(|source| StartError::DataDir {
             path: opts.data_dir.clone(),
             source,
@@ -244,7 +237,17 @@ impl RunningHost {
         };
         let fetcher = Arc::new(OriginFetcher::with_roots(&extra_roots));
         let runtime = Arc::new(HookRuntime::new(&RuntimeOptions {
-            cache_dir: Some(opts.data_dir.join("wasm-cache")),
+            // The runtime takes only an absolute path (the default data dir,
+            // `./edge-data`, is not); the rest of the data dir stays as
+            // given (the handover socket's path has a length limit).
+            cache_dir: Some(
+                std::path::absolute(&opts.data_dir)
+                    .map_err(|source| StartError::DataDir {
+                        path: opts.data_dir.clone(),
+                        source,
+                    })?
+                    .join("wasm-cache"),
+            ),
             max_instances: opts.max_hook_instances,
             measure_cpu: true,
             threads: opts.hook_threads,
