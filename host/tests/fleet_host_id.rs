@@ -124,7 +124,12 @@ struct Host {
 
 impl Host {
     fn start(cwd: &Path, etcd: &Etcd) -> Self {
-        let mut child = serve(cwd, etcd)
+        Self::spawn(cwd, &mut serve(cwd, etcd))
+    }
+
+    /// Runs `command` (an `edge serve` in `cwd`) until it listens.
+    fn spawn(cwd: &Path, command: &mut Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -257,8 +262,22 @@ fn hosts_started_alike_are_told_apart_and_a_copied_name_is_refused() {
 
     // A restarts under the name it kept.
     a.stop();
-    let a = Host::start(cwd_a.path(), &etcd);
+    let mut a = Host::start(cwd_a.path(), &etcd);
     assert_eq!(kept_id(cwd_a.path()), id_a);
     assert_eq!(hosts(&a, &dist), both);
+
+    // A new host taking over from A on its data dir has A's name while A
+    // still reports under it: it is A's successor, not another host.
+    let successor = Host::spawn(cwd_a.path(), serve(cwd_a.path(), &etcd).arg("--take-over"));
+    assert!(a.child.wait().expect("exit").success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hosts(&successor, &dist) != both {
+        assert!(
+            Instant::now() < deadline,
+            "hosts: {:?}, want {both:?}",
+            hosts(&successor, &dist)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(b);
 }

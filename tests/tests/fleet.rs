@@ -490,3 +490,30 @@ async fn a_host_with_a_live_hosts_id_refuses_to_start() {
     twin.stop().await;
     Edge::start_in(other, |opts| etcd.configure(opts, "twin")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_cannot_be_reached_is_skipped_for_the_next() {
+    let etcd = Etcd::start().await;
+    let edge::store::StoreSpec::Etcd { endpoints } = etcd.store() else {
+        panic!("an etcd store spec");
+    };
+    // A port nobody listens on, first in the list.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let members = [vec![format!("http://{closed}")], endpoints].concat();
+    let a = tokio::time::timeout(
+        PROPAGATION,
+        Edge::start_with(|opts| {
+            etcd.configure(opts, "a");
+            opts.store = edge::store::StoreSpec::Etcd { endpoints: members };
+        }),
+    )
+    .await
+    .expect("a host with an unreachable first member started");
+    let b = host(&etcd, "b").await;
+    let origin = named("one").await;
+    a.create(site("members.example.com", &origin, json!({})))
+        .await;
+    assert!(eventually(PROPAGATION, || serves(&b, "members.example.com", "one")).await);
+}
