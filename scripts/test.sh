@@ -11,13 +11,11 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# The fleet tests run a real etcd (Debian's etcd-server); etcd-client's build
-# compiles etcd's protobufs with protoc; the console test drives Debian's
-# Chromium. (The JavaScript-hook and console tests run `npm ci` in
+# The fleet tests run a real etcd (Debian's etcd-server); the console test
+# drives Debian's Chromium. (The JavaScript-hook and console tests run `npm ci` in
 # guest-sdk/js and tests/browser themselves: Node.js 20 and npm are needed.)
 missing=()
 command -v etcd >/dev/null || missing+=(etcd-server)
-command -v protoc >/dev/null || missing+=(protobuf-compiler)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then

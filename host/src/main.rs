@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -11,10 +12,12 @@ use edge::{HostOptions, RunningHost};
 
 /// Runs the command; a failure is one line on stderr (what failed, why, and
 /// what to do), never a backtrace, and exit code 1.
-fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // One line, the cause chain after the context: what failed and why.
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {err:#}");
             if let Some(hint) = err
@@ -24,13 +27,12 @@ fn main() -> std::process::ExitCode {
             {
                 let _ = writeln!(stderr, "hint: {hint}");
             }
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -113,7 +115,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         domain_suffix: args.domain_suffix,
         cache_bytes: args.cache_bytes,
         max_object_bytes: args.max_object_bytes,
-        host_id: args.host_id,
+        host_id: args.host_id.unwrap_or_default(),
         max_hook_instances: args.max_hook_instances,
         hook_threads: args.hook_threads.unwrap_or_else(|| {
             args.workers

@@ -810,8 +810,9 @@ impl Etcd {
             .expect("store spec")
     }
 
-    /// Points a host's options at this etcd, naming the host `id`, with a
-    /// two-second lease so a vanished host leaves the list quickly.
+    /// Points a host's options at this etcd, naming the host `id` (empty: the
+    /// id the host keeps in its data dir), with a two-second lease so a
+    /// vanished host leaves the list quickly.
     pub fn configure(&self, opts: &mut HostOptions, id: &str) {
         opts.store = self.store();
         opts.host_id = id.to_owned();

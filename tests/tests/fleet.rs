@@ -387,3 +387,133 @@ async fn a_hook_over_etcds_write_limit_is_refused_whole() {
     // The store is fine afterwards.
     a.upload_hook("small", SECURITY_HEADERS).await;
 }
+
+/// The id a host generated and keeps in its data dir.
+fn kept_id(edge: &Edge) -> String {
+    std::fs::read_to_string(edge.dir.path().join("host-id"))
+        .expect("a host-id file")
+        .trim()
+        .to_owned()
+}
+
+/// Hosts with default options but the store, each on its own data dir.
+async fn unnamed_host(etcd: &Etcd) -> Edge {
+    Edge::start_with(|opts| etcd.configure(opts, "")).await
+}
+
+/// Starts a host on `dir` named `id` ("": the one kept in `dir`) that is
+/// expected to refuse; its error.
+async fn refused_start(etcd: &Etcd, dir: &std::path::Path, id: &str) -> String {
+    let mut opts = edge::HostOptions::new(dir);
+    opts.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    opts.control = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    opts.token = Some(edge_e2e::TOKEN.to_owned());
+    etcd.configure(&mut opts, id);
+    match edge::RunningHost::start(opts).await {
+        Ok(host) => {
+            host.shutdown().await;
+            panic!("a host named {id:?} started beside a live host of that name");
+        }
+        Err(err) => err.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_without_a_host_id_name_themselves_apart_and_keep_their_names() {
+    let etcd = Etcd::start().await;
+    let (a, b) = (unnamed_host(&etcd).await, unnamed_host(&etcd).await);
+    let (id_a, id_b) = (kept_id(&a), kept_id(&b));
+    assert_ne!(id_a, id_b);
+    let origin = named("one").await;
+    let created = a.create(site("ids.example.com", &origin, json!({}))).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let mut both = vec![id_a.clone(), id_b.clone()];
+    both.sort();
+    assert!(
+        eventually(PROPAGATION, || async {
+            let record = distribution(&b, &id).await;
+            record["status"] == "Deployed" && host_ids(&record) == both
+        })
+        .await,
+        "{}",
+        distribution(&b, &id).await
+    );
+    assert!(serves(&b, "ids.example.com", "one").await);
+    let via = b.get("ids.example.com", "/").await;
+    assert_eq!(
+        via.header("via"),
+        Some(format!("1.1 {id_b} (edge)").as_str())
+    );
+
+    // A restarts on its data dir under the same name: after a clean stop,
+    // and after a crash, while its old report still lives.
+    let dir = a.stop().await;
+    let a = Edge::start_in(dir, |opts| etcd.configure(opts, "")).await;
+    assert_eq!(kept_id(&a), id_a);
+    let dir = a.crash().await;
+    let a = Edge::start_in(dir, |opts| etcd.configure(opts, "")).await;
+    assert_eq!(kept_id(&a), id_a);
+    assert_eq!(host_ids(&distribution(&a, &id).await), both);
+
+    // A data dir copied from B (its host-id file with it) is refused while
+    // B lives.
+    let copy = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(b.dir.path().join("host-id"), copy.path().join("host-id")).expect("copied");
+    let err = refused_start(&etcd, copy.path(), "").await;
+    assert!(
+        err.contains(&format!("another live host already uses --host-id {id_b};")),
+        "{err}"
+    );
+    assert!(err.contains("remove") && err.contains("host-id"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_a_live_hosts_id_refuses_to_start() {
+    let etcd = Etcd::start().await;
+    let twin = host(&etcd, "twin").await;
+    let other = tempfile::tempdir().expect("temp dir");
+    let err = refused_start(&etcd, other.path(), "twin").await;
+    assert_eq!(
+        err,
+        "another live host already uses --host-id twin; give this host its own --host-id or stop the other host first"
+    );
+    // The refused host left no report: the fleet is the one live host.
+    let origin = named("one").await;
+    let created = twin
+        .create(site("twin.example.com", &origin, json!({})))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(host_ids(&distribution(&twin, &id).await), ["twin"]);
+
+    // Once the host has left the fleet, its id is free.
+    twin.stop().await;
+    Edge::start_in(other, |opts| etcd.configure(opts, "twin")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_cannot_be_reached_is_skipped_for_the_next() {
+    let etcd = Etcd::start().await;
+    let edge::store::StoreSpec::Etcd { endpoints } = etcd.store() else {
+        panic!("an etcd store spec");
+    };
+    // A port nobody listens on, first in the list.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let members = [vec![format!("http://{closed}")], endpoints].concat();
+    let a = tokio::time::timeout(
+        PROPAGATION,
+        Edge::start_with(|opts| {
+            etcd.configure(opts, "a");
+            opts.store = edge::store::StoreSpec::Etcd { endpoints: members };
+        }),
+    )
+    .await
+    .expect("a host with an unreachable first member started");
+    let b = host(&etcd, "b").await;
+    let origin = named("one").await;
+    a.create(site("members.example.com", &origin, json!({})))
+        .await;
+    assert!(eventually(PROPAGATION, || serves(&b, "members.example.com", "one")).await);
+}

@@ -120,9 +120,10 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGE_MAX_OBJECT_BYTES", default_value_t = 16 << 20)]
     pub max_object_bytes: u64,
     /// Names this host in `via` headers and, on a shared store, among the
-    /// fleet's hosts (each host of a fleet needs its own).
-    #[arg(long, env = "EDGE_HOST_ID", default_value = "edge")]
-    pub host_id: String,
+    /// fleet's hosts (each host of a fleet needs its own); if unset, one is
+    /// generated into <data-dir>/host-id and kept.
+    #[arg(long, env = "EDGE_HOST_ID")]
+    pub host_id: Option<String>,
     /// Where the config lives: `embedded` (a database under --data-dir, one
     /// host) or `etcd://host:port[,host:port...]` (shared by a fleet).
     #[arg(long, env = "EDGE_STORE", default_value = "embedded")]

@@ -33,6 +33,8 @@ const STORE_READ_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct FleetState {
     /// Names this host's report.
     host_id: String,
+    /// Tells this host's reports from another's under the same id.
+    instance: String,
     /// The store revision of the last full load this host serves.
     loaded: AtomicU64,
     /// Whether the store answered the last time it was asked.
@@ -44,9 +46,10 @@ pub struct FleetState {
 }
 
 impl FleetState {
-    pub(super) fn new(host_id: &str, state: &ControlState) -> Self {
+    pub(super) fn new(host_id: &str, instance: &str, state: &ControlState) -> Self {
         Self {
             host_id: host_id.to_owned(),
+            instance: instance.to_owned(),
             loaded: AtomicU64::new(state.revision),
             connected: AtomicBool::new(true),
             // The cache starts empty: nothing stored so far needs dropping.
@@ -194,6 +197,23 @@ impl ControlPlane {
         hosts.push(me(self.fleet.loaded.load(Ordering::Relaxed)));
         hosts.sort_by(|a, b| a.id.cmp(&b.id));
         FleetView { hosts }
+    }
+
+    /// Whether another live host of the fleet reports under this host's id
+    /// (asked once, at start). A report under it from this host's own
+    /// instance is not another host: it is this host's from before a crash,
+    /// or the host this one takes over from (nor is one without an instance,
+    /// from a release before them: it may be either).
+    pub async fn host_id_in_use(&self) -> Result<bool, StoreError> {
+        let Some(fleet) = self.store.fleet() else {
+            return Ok(false);
+        };
+        let reports = fleet.hosts().await?;
+        Ok(reports.iter().any(|r| {
+            r.id == self.fleet.host_id
+                && !r.instance.is_empty()
+                && r.instance != self.fleet.instance
+        }))
     }
 
     /// Brings the state up to the store's last write before a write is
@@ -368,6 +388,7 @@ impl ControlPlane {
         fleet
             .report(&HostReport {
                 id: self.fleet.host_id.clone(),
+                instance: self.fleet.instance.clone(),
                 revision: self.fleet.loaded.load(Ordering::Relaxed),
                 last_seen: rfc3339(SystemTime::now()),
             })

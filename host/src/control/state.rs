@@ -251,6 +251,9 @@ pub struct ControlOptions {
     pub domain_suffix: String,
     /// Names this host among the hosts sharing a store.
     pub host_id: String,
+    /// Tells this host's reports from another's under the same id (see
+    /// `server::host_id`).
+    pub instance: String,
 }
 
 /// The control plane: validates, persists, then swaps what viewers are served.
@@ -343,7 +346,7 @@ impl ControlPlane {
         let loaded = store.load().await?;
         let state = build_state(&loaded, &runtime, &ControlState::default()).await;
         metrics.set_store_connected(true);
-        let fleet = FleetState::new(&options.host_id, &state);
+        let fleet = FleetState::new(&options.host_id, &options.instance, &state);
         let plane = Self {
             store,
             write: tokio::sync::Mutex::new(()),

@@ -4,6 +4,7 @@
 pub mod data_dir;
 mod framing;
 pub mod handover;
+pub mod host_id;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -47,7 +48,8 @@ pub struct HostOptions {
     pub domain_suffix: String,
     pub cache_bytes: u64,
     pub max_object_bytes: u64,
-    /// Names this host in `via` headers.
+    /// Names this host in `via` headers and among the fleet's hosts; empty:
+    /// the id kept in `<data-dir>/host-id`, generated on first start.
     pub host_id: String,
     /// Hook instances that may run at once.
     pub max_hook_instances: u32,
@@ -97,7 +99,7 @@ impl HostOptions {
             domain_suffix: "edge.internal".to_owned(),
             cache_bytes: 256 << 20,
             max_object_bytes: 16 << 20,
-            host_id: "edge".to_owned(),
+            host_id: String::new(),
             max_hook_instances: 1000,
             hook_threads: std::thread::available_parallelism().map_or(1, usize::from),
             origin_ca_file: None,
@@ -141,6 +143,15 @@ pub enum StartError {
     Tls(#[from] tls::CertificateError),
     #[error("handing over the listeners: {0}")]
     Handover(std::io::Error),
+    /// Another live host of the fleet reports under this host's id.
+    #[error(
+        "another live host already uses --host-id {id}; give this host its own --host-id {}",
+        host_id_remedy(.kept_in.as_deref())
+    )]
+    HostIdInUse {
+        id: String,
+        kept_in: Option<PathBuf>,
+    },
     #[error("access log {path}: {source}")]
     AccessLog {
         path: PathBuf,
@@ -168,6 +179,17 @@ impl StartError {
             }
             _ => None,
         }
+    }
+}
+
+/// The second half of [`StartError::HostIdInUse`]'s advice.
+fn host_id_remedy(kept_in: Option<&Path>) -> String {
+    match kept_in {
+        Some(path) => format!(
+            "or remove {} (copied from that host's data dir?) so this host generates its own",
+            path.display()
+        ),
+        None => "or stop the other host first".to_owned(),
     }
 }
 
@@ -201,7 +223,16 @@ impl RunningHost {
         mut opts: HostOptions,
         inherited: Option<handover::Inherited>,
     ) -> Result<Self, StartError> {
+        // The handover socket keeps the path as given: an absolute one may
+        // pass the 107 bytes a Unix socket's path may take.
+        let given_dir = opts.data_dir.clone();
         opts.data_dir = data_dir::prepare(&opts.data_dir)?;
+        let identity = host_id::resolve(&opts.data_dir, &opts.host_id).map_err(|source| {
+            StartError::DataDir {
+                path: opts.data_dir.join(host_id::HOST_ID_FILE),
+                source,
+            }
+        })?;
         let (token, token_path) = match &opts.token {
             Some(t) => (t.clone(), None),
             None => {
@@ -261,9 +292,16 @@ impl RunningHost {
         };
         let options = ControlOptions {
             domain_suffix: opts.domain_suffix.clone(),
-            host_id: opts.host_id.clone(),
+            host_id: identity.id.clone(),
+            instance: identity.instance.clone(),
         };
         let plane = Arc::new(open_plane(parts, options).await?);
+        if plane.host_id_in_use().await? {
+            return Err(StartError::HostIdInUse {
+                id: identity.id,
+                kept_in: identity.kept_in,
+            });
+        }
         let control = Arc::new(
             ControlApi::new(plane, token.clone(), metrics.clone(), cache.clone())
                 .with_max_body(opts.max_api_body_bytes),
@@ -285,7 +323,7 @@ impl RunningHost {
             metrics,
             runtime,
             kv,
-            &opts.host_id,
+            &identity.id,
             access_log,
         );
 
@@ -343,7 +381,7 @@ impl RunningHost {
                 offered.push(dup("tls", tls)?);
             }
             tasks.spawn(handover::offer(
-                handover::socket_path(&opts.data_dir),
+                handover::socket_path(&given_dir),
                 offered,
                 store_for_handover,
                 handed_over_tx,

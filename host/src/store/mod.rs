@@ -166,6 +166,11 @@ impl std::str::FromStr for StoreSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostReport {
     pub id: String,
+    /// Which host (machine and data dir) reports under `id`, so a host can
+    /// tell its own report from another host's (empty from hosts that
+    /// predate it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
     /// The store revision its serving snapshot reflects.
     pub revision: Revision,
     /// When it last reported (RFC 3339).

@@ -6,16 +6,17 @@
 //! `<prefix>/.hosts/<id>`, bound to a lease that ends when a host stops
 //! renewing it; those keys are neither loaded nor watched as config.
 
+mod client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, EventType,
-    GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn as EtcdTxn, TxnOp,
-    TxnOpResponse, WatchOptions,
-};
 use tokio::sync::{Mutex, mpsc};
 
+use self::client::{
+    Client, Compare as EtcdCompare, DeleteRangeRequest, EtcdError, PutRequest, RangeRequest,
+    RequestOp, TxnRequest,
+};
 use super::{
     BoxFuture, Compare, Fleet, HostReport, KeyValue, Loaded, Op, Revision, Store, StoreError, Txn,
     TxnOutcome,
@@ -30,19 +31,13 @@ const HEAD: &str = ".head";
 /// An etcd-backed [`Store`] and [`Fleet`].
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
+    client: Arc<Client>,
     /// `<prefix>/`.
     prefix: String,
-    /// The lease host reports are bound to, and its time to live.
-    lease: Arc<Mutex<Option<Lease>>>,
+    /// The lease host reports are bound to (granted on first use), and its
+    /// time to live.
+    lease: Arc<Mutex<Option<i64>>>,
     lease_ttl: Duration,
-}
-
-/// A granted lease and the stream that renews it.
-struct Lease {
-    id: i64,
-    keeper: LeaseKeeper,
-    answers: LeaseKeepAliveStream,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -53,13 +48,11 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
-fn etcd_err(err: etcd_client::Error) -> StoreError {
-    let message = err.to_string();
-    // etcd's own limit (`--max-request-bytes`), or gRPC's message limit.
-    if message.contains("request is too large") || message.contains("larger than max") {
-        StoreError::TooLarge(message)
+fn etcd_err(err: EtcdError) -> StoreError {
+    if err.is_too_large() {
+        StoreError::TooLarge(err.to_string())
     } else {
-        StoreError::Unavailable(message)
+        StoreError::Unavailable(err.to_string())
     }
 }
 
@@ -72,23 +65,17 @@ fn signed(r: Revision) -> i64 {
 }
 
 impl EtcdStore {
-    /// Connects to `endpoints` (`host:port` or URLs). Host reports are bound to
+    /// A store on the members at `endpoints` (`host:port` or `http://` URLs);
+    /// nothing is contacted until the first call. Host reports are bound to
     /// a lease of `lease_ttl`.
     pub async fn connect(
         endpoints: &[String],
         prefix: &str,
         lease_ttl: Duration,
     ) -> Result<Self, StoreError> {
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true);
-        let client = Client::connect(endpoints, Some(options))
-            .await
-            .map_err(etcd_err)?;
+        let client = Client::new(endpoints).map_err(etcd_err)?;
         Ok(Self {
-            client,
+            client: Arc::new(client),
             prefix: format!("{}/", prefix.trim_end_matches('/')),
             lease: Arc::new(Mutex::new(None)),
             lease_ttl,
@@ -106,77 +93,83 @@ impl EtcdStore {
     }
 
     async fn load_inner(&self) -> Result<Loaded, StoreError> {
-        let mut kv = self.client.kv_client();
-        let resp = kv
-            .get(self.prefix.as_str(), Some(GetOptions::new().with_prefix()))
+        let resp = self
+            .client
+            .range(&RangeRequest::prefix(self.prefix.as_str()))
             .await
             .map_err(etcd_err)?;
-        let at = resp.header().map_or(0, |h| revision(h.revision()));
         let entries = resp
-            .kvs()
-            .iter()
+            .kvs
+            .into_iter()
             .filter_map(|kv| {
                 Some(KeyValue {
-                    key: self.config_key(kv.key())?,
-                    value: kv.value().to_vec(),
-                    mod_revision: revision(kv.mod_revision()),
+                    key: self.config_key(&kv.key)?,
+                    value: kv.value,
+                    mod_revision: revision(kv.mod_revision),
                 })
             })
             .collect();
         Ok(Loaded {
-            revision: at,
+            revision: revision(resp.header.revision),
             entries,
         })
     }
 
     async fn commit_inner(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
-        let compares: Vec<EtcdCompare> = txn
+        let compare = txn
             .compares
             .iter()
             .map(|c| {
                 let Compare::ModRevision { key, revision } = c;
-                EtcdCompare::mod_revision(self.full(key), CompareOp::Equal, signed(*revision))
+                EtcdCompare::mod_revision_equals(self.full(key), signed(*revision))
             })
             .collect();
-        let ops: Vec<TxnOp> = txn
+        let success = txn
             .ops
             .iter()
             .map(|op| match op {
-                Op::Put { key, value } => TxnOp::put(self.full(key), value.clone(), None),
-                Op::Delete { key } => TxnOp::delete(self.full(key), None),
+                Op::Put { key, value } => RequestOp::Put(PutRequest {
+                    key: self.full(key).into_bytes(),
+                    value: value.clone(),
+                    lease: 0,
+                }),
+                Op::Delete { key } => RequestOp::DeleteRange(DeleteRangeRequest {
+                    key: self.full(key).into_bytes(),
+                }),
             })
-            .chain([TxnOp::put(self.full(HEAD), Vec::new(), None)])
+            .chain([RequestOp::Put(PutRequest {
+                key: self.full(HEAD).into_bytes(),
+                value: Vec::new(),
+                lease: 0,
+            })])
             .collect();
         // When a compare fails, read the compared keys to say which.
-        let reads: Vec<TxnOp> = txn
+        let failure = txn
             .compares
             .iter()
-            .map(|c| TxnOp::get(self.full(c.key()), None))
+            .map(|c| RequestOp::Range(RangeRequest::key(self.full(c.key()))))
             .collect();
-        let request = EtcdTxn::new().when(compares).and_then(ops).or_else(reads);
-        let resp = self
-            .client
-            .kv_client()
-            .txn(request)
-            .await
-            .map_err(etcd_err)?;
-        if resp.succeeded() {
-            let at = resp.header().map_or(0, |h| revision(h.revision()));
-            return Ok(TxnOutcome::Committed { revision: at });
+        let request = TxnRequest {
+            compare,
+            success,
+            failure,
+        };
+        let resp = self.client.txn(&request).await.map_err(etcd_err)?;
+        if resp.succeeded {
+            return Ok(TxnOutcome::Committed {
+                revision: revision(resp.header.revision),
+            });
         }
-        let found = resp.op_responses();
-        for (compare, read) in txn.compares.iter().zip(found) {
+        for (compare, read) in txn.compares.iter().zip(&resp.responses) {
             let Compare::ModRevision {
                 key,
                 revision: expected,
             } = compare;
-            let current = match read {
-                TxnOpResponse::Get(get) => get
-                    .kvs()
-                    .first()
-                    .map_or(0, |kv| revision(kv.mod_revision())),
-                _ => 0,
-            };
+            let current = read
+                .response_range
+                .as_ref()
+                .and_then(|range| range.kvs.first())
+                .map_or(0, |kv| revision(kv.mod_revision));
             if current != *expected {
                 return Ok(TxnOutcome::CompareFailed { key: key.clone() });
             }
@@ -193,26 +186,19 @@ impl EtcdStore {
     /// one is lost.
     async fn lease(&self) -> Result<i64, StoreError> {
         let mut slot = self.lease.lock().await;
-        if let Some(lease) = &*slot {
-            return Ok(lease.id);
+        if let Some(id) = *slot {
+            return Ok(id);
         }
-        let mut client = self.client.lease_client();
         let ttl = i64::try_from(self.lease_ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        let granted = client.grant(ttl, None).await.map_err(etcd_err)?;
-        let id = granted.id();
-        let (keeper, answers) = client.keep_alive(id).await.map_err(etcd_err)?;
-        *slot = Some(Lease {
-            id,
-            keeper,
-            answers,
-        });
+        let id = self.client.lease_grant(ttl).await.map_err(etcd_err)?;
+        *slot = Some(id);
         Ok(id)
     }
 
     /// Forgets lease `id` if it is still the current one.
     async fn forget_lease(&self, id: i64) {
         let mut slot = self.lease.lock().await;
-        if slot.as_ref().is_some_and(|l| l.id == id) {
+        if *slot == Some(id) {
             *slot = None;
         }
     }
@@ -238,13 +224,9 @@ impl Fleet for EtcdStore {
         after: Revision,
     ) -> BoxFuture<'_, Result<mpsc::Receiver<Result<Revision, StoreError>>, StoreError>> {
         Box::pin(async move {
-            let options = WatchOptions::new()
-                .with_prefix()
-                .with_start_revision(signed(after + 1));
             let mut stream = self
                 .client
-                .watch_client()
-                .watch(self.prefix.as_str(), Some(options))
+                .watch_prefix(self.prefix.as_bytes(), signed(after + 1))
                 .await
                 .map_err(etcd_err)?;
             let (tx, rx) = mpsc::channel(64);
@@ -268,20 +250,25 @@ impl Fleet for EtcdStore {
                             return;
                         }
                     };
-                    if resp.canceled() {
-                        let reason = format!("the watch was cancelled: {}", resp.cancel_reason());
+                    if resp.canceled {
+                        let reason = if resp.compact_revision > 0 {
+                            format!(
+                                "the watch was cancelled: revision {} is compacted",
+                                resp.compact_revision
+                            )
+                        } else {
+                            format!("the watch was cancelled: {}", resp.cancel_reason)
+                        };
                         let _ = tx.send(Err(StoreError::Unavailable(reason))).await;
                         return;
                     }
-                    let changed = resp.events().iter().any(|e| {
-                        matches!(e.event_type(), EventType::Put | EventType::Delete)
-                            && e.kv().is_some_and(|kv| this.config_key(kv.key()).is_some())
-                    });
-                    if changed {
-                        let at = resp.header().map_or(0, |h| revision(h.revision()));
-                        if tx.send(Ok(at)).await.is_err() {
-                            return;
-                        }
+                    // A put or a delete of a config key (not a host's report).
+                    let changed = resp
+                        .events
+                        .iter()
+                        .any(|e| this.config_key(&e.kv.key).is_some());
+                    if changed && tx.send(Ok(revision(resp.header.revision))).await.is_err() {
+                        return;
                     }
                 }
             });
@@ -296,12 +283,11 @@ impl Fleet for EtcdStore {
             let lease = self.lease().await?;
             let put = self
                 .client
-                .kv_client()
-                .put(
-                    key.as_str(),
-                    value.clone(),
-                    Some(PutOptions::new().with_lease(lease)),
-                )
+                .put(&PutRequest {
+                    key: key.into_bytes(),
+                    value,
+                    lease,
+                })
                 .await;
             if let Err(err) = put {
                 // The lease may be gone (etcd was away longer than its TTL):
@@ -316,13 +302,12 @@ impl Fleet for EtcdStore {
     fn keep_alive(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut slot = self.lease.lock().await;
-            let Some(lease) = slot.as_mut() else {
+            let Some(id) = *slot else {
                 return Ok(());
             };
             let renewed = async {
-                lease.keeper.keep_alive().await.map_err(etcd_err)?;
-                match lease.answers.message().await.map_err(etcd_err)? {
-                    Some(answer) if answer.ttl() > 0 => Ok(()),
+                match self.client.lease_keep_alive(id).await.map_err(etcd_err)? {
+                    ttl if ttl > 0 => Ok(()),
                     _ => Err(StoreError::Unavailable("the host's lease has ended".into())),
                 }
             };
@@ -345,16 +330,13 @@ impl Fleet for EtcdStore {
         Box::pin(async move {
             let lease = self.lease.lock().await.take();
             self.client
-                .kv_client()
-                .delete(key.as_str(), None::<DeleteOptions>)
+                .delete(&DeleteRangeRequest {
+                    key: key.into_bytes(),
+                })
                 .await
                 .map_err(etcd_err)?;
             if let Some(lease) = lease {
-                self.client
-                    .lease_client()
-                    .revoke(lease.id)
-                    .await
-                    .map_err(etcd_err)?;
+                self.client.lease_revoke(lease).await.map_err(etcd_err)?;
             }
             Ok(())
         })
@@ -364,30 +346,24 @@ impl Fleet for EtcdStore {
         Box::pin(async move {
             let resp = self
                 .client
-                .kv_client()
-                .get(self.full(HEAD), None)
+                .range(&RangeRequest::key(self.full(HEAD)))
                 .await
                 .map_err(etcd_err)?;
-            Ok(resp
-                .kvs()
-                .first()
-                .map_or(0, |kv| revision(kv.mod_revision())))
+            Ok(resp.kvs.first().map_or(0, |kv| revision(kv.mod_revision)))
         })
     }
 
     fn hosts(&self) -> BoxFuture<'_, Result<Vec<HostReport>, StoreError>> {
         Box::pin(async move {
-            let prefix = self.full(HOSTS);
             let resp = self
                 .client
-                .kv_client()
-                .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+                .range(&RangeRequest::prefix(self.full(HOSTS)))
                 .await
                 .map_err(etcd_err)?;
             Ok(resp
-                .kvs()
+                .kvs
                 .iter()
-                .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+                .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
                 .collect())
         })
     }
