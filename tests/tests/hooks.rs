@@ -60,6 +60,15 @@ async fn uploads_are_validated_versioned_and_pinnable() {
         )
         .await;
     assert_eq!(core.error_code(), "InvalidHook");
+    // ... and the refusal says how to build one.
+    assert!(
+        core.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wasm32-wasip2"),
+        "{}",
+        core.text()
+    );
     let bad_name = edge
         .api_raw(
             "PUT",

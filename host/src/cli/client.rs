@@ -66,6 +66,8 @@ impl Reply {
 pub struct ApiClient {
     endpoint: String,
     token: Option<String>,
+    /// Where the token was looked for, for the error when there is none.
+    token_looked: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -73,15 +75,38 @@ impl ApiClient {
     /// A client for `conn`'s endpoint and token (read from the token file when
     /// not given).
     pub fn new(conn: &Connection) -> Self {
-        let token = conn.token.clone().or_else(|| {
-            std::fs::read_to_string(&conn.token_file)
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-        });
+        let from_file = || match std::fs::read_to_string(&conn.token_file) {
+            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+            Ok(_) => Err("is empty".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        let (token, token_looked) = match &conn.token {
+            Some(t) => (Some(t.clone()), String::new()),
+            None => match from_file() {
+                Ok(t) => (Some(t), String::new()),
+                Err(why) => (
+                    None,
+                    format!(
+                        "--token and EDGE_TOKEN are unset, and the token file {} ({}) {why}",
+                        conn.token_file.display(),
+                        std::path::absolute(&conn.token_file)
+                            .unwrap_or_else(|_| conn.token_file.clone())
+                            .display()
+                    ),
+                ),
+            },
+        };
+        let endpoint = conn.endpoint.trim().trim_end_matches('/');
+        // `127.0.0.1:9901` means what `http://127.0.0.1:9901` does.
+        let endpoint = if endpoint.contains("://") {
+            endpoint.to_owned()
+        } else {
+            format!("http://{endpoint}")
+        };
         Self {
-            endpoint: conn.endpoint.trim_end_matches('/').to_owned(),
+            endpoint,
             token,
+            token_looked,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -138,6 +163,12 @@ impl ApiClient {
         if status.is_success() {
             return Ok(Reply { etag, body });
         }
+        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            return Err(CliError::Local(format!(
+                "the control API needs a token: {}; give --token or EDGE_TOKEN, or --token-file / EDGE_TOKEN_FILE naming <data-dir>/token of the host's edge serve",
+                self.token_looked
+            )));
+        }
         Err(api_error(status, &body))
     }
 
@@ -177,10 +208,17 @@ fn api_error(status: StatusCode, body: &[u8]) -> CliError {
             .and_then(|v| v["error"][name].as_str())
             .map(str::to_owned)
     };
+    let mut message =
+        field("message").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    if status == StatusCode::PRECONDITION_FAILED {
+        message.push_str(
+            " (it changed since that ETag was read: read it again, e.g. `edge dist get-config ID`, which prints the current ETag on stderr, reapply the change and retry)",
+        );
+    }
     CliError::Api {
         status: status.as_u16(),
         code: field("code")
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned()),
-        message: field("message").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+        message,
     }
 }

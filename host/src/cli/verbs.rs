@@ -88,6 +88,9 @@ pub async fn run(
             conn,
         }) => import_cloudfront(&conn, output, &file, dry_run, out).await,
         Command::Invalidate(args) => {
+            if let Some(warning) = shell_expanded(&args.paths) {
+                writeln!(err, "{warning}").map_err(io)?;
+            }
             let api = ApiClient::new(&args.conn);
             let reply = api
                 .send_json(
@@ -327,11 +330,11 @@ impl ConfigDocument {
         }
         let mut config: Value = serde_json::from_str(&json_text)
             .map_err(|e| CliError::Local(format!("{} is not JSON: {e}", path.display())))?;
-        if let (Some(inner), Some(tag)) = (config.get("config"), config.get("etag")) {
-            if inner.is_object() {
-                etag = tag.as_str().map(str::to_owned).or(etag);
-                config = inner.clone();
-            }
+        if let (Some(inner), Some(tag)) = (config.get("config"), config.get("etag"))
+            && inner.is_object()
+        {
+            etag = tag.as_str().map(str::to_owned).or(etag);
+            config = inner.clone();
         }
         Ok(Self { config, etag })
     }
@@ -870,6 +873,27 @@ async fn kv(cmd: KvCommand, output: Output, out: Out<'_>) -> Result<(), CliError
             }
         }
     }
+}
+
+/// A warning when `paths` look like an unquoted glob the shell expanded
+/// (`edge invalidate E1 /img/*` run where `/img` exists gives its files):
+/// several paths, each an existing file or directory on this machine.
+fn shell_expanded(paths: &[String]) -> Option<String> {
+    let local: Vec<&String> = paths
+        .iter()
+        .filter(|p| !p.contains('*') && Path::new(p.as_str()).exists())
+        .collect();
+    (paths.len() > 1 && local.len() == paths.len()).then(|| {
+        format!(
+            "warning: {} look like files of this machine: did the shell expand an unquoted glob? Quote globs: edge invalidate ID '/img/*'",
+            local
+                .iter()
+                .take(4)
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 /// A path segment, percent-encoded where it must be.

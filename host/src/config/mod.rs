@@ -476,9 +476,20 @@ fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Origin, ConfigE
             !a.host().is_empty() && !a.as_str().contains('@') && a.as_str() == o.domain_name
         })
         .ok_or_else(|| {
+            let hint = match o.domain_name.split_once("://") {
+                Some((scheme, rest)) => format!(
+                    "; the scheme goes in \"protocol\": \"domain_name\": {:?}, \"protocol\": {:?}",
+                    rest.trim_end_matches('/'),
+                    scheme.to_ascii_lowercase()
+                ),
+                None if o.domain_name.contains('/') => {
+                    "; a path goes in \"origin_path\"".to_owned()
+                }
+                None => String::new(),
+            };
             ConfigError::new(
                 format!("{field}.domain_name"),
-                format!("{:?} is not a host or host:port", o.domain_name),
+                format!("{:?} is not a host or host:port{hint}", o.domain_name),
             )
         })?;
     let host_header = HeaderValue::from_str(authority.as_str())
@@ -556,9 +567,15 @@ fn validate_behavior(
     targets: &HashMap<String, Target>,
 ) -> Result<Behavior, ConfigError> {
     if !targets.contains_key(&b.target_origin_id) {
+        let mut known: Vec<&str> = targets.keys().map(String::as_str).collect();
+        known.sort_unstable();
         return Err(ConfigError::new(
             format!("{field}.target_origin_id"),
-            format!("{:?} names no origin or origin group", b.target_origin_id),
+            format!(
+                "{:?} names no origin or origin group; the ids are: {}",
+                b.target_origin_id,
+                known.join(", ")
+            ),
         ));
     }
     let ttl = ttl_policy(b, field)?;
@@ -726,7 +743,11 @@ mod tests {
             ),
             (
                 r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"b"}}"#,
-                "default_cache_behavior.target_origin_id:",
+                "default_cache_behavior.target_origin_id: \"b\" names no origin or origin group; the ids are: a",
+            ),
+            (
+                r#"{"origins":[{"id":"a","domain_name":"https://x.example/"}],"default_cache_behavior":{"target_origin_id":"a"}}"#,
+                "\"domain_name\": \"x.example\", \"protocol\": \"https\"",
             ),
             (
                 r#"{"origins":[{"id":"a","domain_name":"x"},{"id":"a","domain_name":"y"}],"default_cache_behavior":{"target_origin_id":"a"}}"#,
@@ -763,7 +784,7 @@ mod tests {
         ];
         for (json, field) in cases {
             let err = parse(json).unwrap_err();
-            assert!(err.starts_with(field), "expected {field} in {err}");
+            assert!(err.contains(field), "expected {field} in {err}");
         }
     }
 

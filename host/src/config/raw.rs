@@ -13,7 +13,8 @@ pub struct DistributionConfig {
     pub comment: String,
     #[serde(default = "yes")]
     pub enabled: bool,
-    #[serde(default)]
+    /// Host names are case-insensitive: they are kept in lower case.
+    #[serde(default, deserialize_with = "lower_case_names")]
     pub aliases: Vec<String>,
     pub origins: Vec<OriginConfig>,
     #[serde(default)]
@@ -224,4 +225,11 @@ pub struct HookRef {
     /// Memory cap per invocation; default 16 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit_mib: Option<u64>,
+}
+
+/// A list of host names, lower-cased (DNS names are case-insensitive, and
+/// `Host` headers are matched in lower case).
+fn lower_case_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = <Vec<String> as Deserialize>::deserialize(d)?;
+    Ok(names.into_iter().map(|n| n.to_ascii_lowercase()).collect())
 }

@@ -34,6 +34,7 @@ pub struct CopyRequest {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliasRequest {
+    #[serde(deserialize_with = "lower_case_name")]
     pub alias: String,
 }
 
@@ -450,4 +451,9 @@ fn replace_record(state: &mut ControlState, record: Arc<DistributionRecord>) {
         state.aliases.insert(alias.clone(), id.clone());
     }
     state.distributions.insert(id, record);
+}
+
+/// A host name, lower-cased.
+fn lower_case_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(<String as Deserialize>::deserialize(d)?.to_ascii_lowercase())
 }

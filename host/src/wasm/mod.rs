@@ -456,6 +456,13 @@ impl HookRuntime {
     /// Compiles `bytes` and checks it against the `hooks` world. CPU-heavy on a
     /// first compile; call it off the request path.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<CompiledHook, InvalidHook> {
+        // A core module (version 1, layer 0) is what a build for
+        // wasm32-unknown-unknown or wasm32-wasip1 makes.
+        if bytes.starts_with(b"\0asm\x01\0\0\0") {
+            return Err(InvalidHook(
+                "this is a core WebAssembly module, not a component: build the hook for wasm32-wasip2 (`edge hook build`, or `cargo build --release --target wasm32-wasip2`)".into(),
+            ));
+        }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| InvalidHook(format!("not a valid WebAssembly component: {e:#}")))?;
         let pre = self
