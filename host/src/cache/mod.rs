@@ -111,7 +111,9 @@ impl CachedObject {
 
     /// The current age (RFC 9111 4.2.3), what the `age` header says.
     pub fn age(&self, now: Instant) -> Duration {
-        self.freshness.initial_age + now.saturating_duration_since(self.stored_at)
+        self.freshness
+            .initial_age
+            .saturating_add(now.saturating_duration_since(self.stored_at))
     }
 
     /// Whether the object is still fresh at `now`.
@@ -122,7 +124,7 @@ impl CachedObject {
     /// Whether a stale object is within `window` past its freshness, so it may
     /// still be served (never for `must-revalidate` and the like).
     pub fn stale_within(&self, now: Instant, window: Duration) -> bool {
-        !self.freshness.must_revalidate && self.age(now) < self.freshness.ttl + window
+        !self.freshness.must_revalidate && self.age(now) < self.freshness.ttl.saturating_add(window)
     }
 
     /// The validators to revalidate it with: its `ETag` and `Last-Modified`.
@@ -187,12 +189,20 @@ impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
         value: &Arc<CachedObject>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let f = &value.freshness;
+        Some(value.retention())
+    }
+}
+
+impl CachedObject {
+    /// How long from its storing the cache keeps the object: while fresh,
+    /// usable stale, or (with a validator) worth revalidating.
+    pub fn retention(&self) -> Duration {
+        let f = &self.freshness;
         let mut keep = f.stale_while_revalidate.max(f.stale_if_error);
-        if freshness::has_validator(&value.headers) {
+        if freshness::has_validator(&self.headers) {
             keep = keep.max(REVALIDATION_RETENTION);
         }
-        Some((f.ttl + keep).saturating_sub(f.initial_age))
+        f.ttl.saturating_add(keep).saturating_sub(f.initial_age)
     }
 }
 

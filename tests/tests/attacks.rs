@@ -1,0 +1,114 @@
+//! Attacks from hostile viewers and origins, each reproduced against a
+//! running host: the probe is sent, and what the host did with it is checked
+//! at the origin and on what a later, clean viewer gets.
+
+use bytes::Bytes;
+use edge_e2e::{Edge, Got, Origin, Reply, config_for, json};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+/// `u64::MAX` seconds, the largest delta-seconds a naive parser accepts.
+const HUGE: &str = "18446744073709551615";
+
+/// A viewer GET that reports a dropped connection instead of panicking.
+async fn try_get(edge: &Edge, host: &str, path: &str) -> Result<Got, String> {
+    let req = Request::builder()
+        .uri(format!("http://{}{path}", edge.viewer))
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    edge.client.try_send(req).await
+}
+
+#[tokio::test]
+async fn overflowing_delta_seconds_from_an_origin_saturate_instead_of_panicking() {
+    let big = || format!("max-age=60, stale-while-revalidate={HUGE}");
+    // Each probe: a path, and the response fields the origin sends for it.
+    let probes: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("/swr", vec![("cache-control", big())]),
+        (
+            "/sie",
+            vec![(
+                "cache-control",
+                format!("max-age=60, stale-if-error={HUGE}"),
+            )],
+        ),
+        (
+            "/max-age",
+            vec![
+                ("cache-control", format!("max-age={HUGE}")),
+                ("etag", "\"v\"".to_owned()),
+            ],
+        ),
+        (
+            "/s-maxage",
+            vec![
+                ("cache-control", format!("s-maxage={HUGE}")),
+                ("etag", "\"v\"".to_owned()),
+            ],
+        ),
+        (
+            "/age",
+            vec![("cache-control", big()), ("age", HUGE.to_owned())],
+        ),
+        ("/cdn", vec![("cdn-cache-control", big())]),
+        (
+            "/surrogate",
+            vec![(
+                "surrogate-control",
+                format!("max-age=60;edge, stale-if-error={HUGE}"),
+            )],
+        ),
+    ];
+    let table = probes.clone();
+    let origin = Origin::start(move |seen| {
+        let fields = table
+            .iter()
+            .find(|(path, _)| *path == seen.target)
+            .map(|(_, fields)| fields.clone())
+            .unwrap_or_default();
+        fields.iter().fold(
+            Reply::ok(format!("body of {}", seen.target)),
+            |r, (n, v)| r.header(n, v),
+        )
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["overflow.test"]);
+    // The largest TTLs a config can name, so the origin's values are not
+    // clamped away before the arithmetic.
+    config["default_cache_behavior"]["max_ttl"] = json!(u64::MAX);
+    edge.create(config).await;
+
+    let mut failed = Vec::new();
+    for (path, _) in &probes {
+        for round in ["first", "second"] {
+            match try_get(&edge, "overflow.test", path).await {
+                Ok(got)
+                    if got.status == StatusCode::OK && got.text() == format!("body of {path}") =>
+                {
+                    if round == "second" && got.cache() != "Hit" {
+                        failed.push(format!("{path}: second request {}", got.cache()));
+                    }
+                    let age = got.header("age").map(|a| a.parse::<u64>());
+                    if round == "second" && !matches!(age, Some(Ok(a)) if a <= 1 << 31) {
+                        failed.push(format!("{path}: Age {age:?} is not within 2^31"));
+                    }
+                }
+                Ok(got) => failed.push(format!("{path} ({round}): {} {}", got.status, got.text())),
+                Err(err) => failed.push(format!("{path} ({round}): {err}")),
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Each probe is fetched once; `/age` arrived already older than its
+    // lifetime, so its hit was served stale while one background request
+    // revalidated it.
+    let hits = origin.hits();
+    assert!(
+        (probes.len()..=probes.len() + 1).contains(&hits),
+        "{hits} origin requests for {} probes",
+        probes.len()
+    );
+}
