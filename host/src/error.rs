@@ -47,6 +47,8 @@ pub enum ProxyError {
     BadTarget,
     #[error("the request has both Content-Length and Transfer-Encoding")]
     AmbiguousFraming,
+    #[error("a {method} request has no body to send")]
+    BodyNotAllowed { method: http::Method },
     #[error(transparent)]
     Origin(#[from] OriginError),
     #[error(transparent)]
@@ -65,7 +67,8 @@ impl ProxyError {
             | Self::UnknownHost { .. }
             | Self::DistributionDisabled { .. }
             | Self::BadTarget
-            | Self::AmbiguousFraming => ErrorSource::Viewer,
+            | Self::AmbiguousFraming
+            | Self::BodyNotAllowed { .. } => ErrorSource::Viewer,
             Self::Origin(_) => ErrorSource::Origin,
             Self::Hook(_) => ErrorSource::Hook,
             Self::Internal(_) => ErrorSource::Internal,
@@ -82,6 +85,7 @@ impl ProxyError {
             Self::DistributionDisabled { .. } => (StatusCode::FORBIDDEN, "DistributionDisabled"),
             Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),
             Self::AmbiguousFraming => (StatusCode::BAD_REQUEST, "AmbiguousFraming"),
+            Self::BodyNotAllowed { .. } => (StatusCode::BAD_REQUEST, "RequestBodyNotAllowed"),
             Self::Origin(OriginError::Timeout { .. }) => {
                 (StatusCode::GATEWAY_TIMEOUT, "OriginTimeout")
             }

@@ -112,3 +112,47 @@ async fn overflowing_delta_seconds_from_an_origin_saturate_instead_of_panicking(
         probes.len()
     );
 }
+
+#[tokio::test]
+async fn a_get_or_head_with_a_body_is_refused_and_never_reaches_the_cache() {
+    // An origin that answers with what it was sent, cacheably.
+    let origin = Origin::start(|seen| {
+        Reply::ok(format!("body=[{}]", String::from_utf8_lossy(&seen.body)))
+            .header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["fat.test"]);
+    edge.create(config).await;
+
+    for method in ["GET", "HEAD"] {
+        let fat = edge
+            .request_with_body(
+                method,
+                "fat.test",
+                "/page",
+                &[],
+                Bytes::from_static(b"poison"),
+            )
+            .await;
+        assert_eq!(fat.status, StatusCode::BAD_REQUEST, "{method}");
+        if method == "GET" {
+            assert_eq!(fat.error_code(), "RequestBodyNotAllowed");
+        }
+    }
+    assert_eq!(origin.hits(), 0, "a fat request reached the origin");
+    let clean = edge.get("fat.test", "/page").await;
+    assert_eq!(
+        (clean.status, clean.text()),
+        (StatusCode::OK, "body=[]".to_owned())
+    );
+    assert_eq!(clean.cache(), "Miss");
+    assert!(origin.last().body.is_empty());
+    // An empty body is no body: `Content-Length: 0` is served.
+    let empty = edge
+        .request("GET", "fat.test", "/page", &[("content-length", "0")])
+        .await;
+    assert_eq!((empty.status, empty.cache()), (StatusCode::OK, "Hit"));
+    assert_eq!(empty.text(), "body=[]");
+}

@@ -263,6 +263,14 @@ impl Proxy {
         if !req.uri().path().starts_with('/') {
             return Err(ProxyError::BadTarget);
         }
+        // A GET or HEAD with a body (RFC 9110 9.3.1: content with no defined
+        // semantics) is refused: forwarded, it could change what the origin
+        // answers for a key that does not hold it (a "fat GET").
+        if matches!(*req.method(), Method::GET | Method::HEAD) && !req.body().is_end_stream() {
+            return Err(ProxyError::BodyNotAllowed {
+                method: req.method().clone(),
+            });
+        }
         if dist.config.raw.logging.enabled && self.access_log.is_some() {
             ctx.log = Some(Box::new(self.log_record(&req, &dist, &host, ctx)));
         }
@@ -402,7 +410,10 @@ impl Proxy {
                 }
             }
         }
-        self.to_origin(ctx, trip, Some(viewer_body)).await
+        // A cacheable request sends no body, even when a viewer-request hook
+        // turned another method into a GET or HEAD.
+        drop(viewer_body);
+        self.to_origin(ctx, trip, None).await
     }
 
     /// Drops what is stored for the request's URI and for the same-host URIs
