@@ -45,6 +45,8 @@ pub enum ProxyError {
     DistributionDisabled { id: String },
     #[error("the request target is not a path")]
     BadTarget,
+    #[error("the request path is ambiguous: {0}")]
+    BadPath(#[from] crate::proxy::path::PathError),
     #[error("the request has both Content-Length and Transfer-Encoding")]
     AmbiguousFraming,
     #[error("a {method} request has no body to send")]
@@ -67,6 +69,7 @@ impl ProxyError {
             | Self::UnknownHost { .. }
             | Self::DistributionDisabled { .. }
             | Self::BadTarget
+            | Self::BadPath(_)
             | Self::AmbiguousFraming
             | Self::BodyNotAllowed { .. } => ErrorSource::Viewer,
             Self::Origin(_) => ErrorSource::Origin,
@@ -84,6 +87,7 @@ impl ProxyError {
             Self::UnknownHost { .. } => (StatusCode::MISDIRECTED_REQUEST, "UnknownDistribution"),
             Self::DistributionDisabled { .. } => (StatusCode::FORBIDDEN, "DistributionDisabled"),
             Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),
+            Self::BadPath(_) => (StatusCode::BAD_REQUEST, "InvalidRequestPath"),
             Self::AmbiguousFraming => (StatusCode::BAD_REQUEST, "AmbiguousFraming"),
             Self::BodyNotAllowed { .. } => (StatusCode::BAD_REQUEST, "RequestBodyNotAllowed"),
             Self::Origin(OriginError::Timeout { .. }) => {

@@ -2,7 +2,11 @@
 //! running host: the probe is sent, and what the host did with it is checked
 //! at the origin and on what a later, clean viewer gets.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::Bytes;
+use edge_e2e::examples::EDGE_AUTH;
 use edge_e2e::{Edge, Got, Origin, Reply, config_for, json};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -155,4 +159,116 @@ async fn a_get_or_head_with_a_body_is_refused_and_never_reaches_the_cache() {
         .await;
     assert_eq!((empty.status, empty.cache()), (StatusCode::OK, "Hit"));
     assert_eq!(empty.text(), "body=[]");
+}
+
+/// A path as nginx resolves it before looking for a file: every escape
+/// decoded (`%2F` included), `//` merged, dot-segments removed.
+fn nginx_path(target: &str) -> String {
+    let path = target.split('?').next().unwrap_or("");
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match escape {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded).into_owned();
+    let mut out: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[tokio::test]
+async fn path_confusion_neither_bypasses_a_behavior_nor_poisons_the_cache() {
+    let secrets_served = Arc::new(AtomicUsize::new(0));
+    let served = secrets_served.clone();
+    let origin = Origin::start(move |seen| match nginx_path(&seen.target).as_str() {
+        "/private/secret.txt" => {
+            served.fetch_add(1, Ordering::SeqCst);
+            Reply::ok("the secret").header("cache-control", "max-age=60")
+        }
+        path if path.starts_with("/public/") || path.starts_with("/static/") => {
+            Reply::ok(format!("page {}", seen.target)).header("cache-control", "max-age=60")
+        }
+        _ => Reply::ok("not found").status(404),
+    })
+    .await;
+    let edge = Edge::start().await;
+    edge.upload_hook("auth", EDGE_AUTH).await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["paths.test"]);
+    config["cache_behaviors"] = json!([
+        {"path_pattern": "/private/*", "target_origin_id": "web",
+         "hooks": {"viewer_request": {"module": "auth", "config": {"key": "s3cret"}}}},
+        {"path_pattern": "/static/*", "target_origin_id": "web",
+         "cache_key": {"query_strings": "all"}}
+    ]);
+    edge.create(config).await;
+
+    // The hook guards the private file.
+    let direct = edge.get("paths.test", "/private/secret.txt").await;
+    assert_eq!(direct.status, StatusCode::UNAUTHORIZED);
+
+    // Each probe reaches the hook under its canonical path (401), or is
+    // refused as ambiguous (400); none gets the file.
+    let probes = [
+        ("/public/../private/secret.txt", 401),
+        ("/public/%2e%2e/private/secret.txt", 400),
+        ("/public/..%2fprivate/secret.txt", 400),
+        ("//private/secret.txt", 401),
+        ("/PRIVATE/../private/secret.txt", 401),
+        ("/%70rivate/secret.txt", 401),
+        ("/public/..;/private/secret.txt", 400),
+        ("/public/..%5cprivate/secret.txt", 400),
+        ("/static/../private/secret.txt", 401),
+        ("/static/../private/secret.txt", 401),
+    ];
+    let mut wrong = Vec::new();
+    for (path, want) in probes {
+        let got = edge.get("paths.test", path).await;
+        if got.status.as_u16() != want || got.text().contains("secret") {
+            wrong.push(format!(
+                "{path}: {} {} ({})",
+                got.status,
+                got.text(),
+                got.cache()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(
+        secrets_served.load(Ordering::SeqCst),
+        0,
+        "the origin served the secret"
+    );
+
+    // The origin sees the canonical path, the query string as sent, and
+    // the behavior that matched it is the one that served it.
+    let got = edge
+        .get("paths.test", "/static/./a/../b%7e.css?x=%2e%2e/&y")
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(origin.last().target, "/static/b~.css?x=%2e%2e/&y");
+    let again = edge.get("paths.test", "/static//b~.css?x=%2e%2e/&y").await;
+    assert_eq!(again.cache(), "Hit", "one canonical path, one cache key");
 }

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod deploy;
 pub mod headers;
+pub mod path;
 pub mod routing;
 pub mod stored;
 
@@ -263,6 +264,9 @@ impl Proxy {
         if !req.uri().path().starts_with('/') {
             return Err(ProxyError::BadTarget);
         }
+        // The one form of the path every step from here on sees: behavior
+        // matching, hooks, the cache key and the origin.
+        let path = path::normalize(req.uri().path())?.into_owned();
         // A GET or HEAD with a body (RFC 9110 9.3.1: content with no defined
         // semantics) is refused: forwarded, it could change what the origin
         // answers for a key that does not hold it (a "fat GET").
@@ -296,11 +300,11 @@ impl Proxy {
         }
 
         // Step 3: cache behavior by path pattern.
-        let (index, behavior) = dist.config.behavior_for(parts.uri.path());
+        let (index, behavior) = dist.config.behavior_for(&path);
         let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
         let mut ex = Exchange {
             method: parts.method,
-            path: parts.uri.path().to_owned(),
+            path,
             query: parts.uri.query().map(str::to_owned),
             headers: viewer_headers,
             target_id: behavior.target_origin_id.clone(),
@@ -439,21 +443,15 @@ impl Proxy {
                 continue;
             };
             let same_host = uri.host().is_none_or(|h| h.eq_ignore_ascii_case(host));
-            if !same_host || !uri.path().starts_with('/') {
+            let Some(path) = same_host
+                .then(|| path::normalize(uri.path()).ok())
+                .flatten()
+            else {
                 continue;
-            }
-            let behavior = dist.config.behavior_for(uri.path()).1;
+            };
+            let behavior = dist.config.behavior_for(&path).1;
             let target = &behavior.target_origin_id;
-            let (base, _, _) = cache_key(
-                dist,
-                behavior,
-                arm,
-                host,
-                ex,
-                uri.path(),
-                uri.query(),
-                target,
-            );
+            let (base, _, _) = cache_key(dist, behavior, arm, host, ex, &path, uri.query(), target);
             self.cache.remove(&base);
         }
     }
