@@ -272,3 +272,107 @@ async fn path_confusion_neither_bypasses_a_behavior_nor_poisons_the_cache() {
     let again = edge.get("paths.test", "/static//b~.css?x=%2e%2e/&y").await;
     assert_eq!(again.cache(), "Hit", "one canonical path, one cache key");
 }
+
+/// Forwarding fields a viewer might send to make an origin build its
+/// links, redirects or access rules on values of the viewer's choosing.
+const FORWARDING: [(&str, &str); 11] = [
+    ("x-forwarded-proto", "gopher"),
+    ("x-forwarded-port", "6666"),
+    ("x-forwarded-prefix", "/evil"),
+    ("forwarded", "for=6.6.6.6;proto=gopher;host=evil.example"),
+    ("x-original-host", "evil.example"),
+    ("x-forwarded-ssl", "on"),
+    ("front-end-https", "on"),
+    ("x-real-ip", "6.6.6.6"),
+    ("true-client-ip", "6.6.6.6"),
+    ("x-client-ip", "6.6.6.6"),
+    ("x-original-method", "DELETE"),
+];
+
+#[tokio::test]
+async fn viewer_forwarding_headers_never_reach_the_origin_or_the_cache() {
+    // An origin that echoes every forwarding field it receives into a
+    // cacheable page, as an application building absolute links does.
+    let origin = Origin::start(|seen| {
+        let mut echoed: Vec<String> = FORWARDING
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(["x-forwarded-for"])
+            .filter_map(|name| {
+                let value = seen.headers.get(name)?.to_str().ok()?;
+                Some(format!("{name}={value}"))
+            })
+            .collect();
+        echoed.sort();
+        Reply::ok(echoed.join("\n")).header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["fwd.test"]);
+    config["cache_behaviors"] = json!([
+        // Keyed on x-real-ip: forwarded, each value its own object.
+        {"path_pattern": "/keyed/*", "target_origin_id": "web",
+         "cache_key": {"headers": ["x-real-ip"]}},
+        // No forwarding headers at all.
+        {"path_pattern": "/bare/*", "target_origin_id": "web", "forwarding_headers": []}
+    ]);
+    edge.create(config).await;
+
+    let attacker = edge.request("GET", "fwd.test", "/page", &FORWARDING).await;
+    let victim = edge.get("fwd.test", "/page").await;
+    assert_eq!(victim.cache(), "Hit");
+    // The host's own fields, and nothing of the attacker's.
+    let own = "forwarded=for=127.0.0.1;proto=http;host=fwd.test\n\
+               x-forwarded-for=127.0.0.1\n\
+               x-forwarded-proto=http";
+    for got in [&attacker, &victim] {
+        assert_eq!(got.text(), own);
+    }
+
+    // Keyed: the viewer's value is forwarded and the object is its own.
+    let keyed = edge
+        .request("GET", "fwd.test", "/keyed/a", &[("x-real-ip", "6.6.6.6")])
+        .await;
+    assert!(
+        keyed.text().contains("x-real-ip=6.6.6.6"),
+        "{}",
+        keyed.text()
+    );
+    let plain = edge.get("fwd.test", "/keyed/a").await;
+    assert_eq!(plain.cache(), "Miss");
+    assert!(!plain.text().contains("6.6.6.6"), "{}", plain.text());
+
+    // A behavior that names none sends none, and still drops the viewer's.
+    let bare = edge
+        .request("GET", "fwd.test", "/bare/a", &FORWARDING)
+        .await;
+    assert_eq!(bare.text(), "");
+    let spoofed = edge
+        .request(
+            "GET",
+            "fwd.test",
+            "/bare/b",
+            &[("x-forwarded-for", "6.6.6.6")],
+        )
+        .await;
+    assert_eq!(spoofed.text(), "");
+
+    // An unknown forwarding header in the config is refused, naming it.
+    let mut bad = config_for(&[("web", &origin)]);
+    bad["default_cache_behavior"]["forwarding_headers"] = json!(["x-real-ip"]);
+    let refused = edge.api("POST", "/v1/distributions", Some(bad), &[]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused
+            .text()
+            .contains("default_cache_behavior.forwarding_headers[0]"),
+        "{}",
+        refused.text()
+    );
+}

@@ -634,6 +634,7 @@ impl Importer {
             max_ttl,
             cache_key,
             store_set_cookie: false,
+            forwarding_headers: None,
             hooks: HooksConfig::default(),
         })
     }

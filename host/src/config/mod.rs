@@ -205,6 +205,38 @@ pub struct Behavior {
     pub cache_key: CacheKeyPolicy,
     /// Store responses with `Set-Cookie`.
     pub store_set_cookie: bool,
+    /// The forwarding fields the host sets on requests to the origin.
+    pub forwarding: Forwarding,
+}
+
+/// The forwarding fields the host sets on a behavior's origin requests, each
+/// with the host's own value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    /// `X-Forwarded-For`: the viewer's chain with the client's address appended.
+    pub x_forwarded_for: bool,
+    /// `X-Forwarded-Proto`: `https` or `http`, by the listener.
+    pub x_forwarded_proto: bool,
+    /// `Forwarded` (RFC 7239): `for=<client>;proto=<scheme>;host=<host>`.
+    pub forwarded: bool,
+}
+
+impl Forwarding {
+    /// The names `forwarding_headers` accepts.
+    pub const NAMES: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "forwarded"];
+
+    /// All three, the default.
+    pub const ALL: Self = Self {
+        x_forwarded_for: true,
+        x_forwarded_proto: true,
+        forwarded: true,
+    };
+
+    const NONE: Self = Self {
+        x_forwarded_for: false,
+        x_forwarded_proto: false,
+        forwarded: false,
+    };
 }
 
 /// The behavior's TTL bounds, in seconds.
@@ -577,6 +609,35 @@ fn validate_behavior(
             ));
         }
     }
+    let forwarding = match &b.forwarding_headers {
+        None => Forwarding::ALL,
+        Some(names) => {
+            let mut set = Forwarding::NONE;
+            for (i, name) in names.iter().enumerate() {
+                let flag = match name.to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => &mut set.x_forwarded_for,
+                    "x-forwarded-proto" => &mut set.x_forwarded_proto,
+                    "forwarded" => &mut set.forwarded,
+                    _ => {
+                        return Err(ConfigError::new(
+                            format!("{field}.forwarding_headers[{i}]"),
+                            format!(
+                                "{name:?} is not a forwarding header the host sets (one of {})",
+                                Forwarding::NAMES.join(", ")
+                            ),
+                        ));
+                    }
+                };
+                if std::mem::replace(flag, true) {
+                    return Err(ConfigError::new(
+                        format!("{field}.forwarding_headers[{i}]"),
+                        format!("{name:?} is listed twice"),
+                    ));
+                }
+            }
+            set
+        }
+    };
     Ok(Behavior {
         target_origin_id: b.target_origin_id.clone(),
         ttl,
@@ -586,6 +647,7 @@ fn validate_behavior(
             cookies: b.cache_key.cookies.clone(),
         },
         store_set_cookie: b.store_set_cookie,
+        forwarding,
     })
 }
 
@@ -716,6 +778,32 @@ mod tests {
             let err = parse(json).unwrap_err();
             assert!(err.starts_with(field), "expected {field} in {err}");
         }
+    }
+
+    #[test]
+    fn forwarding_headers_default_to_all_three_and_are_validated() {
+        let with = |list: &str| {
+            parse(&format!(
+                r#"{{"origins":[{{"id":"a","domain_name":"x"}}],"default_cache_behavior":{{"target_origin_id":"a"{list}}}}}"#
+            ))
+            .map(|d| d.default_behavior.forwarding)
+        };
+        assert_eq!(with(""), Ok(Forwarding::ALL));
+        assert_eq!(with(r#","forwarding_headers":[]"#), Ok(Forwarding::NONE));
+        assert_eq!(
+            with(r#","forwarding_headers":["X-Forwarded-Proto"]"#),
+            Ok(Forwarding {
+                x_forwarded_proto: true,
+                ..Forwarding::NONE
+            })
+        );
+        let unknown = with(r#","forwarding_headers":["forwarded","x-real-ip"]"#).unwrap_err();
+        assert!(
+            unknown.starts_with("default_cache_behavior.forwarding_headers[1]:"),
+            "{unknown}"
+        );
+        let twice = with(r#","forwarding_headers":["forwarded","Forwarded"]"#).unwrap_err();
+        assert!(twice.contains("listed twice"), "{twice}");
     }
 
     #[test]

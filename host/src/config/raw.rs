@@ -116,6 +116,12 @@ pub struct CacheBehaviorConfig {
     /// shared cache that stores one viewer's session cookie hands it to all.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub store_set_cookie: bool,
+    /// The forwarding fields the host sets on requests to the origin, with
+    /// its own values (`x-forwarded-for`, `x-forwarded-proto`, `forwarded`);
+    /// absent, all three. The viewer's forwarding fields never reach the
+    /// origin unless the cache key names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding_headers: Option<Vec<String>>,
     #[serde(default)]
     pub hooks: HooksConfig,
 }

@@ -310,6 +310,11 @@ impl Proxy {
             target_id: behavior.target_origin_id.clone(),
         };
         headers::strip_hop_by_hop(&mut ex.headers);
+        headers::strip_viewer_forwarding(
+            &mut ex.headers,
+            behavior.forwarding,
+            &behavior.cache_key.headers,
+        );
 
         // Step 4: viewer-request hook. An answer here is not cached.
         if let Some(hook) = &hooks.viewer_request {
@@ -341,14 +346,12 @@ impl Proxy {
         } else {
             (ex.query.clone(), None)
         };
-        let keyed = &behavior.cache_key.headers;
-        let out = self.origin_request(
-            &ex,
-            query,
-            cookies.as_deref(),
-            ctx,
-            cacheable.then_some(keyed),
-        );
+        let viewer = headers::Viewer {
+            client: ctx.client.ip(),
+            tls: ctx.tls,
+            host: &host,
+        };
+        let out = self.origin_request(&ex, query, cookies.as_deref(), viewer, behavior, cacheable);
         let trip = Trip {
             dist: &dist,
             index,
@@ -474,7 +477,8 @@ impl Proxy {
     /// when sending), only the cookies the cache key keeps on a cacheable
     /// request, none of the viewer's validators on a `GET` the cache may store
     /// (the cache fetches whole objects and answers conditionals itself), and
-    /// `X-Forwarded-For` appended; on a request the cache may store, the
+    /// the host's forwarding fields set as the behavior says
+    /// ([`headers::set_forwarding`]); on a request the cache may store, the
     /// URL- and method-override fields it does not key on are dropped (see
     /// [`headers::UNKEYED_OVERRIDES`]).
     fn origin_request(
@@ -482,13 +486,14 @@ impl Proxy {
         ex: &Exchange,
         query: Option<String>,
         cookies: Option<&str>,
-        ctx: &RequestCtx,
-        cacheable: Option<&Vec<HeaderName>>,
+        viewer: headers::Viewer<'_>,
+        behavior: &Behavior,
+        cacheable: bool,
     ) -> Exchange {
         let mut headers = ex.headers.clone();
         headers.remove(HOST);
-        if let Some(keyed) = cacheable {
-            headers::strip_unkeyed_overrides(&mut headers, keyed);
+        if cacheable {
+            headers::strip_unkeyed_overrides(&mut headers, &behavior.cache_key.headers);
             headers.remove(COOKIE);
             if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(c).ok()) {
                 headers.insert(COOKIE, v);
@@ -504,7 +509,7 @@ impl Proxy {
                 headers.remove(name);
             }
         }
-        headers::append_forwarded_for(&mut headers, ctx.client.ip());
+        headers::set_forwarding(&mut headers, behavior.forwarding, viewer);
         // Tell the origin it may target Surrogate-Control directives at us.
         headers.append(&SURROGATE_CAPABILITY, surrogate_capability());
         Exchange {
