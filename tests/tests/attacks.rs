@@ -376,3 +376,35 @@ async fn viewer_forwarding_headers_never_reach_the_origin_or_the_cache() {
         refused.text()
     );
 }
+
+#[tokio::test]
+async fn the_control_api_reads_the_bearer_scheme_case_insensitively() {
+    let edge = Edge::start().await;
+    let token = edge_e2e::TOKEN;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let credentials = format!("{scheme} {token}");
+        let got = edge
+            .api_raw(
+                "GET",
+                "/v1/distributions",
+                Vec::new(),
+                &[("authorization", &credentials)],
+                None,
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{credentials}: {}", got.text());
+    }
+    // Another scheme, or the right scheme with a wrong token, is still refused.
+    for credentials in [format!("Basic {token}"), "bearer wrong".to_owned()] {
+        let got = edge
+            .api_raw(
+                "GET",
+                "/v1/distributions",
+                Vec::new(),
+                &[("authorization", &credentials)],
+                None,
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{credentials}");
+    }
+}
