@@ -177,11 +177,7 @@ fn response_headers(data: &[u8]) -> HeaderMap {
 pub fn cache_control(data: &[u8]) {
     let headers = response_headers(data);
     let cc = CacheControl::parse(&headers);
-    let ttl = TtlPolicy {
-        min: 0,
-        default: 60,
-        max: 3600,
-    };
+    let ttl = TtlPolicy::new(0, 60, 3600);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let decided = freshness::decide(
         &Method::GET,
@@ -228,11 +224,7 @@ pub fn freshness(data: &[u8]) {
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let elapsed = Duration::from_secs(u64_at(data, 8));
     let max = u64_at(data, 16);
-    let ttl = TtlPolicy {
-        min: max / 4,
-        default: max / 2,
-        max,
-    };
+    let ttl = TtlPolicy::new(max / 4, max / 2, max);
     let headers = response_headers(data.get(24..).unwrap_or_default());
     let Some(fresh) = freshness::decide(
         &Method::GET,

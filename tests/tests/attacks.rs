@@ -408,3 +408,37 @@ async fn the_control_api_reads_the_bearer_scheme_case_insensitively() {
         assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{credentials}");
     }
 }
+
+#[tokio::test]
+async fn errors_and_redirects_without_freshness_are_cached_for_seconds_not_a_day() {
+    // Without explicit freshness: a 404, a 301, a 410 and a 200.
+    let origin = Origin::start(|seen| match seen.target.as_str() {
+        "/missing" => Reply::ok("missing").status(404),
+        "/moved" => Reply::ok("").status(301).header("location", "/elsewhere"),
+        "/gone" => Reply::ok("gone").status(410),
+        _ => Reply::ok("page"),
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["errors.test"]);
+    config["default_cache_behavior"]["default_ttl_by_status"] = json!({"404": 1});
+    edge.create(config).await;
+    let paths = ["/missing", "/moved", "/gone", "/page"];
+    let results = async |edge: &Edge| {
+        let mut out = Vec::new();
+        for path in paths {
+            out.push(edge.get("errors.test", path).await.cache().to_owned());
+        }
+        out
+    };
+    assert_eq!(results(&edge).await, ["Miss"; 4]);
+    assert_eq!(results(&edge).await, ["Hit"; 4]);
+    // The 404's own TTL (1 s) is over; the others' are not.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(results(&edge).await, ["Miss", "Hit", "Hit", "Hit"]);
+    // Past the 10 s default for errors and redirects, only the 200 (on
+    // `default_ttl`, a day) is still stored.
+    tokio::time::sleep(std::time::Duration::from_millis(9_500)).await;
+    assert_eq!(results(&edge).await, ["Miss", "Miss", "Miss", "Hit"]);
+}

@@ -255,7 +255,7 @@ pub fn decide(
     let lifetime = match explicit {
         _ if cc.no_cache => 0,
         Some(secs) => secs.max(ttl.min).min(ttl.max),
-        None if heuristically_cacheable(status) => ttl.default,
+        None if heuristically_cacheable(status) => ttl.heuristic(status.as_u16()),
         None => return None,
     }
     .min(DELTA_MAX);
@@ -295,11 +295,7 @@ fn http_date(headers: &HeaderMap, name: HeaderName) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
-    const TTL: TtlPolicy = TtlPolicy {
-        min: 0,
-        default: 100,
-        max: 1000,
-    };
+    const TTL: TtlPolicy = TtlPolicy::new(0, 100, 1000);
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -340,14 +336,7 @@ mod tests {
             Some(30)
         );
         assert_eq!(
-            ttl_of(
-                &[("expires", "0")],
-                TtlPolicy {
-                    min: 0,
-                    default: 100,
-                    max: 1000
-                }
-            ),
+            ttl_of(&[("expires", "0")], TtlPolicy::new(0, 100, 1000)),
             None
         );
     }
@@ -366,17 +355,7 @@ mod tests {
             Some(10)
         );
         assert_eq!(ttl_of(&[], TTL), Some(100));
-        assert_eq!(
-            ttl_of(
-                &[],
-                TtlPolicy {
-                    min: 0,
-                    default: 0,
-                    max: 1000
-                }
-            ),
-            None
-        );
+        assert_eq!(ttl_of(&[], TtlPolicy::new(0, 0, 1000)), None);
     }
 
     #[test]
@@ -461,18 +440,30 @@ mod tests {
             )
             .is_none()
         );
-        assert!(
-            decide(
+        // Cacheable by default, but for seconds, not for the default TTL.
+        for status in [301, 404, 405, 410, 414, 501] {
+            let f = decide(
                 &Method::GET,
                 &none,
-                StatusCode::NOT_FOUND,
+                StatusCode::from_u16(status).unwrap(),
                 &none,
                 TTL,
                 false,
-                now
-            )
-            .is_some()
+                now,
+            );
+            assert_eq!(f.map(|f| f.ttl.as_secs()), Some(10), "{status}");
+        }
+        // Explicit freshness still decides.
+        let explicit = decide(
+            &Method::GET,
+            &none,
+            StatusCode::NOT_FOUND,
+            &headers(&[("cache-control", "max-age=300")]),
+            TTL,
+            false,
+            now,
         );
+        assert_eq!(explicit.map(|f| f.ttl.as_secs()), Some(300));
     }
 
     #[test]
@@ -654,11 +645,7 @@ mod tests {
         const HUGE: &str = "18446744073709551615";
         const HUGER: &str = "99999999999999999999999";
         let max = Duration::from_secs(DELTA_MAX);
-        let loose = TtlPolicy {
-            min: 0,
-            default: u64::MAX,
-            max: u64::MAX,
-        };
+        let loose = TtlPolicy::new(0, u64::MAX, u64::MAX);
         for big in [HUGE, HUGER] {
             let cc = format!("max-age={big}, stale-while-revalidate={big}, stale-if-error={big}");
             for field in ["cache-control", "cdn-cache-control", "surrogate-control"] {
@@ -691,11 +678,7 @@ mod tests {
 
     #[test]
     fn a_far_future_expires_or_an_ancient_date_never_overflows() {
-        let loose = TtlPolicy {
-            min: 0,
-            default: 0,
-            max: u64::MAX,
-        };
+        let loose = TtlPolicy::new(0, 0, u64::MAX);
         let far = [
             ("date", "Thu, 01 Jan 1970 00:00:00 GMT"),
             ("expires", "Fri, 31 Dec 9999 23:59:59 GMT"),

@@ -109,6 +109,12 @@ pub struct CacheBehaviorConfig {
     pub default_ttl: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ttl: Option<u64>,
+    /// The lifetime, by status, of a response without explicit freshness
+    /// whose status is cacheable by default but not a success (300, 301,
+    /// 308, 404, 405, 410, 414, 501): in place of `default_ttl`, and 10 s
+    /// for a status not listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_ttl_by_status: BTreeMap<String, u64>,
     #[serde(default)]
     pub cache_key: CacheKeyConfig,
     /// Store responses that carry `Set-Cookie` (and replay the cookie to

@@ -726,8 +726,9 @@ impl Proxy {
             }
             None => {
                 let tee = self.tee(&head, key, freshness, tags, stamp, guard);
-                if head.status == StatusCode::NO_CONTENT {
-                    // No body follows: the exchange is complete now.
+                // No body follows (a 204, or an empty body the viewer's
+                // connection will never poll): the exchange is complete now.
+                if head.status == StatusCode::NO_CONTENT || incoming.is_end_stream() {
                     if let Some(tee) = tee {
                         tee.complete_empty();
                     }
