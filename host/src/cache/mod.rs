@@ -429,6 +429,8 @@ impl SharedCache {
     /// (exact, or a prefix when `path` ends with `*`). Returns how many matched.
     pub fn invalidate(&self, distribution_id: &str, path: &str) -> usize {
         self.bump(distribution_id);
+        // Stored paths are normalized; so is what names them.
+        let path = crate::proxy::path::normalize_invalidation(path);
         let prefix = path.strip_suffix('*');
         let mut dropped = 0;
         for (key, obj) in &self.inner {
@@ -437,7 +439,7 @@ impl SharedCache {
                 || &*tags.primary_id == distribution_id)
                 && match prefix {
                     Some(p) => tags.path.starts_with(p),
-                    None => &*tags.path == path,
+                    None => *tags.path == *path,
                 };
             if matches {
                 self.inner.invalidate(&*key);
@@ -542,7 +544,15 @@ mod tests {
         cache.insert("3".into(), object("E1", "/index.html", 1, 60), STAMP);
         cache.insert("4".into(), object("E2", "/img/a.png", 1, 60), STAMP);
         assert_eq!(cache.invalidate("E1", "/img/*"), 2);
-        assert_eq!(cache.invalidate("E1", "/index.html"), 1);
+        assert_eq!(cache.invalidate("E1", "//index.html"), 1);
+        // Stored paths are normalized: so are the paths that invalidate them.
+        for (key, path) in [("5", "/~user/a"), ("6", "/~user/b")] {
+            let obj = object("E1", path, 1, 60);
+            let stamp = cache.stamp(&obj.tags);
+            cache.insert(key.into(), obj, stamp);
+        }
+        assert_eq!(cache.invalidate("E1", "/%7euser/./a"), 1);
+        assert_eq!(cache.invalidate("E1", "/x/../%7Euser/*"), 1);
         assert!(cache.get("4").is_some());
         assert!(cache.get("1").is_none());
     }

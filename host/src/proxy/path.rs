@@ -148,6 +148,34 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     })
 }
 
+/// An invalidation path in the form [`normalize`] gives stored objects'
+/// paths, so `/a%7e`, `/a/./~` and `//a~` all name what `/a~` stored: an
+/// exact path is normalized; a prefix (the path before a final `*`) has the
+/// part up to its last `/` normalized and the partial segment after it only
+/// its escapes (a trailing `.` there is a prefix of a name, not a
+/// dot-segment). A path that cannot be normalized stays as it is (no object
+/// was stored under a refused path).
+pub fn normalize_invalidation(path: &str) -> Cow<'_, str> {
+    let Some(prefix) = path.strip_suffix('*') else {
+        return normalize(path).unwrap_or(Cow::Borrowed(path));
+    };
+    let Some(slash) = prefix.rfind('/') else {
+        return Cow::Borrowed(path);
+    };
+    let (head, tail) = prefix.split_at(slash + 1);
+    let (Ok(head), Ok((tail, _))) = (normalize(head), segment(tail.as_bytes())) else {
+        return Cow::Borrowed(path);
+    };
+    let mut out = head.into_owned();
+    out.push_str(&String::from_utf8_lossy(&tail));
+    out.push('*');
+    if out == path {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +279,25 @@ mod tests {
         ];
         for (path, want) in cases {
             assert_eq!(norm(path), Err(want), "{path}");
+        }
+    }
+
+    #[test]
+    fn invalidation_paths_name_what_normalized_requests_stored() {
+        let cases = [
+            ("/a%7e", "/a~"),
+            ("//a/./b", "/a/b"),
+            ("/img/*", "/img/*"),
+            ("/*", "/*"),
+            ("//img/../css/*", "/css/*"),
+            ("/img/caf%c3*", "/img/caf%C3*"),
+            ("/img/.*", "/img/.*"),
+            ("/img/..*", "/img/..*"),
+            ("/a%2Fb", "/a%2Fb"),
+            ("/a%2F*", "/a%2F*"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(normalize_invalidation(path), want, "{path}");
         }
     }
 
