@@ -264,8 +264,12 @@ impl Proxy {
         if !req.uri().path().starts_with('/') {
             return Err(ProxyError::BadTarget);
         }
+        if dist.config.raw.logging.enabled && self.access_log.is_some() {
+            ctx.log = Some(Box::new(self.log_record(&req, &dist, &host, ctx)));
+        }
         // The one form of the path every step from here on sees: behavior
-        // matching, hooks, the cache key and the origin.
+        // matching, hooks, the cache key and the origin. (The access log
+        // keeps the path as the viewer sent it.)
         let path = path::normalize(req.uri().path())?.into_owned();
         // A GET or HEAD with a body (RFC 9110 9.3.1: content with no defined
         // semantics) is refused: forwarded, it could change what the origin
@@ -274,9 +278,6 @@ impl Proxy {
             return Err(ProxyError::BodyNotAllowed {
                 method: req.method().clone(),
             });
-        }
-        if dist.config.raw.logging.enabled && self.access_log.is_some() {
-            ctx.log = Some(Box::new(self.log_record(&req, &dist, &host, ctx)));
         }
 
         // Step 2: deployment arm. A policy may send this viewer to the staging

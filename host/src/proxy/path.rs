@@ -103,6 +103,14 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute);
     };
+    // The common case, without allocating: no escape, no backslash, no
+    // empty segment and no segment starting with a dot.
+    if !path.bytes().any(|b| matches!(b, b'%' | b'\\'))
+        && !path.contains("//")
+        && !path.contains("/.")
+    {
+        return Ok(Cow::Borrowed(path));
+    }
     let count = rest.bytes().filter(|b| *b == b'/').count() + 1;
     let mut segments: Vec<Vec<u8>> = Vec::with_capacity(count);
     let mut trailing_slash = false;
