@@ -291,3 +291,50 @@ pub fn freshness(data: &[u8]) {
         assert!(sent <= DELTA_MAX, "Age {sent} is over 2^31");
     }
 }
+
+/// The path normalizer: whatever the bytes (read as a path after a `/`),
+/// it refuses or gives a canonical path: starting with `/`, no empty, `.`
+/// or `..` segment, every escape two upper-case hex digits of a byte that
+/// needs one (never `/`, `\` or NUL), no backslash, and normalizing it again
+/// changes nothing.
+pub fn path(data: &[u8]) {
+    let text = format!("/{}", String::from_utf8_lossy(data));
+    let Ok(out) = crate::proxy::path::normalize(&text) else {
+        return;
+    };
+    assert!(out.starts_with('/'), "{text:?} gave {out:?}");
+    assert!(!out.contains('\\'), "{text:?} gave {out:?}");
+    let segments: Vec<&str> = out[1..].split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        assert!(
+            !matches!(*segment, "." | ".."),
+            "{text:?} gave a dot-segment in {out:?}"
+        );
+        assert!(
+            !segment.is_empty() || i + 1 == segments.len(),
+            "{text:?} gave an empty segment in {out:?}"
+        );
+    }
+    let bytes = out.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%' {
+            let digits = bytes.get(i + 1..i + 3).unwrap_or_default();
+            assert!(
+                digits.len() == 2
+                    && digits
+                        .iter()
+                        .all(|d| d.is_ascii_digit() || (b'A'..=b'F').contains(d)),
+                "{text:?} gave a malformed escape in {out:?}"
+            );
+            let value =
+                u8::from_str_radix(std::str::from_utf8(digits).unwrap_or("0"), 16).unwrap_or(0);
+            assert!(
+                !(value.is_ascii_alphanumeric()
+                    || matches!(value, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | 0)),
+                "{text:?} kept %{value:02X} in {out:?}"
+            );
+        }
+    }
+    let again = crate::proxy::path::normalize(&out).expect("a normalized path normalizes");
+    assert_eq!(again, out, "normalizing {text:?} twice changed it");
+}

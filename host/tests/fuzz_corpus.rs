@@ -43,3 +43,8 @@ fn cache_control_corpus() {
 fn freshness_corpus() {
     replay("freshness", edge::fuzzing::freshness);
 }
+
+#[test]
+fn path_corpus() {
+    replay("path", edge::fuzzing::path);
+}

@@ -1,6 +1,7 @@
 //! Seeded random inputs for the parsers hostile input reaches first: the
 //! distribution config (JSON, then validation), `Cache-Control` and the
-//! freshness arithmetic on what it says, and a hook's response. None may panic; each run is reproducible from its seed. (A
+//! freshness arithmetic on what it says, the request-path normalizer, and a
+//! hook's response. None may panic; each run is reproducible from its seed. (A
 //! stable-Rust stand-in for coverage-guided fuzzing, which needs nightly.)
 
 use edge::cache::freshness::CacheControl;
@@ -220,5 +221,21 @@ fn random_freshness_arithmetic_never_panics_at_any_time() {
             data.push(b'\n');
         }
         edge::fuzzing::freshness(&data);
+    }
+}
+
+#[test]
+fn random_paths_normalize_to_a_canonical_form_or_are_refused() {
+    let mut random = Lcg(0x9A7E_0000);
+    let pieces = [
+        "/", "//", ".", "..", "a", "B", "~", "%", "%2e", "%2E", "%2f", "%5c", "%00", "%7e", "%41",
+        "%c3%a9", "%zz", ";", "..;", "\\", "?", "%25", "é", " ",
+    ];
+    for _ in 0..50_000 {
+        let mut path = String::new();
+        for _ in 0..random.next(10) {
+            path.push_str(random.pick(&pieces));
+        }
+        edge::fuzzing::path(path.as_bytes());
     }
 }
