@@ -45,8 +45,12 @@ pub enum ProxyError {
     DistributionDisabled { id: String },
     #[error("the request target is not a path")]
     BadTarget,
+    #[error("the request path is ambiguous: {0}")]
+    BadPath(#[from] crate::proxy::path::PathError),
     #[error("the request has both Content-Length and Transfer-Encoding")]
     AmbiguousFraming,
+    #[error("a {method} request has no body to send")]
+    BodyNotAllowed { method: http::Method },
     #[error(transparent)]
     Origin(#[from] OriginError),
     #[error(transparent)]
@@ -65,7 +69,9 @@ impl ProxyError {
             | Self::UnknownHost { .. }
             | Self::DistributionDisabled { .. }
             | Self::BadTarget
-            | Self::AmbiguousFraming => ErrorSource::Viewer,
+            | Self::BadPath(_)
+            | Self::AmbiguousFraming
+            | Self::BodyNotAllowed { .. } => ErrorSource::Viewer,
             Self::Origin(_) => ErrorSource::Origin,
             Self::Hook(_) => ErrorSource::Hook,
             Self::Internal(_) => ErrorSource::Internal,
@@ -81,7 +87,9 @@ impl ProxyError {
             Self::UnknownHost { .. } => (StatusCode::MISDIRECTED_REQUEST, "UnknownDistribution"),
             Self::DistributionDisabled { .. } => (StatusCode::FORBIDDEN, "DistributionDisabled"),
             Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),
+            Self::BadPath(_) => (StatusCode::BAD_REQUEST, "InvalidRequestPath"),
             Self::AmbiguousFraming => (StatusCode::BAD_REQUEST, "AmbiguousFraming"),
+            Self::BodyNotAllowed { .. } => (StatusCode::BAD_REQUEST, "RequestBodyNotAllowed"),
             Self::Origin(OriginError::Timeout { .. }) => {
                 (StatusCode::GATEWAY_TIMEOUT, "OriginTimeout")
             }

@@ -2,12 +2,15 @@
 //! their committed seed corpora: each takes arbitrary bytes and panics only
 //! when an invariant of the parser it drives breaks.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
 
 use http::header::{CACHE_CONTROL, HeaderName, HeaderValue, VIA};
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::cache::freshness::{self, CacheControl};
+use crate::cache::freshness::{self, CacheControl, DELTA_MAX};
+use crate::cache::{CachedObject, Tags};
 use crate::config::{Distribution, DistributionConfig, TtlPolicy, parse_json};
 use crate::proxy::headers::is_hop_by_hop;
 use crate::wasm::bindings::Header;
@@ -148,11 +151,9 @@ pub fn hook_output(data: &[u8]) {
     }
 }
 
-/// The `Cache-Control` parser and the storage decision: every line of the
-/// input is a response header (`Cache-Control` unless it names another
-/// field as `name: value`); whatever the directives, `no-store` and `private`
-/// are never stored and nothing stored outlives the behavior's `max_ttl`.
-pub fn cache_control(data: &[u8]) {
+/// Reads lines as response headers: `Cache-Control` unless a line names
+/// another field as `name: value`.
+fn response_headers(data: &[u8]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for line in data.split(|b| *b == b'\n') {
         let (name, value) = match line.iter().position(|b| *b == b':') {
@@ -166,12 +167,17 @@ pub fn cache_control(data: &[u8]) {
             headers.append(name, value);
         }
     }
+    headers
+}
+
+/// The `Cache-Control` parser and the storage decision: every line of the
+/// input is a response header (`Cache-Control` unless it names another
+/// field as `name: value`); whatever the directives, `no-store` and `private`
+/// are never stored and nothing stored outlives the behavior's `max_ttl`.
+pub fn cache_control(data: &[u8]) {
+    let headers = response_headers(data);
     let cc = CacheControl::parse(&headers);
-    let ttl = TtlPolicy {
-        min: 0,
-        default: 60,
-        max: 3600,
-    };
+    let ttl = TtlPolicy::new(0, 60, 3600);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let decided = freshness::decide(
         &Method::GET,
@@ -193,4 +199,142 @@ pub fn cache_control(data: &[u8]) {
             "{fresh:?} outlives max_ttl"
         );
     }
+}
+
+/// Eight little-endian bytes from `data` at `at` (missing bytes are zero).
+fn u64_at(data: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = data.get(at + i).copied().unwrap_or(0);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// The freshness arithmetic at arbitrary times: the input is three
+/// little-endian `u64`s (the response time in seconds since the epoch, the
+/// seconds elapsed since the object was stored, the behavior's `max_ttl`),
+/// then response header lines as [`cache_control`] reads them. Nothing
+/// panics (no sum of durations overflows, however large the directives,
+/// `Age`, `Date`, `Expires` or TTLs), every duration stays within 2^31
+/// seconds (RFC 9111 1.2.2), and the object's age, freshness, stale windows,
+/// retention and `Age` header agree with each other at the given time.
+pub fn freshness(data: &[u8]) {
+    let response_time = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(u64_at(data, 0)))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let elapsed = Duration::from_secs(u64_at(data, 8));
+    let max = u64_at(data, 16);
+    let ttl = TtlPolicy::new(max / 4, max / 2, max);
+    let headers = response_headers(data.get(24..).unwrap_or_default());
+    let Some(fresh) = freshness::decide(
+        &Method::GET,
+        &HeaderMap::new(),
+        StatusCode::OK,
+        &headers,
+        ttl,
+        false,
+        response_time,
+    ) else {
+        return;
+    };
+    let bound = Duration::from_secs(DELTA_MAX);
+    for (what, d) in [
+        ("ttl", fresh.ttl),
+        ("initial age", fresh.initial_age),
+        ("stale-while-revalidate", fresh.stale_while_revalidate),
+        ("stale-if-error", fresh.stale_if_error),
+    ] {
+        assert!(d <= bound, "{what} {d:?} is over 2^31 s: {fresh:?}");
+    }
+    assert!(fresh.ttl <= Duration::from_secs(ttl.max), "{fresh:?}");
+    let stored_at = Instant::now();
+    let object = CachedObject::new(
+        StatusCode::OK,
+        headers,
+        Bytes::new(),
+        stored_at,
+        fresh,
+        Tags {
+            distribution_id: "E".into(),
+            primary_id: "E".into(),
+            path: "/".into(),
+            base: "E/".into(),
+        },
+    );
+    let retention = object.retention();
+    assert!(retention <= bound * 2 + crate::cache::REVALIDATION_RETENTION);
+    for now in [Some(stored_at), stored_at.checked_add(elapsed)]
+        .into_iter()
+        .flatten()
+    {
+        let age = object.age(now);
+        assert!(age >= fresh.initial_age, "the age went back: {age:?}");
+        let is_fresh = object.is_fresh(now);
+        let swr = object.stale_within(now, fresh.stale_while_revalidate);
+        let sie = object.stale_within(now, fresh.stale_if_error);
+        if is_fresh {
+            assert!(
+                fresh.must_revalidate || (swr && sie),
+                "fresh, yet not within its stale windows: {fresh:?} at {age:?}"
+            );
+        }
+        if swr || sie {
+            assert!(age < fresh.usable_until(), "{fresh:?} at {age:?}");
+        }
+        let resp = crate::proxy::stored::respond(&object, &Method::GET, &HeaderMap::new(), now);
+        let sent: u64 = resp
+            .headers()
+            .get(http::header::AGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a stored response carries an Age");
+        assert!(sent <= DELTA_MAX, "Age {sent} is over 2^31");
+    }
+}
+
+/// The path normalizer: whatever the bytes (read as a path after a `/`),
+/// it refuses or gives a canonical path: starting with `/`, no empty, `.`
+/// or `..` segment, every escape two upper-case hex digits of a byte that
+/// needs one (never `/`, `\` or NUL), no backslash, and normalizing it again
+/// changes nothing.
+pub fn path(data: &[u8]) {
+    let text = format!("/{}", String::from_utf8_lossy(data));
+    let Ok(out) = crate::proxy::path::normalize(&text) else {
+        return;
+    };
+    assert!(out.starts_with('/'), "{text:?} gave {out:?}");
+    assert!(!out.contains('\\'), "{text:?} gave {out:?}");
+    let segments: Vec<&str> = out[1..].split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        assert!(
+            !matches!(*segment, "." | ".."),
+            "{text:?} gave a dot-segment in {out:?}"
+        );
+        assert!(
+            !segment.is_empty() || i + 1 == segments.len(),
+            "{text:?} gave an empty segment in {out:?}"
+        );
+    }
+    let bytes = out.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%' {
+            let digits = bytes.get(i + 1..i + 3).unwrap_or_default();
+            assert!(
+                digits.len() == 2
+                    && digits
+                        .iter()
+                        .all(|d| d.is_ascii_digit() || (b'A'..=b'F').contains(d)),
+                "{text:?} gave a malformed escape in {out:?}"
+            );
+            let value =
+                u8::from_str_radix(std::str::from_utf8(digits).unwrap_or("0"), 16).unwrap_or(0);
+            assert!(
+                !(value.is_ascii_alphanumeric()
+                    || matches!(value, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | 0)),
+                "{text:?} kept %{value:02X} in {out:?}"
+            );
+        }
+    }
+    let again = crate::proxy::path::normalize(&out).expect("a normalized path normalizes");
+    assert_eq!(again, out, "normalizing {text:?} twice changed it");
 }

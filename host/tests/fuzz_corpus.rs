@@ -38,3 +38,13 @@ fn hook_output_corpus() {
 fn cache_control_corpus() {
     replay("cache_control", edge::fuzzing::cache_control);
 }
+
+#[test]
+fn freshness_corpus() {
+    replay("freshness", edge::fuzzing::freshness);
+}
+
+#[test]
+fn path_corpus() {
+    replay("path", edge::fuzzing::path);
+}

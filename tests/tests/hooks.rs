@@ -439,6 +439,17 @@ async fn edge_auth() {
         "private, authorization=none",
         "the token reached the origin"
     );
+    // The scheme is case-insensitive (RFC 9110 11.1).
+    let lower = format!("bearer {good}");
+    let ok = edge
+        .request(
+            "GET",
+            "auth.example.com",
+            "/data",
+            &[("authorization", &lower)],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
     let cookie = format!("edge-auth={good}");
     let ok = edge
         .request("GET", "auth.example.com", "/data2", &[("cookie", &cookie)])

@@ -1,6 +1,7 @@
 //! Seeded random inputs for the parsers hostile input reaches first: the
-//! distribution config (JSON, then validation), `Cache-Control`, and a hook's
-//! response. None may panic; each run is reproducible from its seed. (A
+//! distribution config (JSON, then validation), `Cache-Control` and the
+//! freshness arithmetic on what it says, the request-path normalizer, and a
+//! hook's response. None may panic; each run is reproducible from its seed. (A
 //! stable-Rust stand-in for coverage-guided fuzzing, which needs nightly.)
 
 use edge::cache::freshness::CacheControl;
@@ -168,4 +169,73 @@ fn random_hook_responses_are_checked_without_panicking() {
         }
     }
     assert!(accepted > 0);
+}
+
+#[test]
+fn random_freshness_arithmetic_never_panics_at_any_time() {
+    let mut random = Lcg(0x0F4E_5400);
+    let numbers = [
+        "0",
+        "1",
+        "60",
+        "2147483648",
+        "4294967296",
+        "9223372036854775807",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "-1",
+    ];
+    let fields = [
+        "cache-control: max-age=",
+        "cache-control: s-maxage=",
+        "cache-control: stale-while-revalidate=",
+        "cache-control: stale-if-error=",
+        "cdn-cache-control: max-age=",
+        "cdn-cache-control: stale-if-error=",
+        "surrogate-control: max-age=",
+        "age: ",
+    ];
+    let fixed = [
+        "date: Thu, 01 Jan 1970 00:00:00 GMT",
+        "expires: Fri, 31 Dec 9999 23:59:59 GMT",
+        "expires: 0",
+        "etag: \"v\"",
+        "cache-control: must-revalidate",
+        "cache-control: no-cache",
+    ];
+    let times = [0, 1, 60, 1_700_000_000, 1 << 31, 1 << 62, u64::MAX];
+    for _ in 0..20_000 {
+        let mut data = Vec::new();
+        for _ in 0..3 {
+            let n = times[random.next(times.len())];
+            data.extend_from_slice(&n.to_le_bytes());
+        }
+        for _ in 0..1 + random.next(5) {
+            if random.next(3) == 0 {
+                data.extend_from_slice(random.pick(&fixed).as_bytes());
+            } else {
+                data.extend_from_slice(random.pick(&fields).as_bytes());
+                data.extend_from_slice(random.pick(&numbers).as_bytes());
+            }
+            data.push(b'\n');
+        }
+        edge::fuzzing::freshness(&data);
+    }
+}
+
+#[test]
+fn random_paths_normalize_to_a_canonical_form_or_are_refused() {
+    let mut random = Lcg(0x9A7E_0000);
+    let pieces = [
+        "/", "//", ".", "..", "a", "B", "~", "%", "%2e", "%2E", "%2f", "%5c", "%00", "%7e", "%41",
+        "%c3%a9", "%zz", ";", "..;", "\\", "?", "%25", "é", " ",
+    ];
+    for _ in 0..50_000 {
+        let mut path = String::new();
+        for _ in 0..random.next(10) {
+            path.push_str(random.pick(&pieces));
+        }
+        edge::fuzzing::path(path.as_bytes());
+    }
 }

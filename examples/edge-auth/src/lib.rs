@@ -2,7 +2,7 @@
 //!
 //! A token is `<expiry unix seconds>.<hex HMAC-SHA256 of the expiry>` under the
 //! key in config `key`, sent as the cookie `edge-auth` (config `cookie`) or as
-//! `Authorization: Bearer <token>`. Without a valid, unexpired token a browser
+//! `Authorization: Bearer <token>` (the scheme in any case). Without a valid, unexpired token a browser
 //! (an `Accept` with `text/html`) is redirected (302) to config `login_url`
 //! when set; anything else gets 401. A valid request goes on with the token
 //! removed from what the origin sees.
@@ -13,6 +13,15 @@ use edge_sdk::{Context, Hooks, Request, RequestAction, Response, config};
 use hmac::{Hmac, Mac};
 
 struct EdgeAuth;
+
+/// The token of `Bearer` credentials; the scheme is case-insensitive
+/// (RFC 9110 11.1).
+fn bearer_token(credentials: &str) -> Option<&str> {
+    let (scheme, token) = credentials.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches(' '))
+}
 
 fn valid(token: &str, key: &[u8], now: u64) -> bool {
     let Some((expiry, signature)) = token.split_once('.') else {
@@ -44,8 +53,7 @@ impl Hooks for EdgeAuth {
         let cookie = config::get("cookie").unwrap_or_else(|| "edge-auth".to_owned());
         let token = req.cookie(&cookie).or_else(|| {
             req.header("authorization")
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .map(str::to_owned)
+                .and_then(|a| bearer_token(a).map(str::to_owned))
         });
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -13,6 +13,10 @@ pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-co
 pub static SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
 /// The target name this cache answers to in `Surrogate-Control`.
 pub const SURROGATE_TARGET: &str = "edge";
+/// The largest delta-seconds this cache acts on (2^31, RFC 9111 1.2.2): a
+/// greater `max-age`, `s-maxage`, `stale-*`, `Age` or TTL counts as this, so
+/// no later sum of durations can overflow.
+pub const DELTA_MAX: u64 = 1 << 31;
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::config::TtlPolicy;
@@ -36,7 +40,8 @@ pub struct CacheControl {
 
 impl CacheControl {
     /// Parses every `Cache-Control` field line (names are case-insensitive; a
-    /// malformed delta-seconds is treated as 0, per RFC 9111 1.2.2).
+    /// malformed delta-seconds is treated as 0, and one greater than
+    /// [`DELTA_MAX`] as [`DELTA_MAX`], per RFC 9111 1.2.2).
     pub fn parse(headers: &HeaderMap) -> Self {
         Self::parse_field(headers, &CACHE_CONTROL, None)
     }
@@ -58,7 +63,7 @@ impl CacheControl {
                     Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
                     None => (directive.trim(), None),
                 };
-                let seconds = || arg.map(|a| a.parse::<u64>().unwrap_or(0));
+                let seconds = || arg.map(delta_seconds);
                 match name.to_ascii_lowercase().as_str() {
                     "no-store" => cc.no_store = true,
                     "must-understand" => cc.must_understand = true,
@@ -98,6 +103,15 @@ pub struct Freshness {
     pub must_revalidate: bool,
 }
 
+impl Freshness {
+    /// The age up to which the response may be served at all: fresh, then
+    /// stale within the longer `stale-*` window (saturating, never panics).
+    pub fn usable_until(&self) -> Duration {
+        self.ttl
+            .saturating_add(self.stale_while_revalidate.max(self.stale_if_error))
+    }
+}
+
 /// Whether a response carries a validator (`ETag` or `Last-Modified`), so a
 /// stale copy can be revalidated instead of fetched again.
 pub fn has_validator(headers: &HeaderMap) -> bool {
@@ -122,6 +136,15 @@ pub fn effective_cache_control(headers: &HeaderMap) -> (CacheControl, bool) {
         }
     }
     (CacheControl::parse(headers), false)
+}
+
+/// A delta-seconds argument (RFC 9111 1.2.2): digits, saturated at
+/// [`DELTA_MAX`]; anything else is 0.
+fn delta_seconds(text: &str) -> u64 {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    text.parse::<u64>().map_or(DELTA_MAX, |n| n.min(DELTA_MAX))
 }
 
 /// Statuses whose caching rules this cache implements, for `must-understand`.
@@ -153,9 +176,9 @@ fn understood(status: StatusCode) -> bool {
     )
 }
 
-/// The `Age` a response carries: one field line of digits (RFC 9111 5.1). A
-/// malformed, negative, fractional or repeated `Age` makes the response stale
-/// (`u64::MAX`), the conservative reading.
+/// The `Age` a response carries: one field line of digits (RFC 9111 5.1),
+/// saturated at [`DELTA_MAX`]. A malformed, negative, fractional or repeated
+/// `Age` makes the response stale ([`DELTA_MAX`]), the conservative reading.
 fn age_of(headers: &HeaderMap) -> u64 {
     let mut values = headers.get_all(AGE).iter();
     let Some(first) = values.next() else {
@@ -163,9 +186,9 @@ fn age_of(headers: &HeaderMap) -> u64 {
     };
     let text = first.to_str().unwrap_or("").trim();
     if values.next().is_some() || text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return u64::MAX;
+        return DELTA_MAX;
     }
-    text.parse().unwrap_or(u64::MAX)
+    delta_seconds(text)
 }
 
 /// Statuses that may be stored on the behavior's `default_ttl` when the origin
@@ -231,22 +254,23 @@ pub fn decide(
     });
     let lifetime = match explicit {
         _ if cc.no_cache => 0,
-        Some(secs) => secs.clamp(ttl.min, ttl.max),
-        None if heuristically_cacheable(status) => ttl.default,
+        Some(secs) => secs.max(ttl.min).min(ttl.max),
+        None if heuristically_cacheable(status) => ttl.heuristic(status.as_u16()),
         None => return None,
-    };
+    }
+    .min(DELTA_MAX);
 
     let age_value = age_of(headers);
     let apparent_age = date
         .and_then(|d| response_time.duration_since(d).ok())
         .map_or(0, |d| d.as_secs());
-    let initial_age = Duration::from_secs(age_value.max(apparent_age).min(u64::MAX >> 1));
+    let initial_age = Duration::from_secs(age_value.max(apparent_age).min(DELTA_MAX));
     let must_revalidate = cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache;
     let window = |secs: Option<u64>| {
         if must_revalidate {
             Duration::ZERO
         } else {
-            Duration::from_secs(secs.unwrap_or(0))
+            Duration::from_secs(secs.unwrap_or(0).min(DELTA_MAX))
         }
     };
     let freshness = Freshness {
@@ -256,11 +280,7 @@ pub fn decide(
         stale_if_error: window(cc.stale_if_error),
         must_revalidate,
     };
-    let usable = freshness.ttl
-        + freshness
-            .stale_while_revalidate
-            .max(freshness.stale_if_error)
-        > initial_age;
+    let usable = freshness.usable_until() > initial_age;
     (usable || has_validator(headers)).then_some(freshness)
 }
 
@@ -275,11 +295,7 @@ fn http_date(headers: &HeaderMap, name: HeaderName) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
-    const TTL: TtlPolicy = TtlPolicy {
-        min: 0,
-        default: 100,
-        max: 1000,
-    };
+    const TTL: TtlPolicy = TtlPolicy::new(0, 100, 1000);
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -320,14 +336,7 @@ mod tests {
             Some(30)
         );
         assert_eq!(
-            ttl_of(
-                &[("expires", "0")],
-                TtlPolicy {
-                    min: 0,
-                    default: 100,
-                    max: 1000
-                }
-            ),
+            ttl_of(&[("expires", "0")], TtlPolicy::new(0, 100, 1000)),
             None
         );
     }
@@ -346,17 +355,7 @@ mod tests {
             Some(10)
         );
         assert_eq!(ttl_of(&[], TTL), Some(100));
-        assert_eq!(
-            ttl_of(
-                &[],
-                TtlPolicy {
-                    min: 0,
-                    default: 0,
-                    max: 1000
-                }
-            ),
-            None
-        );
+        assert_eq!(ttl_of(&[], TtlPolicy::new(0, 0, 1000)), None);
     }
 
     #[test]
@@ -441,18 +440,30 @@ mod tests {
             )
             .is_none()
         );
-        assert!(
-            decide(
+        // Cacheable by default, but for seconds, not for the default TTL.
+        for status in [301, 404, 405, 410, 414, 501] {
+            let f = decide(
                 &Method::GET,
                 &none,
-                StatusCode::NOT_FOUND,
+                StatusCode::from_u16(status).unwrap(),
                 &none,
                 TTL,
                 false,
-                now
-            )
-            .is_some()
+                now,
+            );
+            assert_eq!(f.map(|f| f.ttl.as_secs()), Some(10), "{status}");
+        }
+        // Explicit freshness still decides.
+        let explicit = decide(
+            &Method::GET,
+            &none,
+            StatusCode::NOT_FOUND,
+            &headers(&[("cache-control", "max-age=300")]),
+            TTL,
+            false,
+            now,
         );
+        assert_eq!(explicit.map(|f| f.ttl.as_secs()), Some(300));
     }
 
     #[test]
@@ -627,5 +638,61 @@ mod tests {
             assert_eq!(strict.stale_if_error, Duration::ZERO, "{cc}");
             assert_eq!(strict.stale_while_revalidate, Duration::ZERO, "{cc}");
         }
+    }
+
+    #[test]
+    fn delta_seconds_saturate_at_2_31() {
+        const HUGE: &str = "18446744073709551615";
+        const HUGER: &str = "99999999999999999999999";
+        let max = Duration::from_secs(DELTA_MAX);
+        let loose = TtlPolicy::new(0, u64::MAX, u64::MAX);
+        for big in [HUGE, HUGER] {
+            let cc = format!("max-age={big}, stale-while-revalidate={big}, stale-if-error={big}");
+            for field in ["cache-control", "cdn-cache-control", "surrogate-control"] {
+                let f = decide(
+                    &Method::GET,
+                    &HeaderMap::new(),
+                    StatusCode::OK,
+                    &headers(&[(field, &cc), ("age", big)]),
+                    loose,
+                    false,
+                    SystemTime::now(),
+                )
+                .expect("stored: stale, but usable within its windows");
+                assert_eq!(f.ttl, max, "{field}");
+                assert_eq!(f.initial_age, max, "{field}");
+                assert_eq!(f.stale_while_revalidate, max, "{field}");
+                assert_eq!(f.stale_if_error, max, "{field}");
+                assert_eq!(f.usable_until(), max * 2, "{field}");
+            }
+            let s = ttl_of(&[("cache-control", &format!("s-maxage={big}"))], loose);
+            assert_eq!(s, Some(DELTA_MAX));
+        }
+        // A heuristic lifetime from a huge default TTL is bounded too.
+        assert_eq!(ttl_of(&[], loose), Some(DELTA_MAX));
+        // Digits only: a sign or a fraction is malformed, so 0.
+        assert_eq!(ttl_of(&[("cache-control", "max-age=+5")], TTL), None);
+        assert_eq!(ttl_of(&[("cache-control", "max-age=5.0")], TTL), None);
+        assert_eq!(ttl_of(&[("cache-control", "max-age=5")], TTL), Some(5));
+    }
+
+    #[test]
+    fn a_far_future_expires_or_an_ancient_date_never_overflows() {
+        let loose = TtlPolicy::new(0, 0, u64::MAX);
+        let far = [
+            ("date", "Thu, 01 Jan 1970 00:00:00 GMT"),
+            ("expires", "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ];
+        assert_eq!(ttl_of(&far, loose), Some(DELTA_MAX));
+        let f = decide(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &headers(&[("cache-control", "max-age=60"), far[0]]),
+            loose,
+            false,
+            SystemTime::now(),
+        );
+        assert!(f.is_none(), "an ancient Date makes it stale: {f:?}");
     }
 }

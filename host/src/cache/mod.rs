@@ -111,7 +111,9 @@ impl CachedObject {
 
     /// The current age (RFC 9111 4.2.3), what the `age` header says.
     pub fn age(&self, now: Instant) -> Duration {
-        self.freshness.initial_age + now.saturating_duration_since(self.stored_at)
+        self.freshness
+            .initial_age
+            .saturating_add(now.saturating_duration_since(self.stored_at))
     }
 
     /// Whether the object is still fresh at `now`.
@@ -122,7 +124,7 @@ impl CachedObject {
     /// Whether a stale object is within `window` past its freshness, so it may
     /// still be served (never for `must-revalidate` and the like).
     pub fn stale_within(&self, now: Instant, window: Duration) -> bool {
-        !self.freshness.must_revalidate && self.age(now) < self.freshness.ttl + window
+        !self.freshness.must_revalidate && self.age(now) < self.freshness.ttl.saturating_add(window)
     }
 
     /// The validators to revalidate it with: its `ETag` and `Last-Modified`.
@@ -187,12 +189,20 @@ impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
         value: &Arc<CachedObject>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let f = &value.freshness;
+        Some(value.retention())
+    }
+}
+
+impl CachedObject {
+    /// How long from its storing the cache keeps the object: while fresh,
+    /// usable stale, or (with a validator) worth revalidating.
+    pub fn retention(&self) -> Duration {
+        let f = &self.freshness;
         let mut keep = f.stale_while_revalidate.max(f.stale_if_error);
-        if freshness::has_validator(&value.headers) {
+        if freshness::has_validator(&self.headers) {
             keep = keep.max(REVALIDATION_RETENTION);
         }
-        Some((f.ttl + keep).saturating_sub(f.initial_age))
+        f.ttl.saturating_add(keep).saturating_sub(f.initial_age)
     }
 }
 
@@ -419,6 +429,8 @@ impl SharedCache {
     /// (exact, or a prefix when `path` ends with `*`). Returns how many matched.
     pub fn invalidate(&self, distribution_id: &str, path: &str) -> usize {
         self.bump(distribution_id);
+        // Stored paths are normalized; so is what names them.
+        let path = crate::proxy::path::normalize_invalidation(path);
         let prefix = path.strip_suffix('*');
         let mut dropped = 0;
         for (key, obj) in &self.inner {
@@ -427,7 +439,7 @@ impl SharedCache {
                 || &*tags.primary_id == distribution_id)
                 && match prefix {
                     Some(p) => tags.path.starts_with(p),
-                    None => &*tags.path == path,
+                    None => *tags.path == *path,
                 };
             if matches {
                 self.inner.invalidate(&*key);
@@ -532,7 +544,15 @@ mod tests {
         cache.insert("3".into(), object("E1", "/index.html", 1, 60), STAMP);
         cache.insert("4".into(), object("E2", "/img/a.png", 1, 60), STAMP);
         assert_eq!(cache.invalidate("E1", "/img/*"), 2);
-        assert_eq!(cache.invalidate("E1", "/index.html"), 1);
+        assert_eq!(cache.invalidate("E1", "//index.html"), 1);
+        // Stored paths are normalized: so are the paths that invalidate them.
+        for (key, path) in [("5", "/~user/a"), ("6", "/~user/b")] {
+            let obj = object("E1", path, 1, 60);
+            let stamp = cache.stamp(&obj.tags);
+            cache.insert(key.into(), obj, stamp);
+        }
+        assert_eq!(cache.invalidate("E1", "/%7euser/./a"), 1);
+        assert_eq!(cache.invalidate("E1", "/x/../%7Euser/*"), 1);
         assert!(cache.get("4").is_some());
         assert!(cache.get("1").is_none());
     }

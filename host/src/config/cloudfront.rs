@@ -632,8 +632,10 @@ impl Importer {
             min_ttl,
             default_ttl,
             max_ttl,
+            default_ttl_by_status: BTreeMap::new(),
             cache_key,
             store_set_cookie: false,
+            forwarding_headers: None,
             hooks: HooksConfig::default(),
         })
     }

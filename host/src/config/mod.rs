@@ -249,7 +249,48 @@ pub struct Behavior {
     pub cache_key: CacheKeyPolicy,
     /// Store responses with `Set-Cookie`.
     pub store_set_cookie: bool,
+    /// The forwarding fields the host sets on requests to the origin.
+    pub forwarding: Forwarding,
 }
+
+/// The forwarding fields the host sets on a behavior's origin requests, each
+/// with the host's own value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    /// `X-Forwarded-For`: the viewer's chain with the client's address appended.
+    pub x_forwarded_for: bool,
+    /// `X-Forwarded-Proto`: `https` or `http`, by the listener.
+    pub x_forwarded_proto: bool,
+    /// `Forwarded` (RFC 7239): `for=<client>;proto=<scheme>;host=<host>`.
+    pub forwarded: bool,
+}
+
+impl Forwarding {
+    /// The names `forwarding_headers` accepts.
+    pub const NAMES: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "forwarded"];
+
+    /// All three, the default.
+    pub const ALL: Self = Self {
+        x_forwarded_for: true,
+        x_forwarded_proto: true,
+        forwarded: true,
+    };
+
+    const NONE: Self = Self {
+        x_forwarded_for: false,
+        x_forwarded_proto: false,
+        forwarded: false,
+    };
+}
+
+/// The statuses whose lifetime without explicit freshness is their own
+/// (`default_ttl_by_status`) instead of `default_ttl`: the heuristically
+/// cacheable ones (RFC 9110 15.1) that are not a success.
+pub const STATUS_TTL_CODES: [u16; 8] = [300, 301, 308, 404, 405, 410, 414, 501];
+/// Their lifetime unless the behavior says otherwise: CloudFront's error
+/// caching minimum TTL, so a transient error or redirect is not pinned for a
+/// day.
+pub const DEFAULT_STATUS_TTL: u64 = 10;
 
 /// The behavior's TTL bounds, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +298,40 @@ pub struct TtlPolicy {
     pub min: u64,
     pub default: u64,
     pub max: u64,
+    /// The lifetime of a response without explicit freshness for each of
+    /// [`STATUS_TTL_CODES`], in that order.
+    pub by_status: [u64; STATUS_TTL_CODES.len()],
+}
+
+impl TtlPolicy {
+    /// Bounds with [`DEFAULT_STATUS_TTL`] for every status of
+    /// [`STATUS_TTL_CODES`], never above `default` (a `default_ttl` of 0
+    /// still stores nothing without explicit freshness) nor below `min`.
+    pub const fn new(min: u64, default: u64, max: u64) -> Self {
+        let status = if DEFAULT_STATUS_TTL > default {
+            default
+        } else {
+            DEFAULT_STATUS_TTL
+        };
+        let status = if status < min { min } else { status };
+        let status = if status > max { max } else { status };
+        Self {
+            min,
+            default,
+            max,
+            by_status: [status; STATUS_TTL_CODES.len()],
+        }
+    }
+
+    /// The lifetime of a heuristically cacheable `status` response that
+    /// carries no explicit freshness.
+    pub fn heuristic(&self, status: u16) -> u64 {
+        STATUS_TTL_CODES
+            .iter()
+            .position(|s| *s == status)
+            .and_then(|i| self.by_status.get(i).copied())
+            .unwrap_or(self.default)
+    }
 }
 
 /// What the cache key adds beyond the fixed parts.
@@ -643,6 +718,35 @@ fn validate_behavior(
             ));
         }
     }
+    let forwarding = match &b.forwarding_headers {
+        None => Forwarding::ALL,
+        Some(names) => {
+            let mut set = Forwarding::NONE;
+            for (i, name) in names.iter().enumerate() {
+                let flag = match name.to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => &mut set.x_forwarded_for,
+                    "x-forwarded-proto" => &mut set.x_forwarded_proto,
+                    "forwarded" => &mut set.forwarded,
+                    _ => {
+                        return Err(ConfigError::new(
+                            format!("{field}.forwarding_headers[{i}]"),
+                            format!(
+                                "{name:?} is not a forwarding header the host sets (one of {})",
+                                Forwarding::NAMES.join(", ")
+                            ),
+                        ));
+                    }
+                };
+                if std::mem::replace(flag, true) {
+                    return Err(ConfigError::new(
+                        format!("{field}.forwarding_headers[{i}]"),
+                        format!("{name:?} is listed twice"),
+                    ));
+                }
+            }
+            set
+        }
+    };
     Ok(Behavior {
         target_origin_id: b.target_origin_id.clone(),
         ttl,
@@ -652,6 +756,7 @@ fn validate_behavior(
             cookies: b.cache_key.cookies.clone(),
         },
         store_set_cookie: b.store_set_cookie,
+        forwarding,
     })
 }
 
@@ -682,7 +787,32 @@ fn ttl_policy(b: &raw::CacheBehaviorConfig, field: &str) -> Result<TtlPolicy, Co
             format!("default_ttl ({default}) is greater than max_ttl ({max})"),
         ));
     }
-    Ok(TtlPolicy { min, default, max })
+    let mut policy = TtlPolicy::new(min, default, max);
+    for (code, ttl) in &b.default_ttl_by_status {
+        let sfield = format!("{field}.default_ttl_by_status.{code}");
+        let slot = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| STATUS_TTL_CODES.iter().position(|s| *s == c))
+            .ok_or_else(|| {
+                let codes: Vec<String> = STATUS_TTL_CODES.iter().map(u16::to_string).collect();
+                ConfigError::new(
+                    &sfield,
+                    format!(
+                        "{code:?} is not a status stored without explicit freshness other than a success (one of {})",
+                        codes.join(", ")
+                    ),
+                )
+            })?;
+        if !(min..=max).contains(ttl) {
+            return Err(ConfigError::new(
+                sfield,
+                format!("{ttl} is not within min_ttl ({min}) and max_ttl ({max})"),
+            ));
+        }
+        policy.by_status[slot] = *ttl;
+    }
+    Ok(policy)
 }
 
 #[cfg(test)]
@@ -703,11 +833,7 @@ mod tests {
         assert!(d.enabled);
         assert_eq!(
             d.default_behavior.ttl,
-            TtlPolicy {
-                min: 0,
-                default: 86_400,
-                max: 31_536_000
-            }
+            TtlPolicy::new(0, 86_400, 31_536_000)
         );
         assert_eq!(d.origins[0].scheme, Scheme::HTTPS);
         assert_eq!(d.origins[0].read_timeout, Duration::from_secs(30));
@@ -789,19 +915,83 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_headers_default_to_all_three_and_are_validated() {
+        let with = |list: &str| {
+            parse(&format!(
+                r#"{{"origins":[{{"id":"a","domain_name":"x"}}],"default_cache_behavior":{{"target_origin_id":"a"{list}}}}}"#
+            ))
+            .map(|d| d.default_behavior.forwarding)
+        };
+        assert_eq!(with(""), Ok(Forwarding::ALL));
+        assert_eq!(with(r#","forwarding_headers":[]"#), Ok(Forwarding::NONE));
+        assert_eq!(
+            with(r#","forwarding_headers":["X-Forwarded-Proto"]"#),
+            Ok(Forwarding {
+                x_forwarded_proto: true,
+                ..Forwarding::NONE
+            })
+        );
+        let unknown = with(r#","forwarding_headers":["forwarded","x-real-ip"]"#).unwrap_err();
+        assert!(
+            unknown.starts_with("default_cache_behavior.forwarding_headers[1]:"),
+            "{unknown}"
+        );
+        let twice = with(r#","forwarding_headers":["forwarded","Forwarded"]"#).unwrap_err();
+        assert!(twice.contains("listed twice"), "{twice}");
+    }
+
+    #[test]
+    fn statuses_other_than_success_default_to_ten_seconds() {
+        let d = parse(MINIMAL).unwrap();
+        let ttl = d.default_behavior.ttl;
+        for code in STATUS_TTL_CODES {
+            assert_eq!(ttl.heuristic(code), DEFAULT_STATUS_TTL, "{code}");
+        }
+        assert_eq!(ttl.heuristic(200), 86_400);
+        let with = |extra: &str| {
+            parse(&format!(
+                r#"{{"origins":[{{"id":"a","domain_name":"x"}}],"default_cache_behavior":{{"target_origin_id":"a"{extra}}}}}"#
+            ))
+            .map(|d| d.default_behavior.ttl)
+        };
+        let set = with(r#","default_ttl_by_status":{"404":60,"301":0}"#).unwrap();
+        assert_eq!((set.heuristic(404), set.heuristic(301)), (60, 0));
+        assert_eq!(set.heuristic(410), DEFAULT_STATUS_TTL);
+        // The default is brought within min_ttl and default_ttl; a value
+        // given must be within min_ttl and max_ttl.
+        assert_eq!(with(r#","min_ttl":30"#).unwrap().heuristic(404), 30);
+        assert_eq!(with(r#","default_ttl":0"#).unwrap().heuristic(404), 0);
+        assert_eq!(with(r#","default_ttl":5"#).unwrap().heuristic(301), 5);
+        for (extra, field) in [
+            (
+                r#","default_ttl_by_status":{"200":5}"#,
+                "default_cache_behavior.default_ttl_by_status.200:",
+            ),
+            (
+                r#","default_ttl_by_status":{"500":5}"#,
+                "default_cache_behavior.default_ttl_by_status.500:",
+            ),
+            (
+                r#","default_ttl_by_status":{"x":5}"#,
+                "default_cache_behavior.default_ttl_by_status.x:",
+            ),
+            (
+                r#","max_ttl":60,"default_ttl_by_status":{"404":61}"#,
+                "default_cache_behavior.default_ttl_by_status.404:",
+            ),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(err.starts_with(field), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn default_ttl_follows_a_lower_max_ttl_when_not_given() {
         let d = parse(
             r#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a","max_ttl":60}}"#,
         )
         .unwrap();
-        assert_eq!(
-            d.default_behavior.ttl,
-            TtlPolicy {
-                min: 0,
-                default: 60,
-                max: 60
-            }
-        );
+        assert_eq!(d.default_behavior.ttl, TtlPolicy::new(0, 60, 60));
     }
 
     #[test]

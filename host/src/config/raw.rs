@@ -110,6 +110,12 @@ pub struct CacheBehaviorConfig {
     pub default_ttl: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ttl: Option<u64>,
+    /// The lifetime, by status, of a response without explicit freshness
+    /// whose status is cacheable by default but not a success (300, 301,
+    /// 308, 404, 405, 410, 414, 501): in place of `default_ttl`, and 10 s
+    /// for a status not listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_ttl_by_status: BTreeMap<String, u64>,
     #[serde(default)]
     pub cache_key: CacheKeyConfig,
     /// Store responses that carry `Set-Cookie` (and replay the cookie to
@@ -117,6 +123,12 @@ pub struct CacheBehaviorConfig {
     /// shared cache that stores one viewer's session cookie hands it to all.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub store_set_cookie: bool,
+    /// The forwarding fields the host sets on requests to the origin, with
+    /// its own values (`x-forwarded-for`, `x-forwarded-proto`, `forwarded`);
+    /// absent, all three. The viewer's forwarding fields never reach the
+    /// origin unless the cache key names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding_headers: Option<Vec<String>>,
     #[serde(default)]
     pub hooks: HooksConfig,
 }

@@ -459,8 +459,7 @@ impl ControlApi {
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_token);
         match given {
             Some(token) if constant_time_eq(token.as_bytes(), self.token.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::new(
@@ -697,4 +696,39 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> ApiResponse {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token of `Bearer` credentials (RFC 6750 2.1): the scheme is
+/// case-insensitive (RFC 9110 11.1), one or more spaces separate it from the
+/// token. `None` for another scheme.
+fn bearer_token(credentials: &str) -> Option<&str> {
+    let credentials = credentials.trim_start();
+    let (scheme, token) = credentials
+        .split_once([' ', '\t'])
+        .unwrap_or((credentials, ""));
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches([' ', '\t']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer t0k",
+            "bearer t0k",
+            "BEARER t0k",
+            "bEaReR   t0k ",
+            "Bearer\tt0k",
+        ] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        assert_eq!(bearer_token("Bearer"), Some(""));
+        for value in ["Basic dDBr", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 }

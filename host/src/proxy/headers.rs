@@ -1,9 +1,11 @@
-//! Header rules of a proxy: hop-by-hop fields (RFC 9110 7.6.1), forwarding fields.
+//! Header rules of a proxy: hop-by-hop fields (RFC 9110 7.6.1), forwarding fields the host owns.
 
 use std::net::IpAddr;
 
 use http::HeaderMap;
 use http::header::{CONNECTION, HeaderName, HeaderValue};
+
+use crate::config::Forwarding;
 
 /// Fields that describe one connection and never cross a proxy.
 const HOP_BY_HOP: [&str; 9] = [
@@ -45,17 +47,104 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// let one viewer get a response stored for everyone (web cache poisoning):
 /// the host drops them from GET and HEAD requests unless the behavior's
 /// cache key names them.
-pub const UNKEYED_OVERRIDES: [&str; 9] = [
+pub const UNKEYED_OVERRIDES: [&str; 11] = [
     "x-forwarded-host",
     "x-forwarded-server",
     "x-forwarded-scheme",
     "x-host",
+    "x-original-host",
     "x-original-url",
     "x-rewrite-url",
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-method",
 ];
+
+/// Fields that say who the client is and how it reached the proxy in front
+/// of the origin. The host is that proxy: what a viewer sends in them is a
+/// claim about itself an origin may trust (for links, redirects, access
+/// rules, logs), and one no cache keys on. The host drops them from every
+/// viewer request unless the behavior's cache key names one, and sets its
+/// own `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded` instead
+/// ([`set_forwarding`]).
+pub const VIEWER_FORWARDING: [&str; 14] = [
+    "forwarded",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-ssl",
+    "x-forwarded-protocol",
+    "x-url-scheme",
+    "front-end-https",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+];
+
+static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Drops the viewer's [`VIEWER_FORWARDING`] fields that `keyed` does not
+/// name, and its `X-Forwarded-For` too unless the host appends to it
+/// (`forwarding.x_forwarded_for`) or `keyed` names it.
+pub fn strip_viewer_forwarding(
+    headers: &mut HeaderMap,
+    forwarding: Forwarding,
+    keyed: &[HeaderName],
+) {
+    let named = |name: &str| keyed.iter().any(|k| k.as_str() == name);
+    for name in VIEWER_FORWARDING {
+        if !named(name) {
+            headers.remove(name);
+        }
+    }
+    if !forwarding.x_forwarded_for && !named(XFF.as_str()) {
+        headers.remove(&XFF);
+    }
+}
+
+/// What the host knows of a viewer's connection, for the forwarding fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub client: IpAddr,
+    /// It came over TLS.
+    pub tls: bool,
+    /// The host it asked for (lower-case, no port).
+    pub host: &'a str,
+}
+
+/// Sets the forwarding fields `forwarding` names with the host's values:
+/// the client's address appended to `X-Forwarded-For`, `X-Forwarded-Proto`
+/// by the listener, and `Forwarded` (RFC 7239) replacing any other.
+pub fn set_forwarding(headers: &mut HeaderMap, forwarding: Forwarding, viewer: Viewer<'_>) {
+    let proto = if viewer.tls { "https" } else { "http" };
+    if forwarding.x_forwarded_for {
+        append_forwarded_for(headers, viewer.client);
+    }
+    if forwarding.x_forwarded_proto {
+        headers.insert(&XFP, HeaderValue::from_static(proto));
+    }
+    if forwarding.forwarded {
+        // RFC 7239 4: an IPv6 node and anything with a ':' is quoted.
+        let node = match viewer.client {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("\"[{ip}]\""),
+        };
+        let host = if viewer.host.contains([':', '[']) {
+            format!("\"{}\"", viewer.host)
+        } else {
+            viewer.host.to_owned()
+        };
+        if let Ok(value) = HeaderValue::from_str(&format!("for={node};proto={proto};host={host}")) {
+            headers.insert(&FORWARDED, value);
+        }
+    }
+}
 
 /// Drops [`UNKEYED_OVERRIDES`] that `keyed` does not name.
 pub fn strip_unkeyed_overrides(headers: &mut HeaderMap, keyed: &[HeaderName]) {
@@ -69,7 +158,6 @@ pub fn strip_unkeyed_overrides(headers: &mut HeaderMap, keyed: &[HeaderName]) {
 /// Appends the viewer's address to `x-forwarded-for` (after hop-by-hop stripping,
 /// so a viewer cannot make the host drop the entry it adds).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
-    static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     let value = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
         _ => client.to_string(),
@@ -94,6 +182,47 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn the_host_owns_the_forwarding_fields() {
+        let mut h = HeaderMap::new();
+        for name in VIEWER_FORWARDING {
+            h.insert(name, "spoofed".parse().unwrap());
+        }
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        let keyed = [HeaderName::from_static("x-real-ip")];
+        strip_viewer_forwarding(&mut h, Forwarding::ALL, &keyed);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["x-real-ip"], "spoofed");
+        let viewer = Viewer {
+            client: "::1".parse().unwrap(),
+            tls: true,
+            host: "[::1]",
+        };
+        set_forwarding(&mut h, Forwarding::ALL, viewer);
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, ::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["forwarded"], r#"for="[::1]";proto=https;host="[::1]""#);
+
+        let none = Forwarding {
+            x_forwarded_for: false,
+            x_forwarded_proto: false,
+            forwarded: false,
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        strip_viewer_forwarding(&mut h, none, &[]);
+        set_forwarding(&mut h, none, viewer);
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = HeaderMap::new();
+        let v4 = Viewer {
+            client: "192.0.2.1".parse().unwrap(),
+            tls: false,
+            host: "a.example",
+        };
+        set_forwarding(&mut h, Forwarding::ALL, v4);
+        assert_eq!(h["forwarded"], "for=192.0.2.1;proto=http;host=a.example");
     }
 
     #[test]

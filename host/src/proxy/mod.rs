@@ -7,6 +7,7 @@
 pub mod body;
 pub mod deploy;
 pub mod headers;
+pub mod path;
 pub mod routing;
 pub mod stored;
 
@@ -266,6 +267,18 @@ impl Proxy {
         if dist.config.raw.logging.enabled && self.access_log.is_some() {
             ctx.log = Some(Box::new(self.log_record(&req, &dist, &host, ctx)));
         }
+        // The one form of the path every step from here on sees: behavior
+        // matching, hooks, the cache key and the origin. (The access log
+        // keeps the path as the viewer sent it.)
+        let path = path::normalize(req.uri().path())?.into_owned();
+        // A GET or HEAD with a body (RFC 9110 9.3.1: content with no defined
+        // semantics) is refused: forwarded, it could change what the origin
+        // answers for a key that does not hold it (a "fat GET").
+        if matches!(*req.method(), Method::GET | Method::HEAD) && !req.body().is_end_stream() {
+            return Err(ProxyError::BodyNotAllowed {
+                method: req.method().clone(),
+            });
+        }
 
         // Step 2: deployment arm. A policy may send this viewer to the staging
         // distribution, whose config serves every step from here on.
@@ -288,16 +301,21 @@ impl Proxy {
         }
 
         // Step 3: cache behavior by path pattern.
-        let (index, behavior) = dist.config.behavior_for(parts.uri.path());
+        let (index, behavior) = dist.config.behavior_for(&path);
         let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
         let mut ex = Exchange {
             method: parts.method,
-            path: parts.uri.path().to_owned(),
+            path,
             query: parts.uri.query().map(str::to_owned),
             headers: viewer_headers,
             target_id: behavior.target_origin_id.clone(),
         };
         headers::strip_hop_by_hop(&mut ex.headers);
+        headers::strip_viewer_forwarding(
+            &mut ex.headers,
+            behavior.forwarding,
+            &behavior.cache_key.headers,
+        );
 
         // Step 4: viewer-request hook. An answer here is not cached.
         if let Some(hook) = &hooks.viewer_request {
@@ -329,14 +347,12 @@ impl Proxy {
         } else {
             (ex.query.clone(), None)
         };
-        let keyed = &behavior.cache_key.headers;
-        let out = self.origin_request(
-            &ex,
-            query,
-            cookies.as_deref(),
-            ctx,
-            cacheable.then_some(keyed),
-        );
+        let viewer = headers::Viewer {
+            client: ctx.client.ip(),
+            tls: ctx.tls,
+            host: &host,
+        };
+        let out = self.origin_request(&ex, query, cookies.as_deref(), viewer, behavior, cacheable);
         let trip = Trip {
             dist: &dist,
             index,
@@ -402,7 +418,10 @@ impl Proxy {
                 }
             }
         }
-        self.to_origin(ctx, trip, Some(viewer_body)).await
+        // A cacheable request sends no body, even when a viewer-request hook
+        // turned another method into a GET or HEAD.
+        drop(viewer_body);
+        self.to_origin(ctx, trip, None).await
     }
 
     /// Drops what is stored for the request's URI and for the same-host URIs
@@ -428,21 +447,15 @@ impl Proxy {
                 continue;
             };
             let same_host = uri.host().is_none_or(|h| h.eq_ignore_ascii_case(host));
-            if !same_host || !uri.path().starts_with('/') {
+            let Some(path) = same_host
+                .then(|| path::normalize(uri.path()).ok())
+                .flatten()
+            else {
                 continue;
-            }
-            let behavior = dist.config.behavior_for(uri.path()).1;
+            };
+            let behavior = dist.config.behavior_for(&path).1;
             let target = &behavior.target_origin_id;
-            let (base, _, _) = cache_key(
-                dist,
-                behavior,
-                arm,
-                host,
-                ex,
-                uri.path(),
-                uri.query(),
-                target,
-            );
+            let (base, _, _) = cache_key(dist, behavior, arm, host, ex, &path, uri.query(), target);
             self.cache.remove(&base);
         }
     }
@@ -465,7 +478,8 @@ impl Proxy {
     /// when sending), only the cookies the cache key keeps on a cacheable
     /// request, none of the viewer's validators on a `GET` the cache may store
     /// (the cache fetches whole objects and answers conditionals itself), and
-    /// `X-Forwarded-For` appended; on a request the cache may store, the
+    /// the host's forwarding fields set as the behavior says
+    /// ([`headers::set_forwarding`]); on a request the cache may store, the
     /// URL- and method-override fields it does not key on are dropped (see
     /// [`headers::UNKEYED_OVERRIDES`]).
     fn origin_request(
@@ -473,13 +487,14 @@ impl Proxy {
         ex: &Exchange,
         query: Option<String>,
         cookies: Option<&str>,
-        ctx: &RequestCtx,
-        cacheable: Option<&Vec<HeaderName>>,
+        viewer: headers::Viewer<'_>,
+        behavior: &Behavior,
+        cacheable: bool,
     ) -> Exchange {
         let mut headers = ex.headers.clone();
         headers.remove(HOST);
-        if let Some(keyed) = cacheable {
-            headers::strip_unkeyed_overrides(&mut headers, keyed);
+        if cacheable {
+            headers::strip_unkeyed_overrides(&mut headers, &behavior.cache_key.headers);
             headers.remove(COOKIE);
             if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(c).ok()) {
                 headers.insert(COOKIE, v);
@@ -495,7 +510,7 @@ impl Proxy {
                 headers.remove(name);
             }
         }
-        headers::append_forwarded_for(&mut headers, ctx.client.ip());
+        headers::set_forwarding(&mut headers, behavior.forwarding, viewer);
         // Tell the origin it may target Surrogate-Control directives at us.
         headers.append(&SURROGATE_CAPABILITY, surrogate_capability());
         Exchange {
@@ -712,8 +727,9 @@ impl Proxy {
             }
             None => {
                 let tee = self.tee(&head, key, freshness, tags, stamp, guard);
-                if head.status == StatusCode::NO_CONTENT {
-                    // No body follows: the exchange is complete now.
+                // No body follows (a 204, or an empty body the viewer's
+                // connection will never poll): the exchange is complete now.
+                if head.status == StatusCode::NO_CONTENT || incoming.is_end_stream() {
                     if let Some(tee) = tee {
                         tee.complete_empty();
                     }

@@ -13,6 +13,7 @@ use http::{Method, Response, StatusCode};
 
 use super::body::EdgeBody;
 use crate::cache::CachedObject;
+use crate::cache::freshness::DELTA_MAX;
 
 /// The response to a request for a stored object.
 pub fn respond(
@@ -21,7 +22,8 @@ pub fn respond(
     req: &HeaderMap,
     now: Instant,
 ) -> Response<EdgeBody> {
-    let age = HeaderValue::from(obj.age(now).as_secs());
+    // RFC 9111 1.2.2: a cache sends no delta-seconds above 2^31.
+    let age = HeaderValue::from(obj.age(now).as_secs().min(DELTA_MAX));
     if obj.status == StatusCode::OK && not_modified(obj, req) {
         let mut resp = Response::new(EdgeBody::Empty);
         *resp.status_mut() = StatusCode::NOT_MODIFIED;

@@ -1,0 +1,444 @@
+//! Attacks from hostile viewers and origins, each reproduced against a
+//! running host: the probe is sent, and what the host did with it is checked
+//! at the origin and on what a later, clean viewer gets.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use edge_e2e::examples::EDGE_AUTH;
+use edge_e2e::{Edge, Got, Origin, Reply, config_for, json};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+/// `u64::MAX` seconds, the largest delta-seconds a naive parser accepts.
+const HUGE: &str = "18446744073709551615";
+
+/// A viewer GET that reports a dropped connection instead of panicking.
+async fn try_get(edge: &Edge, host: &str, path: &str) -> Result<Got, String> {
+    let req = Request::builder()
+        .uri(format!("http://{}{path}", edge.viewer))
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    edge.client.try_send(req).await
+}
+
+#[tokio::test]
+async fn overflowing_delta_seconds_from_an_origin_saturate_instead_of_panicking() {
+    let big = || format!("max-age=60, stale-while-revalidate={HUGE}");
+    // Each probe: a path, and the response fields the origin sends for it.
+    let probes: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("/swr", vec![("cache-control", big())]),
+        (
+            "/sie",
+            vec![(
+                "cache-control",
+                format!("max-age=60, stale-if-error={HUGE}"),
+            )],
+        ),
+        (
+            "/max-age",
+            vec![
+                ("cache-control", format!("max-age={HUGE}")),
+                ("etag", "\"v\"".to_owned()),
+            ],
+        ),
+        (
+            "/s-maxage",
+            vec![
+                ("cache-control", format!("s-maxage={HUGE}")),
+                ("etag", "\"v\"".to_owned()),
+            ],
+        ),
+        (
+            "/age",
+            vec![("cache-control", big()), ("age", HUGE.to_owned())],
+        ),
+        ("/cdn", vec![("cdn-cache-control", big())]),
+        (
+            "/surrogate",
+            vec![(
+                "surrogate-control",
+                format!("max-age=60;edge, stale-if-error={HUGE}"),
+            )],
+        ),
+    ];
+    let table = probes.clone();
+    let origin = Origin::start(move |seen| {
+        let fields = table
+            .iter()
+            .find(|(path, _)| *path == seen.target)
+            .map(|(_, fields)| fields.clone())
+            .unwrap_or_default();
+        fields.iter().fold(
+            Reply::ok(format!("body of {}", seen.target)),
+            |r, (n, v)| r.header(n, v),
+        )
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["overflow.test"]);
+    // The largest TTLs a config can name, so the origin's values are not
+    // clamped away before the arithmetic.
+    config["default_cache_behavior"]["max_ttl"] = json!(u64::MAX);
+    edge.create(config).await;
+
+    let mut failed = Vec::new();
+    for (path, _) in &probes {
+        for round in ["first", "second"] {
+            match try_get(&edge, "overflow.test", path).await {
+                Ok(got)
+                    if got.status == StatusCode::OK && got.text() == format!("body of {path}") =>
+                {
+                    if round == "second" && got.cache() != "Hit" {
+                        failed.push(format!("{path}: second request {}", got.cache()));
+                    }
+                    let age = got.header("age").map(|a| a.parse::<u64>());
+                    if round == "second" && !matches!(age, Some(Ok(a)) if a <= 1 << 31) {
+                        failed.push(format!("{path}: Age {age:?} is not within 2^31"));
+                    }
+                }
+                Ok(got) => failed.push(format!("{path} ({round}): {} {}", got.status, got.text())),
+                Err(err) => failed.push(format!("{path} ({round}): {err}")),
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Each probe is fetched once; `/age` arrived already older than its
+    // lifetime, so its hit was served stale while one background request
+    // revalidated it.
+    let hits = origin.hits();
+    assert!(
+        (probes.len()..=probes.len() + 1).contains(&hits),
+        "{hits} origin requests for {} probes",
+        probes.len()
+    );
+}
+
+#[tokio::test]
+async fn a_get_or_head_with_a_body_is_refused_and_never_reaches_the_cache() {
+    // An origin that answers with what it was sent, cacheably.
+    let origin = Origin::start(|seen| {
+        Reply::ok(format!("body=[{}]", String::from_utf8_lossy(&seen.body)))
+            .header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["fat.test"]);
+    edge.create(config).await;
+
+    for method in ["GET", "HEAD"] {
+        let fat = edge
+            .request_with_body(
+                method,
+                "fat.test",
+                "/page",
+                &[],
+                Bytes::from_static(b"poison"),
+            )
+            .await;
+        assert_eq!(fat.status, StatusCode::BAD_REQUEST, "{method}");
+        if method == "GET" {
+            assert_eq!(fat.error_code(), "RequestBodyNotAllowed");
+        }
+    }
+    assert_eq!(origin.hits(), 0, "a fat request reached the origin");
+    let clean = edge.get("fat.test", "/page").await;
+    assert_eq!(
+        (clean.status, clean.text()),
+        (StatusCode::OK, "body=[]".to_owned())
+    );
+    assert_eq!(clean.cache(), "Miss");
+    assert!(origin.last().body.is_empty());
+    // An empty body is no body: `Content-Length: 0` is served.
+    let empty = edge
+        .request("GET", "fat.test", "/page", &[("content-length", "0")])
+        .await;
+    assert_eq!((empty.status, empty.cache()), (StatusCode::OK, "Hit"));
+    assert_eq!(empty.text(), "body=[]");
+}
+
+/// A path as nginx resolves it before looking for a file: every escape
+/// decoded (`%2F` included), `//` merged, dot-segments removed.
+fn nginx_path(target: &str) -> String {
+    let path = target.split('?').next().unwrap_or("");
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match escape {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded).into_owned();
+    let mut out: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[tokio::test]
+async fn path_confusion_neither_bypasses_a_behavior_nor_poisons_the_cache() {
+    let secrets_served = Arc::new(AtomicUsize::new(0));
+    let served = secrets_served.clone();
+    let origin = Origin::start(move |seen| match nginx_path(&seen.target).as_str() {
+        "/private/secret.txt" => {
+            served.fetch_add(1, Ordering::SeqCst);
+            Reply::ok("the secret").header("cache-control", "max-age=60")
+        }
+        path if path.starts_with("/public/") || path.starts_with("/static/") => {
+            Reply::ok(format!("page {}", seen.target)).header("cache-control", "max-age=60")
+        }
+        _ => Reply::ok("not found").status(404),
+    })
+    .await;
+    let edge = Edge::start().await;
+    edge.upload_hook("auth", EDGE_AUTH).await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["paths.test"]);
+    config["cache_behaviors"] = json!([
+        {"path_pattern": "/private/*", "target_origin_id": "web",
+         "hooks": {"viewer_request": {"module": "auth", "config": {"key": "s3cret"}}}},
+        {"path_pattern": "/static/*", "target_origin_id": "web",
+         "cache_key": {"query_strings": "all"}}
+    ]);
+    edge.create(config).await;
+
+    // The hook guards the private file.
+    let direct = edge.get("paths.test", "/private/secret.txt").await;
+    assert_eq!(direct.status, StatusCode::UNAUTHORIZED);
+
+    // Each probe reaches the hook under its canonical path (401), or is
+    // refused as ambiguous (400); none gets the file.
+    let probes = [
+        ("/public/../private/secret.txt", 401),
+        ("/public/%2e%2e/private/secret.txt", 400),
+        ("/public/..%2fprivate/secret.txt", 400),
+        ("//private/secret.txt", 401),
+        ("/PRIVATE/../private/secret.txt", 401),
+        ("/%70rivate/secret.txt", 401),
+        ("/public/..;/private/secret.txt", 400),
+        ("/public/..%5cprivate/secret.txt", 400),
+        ("/static/../private/secret.txt", 401),
+        ("/static/../private/secret.txt", 401),
+    ];
+    let mut wrong = Vec::new();
+    for (path, want) in probes {
+        let got = edge.get("paths.test", path).await;
+        if got.status.as_u16() != want || got.text().contains("secret") {
+            wrong.push(format!(
+                "{path}: {} {} ({})",
+                got.status,
+                got.text(),
+                got.cache()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(
+        secrets_served.load(Ordering::SeqCst),
+        0,
+        "the origin served the secret"
+    );
+
+    // The origin sees the canonical path, the query string as sent, and
+    // the behavior that matched it is the one that served it.
+    let got = edge
+        .get("paths.test", "/static/./a/../b%7e.css?x=%2e%2e/&y")
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(origin.last().target, "/static/b~.css?x=%2e%2e/&y");
+    let again = edge.get("paths.test", "/static//b~.css?x=%2e%2e/&y").await;
+    assert_eq!(again.cache(), "Hit", "one canonical path, one cache key");
+}
+
+/// Forwarding fields a viewer might send to make an origin build its
+/// links, redirects or access rules on values of the viewer's choosing.
+const FORWARDING: [(&str, &str); 11] = [
+    ("x-forwarded-proto", "gopher"),
+    ("x-forwarded-port", "6666"),
+    ("x-forwarded-prefix", "/evil"),
+    ("forwarded", "for=6.6.6.6;proto=gopher;host=evil.example"),
+    ("x-original-host", "evil.example"),
+    ("x-forwarded-ssl", "on"),
+    ("front-end-https", "on"),
+    ("x-real-ip", "6.6.6.6"),
+    ("true-client-ip", "6.6.6.6"),
+    ("x-client-ip", "6.6.6.6"),
+    ("x-original-method", "DELETE"),
+];
+
+#[tokio::test]
+async fn viewer_forwarding_headers_never_reach_the_origin_or_the_cache() {
+    // An origin that echoes every forwarding field it receives into a
+    // cacheable page, as an application building absolute links does.
+    let origin = Origin::start(|seen| {
+        let mut echoed: Vec<String> = FORWARDING
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(["x-forwarded-for"])
+            .filter_map(|name| {
+                let value = seen.headers.get(name)?.to_str().ok()?;
+                Some(format!("{name}={value}"))
+            })
+            .collect();
+        echoed.sort();
+        Reply::ok(echoed.join("\n")).header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["fwd.test"]);
+    config["cache_behaviors"] = json!([
+        // Keyed on x-real-ip: forwarded, each value its own object.
+        {"path_pattern": "/keyed/*", "target_origin_id": "web",
+         "cache_key": {"headers": ["x-real-ip"]}},
+        // No forwarding headers at all.
+        {"path_pattern": "/bare/*", "target_origin_id": "web", "forwarding_headers": []}
+    ]);
+    edge.create(config).await;
+
+    let attacker = edge.request("GET", "fwd.test", "/page", &FORWARDING).await;
+    let victim = edge.get("fwd.test", "/page").await;
+    assert_eq!(victim.cache(), "Hit");
+    // The host's own fields, and nothing of the attacker's.
+    let own = "forwarded=for=127.0.0.1;proto=http;host=fwd.test\n\
+               x-forwarded-for=127.0.0.1\n\
+               x-forwarded-proto=http";
+    for got in [&attacker, &victim] {
+        assert_eq!(got.text(), own);
+    }
+
+    // Keyed: the viewer's value is forwarded and the object is its own.
+    let keyed = edge
+        .request("GET", "fwd.test", "/keyed/a", &[("x-real-ip", "6.6.6.6")])
+        .await;
+    assert!(
+        keyed.text().contains("x-real-ip=6.6.6.6"),
+        "{}",
+        keyed.text()
+    );
+    let plain = edge.get("fwd.test", "/keyed/a").await;
+    assert_eq!(plain.cache(), "Miss");
+    assert!(!plain.text().contains("6.6.6.6"), "{}", plain.text());
+
+    // A behavior that names none sends none, and still drops the viewer's.
+    let bare = edge
+        .request("GET", "fwd.test", "/bare/a", &FORWARDING)
+        .await;
+    assert_eq!(bare.text(), "");
+    let spoofed = edge
+        .request(
+            "GET",
+            "fwd.test",
+            "/bare/b",
+            &[("x-forwarded-for", "6.6.6.6")],
+        )
+        .await;
+    assert_eq!(spoofed.text(), "");
+
+    // An unknown forwarding header in the config is refused, naming it.
+    let mut bad = config_for(&[("web", &origin)]);
+    bad["default_cache_behavior"]["forwarding_headers"] = json!(["x-real-ip"]);
+    let refused = edge.api("POST", "/v1/distributions", Some(bad), &[]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused
+            .text()
+            .contains("default_cache_behavior.forwarding_headers[0]"),
+        "{}",
+        refused.text()
+    );
+}
+
+#[tokio::test]
+async fn the_control_api_reads_the_bearer_scheme_case_insensitively() {
+    let edge = Edge::start().await;
+    let token = edge_e2e::TOKEN;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let credentials = format!("{scheme} {token}");
+        let got = edge
+            .api_raw(
+                "GET",
+                "/v1/distributions",
+                Vec::new(),
+                &[("authorization", &credentials)],
+                None,
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{credentials}: {}", got.text());
+    }
+    // Another scheme, or the right scheme with a wrong token, is still refused.
+    for credentials in [format!("Basic {token}"), "bearer wrong".to_owned()] {
+        let got = edge
+            .api_raw(
+                "GET",
+                "/v1/distributions",
+                Vec::new(),
+                &[("authorization", &credentials)],
+                None,
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{credentials}");
+    }
+}
+
+#[tokio::test]
+async fn errors_and_redirects_without_freshness_are_cached_for_seconds_not_a_day() {
+    // Without explicit freshness: a 404, a 301, a 410 and a 200.
+    let origin = Origin::start(|seen| match seen.target.as_str() {
+        "/missing" => Reply::ok("missing").status(404),
+        "/moved" => Reply::ok("").status(301).header("location", "/elsewhere"),
+        "/gone" => Reply::ok("gone").status(410),
+        _ => Reply::ok("page"),
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("web", &origin)]);
+    config["aliases"] = json!(["errors.test"]);
+    config["default_cache_behavior"]["default_ttl_by_status"] = json!({"404": 1});
+    edge.create(config).await;
+    let paths = ["/missing", "/moved", "/gone", "/page"];
+    let results = async |edge: &Edge| {
+        let mut out = Vec::new();
+        for path in paths {
+            out.push(edge.get("errors.test", path).await.cache().to_owned());
+        }
+        out
+    };
+    assert_eq!(results(&edge).await, ["Miss"; 4]);
+    assert_eq!(results(&edge).await, ["Hit"; 4]);
+    // The 404's own TTL (1 s) is over; the others' are not.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(results(&edge).await, ["Miss", "Hit", "Hit", "Hit"]);
+    // Past the 10 s default for errors and redirects, only the 200 (on
+    // `default_ttl`, a day) is still stored.
+    tokio::time::sleep(std::time::Duration::from_millis(9_500)).await;
+    assert_eq!(results(&edge).await, ["Miss", "Miss", "Miss", "Hit"]);
+}
