@@ -144,6 +144,7 @@ async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
 
     // `edge hook test` runs it in the host's runtime on the sample request.
     let request = project.join("request.json").to_string_lossy().into_owned();
+    // With the defaults: a JavaScript hook gets the budgets meant for it.
     let out = run(argv(&[
         "edge",
         "hook",
@@ -153,15 +154,63 @@ async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
         &request,
         "--origins",
         "origin,canary",
-        "--cpu-budget-ms",
-        "100",
     ]))
     .await;
     assert!(out.contains("to origin canary"), "{out}");
     assert!(out.contains("+ x-hook: canary"), "{out}");
 
+    // Attached as the scaffold's README shows it, with no budget of its own.
+    let readme = std::fs::read_to_string(project.join("README.md")).expect("README.md");
+    let association = readme
+        .split_once("\"viewer_request\": ")
+        .and_then(|(_, rest)| rest.split_once(", \"viewer_response\""))
+        .map(|(a, _)| a.to_owned())
+        .expect("the README's association");
+    let association: edge_e2e::Value = serde_json::from_str(&association).expect("JSON");
+    assert_eq!(association, json!({"module": "canary"}));
     let edge = Edge::start().await;
     edge.upload_hook("canary", &wasm).await;
-    edge_e2e::assert_new_plugin_routes(&edge, json!({"module": "canary", "cpu_budget_ms": 100}))
-        .await;
+    edge_e2e::assert_new_plugin_routes(&edge, association.clone()).await;
+    // 10,000 requests through it, four viewers at a time: not one fails.
+    let (web, canary) = (
+        Origin::start(|_| Reply::ok("web")).await,
+        Origin::start(|_| Reply::ok("canary")).await,
+    );
+    edge.create(json!({
+        "aliases": ["load.example.com"],
+        "origins": [
+            {"id": "web", "domain_name": web.domain(), "protocol": "http"},
+            {"id": "canary", "domain_name": canary.domain(), "protocol": "http"}
+        ],
+        "default_cache_behavior": {"target_origin_id": "web", "default_ttl": 0, "hooks": {
+            "viewer_request": association.clone(),
+            "viewer_response": association,
+        }}
+    }))
+    .await;
+    let edge = std::sync::Arc::new(edge);
+    let mut viewers = Vec::new();
+    for v in 0..4 {
+        let edge = edge.clone();
+        viewers.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for i in 0..2500 {
+                let got = edge.get("load.example.com", &format!("/{v}/{i}")).await;
+                if got.status != 200 {
+                    failed.push(format!("{}: {}", got.status, got.text()));
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = Vec::new();
+    for viewer in viewers {
+        failed.extend(viewer.await.expect("viewer"));
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 10000 failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
 }

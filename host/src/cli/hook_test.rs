@@ -277,10 +277,7 @@ struct Runner {
 
 impl Runner {
     fn bound(&self, event: Event) -> BoundHook {
-        let default = match event {
-            Event::ViewerRequest | Event::ViewerResponse => wasm::DEFAULT_VIEWER_BUDGET,
-            _ => wasm::DEFAULT_ORIGIN_BUDGET,
-        };
+        let default = wasm::default_budget(&self.compiled, event);
         BoundHook {
             compiled: self.compiled.clone(),
             event,

@@ -743,10 +743,7 @@ fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks>
             let bind = |event: Event, hook: &Option<crate::config::raw::HookRef>| {
                 let hook = hook.as_ref()?;
                 let compiled = state.resolve_hook(&hook.module)?.clone();
-                let default_budget = match event {
-                    Event::ViewerRequest | Event::ViewerResponse => wasm::DEFAULT_VIEWER_BUDGET,
-                    _ => wasm::DEFAULT_ORIGIN_BUDGET,
-                };
+                let default_budget = wasm::default_budget(&compiled, event);
                 Some(Arc::new(BoundHook {
                     compiled,
                     event,

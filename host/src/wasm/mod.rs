@@ -70,6 +70,30 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 16 << 20;
 /// Default CPU budgets (Lambda@Edge's viewer events are the tight ones).
 pub const DEFAULT_VIEWER_BUDGET: Duration = Duration::from_millis(5);
 pub const DEFAULT_ORIGIN_BUDGET: Duration = Duration::from_millis(30);
+/// Default CPU budgets of a hook that embeds a JavaScript engine
+/// (componentize-js's StarlingMonkey): it interprets the hook, about 1 ms of
+/// CPU an event where a compiled hook takes microseconds, with a long tail
+/// (garbage collection, page faults of a 9 MiB heap).
+pub const DEFAULT_JS_VIEWER_BUDGET: Duration = Duration::from_millis(50);
+pub const DEFAULT_JS_ORIGIN_BUDGET: Duration = Duration::from_millis(100);
+
+/// The CPU budget `event` of `hook` gets when its association names none.
+pub fn default_budget(hook: &CompiledHook, event: Event) -> Duration {
+    let viewer = matches!(event, Event::ViewerRequest | Event::ViewerResponse);
+    match (hook.javascript, viewer) {
+        (false, true) => DEFAULT_VIEWER_BUDGET,
+        (false, false) => DEFAULT_ORIGIN_BUDGET,
+        (true, true) => DEFAULT_JS_VIEWER_BUDGET,
+        (true, false) => DEFAULT_JS_ORIGIN_BUDGET,
+    }
+}
+
+/// Whether a component embeds StarlingMonkey, the JavaScript engine
+/// componentize-js builds hooks with (its sources' paths are in the binary).
+fn embeds_javascript_engine(bytes: &[u8]) -> bool {
+    const MARK: &[u8] = b"StarlingMonkey";
+    bytes.windows(MARK.len()).any(|w| w == MARK)
+}
 /// Linear memory kept mapped between instances of a pool slot.
 const KEEP_RESIDENT: usize = 1 << 20;
 /// Bytes of guest stdout/stderr kept per invocation.
@@ -153,6 +177,8 @@ pub struct CompiledHook {
     exports: [ComponentExportIndex; 4],
     /// Counters shared by every version of the name.
     pub stats: Arc<HookStats>,
+    /// It embeds a JavaScript engine: larger default budgets.
+    pub javascript: bool,
     /// Per event: invocations left that start on the hook threads because a
     /// recent one yielded or failed ([`HookRuntime::run`]).
     demoted: [AtomicU32; 4],
@@ -497,6 +523,7 @@ impl HookRuntime {
             pre,
             exports,
             stats,
+            javascript: embeds_javascript_engine(bytes),
             demoted: Default::default(),
         })
     }
