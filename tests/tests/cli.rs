@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use edge_e2e::examples::{BLUEGREEN, EDGE_AUTH, MISBEHAVE};
-use edge_e2e::{Edge, Origin, Reply, TOKEN, Value, json};
+use edge_e2e::{Edge, Origin, Reply, TOKEN, Value, config_for, json};
 
 /// One CLI run: exit code, stdout, stderr.
 struct Run {
@@ -361,6 +361,38 @@ async fn hooks_and_kv_from_the_command_line() {
     let gone = edge_cli(&edge, &["kv", "get", "bluegreen", "green_weight"]).await;
     assert_eq!(gone.code, 1);
     assert!(gone.err.contains("NoSuchKey"), "{}", gone.err);
+
+    // A hook a distribution runs cannot be deleted; once no config names
+    // it, it goes, and so does every version.
+    let origin = Origin::start(|_| Reply::ok("blue")).await;
+    let mut site = config_for(&[("blue", &origin), ("green", &origin)]);
+    site["aliases"] = json!(["hooked.cli.test"]);
+    site["default_cache_behavior"]["hooks"] = json!({"viewer_request": {"module": "bluegreen"}});
+    let created = edge.create(site.clone()).await;
+    let id = created["id"].as_str().unwrap();
+    let in_use = edge_cli(&edge, &["hook", "delete", "bluegreen"]).await;
+    assert_eq!(in_use.code, 1);
+    assert!(
+        in_use.err.contains("HookInUse") && in_use.err.contains(id),
+        "{}",
+        in_use.err
+    );
+    assert_eq!(edge.get("hooked.cli.test", "/").await.status, 200);
+    site["default_cache_behavior"]
+        .as_object_mut()
+        .unwrap()
+        .remove("hooks");
+    let path = format!("/v1/distributions/{id}/config");
+    let etag = created["etag"].as_str().unwrap();
+    let put = edge
+        .api("PUT", &path, Some(site), &[("if-match", etag)])
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    edge_cli(&edge, &["hook", "delete", "bluegreen"]).await.ok();
+    let listed = edge_cli(&edge, &["hook", "list", "-o", "json"]).await.ok();
+    assert!(!listed.contains("bluegreen"), "{listed}");
+    let missing = edge_cli(&edge, &["hook", "delete", "bluegreen"]).await;
+    assert!(missing.err.contains("NoSuchHook"), "{}", missing.err);
 }
 
 #[tokio::test]
