@@ -71,6 +71,7 @@ try {
     enabled: await text("#split-enabled"),
     rule: await text("#split-rule"),
     staging: await text("#split-staging"),
+    gate: await text("#split-gate"),
   };
 
   // Live rates: wait until both arms show traffic over an interval.
@@ -107,6 +108,16 @@ try {
   seen.invalidations = await page.$$eval("#invalidations tbody tr", (rows) =>
     rows.map((r) => Array.from(r.querySelectorAll("td"), (td) => td.textContent)),
   );
+  // The staging distribution's page says whose viewers it serves.
+  const stagingId = seen.split.staging;
+  await page.locator(`#distributions tbody tr[data-id="${stagingId}"] a`).click();
+  await page.waitForFunction((want) => document.querySelector("#detail-id").textContent === want, stagingId, { timeout: 10000 });
+  await page.locator("#split-staged").waitFor({ state: "visible", timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector("#split-staged").textContent.length > 0, null, { timeout: 10000 });
+  seen.staging_page = {
+    staged: await text("#split-staged"),
+    none_visible: await page.isVisible("#split-none"),
+  };
   if (process.env.EDGE_CONSOLE_SCREENSHOT) {
     // EDGE_CONSOLE_SCREENSHOT=/tmp/console.png keeps a picture of the page.
     await page.screenshot({ path: process.env.EDGE_CONSOLE_SCREENSHOT, fullPage: true });

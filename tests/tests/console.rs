@@ -251,6 +251,17 @@ async fn the_console_shows_distributions_splits_and_rates_and_invalidates() {
     assert_eq!(seen["split"]["enabled"], "enabled");
     let rule = seen["split"]["rule"].as_str().expect("text");
     assert!(rule.contains("x-edge-staging: true"), "{rule}");
+    assert_eq!(
+        seen["split"]["gate"],
+        "No automatic gate: staging's errors are not watched."
+    );
+    // The staging page says it serves a share of its primary's viewers.
+    let staged = seen["staging_page"]["staged"].as_str().expect("text");
+    assert!(
+        staged.contains(&format!("share of {id}'s viewers")) && staged.contains(&policy),
+        "{staged}"
+    );
+    assert_eq!(seen["staging_page"]["none_visible"], false);
 
     // Live rates: both arms carry traffic; staging's 5xx rate is about half,
     // primary's none.

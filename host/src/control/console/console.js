@@ -147,6 +147,13 @@ function ruleText(traffic) {
   return JSON.stringify(traffic);
 }
 
+function gateText(auto) {
+  if (!auto) return "No automatic gate: staging's errors are not watched.";
+  const pct = (auto.max_error_rate * 100).toFixed(2).replace(/\.?0+$/, "");
+  return "Automatic gate: rolls back when staging's 5xx rate passes " + pct + " % over " + auto.window_s +
+    " s, once it has at least " + auto.min_requests + " requests in that window.";
+}
+
 async function refreshDetail() {
   const id = state.selected;
   if (!id) {
@@ -177,8 +184,34 @@ async function refreshDetail() {
     (d.hosts || []).map((h) => row([h.id, h.revision, h.current ? "yes" : "not yet", h.last_seen || ""])),
   );
 
-  const policyId = config.continuous_deployment_policy_id;
-  $("#split-none").hidden = Boolean(policyId);
+  // A staging distribution has no policy of its own: it serves the share of
+  // its primary's viewers that the primary's policy sends it.
+  let policyId = config.continuous_deployment_policy_id;
+  let stagedBy = null;
+  if (!policyId && d.staging) {
+    const policies = await api("/v1/continuous-deployment-policies");
+    stagedBy = (policies.items || []).find((p) => (p.config || {}).staging_distribution_id === id) || null;
+    if (stagedBy) policyId = stagedBy.id;
+  }
+  $("#split-none").hidden = Boolean(policyId) || Boolean(d.staging);
+  $("#split-staged").hidden = !d.staging;
+  if (d.staging) {
+    let primary = null;
+    if (stagedBy) {
+      const all = await api("/v1/distributions");
+      for (const x of all.items || []) {
+        if (x.id === id || x.staging) continue;
+        const c = await api("/v1/distributions/" + encodeURIComponent(x.id) + "/config");
+        if (c.continuous_deployment_policy_id === stagedBy.id) {
+          primary = x;
+          break;
+        }
+      }
+    }
+    $("#split-staged").textContent = stagedBy && primary
+      ? "A staging distribution: it serves the share of " + primary.id + "'s viewers that policy " + stagedBy.id + " sends it, and no viewer otherwise."
+      : "A staging distribution that no attached policy names: no viewer reaches it until a policy on its primary does.";
+  }
   $("#split-policy").hidden = !policyId;
   if (policyId) {
     const policy = await api("/v1/continuous-deployment-policies/" + encodeURIComponent(policyId));
@@ -191,6 +224,7 @@ async function refreshDetail() {
     $("#split-enabled").className = gate.state === "RolledBack" ? "error" : "";
     $("#split-rule").textContent = ruleText(pc.traffic);
     $("#split-staging").textContent = pc.staging_distribution_id;
+    $("#split-gate").textContent = gateText(pc.auto);
   }
 
   const invalidations = await api("/v1/distributions/" + encodeURIComponent(id) + "/invalidations");
