@@ -134,6 +134,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_api_body_bytes: args.max_api_body_bytes,
         reuse_port: args.reuse_port,
         offer_handover: true,
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        send_timeout: std::time::Duration::from_secs(args.send_timeout.max(1)),
     };
     let (inherited, taken) = if args.take_over {
         let path = edge::server::handover::socket_path(&opts.data_dir);

@@ -175,6 +175,15 @@ pub struct ServeArgs {
     /// over the ports while this one drains after SIGTERM.
     #[arg(long, env = "EDGE_REUSE_PORT")]
     pub reuse_port: bool,
+    /// Seconds a connection may sit with no request in flight and no byte
+    /// moving (an unfinished preface or request head, a silent TLS or
+    /// HTTP/2 connection, an idle keep-alive) before it is closed.
+    #[arg(long, env = "EDGE_IDLE_TIMEOUT", default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Seconds a write to a viewer may make no progress (a viewer that
+    /// stopped reading) before its connection is closed.
+    #[arg(long, env = "EDGE_SEND_TIMEOUT", default_value_t = 30)]
+    pub send_timeout: u64,
     /// Take over the listening sockets of the host running on the same data
     /// dir (through `<data-dir>/handover.sock`): this host serves on them,
     /// then the old one drains and exits. No connection is lost.

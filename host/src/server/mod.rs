@@ -2,6 +2,7 @@
 //! store, the control plane, the cache and the proxy.
 
 pub mod data_dir;
+pub mod deadline;
 mod framing;
 pub mod handover;
 pub mod host_id;
@@ -33,6 +34,11 @@ use crate::wasm::{HookRuntime, KvData, RuntimeOptions};
 
 /// How long an idle viewer may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may sit with no request in flight and no byte
+/// moving (`--idle-timeout`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a write may make no progress (`--send-timeout`).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a viewer may take to finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -85,6 +91,11 @@ pub struct HostOptions {
     /// Offer the listeners to a new host (`edge serve --take-over`) on
     /// `<data-dir>/handover.sock`.
     pub offer_handover: bool,
+    /// A connection with no request in flight and no byte moving this long
+    /// is closed (viewer and control listeners).
+    pub idle_timeout: Duration,
+    /// A connection whose writes make no progress this long is closed.
+    pub send_timeout: Duration,
 }
 
 impl HostOptions {
@@ -114,6 +125,8 @@ impl HostOptions {
             max_api_body_bytes: crate::control::MAX_JSON_BODY,
             reuse_port: false,
             offer_handover: false,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -391,6 +404,10 @@ impl RunningHost {
         let limits = ViewerLimits {
             max_header_count: opts.max_header_count.max(1),
             max_header_bytes: opts.max_header_bytes.max(8 << 10),
+            watchdog: deadline::Watchdog {
+                idle: opts.idle_timeout.max(Duration::from_millis(100)),
+                send: opts.send_timeout.max(Duration::from_millis(100)),
+            },
         };
         if let Some(listener) = tls_listener {
             let config = tls::server_config(certificates)?;
@@ -404,7 +421,12 @@ impl RunningHost {
             ));
         }
         tasks.spawn(serve_viewers(viewer, proxy, limits, None, rx.clone()));
-        tasks.spawn(serve_control(control_listener, control.clone(), rx.clone()));
+        tasks.spawn(serve_control(
+            control_listener,
+            control.clone(),
+            limits.watchdog,
+            rx.clone(),
+        ));
         tasks.spawn(run_gates(control.plane().clone(), rx.clone()));
         tasks.spawn(
             control
@@ -544,6 +566,8 @@ fn load_or_create_token(path: &Path) -> std::io::Result<String> {
 struct ViewerLimits {
     max_header_count: usize,
     max_header_bytes: usize,
+    /// When a connection is closed for idling or for not reading.
+    watchdog: deadline::Watchdog,
 }
 
 async fn serve_viewers(
@@ -627,14 +651,12 @@ async fn serve_plain(
     limits: ViewerLimits,
     mut stop: watch::Receiver<bool>,
 ) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     // A new connection's viewer has its first request on the way: when the
     // host stops meanwhile (a drain or a takeover), it is still waited for,
     // briefly, and answered.
     let first = tokio::select! {
         ready = stream.readable() => ready.is_ok(),
-        () = tokio::time::sleep(HEADER_READ_TIMEOUT) => false,
+        () = tokio::time::sleep(HEADER_READ_TIMEOUT.min(limits.watchdog.idle)) => false,
         _ = stop.changed() => {
             tokio::time::timeout(FIRST_REQUEST_GRACE, stream.readable())
                 .await
@@ -653,6 +675,28 @@ async fn serve_plain(
         }
         Ok(_) => {}
     }
+    let (stream, progress) = deadline::Timed::new(stream);
+    let expired = limits.watchdog.expired(progress.clone());
+    let serve = serve_plain_cycles(stream, progress, peer, proxy, limits, stop);
+    tokio::select! {
+        () = serve => {}
+        why = expired => {
+            tracing::debug!(%peer, deadline = why.as_str(), "viewer connection closed: past its deadline");
+        }
+    }
+}
+
+/// [`serve_plain`]'s request cycles on a connection past its first byte.
+async fn serve_plain_cycles(
+    stream: deadline::Timed<tokio::net::TcpStream>,
+    progress: Arc<deadline::Progress>,
+    peer: SocketAddr,
+    proxy: Arc<Proxy>,
+    limits: ViewerLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     let (mut io, framing) = framing::Watched::new(stream, limits.max_header_bytes);
     let served = Arc::new(AtomicU64::new(0));
     let mut leftover = bytes::Bytes::new();
@@ -664,7 +708,7 @@ async fn serve_plain(
     loop {
         if leftover.is_empty() && served.load(Ordering::Relaxed) > 0 {
             let idle = tokio::select! {
-                ready = io.get_ref().readable() => ready.is_ok(),
+                ready = io.get_ref().get_ref().readable() => ready.is_ok(),
                 () = stopped.as_mut() => false,
                 () = tokio::time::sleep(HEADER_READ_TIMEOUT) => false,
             };
@@ -675,11 +719,12 @@ async fn serve_plain(
         framing.clear_wrote();
         let cycle = Arc::new(Cycle::default());
         let service = {
-            let (served, framing, cycle, proxy) = (
+            let (served, framing, cycle, proxy, progress) = (
                 served.clone(),
                 framing.clone(),
                 cycle.clone(),
                 proxy.clone(),
+                progress.clone(),
             );
             service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 use hyper::body::Body as _;
@@ -704,7 +749,13 @@ async fn serve_plain(
                         && req.body().is_end_stream(),
                     Ordering::Release,
                 );
-                Box::pin(proxy.clone().handle(req, peer, false))
+                let in_flight = progress.request();
+                let handled = proxy.clone().handle(req, peer, false);
+                Box::pin(async move {
+                    let response = handled.await;
+                    drop(in_flight);
+                    response
+                })
             })
         };
         let mut builder = http1::Builder::new();
@@ -780,18 +831,26 @@ async fn serve_connection<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (io, progress) = deadline::Timed::new(io);
     let (io, framing) = framing::Watched::new(io, limits.max_header_bytes);
     let served = std::sync::atomic::AtomicU64::new(0);
+    let watched = progress.clone();
     let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let index = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if framing.is_ambiguous(index) {
             req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
         }
+        let in_flight = watched.request();
+        let handled = proxy.clone().handle(req, peer, tls);
         // Boxed: hyper keeps the space for one in-flight request future for
         // the life of the connection, and the proxy's future is tens of KiB.
         // Boxing each request's future keeps an idle keep-alive connection
         // from holding that space.
-        Box::pin(proxy.clone().handle(req, peer, tls))
+        Box::pin(async move {
+            let response = handled.await;
+            drop(in_flight);
+            response
+        })
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -807,15 +866,25 @@ async fn serve_connection<IO>(
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
+    let expired = limits.watchdog.expired(progress.clone());
+    tokio::pin!(expired);
     tokio::select! {
         res = conn.as_mut() => {
             if let Err(err) = res {
                 tracing::debug!(%peer, error = %err, "viewer connection ended with an error");
             }
         }
+        why = expired.as_mut() => {
+            tracing::debug!(%peer, deadline = why.as_str(), "viewer connection closed: past its deadline");
+        }
         _ = stop.changed() => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                why = expired => {
+                    tracing::debug!(%peer, deadline = why.as_str(), "viewer connection closed while draining: past its deadline");
+                }
+            }
         }
     }
 }
@@ -838,6 +907,7 @@ async fn run_gates(plane: Arc<ControlPlane>, mut shutdown: watch::Receiver<bool>
 async fn serve_control(
     listener: TcpListener,
     api: Arc<ControlApi>,
+    watchdog: deadline::Watchdog,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -856,11 +926,28 @@ async fn serve_control(
         let api = api.clone();
         let mut stop = shutdown.clone();
         conns.spawn(async move {
-            let service = service_fn(move |req| api.clone().handle(req));
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let (stream, progress) = deadline::Timed::new(stream);
+            let watched = progress.clone();
+            let service = service_fn(move |req| {
+                let in_flight = watched.request();
+                let handled = api.clone().handle(req);
+                async move {
+                    let response = handled.await;
+                    drop(in_flight);
+                    response
+                }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT.min(watchdog.idle))
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
+            let expired = watchdog.expired(progress);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                why = expired => {
+                    tracing::debug!(deadline = why.as_str(), "control connection closed: past its deadline");
+                }
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
