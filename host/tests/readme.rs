@@ -15,6 +15,10 @@
 //! - in a block that starts a host, `0.0.0.0:80` and `127.0.0.1:9901` become
 //!   `127.0.0.1:0` (the system picks the ports; the test reads the addresses
 //!   the host prints), and `/var/lib/edge` becomes a temporary folder;
+//! - in the fleet's block, etcd's `10.0.0.1:2379` becomes a loopback port
+//!   chosen at run time (its peer port comes from `ETCD_*` environment
+//!   variables), `/var/lib/etcd` a temporary folder, `10.0.1.1:9901`
+//!   `127.0.0.1:0`, and the second host started from it is `edge-2`;
 //! - in a block that talks to a host, `localhost:8080`/`127.0.0.1:8080` and
 //!   `localhost:9901`/`127.0.0.1:9901` get the running host's viewer and
 //!   control ports.
@@ -36,7 +40,7 @@ use std::time::{Duration, Instant};
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// The names of the blocks the tests below run.
-const RUN: &[&str] = &["bluegreen", "serve", "take-over", "control-api"];
+const RUN: &[&str] = &["bluegreen", "serve", "take-over", "control-api", "fleet"];
 
 // ---------------------------------------------------------------------------
 // README's blocks and their markers
@@ -297,9 +301,23 @@ impl Desk {
     /// Starts a long-running block (a host) in a process group of its own and
     /// waits until it has printed `until`.
     fn background(&self, text: &str, until: &str) -> Background {
+        self.background_in(text, &self.cwd(), &[], until)
+    }
+
+    /// [`Desk::background`] in `cwd` (another machine's folder) with `env`
+    /// added.
+    fn background_in(
+        &self,
+        text: &str,
+        cwd: &Path,
+        env: &[(&str, String)],
+        until: &str,
+    ) -> Background {
         let child = self
             .command("bash")
             .args(["-euo", "pipefail", "-c", text])
+            .current_dir(cwd)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -411,7 +429,8 @@ impl Background {
         let lines = lines_of(child.stdout.take().expect("stdout"));
         let deadline = Instant::now() + PATIENCE;
         let mut printed = Vec::new();
-        loop {
+        // An empty `until`: nothing to wait for.
+        while !until.is_empty() {
             match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
                     eprintln!("{line}");
@@ -903,4 +922,149 @@ fn the_control_api_examples_on_a_host_with_default_flags() {
     ));
     assert_has(&config, "\"v2\"", "the list after the writes");
     assert!(host.stop().success(), "SIGTERM: exit 0");
+}
+
+/// A loopback port free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// An origin answering every request with `hello from the fleet's origin`.
+fn hello_origin() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "hello from the fleet's origin";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-origin: fleet\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// One control API request with the token: status and body.
+fn api(control: SocketAddr, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream =
+        TcpStream::connect_timeout(&control, Duration::from_secs(10)).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: control\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("writing");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("reading");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn a_fleet_of_two_hosts_on_etcd_as_written() {
+    if Command::new("etcd").arg("--version").output().is_err() {
+        // scripts/test.sh installs etcd-server; outside it, say so loudly.
+        panic!("the fleet's block needs etcd on PATH (apt-get install etcd-server)");
+    }
+    let desk = Desk::new();
+    let text = block("fleet");
+    let commands = commands(&text);
+    assert_eq!(commands.len(), 2, "etcd, then edge serve: {commands:?}");
+    let (client, peer) = (free_port(), free_port());
+    let etcd_data = desk.root.path().join("var-lib-etcd");
+    let etcd = commands[0]
+        .replace("10.0.0.1:2379", &format!("127.0.0.1:{client}"))
+        .replace("/var/lib/etcd", &etcd_data.display().to_string());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    // etcd logs on stderr; the hosts wait for it, so nothing to wait for here.
+    let _etcd = desk.background_in(
+        &etcd,
+        &desk.cwd(),
+        &[
+            ("ETCD_LISTEN_PEER_URLS", peer_url.clone()),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", peer_url.clone()),
+            ("ETCD_INITIAL_CLUSTER", format!("default={peer_url}")),
+        ],
+        "",
+    );
+    let token = "a-fleet-token-shared-by-every-host".to_owned();
+    let serve = commands[1]
+        .replace("10.0.0.1:2379", &format!("127.0.0.1:{client}"))
+        .replace("0.0.0.0:80", "127.0.0.1:0")
+        .replace("10.0.1.1:9901", "127.0.0.1:0");
+    let env = [("EDGE_TOKEN", token.clone())];
+    let one = desk.background_in(&serve, &desk.cwd(), &env, "control: http://");
+    let machine2 = desk.root.path().join("machine-2");
+    std::fs::create_dir(&machine2).unwrap();
+    let two = desk.background_in(
+        &serve.replace("edge-1", "edge-2"),
+        &machine2,
+        &env,
+        "control: http://",
+    );
+
+    // A write through one host is served by the other.
+    let origin = hello_origin();
+    let (status, body) = api(
+        one.addr("control:"),
+        &token,
+        "POST",
+        "/v1/distributions",
+        &format!(
+            r#"{{"aliases": ["www.fleet.test"], "origins": [{{"id": "web", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let id = created["id"].as_str().expect("an id").to_owned();
+    // The other host's watch brings it (within a millisecond, README says;
+    // no timing is asserted here).
+    let deadline = Instant::now() + PATIENCE;
+    let answer = loop {
+        let answer = get(two.addr("viewers:"), "www.fleet.test", None);
+        if answer.status != 421 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body, "hello from the fleet's origin");
+    // `Deployed` once both hosts serve it; both are listed.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = api(
+            two.addr("control:"),
+            &token,
+            "GET",
+            &format!("/v1/distributions/{id}"),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        if body.contains("\"Deployed\"") && body.contains("edge-1") && body.contains("edge-2") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never Deployed on both hosts: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop((one, two));
 }
