@@ -37,10 +37,17 @@ use std::time::{Duration, Instant};
 
 /// How long one command of a block, or a host's start, may take on a loaded
 /// machine before the test gives up.
-const PATIENCE: Duration = Duration::from_secs(120);
+const PATIENCE: Duration = Duration::from_secs(300);
 
 /// The names of the blocks the tests below run.
-const RUN: &[&str] = &["bluegreen", "serve", "take-over", "control-api", "fleet"];
+const RUN: &[&str] = &[
+    "bluegreen",
+    "serve",
+    "take-over",
+    "control-api",
+    "fleet",
+    "hook-loop",
+];
 
 // ---------------------------------------------------------------------------
 // README's blocks and their markers
@@ -1067,4 +1074,66 @@ fn a_fleet_of_two_hosts_on_etcd_as_written() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop((one, two));
+}
+
+#[test]
+fn the_plugin_loop_against_the_demo() {
+    let desk = Desk::new();
+    let demo = demo(&desk);
+    let mut shell = desk.shell();
+    shell.run(&demo.export);
+    let text = talking_to(
+        &block("hook-loop"),
+        demo.viewer,
+        demo.process.addr("control API"),
+    );
+    let mut seen = Vec::new();
+    shell.run_block(&text, |_, command, out| {
+        let verb = command
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
+        match verb.as_str() {
+            "edge hook new" => {
+                assert!(desk.cwd().join("canary/Cargo.toml").is_file());
+                assert!(desk.cwd().join("canary/request.json").is_file());
+            }
+            "edge hook build" => {
+                assert_has(out, "target/wasm32-wasip2/release/canary.wasm", "the build");
+                assert!(
+                    desk.cwd()
+                        .join("canary/target/wasm32-wasip2/release/canary.wasm")
+                        .is_file()
+                );
+            }
+            "edge hook test" => {
+                assert_has(
+                    out,
+                    "forward GET /index.html to origin canary",
+                    "x-canary: 1",
+                );
+                assert_has(out, "+ x-hook: canary", "viewer-response");
+                assert_has(out, "viewer gets 200", "the outcome");
+            }
+            "edge hook upload" => assert_has(out, "canary sha256:", "the upload"),
+            "edge dist get-config" => {
+                let edited = std::fs::read_to_string(desk.cwd().join("canary/dist.json"))
+                    .expect("dist.json");
+                let edited: serde_json::Value = serde_json::from_str(&edited).expect("JSON");
+                assert_eq!(
+                    edited["default_cache_behavior"]["hooks"]["viewer_response"]["module"],
+                    "canary"
+                );
+            }
+            "edge dist update" => assert_has(out, "Deployed", "the update"),
+            _ if command.starts_with("curl") => {
+                assert_has(out, "x-hook: canary", "the hook on a viewer's response");
+            }
+            _ => panic!("a command of the plugin loop this test has no check for: {command}"),
+        }
+        seen.push(verb);
+    });
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    drop(demo);
 }
