@@ -47,6 +47,7 @@ const RUN: &[&str] = &[
     "control-api",
     "fleet",
     "hook-loop",
+    "import-cloudfront",
 ];
 
 // ---------------------------------------------------------------------------
@@ -54,24 +55,49 @@ const RUN: &[&str] = &[
 
 #[derive(Debug)]
 struct Block {
-    /// 1-based line of the opening fence.
-    line: usize,
+    /// Where the opening fence is: `README.md:12`.
+    at: String,
     /// `Ok(name)` to run, `Err(reason)` skipped.
     marker: Result<String, String>,
     text: String,
 }
 
-fn readme() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+/// README.md and docs/*.md, relative to the repository, with their text.
+fn pages() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut names = vec!["README.md".to_owned()];
+    let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    docs.sort();
+    names.extend(docs);
+    names
+        .into_iter()
+        .map(|name| {
+            let path = root.join(&name);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            (name, text)
+        })
+        .collect()
 }
 
-/// Every ```sh block of README, with its marker; the unmarked ones as errors.
+/// Every ```sh block of README and docs/, with its marker; the unmarked ones
+/// as errors.
 fn blocks() -> (Vec<Block>, Vec<String>) {
-    let text = readme();
-    let lines: Vec<&str> = text.lines().collect();
     let mut blocks = Vec::new();
     let mut errors = Vec::new();
+    for (page, text) in pages() {
+        page_blocks(&page, &text, &mut blocks, &mut errors);
+    }
+    (blocks, errors)
+}
+
+fn page_blocks(page: &str, text: &str, blocks: &mut Vec<Block>, errors: &mut Vec<String>) {
+    let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
     while i < lines.len() {
         let fence = lines[i].trim_start();
@@ -111,7 +137,7 @@ fn blocks() -> (Vec<Block>, Vec<String>) {
                     .unwrap_or("");
                 if reason.trim().is_empty() {
                     errors.push(format!(
-                        "README.md:{}: a skip marker needs a reason: `<!-- readme-test: skip (why) -->`",
+                        "{page}:{}: a skip marker needs a reason: `<!-- readme-test: skip (why) -->`",
                         start + 1
                     ));
                 }
@@ -120,19 +146,18 @@ fn blocks() -> (Vec<Block>, Vec<String>) {
             Some(name) if !name.is_empty() && !name.contains(' ') => Ok(name.to_owned()),
             _ => {
                 errors.push(format!(
-                    "README.md:{}: a ```{lang} block without a marker: put `<!-- readme-test: NAME -->` (and a test for NAME in host/tests/readme.rs) or `<!-- readme-test: skip (why) -->` on the line before it",
+                    "{page}:{}: a ```{lang} block without a marker: put `<!-- readme-test: NAME -->` (and a test for NAME in host/tests/readme.rs) or `<!-- readme-test: skip (why) -->` on the line before it",
                     start + 1
                 ));
                 continue;
             }
         };
         blocks.push(Block {
-            line: start + 1,
+            at: format!("{page}:{}", start + 1),
             marker,
             text: body,
         });
     }
-    (blocks, errors)
 }
 
 /// The text of the block marked `name`.
@@ -145,7 +170,7 @@ fn block(name: &str) -> String {
     assert_eq!(
         found.len(),
         1,
-        "README.md should have exactly one block marked `<!-- readme-test: {name} -->`"
+        "README.md and docs/ should have exactly one block marked `<!-- readme-test: {name} -->`"
     );
     found.into_iter().next().expect("the block").text
 }
@@ -157,15 +182,12 @@ fn every_block_has_a_decision() {
     for b in &blocks {
         match &b.marker {
             Ok(name) if !RUN.contains(&name.as_str()) => errors.push(format!(
-                "README.md:{}: marked `{name}`, which no test in host/tests/readme.rs runs (known: {RUN:?})",
-                b.line
+                "{}: marked `{name}`, which no test in host/tests/readme.rs runs (known: {RUN:?})",
+                b.at
             )),
             Ok(name) => {
-                if let Some(other) = seen.insert(name.clone(), b.line) {
-                    errors.push(format!(
-                        "README.md:{}: `{name}` marks the block at line {other} too",
-                        b.line
-                    ));
+                if let Some(other) = seen.insert(name.clone(), b.at.clone()) {
+                    errors.push(format!("{}: `{name}` marks the block at {other} too", b.at));
                 }
             }
             Err(_) => {}
@@ -180,8 +202,8 @@ fn every_block_has_a_decision() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     for b in &blocks {
         match &b.marker {
-            Ok(name) => eprintln!("README.md:{} runs as `{name}`", b.line),
-            Err(why) => eprintln!("README.md:{} skipped: {why}", b.line),
+            Ok(name) => eprintln!("{} runs as `{name}`", b.at),
+            Err(why) => eprintln!("{} skipped: {why}", b.at),
         }
     }
 }
@@ -1135,5 +1157,78 @@ fn the_plugin_loop_against_the_demo() {
         seen.push(verb);
     });
     assert_eq!(seen.len(), 7, "{seen:?}");
+    drop(demo);
+}
+
+#[test]
+fn importing_from_cloudfront_against_the_demo() {
+    let desk = Desk::new();
+    let demo = demo(&desk);
+    // The demo's blue origin, as `aws cloudfront get-distribution-config`
+    // would print a small site on it, with a Lambda@Edge router and WAF.
+    let blue = demo
+        .process
+        .printed
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("origins      blue http://"))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .expect("the blue origin's address");
+    let shop = serde_json::json!({
+        "ETag": "E1ABCDEF",
+        "DistributionConfig": {
+            "CallerReference": "site-2024",
+            "Aliases": {"Quantity": 1, "Items": ["shop.example.com"]},
+            "Origins": {"Quantity": 1, "Items": [{
+                "Id": "app", "DomainName": "127.0.0.1", "OriginPath": "/v2",
+                "CustomHeaders": {"Quantity": 0},
+                "CustomOriginConfig": {"HTTPPort": blue.port(), "HTTPSPort": 443,
+                    "OriginProtocolPolicy": "http-only", "OriginReadTimeout": 30,
+                    "OriginKeepaliveTimeout": 5}
+            }]},
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "app",
+                "ViewerProtocolPolicy": "allow-all",
+                "LambdaFunctionAssociations": {"Quantity": 1, "Items": [{
+                    "LambdaFunctionARN": "arn:aws:lambda:us-east-1:123456789012:function:router:3",
+                    "EventType": "origin-request", "IncludeBody": false}]},
+                "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"
+            },
+            "Comment": "imported shop",
+            "Enabled": true,
+            "WebACLId": "arn:aws:wafv2:us-east-1:123456789012:global/webacl/shop/1"
+        }
+    });
+    std::fs::write(desk.cwd().join("shop.json"), shop.to_string()).unwrap();
+    let mut shell = desk.shell();
+    shell.run(&demo.export);
+    let mut step = 0;
+    shell.run_block(&block("import-cloudfront"), |_, command, out| {
+        step += 1;
+        match step {
+            1 => {
+                assert!(command.contains("--dry-run"), "{command}");
+                // "the Edge config and what is left behind"
+                assert_has(out, "\"shop.example.com\"", "the Edge config");
+                assert_has(out, "function:router:3", "what is left behind");
+                assert_has(out, "WebACLId", "what is left behind");
+                assert_eq!(
+                    get(demo.viewer, "shop.example.com", None).status,
+                    421,
+                    "created nothing"
+                );
+            }
+            2 => {
+                // "creates it; prints the id and the list"
+                assert_has(out, "not carried (", "the list");
+                assert_has(out, "function:router:3", "the list");
+                let answer = get(demo.viewer, "shop.example.com", None);
+                assert_eq!(origin(&answer), "blue", "{}", answer.body);
+                assert_has(&answer.body, "path /v2/", "the origin path");
+            }
+            _ => panic!("a third command: {command}"),
+        }
+    });
+    assert_eq!(step, 2);
     drop(demo);
 }
