@@ -1,7 +1,7 @@
 //! README is executable: its shell examples run as written against a running `edge demo` (or the host they start) and show what README says.
 //!
-//! Every ```` ```sh ```` block of README.md carries a marker on the line right
-//! before it: `<!-- readme-test: NAME -->` (a test below runs it, found by
+//! Every ```` ```sh ```` block of README.md and docs/*.md carries a marker on
+//! the line right before it: `<!-- readme-test: NAME -->` (a test below runs it, found by
 //! NAME) or `<!-- readme-test: skip (why) -->`. A block with neither fails
 //! [`every_block_has_a_decision`], so no example is added without deciding how
 //! it is tested.
@@ -9,8 +9,13 @@
 //! A block runs with `bash -euo pipefail` in an empty temporary working
 //! directory, `PATH` starting with a folder whose `edge` is the binary under
 //! test, one command at a time in one shell (variables carry from one command
-//! to the next, and the test checks what each printed). The only changes made
-//! to a block's text are these substitutions:
+//! to the next, and the test checks what each printed). A block that says
+//! "with the demo running" gets the `export` line the demo prints run first,
+//! as README tells a person to paste it. A block that starts something that
+//! runs until stopped (a host, etcd) runs as its own process, stopped with
+//! SIGTERM. Where a block needs a file an outside service would write
+//! (`shop.json` from `aws cloudfront get-distribution-config`), the test
+//! writes it. The only changes made to a block's text are these substitutions:
 //!
 //! - in a block that starts a host, `0.0.0.0:80` and `127.0.0.1:9901` become
 //!   `127.0.0.1:0` (the system picks the ports; the test reads the addresses
@@ -300,7 +305,13 @@ impl Desk {
             format!("{}:{path}", self.root.path().join("bin").display()),
         );
         for (key, _) in std::env::vars() {
-            if key.starts_with("EDGE_") || key == "RUST_LOG" {
+            // A person's cargo builds into the crate's own target/ (the
+            // plugin loop's paths say so), whatever this test's build uses.
+            let build_dir = matches!(
+                key.as_str(),
+                "CARGO_TARGET_DIR" | "CARGO_BUILD_TARGET_DIR" | "CARGO_BUILD_TARGET"
+            );
+            if key.starts_with("EDGE_") || key == "RUST_LOG" || build_dir {
                 command.env_remove(key);
             }
         }
