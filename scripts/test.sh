@@ -18,6 +18,9 @@ missing=()
 command -v etcd >/dev/null || missing+=(etcd-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v npm >/dev/null || missing+=(nodejs npm)
+# README's examples (host/tests/readme.rs) use curl and jq.
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
 if ((${#missing[@]})); then
     sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo)

@@ -64,7 +64,7 @@ pub enum Command {
     /// Continuous deployment: staging copies, traffic policies, promote.
     #[command(subcommand)]
     Cd(CdCommand),
-    /// Drop cached objects of a distribution by path (`/img/*` for a prefix).
+    /// Drop cached objects of a distribution by path (`'/img/*'` for a prefix, quoted).
     Invalidate(InvalidateArgs),
     /// List a distribution's invalidations, newest first.
     Invalidations(IdArgs),
@@ -502,7 +502,7 @@ pub struct PolicySpec {
 pub struct InvalidateArgs {
     /// The distribution.
     pub id: String,
-    /// Paths to drop: exact (`/index.html`) or a prefix (`/img/*`).
+    /// Paths to drop: exact (`/index.html`) or a prefix (`'/img/*'`, quoted so the shell does not expand it).
     #[arg(required = true)]
     pub paths: Vec<String>,
     #[command(flatten)]
