@@ -442,3 +442,113 @@ async fn errors_and_redirects_without_freshness_are_cached_for_seconds_not_a_day
     tokio::time::sleep(std::time::Duration::from_millis(9_500)).await;
     assert_eq!(results(&edge).await, ["Miss", "Miss", "Miss", "Hit"]);
 }
+
+/// A raw connection to `addr`, after `sent` bytes: how long until the host
+/// closes it (reads EOF or a reset), or `None` if it is still open after
+/// `wait`. Whatever the host answers first is read and thrown away.
+async fn closed_within(
+    addr: std::net::SocketAddr,
+    sent: &[u8],
+    wait: std::time::Duration,
+) -> Option<std::time::Duration> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(sent).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + wait),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Connections that never finish a preface, a request head or their HTTP/2
+/// settings exchange, on the viewer and the control listeners, are closed at
+/// the idle timeout instead of being held forever (1,100 of them used to
+/// lock every other viewer out of a host with 1,024 descriptors).
+#[tokio::test]
+async fn connections_that_never_finish_are_closed_at_the_idle_timeout() {
+    let edge = Edge::start_with(|o| {
+        o.idle_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // The HTTP/2 client preface and an empty SETTINGS frame, then silence.
+    let mut h2c = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    h2c.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let probes: [(&str, std::net::SocketAddr, &[u8]); 5] = [
+        ("a single P", edge.viewer, b"P"),
+        ("a partial preface", edge.viewer, b"PRI * HTTP/2"),
+        ("h2c after the preface", edge.viewer, &h2c),
+        (
+            "a head never finished",
+            edge.viewer,
+            b"GET / HTTP/1.1\r\nhost: x\r\n",
+        ),
+        (
+            "the control API, a head never finished",
+            edge.control,
+            b"GET /healthz HTTP/1.1\r\n",
+        ),
+    ];
+    for (what, addr, sent) in probes {
+        let closed = closed_within(addr, sent, std::time::Duration::from_secs(15)).await;
+        assert!(closed.is_some(), "{what}: still open after 15 s");
+    }
+    // A well-behaved viewer is served as ever.
+    let origin = Origin::fixed("fine", &[]).await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["idle.example.com"]);
+    edge.create(config).await;
+    assert_eq!(edge.get("idle.example.com", "/").await.text(), "fine");
+}
+
+/// A viewer that stops reading a large response is cut off at the send
+/// timeout instead of holding its connection and the send queue forever.
+#[tokio::test]
+async fn a_viewer_that_stops_reading_is_cut_off_at_the_send_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const SIZE: u64 = 256 << 20;
+    let origin = Origin::start(|_| Reply::ok("").stream(SIZE)).await;
+    let edge = Edge::start_with(|o| {
+        o.send_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["big.example.com"]);
+    edge.create(config).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nhost: big.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    // Reads nothing for longer than the send timeout...
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // ... and then finds the response cut short: what the socket buffers
+    // held, then the end.
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n as u64,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection was not closed");
+    assert!(
+        got < SIZE,
+        "all {got} bytes arrived: the viewer was not cut off"
+    );
+}

@@ -21,7 +21,8 @@ async fn https_origins_are_verified_against_the_configured_ca() {
     let got = untrusting.get("a.test", "/").await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY, "{}", got.text());
     assert_eq!(got.error_code(), "OriginTlsFailed", "{}", got.text());
-    assert!(got.text().contains("certificate"), "{}", got.text());
+    // Why (an unknown issuer) is the log's to say, not the viewer's.
+    assert!(!got.text().contains("certificate"), "{}", got.text());
     assert_eq!(o.hits(), 0);
 
     // With the CA configured, the origin is verified by name (SNI localhost)
