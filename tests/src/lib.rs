@@ -662,8 +662,9 @@ impl Edge {
 /// Routes through the plugin `edge hook new` writes, uploaded to `edge` as
 /// `canary`, attached with `association` on both viewer events: a plain
 /// request goes to origin `web` and carries `x-hook: canary`, one with
-/// `x-canary: 1` goes to origin `canary`.
-pub async fn assert_new_plugin_routes(edge: &Edge, association: Value) {
+/// `x-canary: 1` goes to origin `canary`. Returns the two origins, which
+/// serve as long as they are kept.
+pub async fn assert_new_plugin_routes(edge: &Edge, association: Value) -> (Origin, Origin) {
     let (web, canary) = (
         Origin::start(|_| Reply::ok("web")).await,
         Origin::start(|_| Reply::ok("canary")).await,
@@ -687,6 +688,7 @@ pub async fn assert_new_plugin_routes(edge: &Edge, association: Value) {
         .request("GET", "p.example.com", "/", &[("x-canary", "1")])
         .await;
     assert_eq!(marked.text(), "canary");
+    (web, canary)
 }
 
 /// A config with one HTTP origin per `(id, origin)` and the first as the default target.

@@ -255,17 +255,8 @@ async fn dist(
             conn,
         } => copy(&conn, output, &id, staging, target.as_deref(), out).await,
         DistCommand::Delete { id, if_match, conn } => {
-            let api = ApiClient::new(&conn);
             let path = format!("/v1/distributions/{}", seg(&id));
-            let tag = match if_match {
-                Some(tag) => tag,
-                None => api.etag_of(&path).await?,
-            };
-            api.send(Method::DELETE, &path, None, Some(&tag)).await?;
-            match output {
-                Output::Json => print_json(out, &json!({ "deleted": id })),
-                Output::Table | Output::Id => writeln!(out, "deleted {id}").map_err(io),
-            }
+            delete(&conn, output, &path, &id, if_match, out).await
         }
         DistCommand::WaitDeployed { id, timeout, conn } => {
             wait_deployed(
@@ -278,6 +269,28 @@ async fn dist(
             )
             .await
         }
+    }
+}
+
+/// Deletes the resource at `path` (`id` in what is printed), guarded by
+/// `if_match` or the ETag it has now.
+async fn delete(
+    conn: &Connection,
+    output: Output,
+    path: &str,
+    id: &str,
+    if_match: Option<String>,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let api = ApiClient::new(conn);
+    let tag = match if_match {
+        Some(tag) => tag,
+        None => api.etag_of(path).await?,
+    };
+    api.send(Method::DELETE, path, None, Some(&tag)).await?;
+    match output {
+        Output::Json => print_json(out, &json!({ "deleted": id })),
+        Output::Table | Output::Id => writeln!(out, "deleted {id}").map_err(io),
     }
 }
 
@@ -489,17 +502,8 @@ async fn cd(cmd: CdCommand, output: Output, out: Out<'_>) -> Result<(), CliError
             }
         }
         CdCommand::Policy(PolicyCommand::Delete { id, if_match, conn }) => {
-            let api = ApiClient::new(&conn);
             let path = format!("/v1/continuous-deployment-policies/{}", seg(&id));
-            let tag = match if_match {
-                Some(tag) => tag,
-                None => api.etag_of(&path).await?,
-            };
-            api.send(Method::DELETE, &path, None, Some(&tag)).await?;
-            match output {
-                Output::Json => print_json(out, &json!({ "deleted": id })),
-                Output::Table | Output::Id => writeln!(out, "deleted {id}").map_err(io),
-            }
+            delete(&conn, output, &path, &id, if_match, out).await
         }
         CdCommand::Policy(PolicyCommand::Get(args)) => {
             let api = ApiClient::new(&args.conn);

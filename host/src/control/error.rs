@@ -38,6 +38,14 @@ impl ApiError {
         )
     }
 
+    pub fn no_such_hook(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchHook",
+            format!("no hook named {name:?} has been uploaded"),
+        )
+    }
+
     pub fn precondition_failed(what: &str) -> Self {
         Self::new(
             StatusCode::PRECONDITION_FAILED,

@@ -54,13 +54,10 @@ impl ControlPlane {
     /// changed) while a distribution's config names the hook, pinned or not.
     pub async fn delete_hook(&self, name: &str) -> Result<(), ApiError> {
         let (_guard, state) = self.begin_write().await?;
-        let record = state.hooks.get(name).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NoSuchHook",
-                format!("no hook named {name:?} has been uploaded"),
-            )
-        })?;
+        let record = state
+            .hooks
+            .get(name)
+            .ok_or_else(|| ApiError::no_such_hook(name))?;
         let users: Vec<String> = state
             .distributions
             .values()

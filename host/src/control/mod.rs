@@ -436,13 +436,10 @@ impl ControlApi {
 
     fn get_hook(&self, name: &str) -> Result<ApiResponse, ApiError> {
         let state = self.plane.state();
-        let record = state.hooks.get(name).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NoSuchHook",
-                format!("no hook named {name:?} has been uploaded"),
-            )
-        })?;
+        let record = state
+            .hooks
+            .get(name)
+            .ok_or_else(|| ApiError::no_such_hook(name))?;
         let versions: Vec<serde_json::Value> = record
             .versions
             .iter()
