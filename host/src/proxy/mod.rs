@@ -11,6 +11,7 @@ pub mod path;
 pub mod routing;
 pub mod stored;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,7 @@ use crate::access_log::{self, AccessLog};
 use crate::cache::flight::{self, Flight, FlightGuard, Landing};
 use crate::cache::freshness::Freshness;
 use crate::cache::{self, CacheStatus, CachedObject, SharedCache, Stamp, Tags};
+use crate::config::raw::Names;
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::{DistributionStats, Metrics};
@@ -332,7 +334,7 @@ impl Proxy {
             record.origin = Some(ex.target_id.clone());
         }
         let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
-        let (base, query, cookies) = cache_key(
+        let base = cache_key(
             &dist,
             behavior,
             arm,
@@ -342,17 +344,25 @@ impl Proxy {
             ex.query.as_deref(),
             &ex.target_id,
         );
+        // What the origin gets: on a request the cache may store, what the
+        // key keeps and what `origin_request` adds; otherwise everything.
         let (query, cookies) = if cacheable {
-            (query, cookies)
+            let forward = &behavior.forward;
+            let query = cache::key::filter_query(ex.query.as_deref(), &forward.query_strings);
+            let cookies = match &forward.cookies {
+                Names::All => Cookies::AsSent,
+                Names::Only(names) => Cookies::Only(cache::key::filter_cookies(&ex.headers, names)),
+            };
+            (query.map(Cow::into_owned), cookies)
         } else {
-            (ex.query.clone(), None)
+            (ex.query.clone(), Cookies::AsSent)
         };
         let viewer = headers::Viewer {
             client: ctx.client.ip(),
             tls: ctx.tls,
             host: &host,
         };
-        let out = self.origin_request(&ex, query, cookies.as_deref(), viewer, behavior, cacheable);
+        let out = self.origin_request(&ex, query, cookies, viewer, behavior, cacheable);
         let trip = Trip {
             dist: &dist,
             index,
@@ -436,7 +446,7 @@ impl Proxy {
         response: &HeaderMap,
     ) {
         let path = (&ex.path, ex.query.as_deref());
-        let (base, _, _) = cache_key(dist, behavior, arm, host, ex, path.0, path.1, &ex.target_id);
+        let base = cache_key(dist, behavior, arm, host, ex, path.0, path.1, &ex.target_id);
         self.cache.remove(&base);
         for name in [LOCATION, CONTENT_LOCATION] {
             let Some(uri) = response
@@ -455,7 +465,7 @@ impl Proxy {
             };
             let behavior = dist.config.behavior_for(&path).1;
             let target = &behavior.target_origin_id;
-            let (base, _, _) = cache_key(dist, behavior, arm, host, ex, &path, uri.query(), target);
+            let base = cache_key(dist, behavior, arm, host, ex, &path, uri.query(), target);
             self.cache.remove(&base);
         }
     }
@@ -475,8 +485,8 @@ impl Proxy {
     }
 
     /// The request as the origin will see it: no `Host` (the origin's is set
-    /// when sending), only the cookies the cache key keeps on a cacheable
-    /// request, none of the viewer's validators on a `GET` the cache may store
+    /// when sending), only the cookies the behavior forwards (`cookies`) on a
+    /// cacheable request, none of the viewer's validators on a `GET` the cache may store
     /// (the cache fetches whole objects and answers conditionals itself), and
     /// the host's forwarding fields set as the behavior says
     /// ([`headers::set_forwarding`]); on a request the cache may store, the
@@ -486,7 +496,7 @@ impl Proxy {
         &self,
         ex: &Exchange,
         query: Option<String>,
-        cookies: Option<&str>,
+        cookies: Cookies,
         viewer: headers::Viewer<'_>,
         behavior: &Behavior,
         cacheable: bool,
@@ -495,8 +505,10 @@ impl Proxy {
         headers.remove(HOST);
         if cacheable {
             headers::strip_unkeyed_overrides(&mut headers, &behavior.cache_key.headers);
+        }
+        if let Cookies::Only(cookies) = cookies {
             headers.remove(COOKIE);
-            if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(c).ok()) {
+            if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 headers.insert(COOKIE, v);
             }
         }
@@ -1127,8 +1139,17 @@ struct Trip<'a> {
     guard: Option<FlightGuard>,
 }
 
+/// The viewer's cookies an origin request carries.
+#[derive(Debug)]
+enum Cookies {
+    /// The `Cookie` fields as the viewer sent them.
+    AsSent,
+    /// Only these (a `Cookie` value), or none.
+    Only(Option<String>),
+}
+
 /// The cache key of a `GET` of `path`/`query` on `target` for this viewer
-/// (HEAD shares it), with the query and cookies `behavior` keeps.
+/// (HEAD shares it).
 #[expect(
     clippy::too_many_arguments,
     reason = "the parts of a key, each distinct"
@@ -1142,9 +1163,10 @@ fn cache_key(
     path: &str,
     query: Option<&str>,
     target: &str,
-) -> (Arc<str>, Option<String>, Option<String>) {
-    let query = cache::key::filter_query(query, &behavior.cache_key).map(|q| q.into_owned());
-    let cookies = cache::key::filter_cookies(&ex.headers, &behavior.cache_key);
+) -> Arc<str> {
+    let query =
+        cache::key::filter_query(query, &behavior.cache_key.query_strings).map(Cow::into_owned);
+    let cookies = cache::key::filter_cookies(&ex.headers, &behavior.cache_key.cookies);
     let key = cache::key::build(
         cache::key::KeyParts {
             distribution_id: &dist.id,
@@ -1160,7 +1182,7 @@ fn cache_key(
         &ex.headers,
         &behavior.cache_key,
     );
-    (key.into(), query, cookies)
+    key.into()
 }
 
 /// Lands a flight, if this request leads one.
