@@ -442,3 +442,40 @@ async fn errors_and_redirects_without_freshness_are_cached_for_seconds_not_a_day
     tokio::time::sleep(std::time::Duration::from_millis(9_500)).await;
     assert_eq!(results(&edge).await, ["Miss", "Miss", "Miss", "Hit"]);
 }
+
+#[tokio::test]
+async fn a_transfer_coding_other_than_chunked_is_not_implemented() {
+    let origin = Origin::fixed("ok", &[]).await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["te.test"]);
+    edge.create(config).await;
+    for coding in ["gzip, chunked", "chunked, chunked", "x-custom,chunked"] {
+        let request = format!(
+            "POST /up HTTP/1.1\r\nhost: te.test\r\ntransfer-encoding: {coding}\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+        let got = edge.raw_exchange(request.as_bytes()).await;
+        let expected = if coding.starts_with("chunked") {
+            "HTTP/1.1 400"
+        } else {
+            "HTTP/1.1 501"
+        };
+        assert!(
+            got.starts_with(expected) || got.starts_with("HTTP/1.1 501"),
+            "{coding}: {got}"
+        );
+        if expected.ends_with("501") {
+            assert!(
+                got.contains("TransferCodingNotImplemented"),
+                "{coding}: {got}"
+            );
+        }
+    }
+    assert_eq!(origin.hits(), 0);
+    // Plain chunked still goes through.
+    let got = edge
+        .raw_exchange(b"POST /up HTTP/1.1\r\nhost: te.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(origin.hits(), 1);
+}

@@ -249,6 +249,12 @@ impl Proxy {
         if req.extensions().get::<AmbiguousFraming>().is_some() {
             return Err(ProxyError::AmbiguousFraming);
         }
+        // hyper decodes the final `chunked` and passes the body on still
+        // in any coding before it (RFC 9112 6.1: a server that does not
+        // understand a transfer coding answers 501).
+        if let Some(coding) = unknown_transfer_coding(req.headers()) {
+            return Err(ProxyError::TransferCodingNotImplemented { coding });
+        }
         // Step 1: resolve the distribution by Host.
         let host = viewer_host(&req)?;
         let routing = self.routing.load();
@@ -1137,6 +1143,28 @@ struct Trip<'a> {
     stale: Option<Arc<CachedObject>>,
     /// This request leads the fetch for `key`.
     guard: Option<FlightGuard>,
+}
+
+/// A request's transfer codings, when they are more than the one final
+/// `chunked` the host decodes (`gzip, chunked`; `chunked, chunked`, which
+/// RFC 9112 7 forbids).
+fn unknown_transfer_coding(headers: &HeaderMap) -> Option<String> {
+    let mut codings = Vec::new();
+    for value in headers.get_all(http::header::TRANSFER_ENCODING) {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        codings.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    match codings.as_slice() {
+        [] => None,
+        [only] if only.eq_ignore_ascii_case("chunked") => None,
+        _ => Some(codings.join(", ")),
+    }
 }
 
 /// The viewer's cookies an origin request carries.
