@@ -479,3 +479,72 @@ async fn a_transfer_coding_other_than_chunked_is_not_implemented() {
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert_eq!(origin.hits(), 1);
 }
+
+/// A GET whose head is `size` bytes long, on `host`.
+fn head_of(size: usize, host: &str) -> Vec<u8> {
+    let start = format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\nx-pad: ");
+    let pad = size - start.len() - 4;
+    format!("{start}{}\r\n\r\n", "a".repeat(pad)).into_bytes()
+}
+
+/// `request` written over TLS (SNI `host`, HTTP/1.1); what came back.
+async fn tls_exchange(addr: std::net::SocketAddr, host: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let config = edge_e2e::tls::client_config(&[b"http/1.1"]);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).expect("a name");
+    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    // In pieces, as a slow viewer sends them.
+    for piece in request.chunks(5000) {
+        tls.write_all(piece).await.expect("write");
+        tls.flush().await.expect("flush");
+    }
+    let mut out = Vec::new();
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(2), tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn max_header_bytes_is_the_limit_on_every_listener() {
+    let origin = Origin::fixed("ok", &[]).await;
+    let edge = Edge::start_with(|opts| {
+        opts.tls_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let tls_addr = edge
+        .host
+        .as_ref()
+        .and_then(|h| h.tls_addr)
+        .expect("a TLS listener");
+    let pem = |name: &str| std::fs::read_to_string(edge_e2e::tls::fixture(name)).expect("fixture");
+    let up = edge
+        .api(
+            "PUT",
+            "/v1/certificates/site",
+            Some(json!({"certificate_chain": pem("test-cert.pem"), "private_key": pem("test-key.pem")})),
+            &[],
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text());
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["www.tls.test"]);
+    edge.create(config).await;
+
+    let limit = 64 << 10;
+    let host = "www.tls.test";
+    // At the limit: served. One byte over, or far over: 431, on either listener.
+    let plain_ok = edge.raw_exchange(&head_of(limit, host)).await;
+    assert!(plain_ok.starts_with("HTTP/1.1 200"), "{plain_ok}");
+    let tls_ok = tls_exchange(tls_addr, host, &head_of(limit, host)).await;
+    assert!(tls_ok.starts_with("HTTP/1.1 200"), "{tls_ok}");
+    for size in [limit + 1, limit + 40_000] {
+        let plain = edge.raw_exchange(&head_of(size, host)).await;
+        assert!(plain.starts_with("HTTP/1.1 431"), "{size}: {plain}");
+        let tls = tls_exchange(tls_addr, host, &head_of(size, host)).await;
+        assert!(tls.starts_with("HTTP/1.1 431"), "{size}: {tls}");
+    }
+    // The second 200 came from the cache; no long head reached the origin.
+    assert_eq!(origin.hits(), 1);
+}

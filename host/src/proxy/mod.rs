@@ -103,6 +103,11 @@ struct RequestCtx {
 #[derive(Debug, Clone, Copy)]
 pub struct AmbiguousFraming;
 
+/// Marks a request whose head was longer than `--max-header-bytes`, or that
+/// came after one on its connection: it is refused with 431.
+#[derive(Debug, Clone, Copy)]
+pub struct OversizedHead;
+
 /// How many times a request waits for another's fetch of its key before it
 /// fetches on its own.
 const MAX_FOLLOWS: usize = 3;
@@ -248,6 +253,9 @@ impl Proxy {
     ) -> Result<Response<EdgeBody>, ProxyError> {
         if req.extensions().get::<AmbiguousFraming>().is_some() {
             return Err(ProxyError::AmbiguousFraming);
+        }
+        if req.extensions().get::<OversizedHead>().is_some() {
+            return Err(ProxyError::HeadTooLarge);
         }
         // hyper decodes the final `chunked` and passes the body on still
         // in any coding before it (RFC 9112 6.1: a server that does not

@@ -546,6 +546,15 @@ struct ViewerLimits {
     max_header_bytes: usize,
 }
 
+impl ViewerLimits {
+    /// hyper's read buffer: twice the head limit, so that hyper parses
+    /// every head up to the limit however its bytes arrive, and the watch
+    /// on the connection (`framing.rs`) refuses the longer ones exactly.
+    fn parser_buffer(&self) -> usize {
+        self.max_header_bytes.saturating_mul(2)
+    }
+}
+
 async fn serve_viewers(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -687,6 +696,9 @@ async fn serve_plain(
                 if framing.is_ambiguous(index) {
                     req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
                 }
+                if framing.is_oversized(index) {
+                    req.extensions_mut().insert(crate::proxy::OversizedHead);
+                }
                 // This request's response head has not gone out yet.
                 framing.clear_wrote();
                 let closing = req
@@ -713,7 +725,7 @@ async fn serve_plain(
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .keep_alive(true)
             .max_headers(limits.max_header_count)
-            .max_buf_size(limits.max_header_bytes);
+            .max_buf_size(limits.parser_buffer());
         let mut conn = Box::new(builder.serve_connection(
             TokioIo::new(framing::Rewind::new(std::mem::take(&mut leftover), io)),
             service,
@@ -787,6 +799,9 @@ async fn serve_connection<IO>(
         if framing.is_ambiguous(index) {
             req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
         }
+        if framing.is_oversized(index) {
+            req.extensions_mut().insert(crate::proxy::OversizedHead);
+        }
         // Boxed: hyper keeps the space for one in-flight request future for
         // the life of the connection, and the proxy's future is tens of KiB.
         // Boxing each request's future keeps an idle keep-alive connection
@@ -800,7 +815,7 @@ async fn serve_connection<IO>(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         .max_headers(limits.max_header_count)
-        .max_buf_size(limits.max_header_bytes);
+        .max_buf_size(limits.parser_buffer());
     builder
         .http2()
         .timer(TokioTimer::new())
