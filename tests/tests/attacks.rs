@@ -548,3 +548,48 @@ async fn max_header_bytes_is_the_limit_on_every_listener() {
     // The second 200 came from the cache; no long head reached the origin.
     assert_eq!(origin.hits(), 1);
 }
+
+#[tokio::test]
+async fn http2_cookie_fields_reach_an_http1_origin_as_one() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let origin = Origin::start(|seen| {
+        let cookies: Vec<&str> = seen
+            .headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Reply::ok(format!("{} {}", cookies.len(), cookies.join(" | ")))
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["h2.test"]);
+    config["default_cache_behavior"]["default_ttl"] = json!(0);
+    config["default_cache_behavior"]["origin_request"] = json!({"cookies": "all"});
+    edge.create(config).await;
+    let tcp = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c");
+    tokio::spawn(conn);
+    for method in ["GET", "POST"] {
+        let req = Request::builder()
+            .method(method)
+            .uri("http://h2.test/me")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("cookie", "c=3")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let resp = send.send_request(req).await.expect("response");
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "1 a=1; b=2; c=3", "{method}");
+    }
+}
