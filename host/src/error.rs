@@ -49,6 +49,10 @@ pub enum ProxyError {
     BadPath(#[from] crate::proxy::path::PathError),
     #[error("the request has both Content-Length and Transfer-Encoding")]
     AmbiguousFraming,
+    #[error("the request head is larger than this host accepts")]
+    HeadTooLarge,
+    #[error("the transfer coding {coding:?} is not implemented; only chunked is")]
+    TransferCodingNotImplemented { coding: String },
     #[error("a {method} request has no body to send")]
     BodyNotAllowed { method: http::Method },
     #[error(transparent)]
@@ -71,6 +75,8 @@ impl ProxyError {
             | Self::BadTarget
             | Self::BadPath(_)
             | Self::AmbiguousFraming
+            | Self::TransferCodingNotImplemented { .. }
+            | Self::HeadTooLarge
             | Self::BodyNotAllowed { .. } => ErrorSource::Viewer,
             Self::Origin(_) => ErrorSource::Origin,
             Self::Hook(_) => ErrorSource::Hook,
@@ -89,6 +95,13 @@ impl ProxyError {
             Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),
             Self::BadPath(_) => (StatusCode::BAD_REQUEST, "InvalidRequestPath"),
             Self::AmbiguousFraming => (StatusCode::BAD_REQUEST, "AmbiguousFraming"),
+            Self::HeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "RequestHeaderFieldsTooLarge",
+            ),
+            Self::TransferCodingNotImplemented { .. } => {
+                (StatusCode::NOT_IMPLEMENTED, "TransferCodingNotImplemented")
+            }
             Self::BodyNotAllowed { .. } => (StatusCode::BAD_REQUEST, "RequestBodyNotAllowed"),
             Self::Origin(OriginError::Timeout { .. }) => {
                 (StatusCode::GATEWAY_TIMEOUT, "OriginTimeout")

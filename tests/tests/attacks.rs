@@ -552,3 +552,154 @@ async fn a_viewer_that_stops_reading_is_cut_off_at_the_send_timeout() {
         "all {got} bytes arrived: the viewer was not cut off"
     );
 }
+
+#[tokio::test]
+async fn a_transfer_coding_other_than_chunked_is_not_implemented() {
+    let origin = Origin::fixed("ok", &[]).await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["te.test"]);
+    edge.create(config).await;
+    for coding in ["gzip, chunked", "chunked, chunked", "x-custom,chunked"] {
+        let request = format!(
+            "POST /up HTTP/1.1\r\nhost: te.test\r\ntransfer-encoding: {coding}\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+        let got = edge.raw_exchange(request.as_bytes()).await;
+        let expected = if coding.starts_with("chunked") {
+            "HTTP/1.1 400"
+        } else {
+            "HTTP/1.1 501"
+        };
+        assert!(
+            got.starts_with(expected) || got.starts_with("HTTP/1.1 501"),
+            "{coding}: {got}"
+        );
+        if expected.ends_with("501") {
+            assert!(
+                got.contains("TransferCodingNotImplemented"),
+                "{coding}: {got}"
+            );
+        }
+    }
+    assert_eq!(origin.hits(), 0);
+    // Plain chunked still goes through.
+    let got = edge
+        .raw_exchange(b"POST /up HTTP/1.1\r\nhost: te.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(origin.hits(), 1);
+}
+
+/// A GET whose head is `size` bytes long, on `host`.
+fn head_of(size: usize, host: &str) -> Vec<u8> {
+    let start = format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\nx-pad: ");
+    let pad = size - start.len() - 4;
+    format!("{start}{}\r\n\r\n", "a".repeat(pad)).into_bytes()
+}
+
+/// `request` written over TLS (SNI `host`, HTTP/1.1); what came back.
+async fn tls_exchange(addr: std::net::SocketAddr, host: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let config = edge_e2e::tls::client_config(&[b"http/1.1"]);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).expect("a name");
+    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    // In pieces, as a slow viewer sends them.
+    for piece in request.chunks(5000) {
+        tls.write_all(piece).await.expect("write");
+        tls.flush().await.expect("flush");
+    }
+    let mut out = Vec::new();
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(2), tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn max_header_bytes_is_the_limit_on_every_listener() {
+    let origin = Origin::fixed("ok", &[]).await;
+    let edge = Edge::start_with(|opts| {
+        opts.tls_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let tls_addr = edge
+        .host
+        .as_ref()
+        .and_then(|h| h.tls_addr)
+        .expect("a TLS listener");
+    let pem = |name: &str| std::fs::read_to_string(edge_e2e::tls::fixture(name)).expect("fixture");
+    let up = edge
+        .api(
+            "PUT",
+            "/v1/certificates/site",
+            Some(json!({"certificate_chain": pem("test-cert.pem"), "private_key": pem("test-key.pem")})),
+            &[],
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text());
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["www.tls.test"]);
+    edge.create(config).await;
+
+    let limit = 64 << 10;
+    let host = "www.tls.test";
+    // At the limit: served. One byte over, or far over: 431, on either listener.
+    let plain_ok = edge.raw_exchange(&head_of(limit, host)).await;
+    assert!(plain_ok.starts_with("HTTP/1.1 200"), "{plain_ok}");
+    let tls_ok = tls_exchange(tls_addr, host, &head_of(limit, host)).await;
+    assert!(tls_ok.starts_with("HTTP/1.1 200"), "{tls_ok}");
+    for size in [limit + 1, limit + 40_000] {
+        let plain = edge.raw_exchange(&head_of(size, host)).await;
+        assert!(plain.starts_with("HTTP/1.1 431"), "{size}: {plain}");
+        let tls = tls_exchange(tls_addr, host, &head_of(size, host)).await;
+        assert!(tls.starts_with("HTTP/1.1 431"), "{size}: {tls}");
+    }
+    // The second 200 came from the cache; no long head reached the origin.
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn http2_cookie_fields_reach_an_http1_origin_as_one() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let origin = Origin::start(|seen| {
+        let cookies: Vec<&str> = seen
+            .headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Reply::ok(format!("{} {}", cookies.len(), cookies.join(" | ")))
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["h2.test"]);
+    config["default_cache_behavior"]["default_ttl"] = json!(0);
+    config["default_cache_behavior"]["origin_request"] = json!({"cookies": "all"});
+    edge.create(config).await;
+    let tcp = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c");
+    tokio::spawn(conn);
+    for method in ["GET", "POST"] {
+        let req = Request::builder()
+            .method(method)
+            .uri("http://h2.test/me")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("cookie", "c=3")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let resp = send.send_request(req).await.expect("response");
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "1 a=1; b=2; c=3", "{method}");
+    }
+}

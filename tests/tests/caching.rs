@@ -648,3 +648,50 @@ async fn an_origin_moved_to_a_new_address_is_never_answered_from_the_old_ones_ob
     let got = edge.get("moved.example.com", "/page").await;
     assert_eq!((got.text().as_str(), got.cache()), ("old backend", "Hit"));
 }
+
+#[tokio::test]
+async fn origin_request_forwards_what_the_key_leaves_out_and_shares_one_object() {
+    let origin = Origin::start(|seen| {
+        let cookie = seen
+            .headers
+            .get("cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        Reply::ok(format!("{} {cookie}", seen.target)).header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["api.test"]);
+    config["default_cache_behavior"]["cache_key"] =
+        json!({"query_strings": "none", "cookies": ["lang"]});
+    config["default_cache_behavior"]["origin_request"] =
+        json!({"query_strings": "all", "cookies": ["session"]});
+    edge.create(config).await;
+
+    let cookies = [("cookie", "session=s1; lang=fr; other=x")];
+    let first = edge
+        .request("GET", "api.test", "/items?page=1", &cookies)
+        .await;
+    assert_eq!(first.cache(), "Miss");
+    // The query and the named cookies reach the origin, in the key's order
+    // and then the policy's; a cookie neither names does not.
+    assert_eq!(first.text(), "/items?page=1 lang=fr; session=s1");
+    assert_eq!(origin.last().target, "/items?page=1");
+
+    // Neither the query nor `session` is in the key: one object for both.
+    let cookies = [("cookie", "session=s2; lang=fr")];
+    let second = edge
+        .request("GET", "api.test", "/items?page=2", &cookies)
+        .await;
+    assert_eq!(second.cache(), "Hit");
+    assert_eq!(second.text(), "/items?page=1 lang=fr; session=s1");
+    assert_eq!(origin.hits(), 1);
+    // `lang` is: another value is another object.
+    let cookies = [("cookie", "lang=de")];
+    let third = edge
+        .request("GET", "api.test", "/items?page=3", &cookies)
+        .await;
+    assert_eq!(third.cache(), "Miss");
+    assert_eq!(third.text(), "/items?page=3 lang=de");
+}

@@ -597,6 +597,130 @@ async fn import_cloudfront_creates_the_distribution_and_names_what_it_left() {
     assert!(run.err.contains("Origins"), "{}", run.err);
 }
 
+#[tokio::test]
+async fn import_cloudfront_caching_disabled_all_viewer_forwards_query_and_cookies() {
+    // An API origin that echoes what it was sent.
+    let origin = Origin::start(|seen| {
+        let cookie = seen
+            .headers
+            .get("cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        Reply::ok(format!("{} {cookie}", seen.target))
+    })
+    .await;
+    let edge = Edge::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port: u64 = origin
+        .domain()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let document = json!({
+        "ETag": "E2API",
+        "DistributionConfig": {
+            "CallerReference": "api-2024",
+            "Aliases": {"Quantity": 1, "Items": ["api.example.com"]},
+            "Origins": {"Quantity": 1, "Items": [{
+                "Id": "api", "DomainName": "127.0.0.1", "OriginPath": "",
+                "CustomHeaders": {"Quantity": 0},
+                "CustomOriginConfig": {"HTTPPort": port, "HTTPSPort": 443,
+                    "OriginProtocolPolicy": "http-only"},
+                "ConnectionAttempts": 1, "ConnectionTimeout": 10
+            }]},
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "api",
+                "ViewerProtocolPolicy": "allow-all",
+                "AllowedMethods": {"Quantity": 7, "Items": ["HEAD", "DELETE", "POST", "GET", "OPTIONS", "PUT", "PATCH"]},
+                "Compress": false,
+                // CachingDisabled and AllViewer.
+                "CachePolicyId": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+                "OriginRequestPolicyId": "216adef6-5c7f-47e4-b989-5492eafa07d3"
+            },
+            "Comment": "api",
+            "Enabled": true
+        }
+    });
+    let file = write_json(&dir, "api.json", &document);
+    let out = edge_cli(&edge, &["import", "cloudfront", &file, "--output", "json"])
+        .await
+        .json();
+    let behavior = &out["distribution"]["config"]["default_cache_behavior"];
+    assert_eq!(
+        behavior["origin_request"],
+        json!({"query_strings": "all", "headers": "all", "cookies": "all"}),
+        "{out}"
+    );
+    let notes = out["not_carried"].to_string();
+    assert!(notes.contains("Host is not forwarded"), "{notes}");
+
+    let cookies = [("cookie", "session=abc; theme=dark")];
+    let got = edge
+        .request("GET", "api.example.com", "/v1/me?fields=name&x=1", &cookies)
+        .await;
+    assert_eq!(got.text(), "/v1/me?fields=name&x=1 session=abc; theme=dark");
+    // Nothing is stored: every viewer gets its own answer.
+    let cookies = [("cookie", "session=other")];
+    let again = edge
+        .request("GET", "api.example.com", "/v1/me?fields=id", &cookies)
+        .await;
+    assert_eq!(again.text(), "/v1/me?fields=id session=other");
+    assert_eq!(origin.hits(), 2);
+
+    // A custom policy is read from `get-origin-request-policy` output.
+    let mut custom = document.clone();
+    custom["DistributionConfig"]["DefaultCacheBehavior"]["OriginRequestPolicyId"] =
+        json!("custom-api");
+    let custom = write_json(&dir, "custom.json", &custom);
+    let policy = write_json(
+        &dir,
+        "policy.json",
+        &json!({"ETag": "E1", "OriginRequestPolicy": {"Id": "custom-api",
+            "OriginRequestPolicyConfig": {"Name": "api",
+                "HeadersConfig": {"HeaderBehavior": "none"},
+                "CookiesConfig": {"CookieBehavior": "whitelist", "Cookies": {"Quantity": 1, "Items": ["session"]}},
+                "QueryStringsConfig": {"QueryStringBehavior": "all"}}}}),
+    );
+    let dry = edge_cli(
+        &edge,
+        &[
+            "import",
+            "cloudfront",
+            &custom,
+            "--origin-request-policy",
+            &policy,
+            "--dry-run",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(
+        dry["config"]["default_cache_behavior"]["origin_request"],
+        json!({"query_strings": "all", "headers": [], "cookies": ["session"]}),
+        "{dry}"
+    );
+    let bad = write_json(&dir, "bad-policy.json", &json!({"OriginRequestPolicy": {}}));
+    let run = edge_cli(
+        &edge,
+        &[
+            "import",
+            "cloudfront",
+            &custom,
+            "--origin-request-policy",
+            &bad,
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(
+        run.err.contains("bad-policy.json: OriginRequestPolicy.Id"),
+        "{}",
+        run.err
+    );
+}
+
 /// The events an `edge hook test --json` report ran, in order.
 fn event_names(report: &Value) -> Vec<&str> {
     report["events"]

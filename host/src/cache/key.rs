@@ -1,8 +1,10 @@
 //! Cache keys, and the query string and cookies that go with them to the origin.
 //!
 //! Following CloudFront, what a behavior's `cache_key` leaves out of the key is
-//! not forwarded to the origin on cacheable requests either: a query parameter
-//! or cookie that cannot change the stored object is never sent where it could.
+//! not forwarded to the origin on cacheable requests either, unless its
+//! `origin_request` names it: that forwards a query parameter or cookie
+//! without keying on it, for an origin whose answer it does not change (or
+//! one that is not stored: `CachingDisabled`).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -77,10 +79,11 @@ pub fn build(
     key
 }
 
-/// The query string kept by the policy (for the key and for the origin).
-pub fn filter_query<'a>(query: Option<&'a str>, policy: &CacheKeyPolicy) -> Option<Cow<'a, str>> {
+/// The query string kept by `kept` (a cache key's, for the key; what a
+/// behavior forwards, for the origin).
+pub fn filter_query<'a>(query: Option<&'a str>, kept: &QueryStrings) -> Option<Cow<'a, str>> {
     let query = query.filter(|q| !q.is_empty())?;
-    match &policy.query_strings {
+    match kept {
         QueryStrings::None => None,
         QueryStrings::All => Some(Cow::Borrowed(query)),
         QueryStrings::Only(names) => {
@@ -96,17 +99,17 @@ pub fn filter_query<'a>(query: Option<&'a str>, policy: &CacheKeyPolicy) -> Opti
     }
 }
 
-/// The viewer's cookies named by the policy, as a `Cookie` header value in the
-/// policy's order (`None` when the policy names none or the viewer sent none).
-pub fn filter_cookies(headers: &HeaderMap, policy: &CacheKeyPolicy) -> Option<String> {
-    if policy.cookies.is_empty() {
+/// The viewer's cookies named in `names`, as a `Cookie` header value in the
+/// order of `names` (`None` when it names none or the viewer sent none).
+pub fn filter_cookies(headers: &HeaderMap, names: &[String]) -> Option<String> {
+    if names.is_empty() {
         return None;
     }
     let mut found: Vec<(usize, String)> = Vec::new();
     for value in headers.get_all(COOKIE) {
         let Ok(value) = value.to_str() else { continue };
         for cookie in cookie::Cookie::split_parse(value).flatten() {
-            if let Some(i) = policy.cookies.iter().position(|n| n == cookie.name())
+            if let Some(i) = names.iter().position(|n| n == cookie.name())
                 && !found.iter().any(|(j, _)| *j == i)
             {
                 found.push((i, format!("{}={}", cookie.name(), cookie.value())));
@@ -137,24 +140,24 @@ mod tests {
 
     #[test]
     fn query_filtering() {
-        let only = policy(QueryStrings::Only(vec!["v".into(), "w".into()]), &[], &[]);
+        let only = QueryStrings::Only(vec!["v".into(), "w".into()]);
         assert_eq!(
             filter_query(Some("a=1&v=2&w"), &only).as_deref(),
             Some("v=2&w")
         );
         assert_eq!(filter_query(Some("a=1"), &only), None);
-        let all = policy(QueryStrings::All, &[], &[]);
+        let all = QueryStrings::All;
         assert_eq!(filter_query(Some("a=1"), &all).as_deref(), Some("a=1"));
-        assert_eq!(filter_query(Some("a=1"), &CacheKeyPolicy::default()), None);
+        assert_eq!(filter_query(Some("a=1"), &QueryStrings::None), None);
     }
 
     #[test]
     fn cookies_are_picked_in_policy_order() {
-        let p = policy(QueryStrings::None, &["b", "a"], &[]);
         let mut h = HeaderMap::new();
         h.append(COOKIE, "a=1; z=9".parse().unwrap());
         h.append(COOKIE, "b=2".parse().unwrap());
-        assert_eq!(filter_cookies(&h, &p).as_deref(), Some("b=2; a=1"));
+        let names = ["b".to_owned(), "a".to_owned()];
+        assert_eq!(filter_cookies(&h, &names).as_deref(), Some("b=2; a=1"));
     }
 
     #[test]

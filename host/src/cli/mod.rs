@@ -87,6 +87,10 @@ pub enum ImportCommand {
     Cloudfront {
         /// The JSON file (`-` for stdin).
         file: PathBuf,
+        /// A custom origin request policy a behavior names: the output of
+        /// `aws cloudfront get-origin-request-policy --id ...` (repeatable).
+        #[arg(long = "origin-request-policy", value_name = "FILE")]
+        origin_request_policies: Vec<PathBuf>,
         /// Print the Edge config and what is not carried; create nothing.
         #[arg(long)]
         dry_run: bool,

@@ -1,7 +1,7 @@
 //! What each client verb sends to the control API and prints.
 
 use std::io::{Read as _, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -84,9 +84,13 @@ pub async fn run(
         Command::Cd(cmd) => cd(cmd, output, out).await,
         Command::Import(ImportCommand::Cloudfront {
             file,
+            origin_request_policies,
             dry_run,
             conn,
-        }) => import_cloudfront(&conn, output, &file, dry_run, out).await,
+        }) => {
+            let files = (file.as_path(), origin_request_policies.as_slice());
+            import_cloudfront(&conn, output, files, dry_run, out).await
+        }
         Command::Invalidate(args) => {
             if let Some(warning) = shell_expanded(&args.paths) {
                 writeln!(err, "{warning}").map_err(io)?;
@@ -913,17 +917,24 @@ pub(super) fn seg(s: &str) -> String {
     out
 }
 
-/// `edge import cloudfront`: converts, creates (unless a dry run), and names
-/// what was left behind.
+/// `edge import cloudfront`: converts (the distribution config and the
+/// custom origin request policies given), creates (unless a dry run), and
+/// names what was left behind.
 async fn import_cloudfront(
     conn: &Connection,
     output: Output,
-    file: &Path,
+    (file, policy_files): (&Path, &[PathBuf]),
     dry_run: bool,
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let document = read_json(file)?;
-    let imported = crate::config::cloudfront::import(&document)
+    let mut policies = Vec::with_capacity(policy_files.len());
+    for policy in policy_files {
+        let read = crate::config::cloudfront::OriginRequestPolicy::read(&read_json(policy)?)
+            .map_err(|e| CliError::Local(format!("{}: {e}", policy.display())))?;
+        policies.push(read);
+    }
+    let imported = crate::config::cloudfront::import_with(&document, &policies)
         .map_err(|e| CliError::Local(format!("{}: {e}", file.display())))?;
     let config =
         serde_json::to_value(&imported.config).map_err(|e| CliError::Local(e.to_string()))?;

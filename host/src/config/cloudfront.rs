@@ -3,7 +3,8 @@
 //!
 //! The import walks CloudFront's JSON object by object: each known field is
 //! either carried (origins, origin groups, aliases, behaviors with their TTLs,
-//! legacy `ForwardedValues` or a managed cache policy, comment, enabled) or
+//! legacy `ForwardedValues` or a managed cache policy, a managed or given
+//! origin request policy, comment, enabled) or
 //! reported with the reason and what to do instead (Lambda@Edge ARNs, WAF,
 //! certificates, signed URLs...). A field the importer does not know is
 //! reported too, unless it is empty (`""`, `false`, `{"Quantity": 0}`,
@@ -12,11 +13,13 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+
+use http::header::HeaderName;
 
 use super::raw::{
-    CacheBehaviorConfig, CacheKeyConfig, DistributionConfig, HooksConfig, LoggingConfig,
-    OriginConfig, OriginGroupConfig, Protocol, QueryStrings,
+    CacheBehaviorConfig, CacheKeyConfig, DistributionConfig, HooksConfig, LoggingConfig, Names,
+    OriginConfig, OriginGroupConfig, OriginRequestConfig, Protocol, QueryStrings,
 };
 
 /// A CloudFront setting the import could not carry, and why.
@@ -78,14 +81,150 @@ const MANAGED_POLICIES: &[(&str, &str, [u64; 3], bool)] = &[
     ),
 ];
 
+/// CloudFront's managed origin request policies: id and name (their
+/// contents are [`managed_origin_request_policy`]).
+const MANAGED_ORIGIN_REQUEST_POLICIES: &[(&str, &str)] = &[
+    ("216adef6-5c7f-47e4-b989-5492eafa07d3", "AllViewer"),
+    (
+        "b689b0a8-53d0-40ab-baf2-68738e2966ac",
+        "AllViewerExceptHostHeader",
+    ),
+    (
+        "33f36d7e-f396-46d9-90e0-52428a34d9dc",
+        "AllViewerAndCloudFrontHeaders-2022-06",
+    ),
+    (
+        "acba4595-bd28-49b8-b9fe-13317c0390fa",
+        "UserAgentRefererHeaders",
+    ),
+    ("88a5eaf4-2fd4-4709-b370-b4c650ea3fcf", "CORS-S3Origin"),
+    ("59781a5b-3903-41f3-afcb-af62929ccde1", "CORS-CustomOrigin"),
+    (
+        "775133bc-15f2-49f9-abea-afb2e0bf67d2",
+        "Elemental-MediaTailor-PersonalizedManifests",
+    ),
+];
+
+/// The CloudFront headers `AllViewerAndCloudFrontHeaders-2022-06` adds.
+const CLOUDFRONT_HEADERS: &[&str] = &[
+    "CloudFront-Forwarded-Proto",
+    "CloudFront-Is-Android-Viewer",
+    "CloudFront-Is-Desktop-Viewer",
+    "CloudFront-Is-IOS-Viewer",
+    "CloudFront-Is-Mobile-Viewer",
+    "CloudFront-Is-SmartTV-Viewer",
+    "CloudFront-Is-Tablet-Viewer",
+    "CloudFront-Viewer-Address",
+    "CloudFront-Viewer-ASN",
+    "CloudFront-Viewer-City",
+    "CloudFront-Viewer-Country",
+    "CloudFront-Viewer-Country-Name",
+    "CloudFront-Viewer-Country-Region",
+    "CloudFront-Viewer-Country-Region-Name",
+    "CloudFront-Viewer-Header-Count",
+    "CloudFront-Viewer-Header-Order",
+    "CloudFront-Viewer-Http-Version",
+    "CloudFront-Viewer-JA3-Fingerprint",
+    "CloudFront-Viewer-JA4-Fingerprint",
+    "CloudFront-Viewer-Latitude",
+    "CloudFront-Viewer-Longitude",
+    "CloudFront-Viewer-Metro-Code",
+    "CloudFront-Viewer-Postal-Code",
+    "CloudFront-Viewer-Time-Zone",
+    "CloudFront-Viewer-TLS",
+];
+
+/// A managed origin request policy's `OriginRequestPolicyConfig`, as
+/// `aws cloudfront get-origin-request-policy` prints it.
+fn managed_origin_request_policy(name: &str) -> Value {
+    let list = |items: &[&str]| json!({"Quantity": items.len(), "Items": items});
+    let whitelist = |items: &[&str]| json!({"HeaderBehavior": "whitelist", "Headers": list(items)});
+    let cors = [
+        "origin",
+        "access-control-request-method",
+        "access-control-request-headers",
+    ];
+    let (headers, all_cookies, all_queries) = match name {
+        "AllViewer" => (json!({"HeaderBehavior": "allViewer"}), true, true),
+        "AllViewerExceptHostHeader" => (
+            json!({"HeaderBehavior": "allExcept", "Headers": list(&["host"])}),
+            true,
+            true,
+        ),
+        "AllViewerAndCloudFrontHeaders-2022-06" => (
+            json!({"HeaderBehavior": "allViewerAndWhitelistCloudFront", "Headers": list(CLOUDFRONT_HEADERS)}),
+            true,
+            true,
+        ),
+        "UserAgentRefererHeaders" => (whitelist(&["user-agent", "referer"]), false, false),
+        "CORS-S3Origin" => (whitelist(&cors), false, false),
+        "CORS-CustomOrigin" => (whitelist(&["origin"]), false, false),
+        _ => (
+            whitelist(&[
+                "origin",
+                "access-control-request-headers",
+                "x-forwarded-for",
+                "access-control-request-method",
+                "user-agent",
+            ]),
+            false,
+            true,
+        ),
+    };
+    let behavior = |all: bool| if all { "all" } else { "none" };
+    json!({
+        "Name": name,
+        "HeadersConfig": headers,
+        "CookiesConfig": {"CookieBehavior": behavior(all_cookies)},
+        "QueryStringsConfig": {"QueryStringBehavior": behavior(all_queries)},
+    })
+}
+
 /// Reads CloudFront's JSON: the whole `get-distribution-config` answer
 /// (`{"ETag", "DistributionConfig"}`) or the `DistributionConfig` alone.
 pub fn import(document: &Value) -> Result<Imported, ImportError> {
+    import_with(document, &[])
+}
+
+/// A custom origin request policy, for the behaviors that name its id.
+#[derive(Debug, Clone)]
+pub struct OriginRequestPolicy {
+    pub id: String,
+    /// Its `OriginRequestPolicyConfig`.
+    pub config: Value,
+}
+
+impl OriginRequestPolicy {
+    /// Reads what `aws cloudfront get-origin-request-policy --id ...` prints
+    /// (`{"ETag", "OriginRequestPolicy": {"Id", "OriginRequestPolicyConfig"}}`),
+    /// or its `OriginRequestPolicy` alone.
+    pub fn read(document: &Value) -> Result<Self, ImportError> {
+        let policy = document.get("OriginRequestPolicy").unwrap_or(document);
+        let mut f = Fields::new("OriginRequestPolicy", policy)?;
+        let id = f.required_string("Id")?;
+        let config = f
+            .take("OriginRequestPolicyConfig")
+            .filter(Value::is_object)
+            .ok_or_else(|| invalid(&f.at("OriginRequestPolicyConfig"), "missing"))?;
+        Ok(Self { id, config })
+    }
+}
+
+/// [`import`], with the custom origin request policies the behaviors name.
+pub fn import_with(
+    document: &Value,
+    policies: &[OriginRequestPolicy],
+) -> Result<Imported, ImportError> {
     let config = match document.get("DistributionConfig") {
         Some(inner) => inner,
         None => document,
     };
     let mut importer = Importer::default();
+    for policy in policies {
+        importer
+            .origin_request_policies
+            .insert(policy.id.clone(), policy.config.clone());
+    }
     let config = importer.distribution(config)?;
     Ok(Imported {
         config,
@@ -96,7 +235,13 @@ pub fn import(document: &Value) -> Result<Imported, ImportError> {
 #[derive(Debug, Default)]
 struct Importer {
     not_carried: Vec<NotCarried>,
+    /// Custom origin request policies by id: their `OriginRequestPolicyConfig`.
+    origin_request_policies: BTreeMap<String, Value>,
 }
+
+/// What the host does with the viewer's headers that CloudFront's "all
+/// viewer headers" would have forwarded.
+const ALL_HEADERS_EXCEPT: &str = "on GET and HEAD the URL- and method-override headers (X-Forwarded-Host, X-Original-URL, X-HTTP-Method-Override and the like) are dropped unless cache_key.headers names them, and the host sets X-Forwarded-For (the client appended), X-Forwarded-Proto and Forwarded itself (forwarding_headers) and drops the viewer's other forwarding headers (X-Real-IP, True-Client-IP, X-Forwarded-Proto and the like)";
 
 /// One JSON object being read: fields are taken as they are carried, and
 /// whatever is left at the end is reported.
@@ -537,8 +682,10 @@ impl Importer {
             f.number("MaxTTL")?,
         ];
         let mut cache_key = CacheKeyConfig::default();
+        let mut origin_request = OriginRequestConfig::default();
         if let Some(forwarded) = f.take("ForwardedValues") {
-            cache_key = self.forwarded_values(&f.at("ForwardedValues"), &forwarded)?;
+            (cache_key, origin_request) =
+                self.forwarded_values(&f.at("ForwardedValues"), &forwarded)?;
         }
         if let Some(policy) = f.string("CachePolicyId")?.filter(|p| !p.is_empty()) {
             match MANAGED_POLICIES.iter().find(|(id, ..)| *id == policy) {
@@ -560,7 +707,29 @@ impl Importer {
                 ),
             }
         }
-        self.skip_if_set(&mut f, "OriginRequestPolicyId", "origin request policies are not carried; the host forwards the viewer's headers, cookies and query string as they are");
+        if let Some(policy) = f.string("OriginRequestPolicyId")?.filter(|p| !p.is_empty()) {
+            let at = f.at("OriginRequestPolicyId");
+            let found = match MANAGED_ORIGIN_REQUEST_POLICIES
+                .iter()
+                .find(|(id, _)| *id == policy)
+            {
+                Some((_, name)) => Some(((*name).to_owned(), managed_origin_request_policy(name))),
+                None => self
+                    .origin_request_policies
+                    .get(&policy)
+                    .map(|c| (format!("origin request policy {policy}"), c.clone())),
+            };
+            match found {
+                Some((name, config)) => {
+                    origin_request =
+                        self.origin_request_policy(&at, &name, &config, &cache_key.headers)?;
+                }
+                None => self.skip(
+                    at,
+                    format!("{policy}: a custom origin request policy; import again with `--origin-request-policy` and the output of `aws cloudfront get-origin-request-policy --id {policy}`, or set origin_request by hand"),
+                ),
+            }
+        }
         self.skip_if_set(&mut f, "ResponseHeadersPolicyId", "response headers policies are not carried; add headers in a viewer-response hook (the security-headers example)");
         self.skip_if_set(
             &mut f,
@@ -634,6 +803,7 @@ impl Importer {
             max_ttl,
             default_ttl_by_status: BTreeMap::new(),
             cache_key,
+            origin_request,
             store_set_cookie: false,
             forwarding_headers: None,
             hooks: HooksConfig::default(),
@@ -641,19 +811,25 @@ impl Importer {
     }
 
     /// The legacy cache key: query strings, cookies and headers forwarded.
+    /// Query strings with `QueryStringCacheKeys` are all forwarded and keyed
+    /// on the listed ones only.
     fn forwarded_values(
         &mut self,
         path: &str,
         value: &Value,
-    ) -> Result<CacheKeyConfig, ImportError> {
+    ) -> Result<(CacheKeyConfig, OriginRequestConfig), ImportError> {
         let mut f = Fields::new(path, value)?;
         let mut key = CacheKeyConfig::default();
+        let mut origin_request = OriginRequestConfig::default();
         let with_query = f.boolean("QueryString")?.unwrap_or(false);
         let query_keys = f.strings("QueryStringCacheKeys")?;
         key.query_strings = match (with_query, query_keys.is_empty()) {
             (false, _) => QueryStrings::None,
             (true, true) => QueryStrings::All,
-            (true, false) => QueryStrings::Only(query_keys),
+            (true, false) => {
+                origin_request.query_strings = QueryStrings::All;
+                QueryStrings::Only(query_keys)
+            }
         };
         if let Some(cookies) = f.take("Cookies") {
             let mut c = Fields::new(&f.at("Cookies"), &cookies)?;
@@ -678,8 +854,143 @@ impl Importer {
             key.headers = headers;
         }
         self.finish(f);
-        Ok(key)
+        Ok((key, origin_request))
     }
+
+    /// An `OriginRequestPolicyConfig` at `at` (named `name` in reports) as
+    /// `origin_request`, reporting what the host forwards otherwise.
+    /// `keyed` are the behavior's cache key headers.
+    fn origin_request_policy(
+        &mut self,
+        at: &str,
+        name: &str,
+        config: &Value,
+        keyed: &[String],
+    ) -> Result<OriginRequestConfig, ImportError> {
+        let keyed: Vec<HeaderName> = keyed
+            .iter()
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect();
+        let mut f = Fields::new(&format!("{at}({name})"), config)?;
+        f.take("Name");
+        f.take("Comment");
+        let mut out = OriginRequestConfig::default();
+        let mut notes = Vec::new();
+        if let Some(headers) = f.take("HeadersConfig") {
+            let mut h = Fields::new(&f.at("HeadersConfig"), &headers)?;
+            let behavior = h.string("HeaderBehavior")?.unwrap_or_default();
+            let names = h.strings("Headers")?;
+            let host_excepted =
+                behavior == "allExcept" && names.iter().any(|n| n.eq_ignore_ascii_case("host"));
+            match behavior.as_str() {
+                "" | "none" => {}
+                "whitelist" => {
+                    let mut kept = Vec::new();
+                    for header in names {
+                        let why = match HeaderName::from_bytes(header.as_bytes()) {
+                            Err(_) => Some("not a valid header name"),
+                            Ok(_) if is_cloudfront_header(&header) => Some(CLOUDFRONT_NOT_SET),
+                            Ok(parsed) => super::not_forwardable(&parsed, &keyed),
+                        };
+                        match why {
+                            Some(why) => notes.push(format!("{header}: {why}")),
+                            None => kept.push(header),
+                        }
+                    }
+                    out.headers = Names::Only(kept);
+                }
+                "allViewer" | "allViewerAndWhitelistCloudFront" | "allExcept" => {
+                    out.headers = Names::All;
+                    if !host_excepted {
+                        notes.push("the viewer's Host is not forwarded: the origin gets its domain_name as Host (as with AllViewerExceptHostHeader)".to_owned());
+                    }
+                    notes.push(format!("all viewer headers: {ALL_HEADERS_EXCEPT}"));
+                    if behavior == "allViewerAndWhitelistCloudFront" && !names.is_empty() {
+                        notes.push(format!("{}: {CLOUDFRONT_NOT_SET}", names.join(", ")));
+                    }
+                    let excepted: Vec<&str> = names
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|n| behavior == "allExcept" && !n.eq_ignore_ascii_case("host"))
+                        .collect();
+                    if !excepted.is_empty() {
+                        notes.push(format!(
+                            "{} are forwarded too: the host cannot leave a viewer header out",
+                            excepted.join(", ")
+                        ));
+                    }
+                }
+                other => {
+                    return Err(invalid(
+                        &h.at("HeaderBehavior"),
+                        &format!("{other:?} is not a header behavior"),
+                    ));
+                }
+            }
+            self.finish(h);
+        }
+        if let Some(cookies) = f.take("CookiesConfig") {
+            let mut c = Fields::new(&f.at("CookiesConfig"), &cookies)?;
+            let behavior = c.string("CookieBehavior")?.unwrap_or_default();
+            let names = c.strings("Cookies")?;
+            out.cookies = match behavior.as_str() {
+                "" | "none" => Names::default(),
+                "whitelist" => Names::Only(names),
+                "all" => Names::All,
+                "allExcept" => {
+                    notes.push(format!(
+                        "all cookies are forwarded, {} too",
+                        names.join(", ")
+                    ));
+                    Names::All
+                }
+                other => {
+                    return Err(invalid(
+                        &c.at("CookieBehavior"),
+                        &format!("{other:?} is not a cookie behavior"),
+                    ));
+                }
+            };
+            self.finish(c);
+        }
+        if let Some(query) = f.take("QueryStringsConfig") {
+            let mut q = Fields::new(&f.at("QueryStringsConfig"), &query)?;
+            let behavior = q.string("QueryStringBehavior")?.unwrap_or_default();
+            let names = q.strings("QueryStrings")?;
+            out.query_strings = match behavior.as_str() {
+                "" | "none" => QueryStrings::None,
+                "whitelist" => QueryStrings::Only(names),
+                "all" => QueryStrings::All,
+                "allExcept" => {
+                    notes.push(format!(
+                        "all query parameters are forwarded, {} too",
+                        names.join(", ")
+                    ));
+                    QueryStrings::All
+                }
+                other => {
+                    return Err(invalid(
+                        &q.at("QueryStringBehavior"),
+                        &format!("{other:?} is not a query string behavior"),
+                    ));
+                }
+            };
+            self.finish(q);
+        }
+        self.finish(f);
+        for note in notes {
+            self.skip(at.to_owned(), format!("{name}: {note}"));
+        }
+        Ok(out)
+    }
+}
+
+/// Why a CloudFront header is not carried.
+const CLOUDFRONT_NOT_SET: &str = "the host does not add CloudFront's headers (it sets X-Forwarded-For, X-Forwarded-Proto and Forwarded); a viewer's own CloudFront-* headers pass through as sent, so the origin must not trust them";
+
+fn is_cloudfront_header(name: &str) -> bool {
+    name.get(..11)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("cloudfront-"))
 }
 
 #[cfg(test)]
@@ -812,6 +1123,8 @@ mod tests {
         );
         assert_eq!(d.cache_key.cookies, ["session"]);
         assert_eq!(d.cache_key.headers, ["Accept-Language"]);
+        // CloudFront forwards every query parameter and keys on the listed.
+        assert_eq!(d.origin_request.query_strings, QueryStrings::All);
         let s = &c.cache_behaviors[0];
         assert_eq!(s.path_pattern.as_deref(), Some("/static/*"));
         assert_eq!(
@@ -914,5 +1227,208 @@ mod tests {
         let left = fields(&imported);
         assert!(left.contains(&"DefaultCacheBehavior.ForwardedValues.Cookies.Forward"));
         assert!(left.contains(&"DefaultCacheBehavior.ForwardedValues.Headers"));
+    }
+
+    /// The document with its default behavior on `CachingDisabled` and the
+    /// origin request policy `policy`.
+    fn with_origin_request_policy(policy: &str) -> Value {
+        let mut doc = document();
+        let behavior = &mut doc["DistributionConfig"]["DefaultCacheBehavior"];
+        let behavior = behavior.as_object_mut().expect("object");
+        behavior.remove("ForwardedValues");
+        behavior.remove("MinTTL");
+        behavior.remove("DefaultTTL");
+        behavior.remove("MaxTTL");
+        behavior.insert(
+            "CachePolicyId".into(),
+            json!("4135ea2d-6df8-44a3-9df3-4b5a84be39ad"),
+        );
+        behavior.insert("OriginRequestPolicyId".into(), json!(policy));
+        doc
+    }
+
+    /// What was reported about the default behavior's origin request policy.
+    fn policy_notes(imported: &Imported) -> Vec<&str> {
+        imported
+            .not_carried
+            .iter()
+            .filter(|n| n.field == "DefaultCacheBehavior.OriginRequestPolicyId")
+            .map(|n| n.reason.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn caching_disabled_with_all_viewer_forwards_everything_and_keys_nothing() {
+        let imported = import(&with_origin_request_policy(
+            "216adef6-5c7f-47e4-b989-5492eafa07d3",
+        ))
+        .expect("imports");
+        let d = &imported.config.default_cache_behavior;
+        assert_eq!(d.cache_key, CacheKeyConfig::default());
+        assert_eq!(
+            (d.min_ttl, d.default_ttl, d.max_ttl),
+            (Some(0), Some(0), Some(0))
+        );
+        assert_eq!(
+            d.origin_request,
+            OriginRequestConfig {
+                query_strings: QueryStrings::All,
+                headers: Names::All,
+                cookies: Names::All,
+            }
+        );
+        let notes = policy_notes(&imported);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("AllViewer: the viewer's Host is not forwarded"));
+        assert!(notes[1].contains("X-Forwarded-Host"), "{}", notes[1]);
+        let valid = crate::config::Distribution::try_from(imported.config.clone()).expect("valid");
+        assert_eq!(
+            valid.default_behavior.forward,
+            crate::config::ForwardPolicy {
+                query_strings: QueryStrings::All,
+                cookies: Names::All,
+            }
+        );
+    }
+
+    #[test]
+    fn managed_origin_request_policies_map_and_say_what_is_not_carried() {
+        let list = |names: &[&str]| Names::Only(names.iter().map(|n| (*n).to_owned()).collect());
+        let cases = [
+            (
+                "b689b0a8-53d0-40ab-baf2-68738e2966ac",
+                Names::All,
+                Names::All,
+                QueryStrings::All,
+                1,
+            ),
+            (
+                "33f36d7e-f396-46d9-90e0-52428a34d9dc",
+                Names::All,
+                Names::All,
+                QueryStrings::All,
+                3,
+            ),
+            (
+                "acba4595-bd28-49b8-b9fe-13317c0390fa",
+                list(&["user-agent", "referer"]),
+                Names::default(),
+                QueryStrings::None,
+                0,
+            ),
+            (
+                "88a5eaf4-2fd4-4709-b370-b4c650ea3fcf",
+                list(&[
+                    "origin",
+                    "access-control-request-method",
+                    "access-control-request-headers",
+                ]),
+                Names::default(),
+                QueryStrings::None,
+                0,
+            ),
+            (
+                "59781a5b-3903-41f3-afcb-af62929ccde1",
+                list(&["origin"]),
+                Names::default(),
+                QueryStrings::None,
+                0,
+            ),
+        ];
+        for (id, headers, cookies, query_strings, notes) in cases {
+            let imported = import(&with_origin_request_policy(id)).expect("imports");
+            let got = &imported.config.default_cache_behavior.origin_request;
+            let want = OriginRequestConfig {
+                query_strings,
+                headers,
+                cookies,
+            };
+            assert_eq!(got, &want, "{id}");
+            assert_eq!(
+                policy_notes(&imported).len(),
+                notes,
+                "{id}: {:?}",
+                policy_notes(&imported)
+            );
+            crate::config::Distribution::try_from(imported.config.clone()).expect("valid");
+        }
+        // Host is forwarded by neither, and CloudFront's own headers are not made.
+        let except_host = import(&with_origin_request_policy(
+            "b689b0a8-53d0-40ab-baf2-68738e2966ac",
+        ))
+        .expect("imports");
+        assert!(!policy_notes(&except_host)[0].contains("Host is not forwarded"));
+        let cloudfront = import(&with_origin_request_policy(
+            "33f36d7e-f396-46d9-90e0-52428a34d9dc",
+        ))
+        .expect("imports");
+        let notes = policy_notes(&cloudfront);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("CloudFront-Viewer-Address") && n.contains("must not trust")),
+            "{notes:?}"
+        );
+        // MediaTailor's X-Forwarded-For is the host's.
+        let tailor = import(&with_origin_request_policy(
+            "775133bc-15f2-49f9-abea-afb2e0bf67d2",
+        ))
+        .expect("imports");
+        let got = &tailor.config.default_cache_behavior.origin_request;
+        assert!(!got.headers.includes(|h| h == "x-forwarded-for"), "{got:?}");
+        assert!(
+            policy_notes(&tailor)[0]
+                .starts_with("Elemental-MediaTailor-PersonalizedManifests: x-forwarded-for:")
+        );
+        crate::config::Distribution::try_from(tailor.config.clone()).expect("valid");
+    }
+
+    #[test]
+    fn custom_origin_request_policies_are_read_when_given() {
+        let id = "0a1b2c3d-1111-2222-3333-444455556666";
+        let doc = with_origin_request_policy(id);
+        let without = import(&doc).expect("imports");
+        assert!(policy_notes(&without)[0].contains("--origin-request-policy"));
+        assert!(
+            without
+                .config
+                .default_cache_behavior
+                .origin_request
+                .is_empty()
+        );
+
+        let policy = OriginRequestPolicy::read(&json!({
+            "ETag": "E3UN6WX5RRO2AG",
+            "OriginRequestPolicy": {
+                "Id": id,
+                "LastModifiedTime": "2024-01-01T00:00:00Z",
+                "OriginRequestPolicyConfig": {
+                    "Name": "api", "Comment": "",
+                    "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": {"Quantity": 3,
+                        "Items": ["X-Api-Version", "X-Forwarded-Host", "CloudFront-Viewer-Country"]}},
+                    "CookiesConfig": {"CookieBehavior": "whitelist", "Cookies": {"Quantity": 1, "Items": ["session"]}},
+                    "QueryStringsConfig": {"QueryStringBehavior": "allExcept", "QueryStrings": {"Quantity": 1, "Items": ["utm_source"]}}
+                }
+            }
+        }))
+        .expect("a policy");
+        let imported = import_with(&doc, &[policy]).expect("imports");
+        let got = &imported.config.default_cache_behavior.origin_request;
+        assert_eq!(got.headers, Names::Only(vec!["X-Api-Version".into()]));
+        assert_eq!(got.cookies, Names::Only(vec!["session".into()]));
+        assert_eq!(got.query_strings, QueryStrings::All);
+        let notes = policy_notes(&imported);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(
+            notes[0].contains("X-Forwarded-Host: a URL- or method-override field"),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("CloudFront-Viewer-Country"), "{notes:?}");
+        assert!(notes[2].contains("utm_source too"), "{notes:?}");
+        crate::config::Distribution::try_from(imported.config.clone()).expect("valid");
+
+        let err = OriginRequestPolicy::read(&json!({"OriginRequestPolicy": {"Id": id}}))
+            .expect_err("no config");
+        assert_eq!(err.field, "OriginRequestPolicy.OriginRequestPolicyConfig");
     }
 }

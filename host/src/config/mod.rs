@@ -247,6 +247,9 @@ pub struct Behavior {
     pub target_origin_id: String,
     pub ttl: TtlPolicy,
     pub cache_key: CacheKeyPolicy,
+    /// What a request the cache may store takes to the origin: the cache
+    /// key's query parameters and cookies, and `origin_request`'s.
+    pub forward: ForwardPolicy,
     /// Store responses with `Set-Cookie`.
     pub store_set_cookie: bool,
     /// The forwarding fields the host sets on requests to the origin.
@@ -340,6 +343,15 @@ pub struct CacheKeyPolicy {
     pub query_strings: raw::QueryStrings,
     pub headers: Vec<HeaderName>,
     pub cookies: Vec<String>,
+}
+
+/// The query parameters and cookies a behavior forwards on a request the
+/// cache may store (the others are always forwarded whole): the union of
+/// `cache_key` and `origin_request`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardPolicy {
+    pub query_strings: raw::QueryStrings,
+    pub cookies: raw::Names,
 }
 
 impl TryFrom<DistributionConfig> for Distribution {
@@ -664,22 +676,12 @@ fn validate_behavior(
         })?;
         headers.push(header);
     }
-    for (i, name) in b.cache_key.cookies.iter().enumerate() {
-        if name.is_empty() || name.bytes().any(|c| c <= b' ' || b"=;,\"".contains(&c)) {
-            return Err(ConfigError::new(
-                format!("{field}.cache_key.cookies[{i}]"),
-                format!("{name:?} is not a valid cookie name"),
-            ));
-        }
-    }
-    if let raw::QueryStrings::Only(names) = &b.cache_key.query_strings
-        && let Some(i) = names.iter().position(String::is_empty)
-    {
-        return Err(ConfigError::new(
-            format!("{field}.cache_key.query_strings[{i}]"),
-            "empty query parameter name",
-        ));
-    }
+    validate_cookie_names(&b.cache_key.cookies, &format!("{field}.cache_key.cookies"))?;
+    validate_query_names(
+        &b.cache_key.query_strings,
+        &format!("{field}.cache_key.query_strings"),
+    )?;
+    let forward = validate_origin_request(b, field, &headers)?;
     for (event, hook) in b.hooks.iter() {
         let hfield = format!("{field}.hooks.{event}");
         let (name, version) = match hook.module.split_once('@') {
@@ -755,8 +757,102 @@ fn validate_behavior(
             headers,
             cookies: b.cache_key.cookies.clone(),
         },
+        forward,
         store_set_cookie: b.store_set_cookie,
         forwarding,
+    })
+}
+
+fn validate_cookie_names(names: &[String], field: &str) -> Result<(), ConfigError> {
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() || name.bytes().any(|c| c <= b' ' || b"=;,\"".contains(&c)) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!("{name:?} is not a valid cookie name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_query_names(query: &raw::QueryStrings, field: &str) -> Result<(), ConfigError> {
+    if let raw::QueryStrings::Only(names) = query
+        && let Some(i) = names.iter().position(String::is_empty)
+    {
+        return Err(ConfigError::new(
+            format!("{field}[{i}]"),
+            "empty query parameter name",
+        ));
+    }
+    Ok(())
+}
+
+/// Why a header cannot be named in `origin_request.headers`: the host sets
+/// it, or drops the viewer's, whatever a policy says. `keyed` are the cache
+/// key's headers, which bring back the fields the host would drop.
+pub fn not_forwardable(name: &HeaderName, keyed: &[HeaderName]) -> Option<&'static str> {
+    use crate::proxy::headers::{UNKEYED_OVERRIDES, VIEWER_FORWARDING};
+    let listed = |list: &[&str]| list.contains(&name.as_str());
+    if crate::proxy::headers::is_hop_by_hop(name) {
+        Some("a hop-by-hop field never crosses a proxy")
+    } else if name == http::header::HOST {
+        Some("the origin gets its own domain_name as Host")
+    } else if name == http::header::COOKIE {
+        Some("cookies are listed in origin_request.cookies")
+    } else if keyed.contains(name) {
+        None
+    } else if listed(&VIEWER_FORWARDING) || name.as_str() == "x-forwarded-for" {
+        Some(
+            "the viewer's forwarding fields are dropped and the host sets its own (forwarding_headers); name it in cache_key.headers to pass the viewer's value",
+        )
+    } else if listed(&UNKEYED_OVERRIDES) {
+        Some(
+            "a URL- or method-override field is dropped from GET and HEAD unless the cache key names it; name it in cache_key.headers",
+        )
+    } else {
+        None
+    }
+}
+
+/// Checks `origin_request` and makes what the behavior forwards: the union
+/// with the cache key. Its headers change nothing at run time (the viewer's
+/// headers are forwarded anyway); they are checked so that a name the host
+/// will not forward is refused here, not dropped unseen.
+fn validate_origin_request(
+    b: &raw::CacheBehaviorConfig,
+    field: &str,
+    keyed: &[HeaderName],
+) -> Result<ForwardPolicy, ConfigError> {
+    let policy = &b.origin_request;
+    let field = format!("{field}.origin_request");
+    if let raw::Names::Only(names) = &policy.headers {
+        for (i, name) in names.iter().enumerate() {
+            let hfield = format!("{field}.headers[{i}]");
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ConfigError::new(&hfield, format!("{name:?} is not a valid header name"))
+            })?;
+            if let Some(why) = not_forwardable(&header, keyed) {
+                return Err(ConfigError::new(hfield, format!("{name:?}: {why}")));
+            }
+        }
+    }
+    let cookies = match &policy.cookies {
+        raw::Names::All => raw::Names::All,
+        raw::Names::Only(names) => {
+            validate_cookie_names(names, &format!("{field}.cookies"))?;
+            let mut all = b.cache_key.cookies.clone();
+            for name in names {
+                if !all.contains(name) {
+                    all.push(name.clone());
+                }
+            }
+            raw::Names::Only(all)
+        }
+    };
+    validate_query_names(&policy.query_strings, &format!("{field}.query_strings"))?;
+    Ok(ForwardPolicy {
+        query_strings: b.cache_key.query_strings.union(&policy.query_strings),
+        cookies,
     })
 }
 
@@ -941,6 +1037,91 @@ mod tests {
     }
 
     #[test]
+    fn origin_request_forwards_the_union_and_names_the_field_it_refuses() {
+        let with = |extra: &str| {
+            parse(&format!(
+                r#"{{"origins":[{{"id":"a","domain_name":"x"}}],"default_cache_behavior":{{"target_origin_id":"a"{extra}}}}}"#
+            ))
+            .map(|d| d.default_behavior)
+        };
+        let b = with(
+            r#","cache_key":{"query_strings":["v"],"cookies":["s"]},"origin_request":{"query_strings":["w","v"],"cookies":["t","s"],"headers":"all"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            b.forward,
+            ForwardPolicy {
+                query_strings: raw::QueryStrings::Only(vec!["v".into(), "w".into()]),
+                cookies: raw::Names::Only(vec!["s".into(), "t".into()]),
+            }
+        );
+        // The key stays the cache key's.
+        assert_eq!(b.cache_key.cookies, ["s"]);
+        let all =
+            with(r#","origin_request":{"query_strings":"all","cookies":"all","headers":"none"}"#)
+                .unwrap();
+        assert_eq!(all.forward.query_strings, raw::QueryStrings::All);
+        assert_eq!(all.forward.cookies, raw::Names::All);
+        assert!(matches!(
+            all.cache_key.query_strings,
+            raw::QueryStrings::None
+        ));
+        assert_eq!(with("").unwrap().forward, ForwardPolicy::default());
+        // A dropped header may be listed once the key names it.
+        with(r#","cache_key":{"headers":["X-Forwarded-Host"]},"origin_request":{"headers":["x-forwarded-host"]}"#)
+            .unwrap();
+        for (extra, field) in [
+            (
+                r#","origin_request":{"headers":["X-Forwarded-Host"]}"#,
+                "default_cache_behavior.origin_request.headers[0]: \"X-Forwarded-Host\": a URL- or method-override",
+            ),
+            (
+                r#","origin_request":{"headers":["ok","X-Real-IP"]}"#,
+                "default_cache_behavior.origin_request.headers[1]: \"X-Real-IP\": the viewer's forwarding fields",
+            ),
+            (
+                r#","origin_request":{"headers":["x-forwarded-for"]}"#,
+                "default_cache_behavior.origin_request.headers[0]:",
+            ),
+            (
+                r#","origin_request":{"headers":["Host"]}"#,
+                "default_cache_behavior.origin_request.headers[0]: \"Host\": the origin gets",
+            ),
+            (
+                r#","origin_request":{"headers":["connection"]}"#,
+                "default_cache_behavior.origin_request.headers[0]:",
+            ),
+            (
+                r#","origin_request":{"headers":["cookie"]}"#,
+                "default_cache_behavior.origin_request.headers[0]:",
+            ),
+            (
+                r#","origin_request":{"headers":["bad header"]}"#,
+                "default_cache_behavior.origin_request.headers[0]:",
+            ),
+            (
+                r#","origin_request":{"cookies":["a=b"]}"#,
+                "default_cache_behavior.origin_request.cookies[0]:",
+            ),
+            (
+                r#","origin_request":{"query_strings":[""]}"#,
+                "default_cache_behavior.origin_request.query_strings[0]:",
+            ),
+            (
+                r#","origin_request":{"cookies":"some"}"#,
+                "default_cache_behavior.origin_request.cookies:",
+            ),
+            (
+                r#","origin_request":{"colour":1}"#,
+                "default_cache_behavior.origin_request.colour:",
+            ),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(err.starts_with(field), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn statuses_other_than_success_default_to_ten_seconds() {
         let d = parse(MINIMAL).unwrap();
         let ttl = d.default_behavior.ttl;
@@ -1013,7 +1194,8 @@ mod tests {
     fn config_round_trips_through_json() {
         let raw: DistributionConfig = parse_json(
             br#"{"origins":[{"id":"a","domain_name":"x","protocol":"http"}],
-                 "default_cache_behavior":{"target_origin_id":"a","cache_key":{"query_strings":["v"]}}}"#,
+                 "default_cache_behavior":{"target_origin_id":"a","cache_key":{"query_strings":["v"]},
+                    "origin_request":{"query_strings":"all","cookies":"all","headers":["x-api"]}}}"#,
         )
         .unwrap();
         let again: DistributionConfig = parse_json(&serde_json::to_vec(&raw).unwrap()).unwrap();

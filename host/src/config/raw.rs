@@ -118,6 +118,11 @@ pub struct CacheBehaviorConfig {
     pub default_ttl_by_status: BTreeMap<String, u64>,
     #[serde(default)]
     pub cache_key: CacheKeyConfig,
+    /// What goes to the origin besides the cache key, without being keyed
+    /// on (CloudFront's origin request policy). The origin gets the union of
+    /// the two; the key is `cache_key` alone.
+    #[serde(default, skip_serializing_if = "OriginRequestConfig::is_empty")]
+    pub origin_request: OriginRequestConfig,
     /// Store responses that carry `Set-Cookie` (and replay the cookie to
     /// every viewer of the object), as RFC 9111 allows. Off by default: a
     /// shared cache that stores one viewer's session cookie hands it to all.
@@ -145,6 +150,71 @@ pub struct CacheKeyConfig {
     pub cookies: Vec<String>,
 }
 
+/// What a behavior forwards to the origin on a request the cache may store,
+/// beyond what its cache key already forwards; nothing here is keyed on.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginRequestConfig {
+    #[serde(default)]
+    pub query_strings: QueryStrings,
+    /// The viewer's headers are forwarded whatever this says (the ones the
+    /// host owns or drops excepted, and naming one of those is refused).
+    #[serde(default)]
+    pub headers: Names,
+    #[serde(default)]
+    pub cookies: Names,
+}
+
+impl OriginRequestConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// `"all"`, or a list of names (`"none"` is the empty list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Names {
+    All,
+    Only(Vec<String>),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self::Only(Vec::new())
+    }
+}
+
+impl Names {
+    /// Whether `name` is in the list (or the list is `"all"`), by `eq`.
+    pub fn includes(&self, eq: impl Fn(&str) -> bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.iter().any(|n| eq(n)),
+        }
+    }
+}
+
+impl Serialize for Names {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::All => s.serialize_str("all"),
+            Self::Only(names) => names.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(
+            match QueryStrings::deserialize_as(d, r#""none", "all", or a list of names"#)? {
+                QueryStrings::None => Self::Only(Vec::new()),
+                QueryStrings::All => Self::All,
+                QueryStrings::Only(names) => Self::Only(names),
+            },
+        )
+    }
+}
+
 /// `"none"`, `"all"`, or a list of query parameter names to include.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum QueryStrings {
@@ -166,11 +236,21 @@ impl Serialize for QueryStrings {
 
 impl<'de> Deserialize<'de> for QueryStrings {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
+        Self::deserialize_as(d, r#""none", "all", or a list of query parameter names"#)
+    }
+}
+
+impl QueryStrings {
+    /// `"none"`, `"all"` or a list of strings, `expected` naming what in errors.
+    fn deserialize_as<'de, D: Deserializer<'de>>(
+        d: D,
+        expected: &'static str,
+    ) -> Result<Self, D::Error> {
+        struct Visitor(&'static str);
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = QueryStrings;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(r#""none", "all", or a list of query parameter names"#)
+                f.write_str(self.0)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<QueryStrings, E> {
                 match v {
@@ -190,7 +270,21 @@ impl<'de> Deserialize<'de> for QueryStrings {
                 Ok(QueryStrings::Only(names))
             }
         }
-        d.deserialize_any(Visitor)
+        d.deserialize_any(Visitor(expected))
+    }
+
+    /// Both lists' parameters: what a behavior forwards when its cache key
+    /// keeps `self` and its origin request policy `other`.
+    pub fn union(&self, other: &Self) -> Self {
+        match (self, other) {
+            (Self::All, _) | (_, Self::All) => Self::All,
+            (Self::None, x) | (x, Self::None) => x.clone(),
+            (Self::Only(a), Self::Only(b)) => {
+                let mut names = a.clone();
+                names.extend(b.iter().filter(|n| !a.contains(n)).cloned());
+                Self::Only(names)
+            }
+        }
     }
 }
 

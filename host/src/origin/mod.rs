@@ -186,8 +186,9 @@ impl OriginFetcher {
     pub async fn send(
         client: &PoolClient,
         origin: &Origin,
-        req: Request<UpstreamBody>,
+        mut req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, OriginError> {
+        join_cookie_fields(req.headers_mut());
         let deadline = tokio::time::Instant::now() + origin.read_timeout;
         let replay = (matches!(req.body(), UpstreamBody::Empty)
             && matches!(
@@ -221,6 +222,24 @@ impl OriginFetcher {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(err)) => Err(classify(&origin.id, origin.connect_timeout, &err)),
         }
+    }
+}
+
+/// Joins several `Cookie` fields into one with `; ` (RFC 9113 8.2.3): an
+/// HTTP/2 viewer may send each cookie in a field of its own, and origins
+/// are spoken to in HTTP/1.1, where there is one `Cookie` field (RFC 6265
+/// 5.4) and many servers read only the first.
+fn join_cookie_fields(headers: &mut http::HeaderMap) {
+    let cookies: Vec<&[u8]> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(http::HeaderValue::as_bytes)
+        .collect();
+    if cookies.len() < 2 {
+        return;
+    }
+    if let Ok(joined) = http::HeaderValue::from_bytes(&cookies.join(&b"; "[..])) {
+        headers.insert(http::header::COOKIE, joined);
     }
 }
 

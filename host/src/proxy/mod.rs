@@ -11,6 +11,7 @@ pub mod path;
 pub mod routing;
 pub mod stored;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,7 @@ use crate::access_log::{self, AccessLog};
 use crate::cache::flight::{self, Flight, FlightGuard, Landing};
 use crate::cache::freshness::Freshness;
 use crate::cache::{self, CacheStatus, CachedObject, SharedCache, Stamp, Tags};
+use crate::config::raw::Names;
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::{DistributionStats, Metrics};
@@ -100,6 +102,11 @@ struct RequestCtx {
 /// (seen by the listener before hyper dropped one of them): it is refused.
 #[derive(Debug, Clone, Copy)]
 pub struct AmbiguousFraming;
+
+/// Marks a request whose head was longer than `--max-header-bytes`, or that
+/// came after one on its connection: it is refused with 431.
+#[derive(Debug, Clone, Copy)]
+pub struct OversizedHead;
 
 /// How many times a request waits for another's fetch of its key before it
 /// fetches on its own.
@@ -247,6 +254,15 @@ impl Proxy {
         if req.extensions().get::<AmbiguousFraming>().is_some() {
             return Err(ProxyError::AmbiguousFraming);
         }
+        if req.extensions().get::<OversizedHead>().is_some() {
+            return Err(ProxyError::HeadTooLarge);
+        }
+        // hyper decodes the final `chunked` and passes the body on still
+        // in any coding before it (RFC 9112 6.1: a server that does not
+        // understand a transfer coding answers 501).
+        if let Some(coding) = unknown_transfer_coding(req.headers()) {
+            return Err(ProxyError::TransferCodingNotImplemented { coding });
+        }
         // Step 1: resolve the distribution by Host.
         let host = viewer_host(&req)?;
         let routing = self.routing.load();
@@ -332,7 +348,7 @@ impl Proxy {
             record.origin = Some(ex.target_id.clone());
         }
         let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
-        let (base, query, cookies) = cache_key(
+        let base = cache_key(
             &dist,
             behavior,
             arm,
@@ -342,17 +358,25 @@ impl Proxy {
             ex.query.as_deref(),
             &ex.target_id,
         );
+        // What the origin gets: on a request the cache may store, what the
+        // key keeps and what `origin_request` adds; otherwise everything.
         let (query, cookies) = if cacheable {
-            (query, cookies)
+            let forward = &behavior.forward;
+            let query = cache::key::filter_query(ex.query.as_deref(), &forward.query_strings);
+            let cookies = match &forward.cookies {
+                Names::All => Cookies::AsSent,
+                Names::Only(names) => Cookies::Only(cache::key::filter_cookies(&ex.headers, names)),
+            };
+            (query.map(Cow::into_owned), cookies)
         } else {
-            (ex.query.clone(), None)
+            (ex.query.clone(), Cookies::AsSent)
         };
         let viewer = headers::Viewer {
             client: ctx.client.ip(),
             tls: ctx.tls,
             host: &host,
         };
-        let out = self.origin_request(&ex, query, cookies.as_deref(), viewer, behavior, cacheable);
+        let out = self.origin_request(&ex, query, cookies, viewer, behavior, cacheable);
         let trip = Trip {
             dist: &dist,
             index,
@@ -436,7 +460,7 @@ impl Proxy {
         response: &HeaderMap,
     ) {
         let path = (&ex.path, ex.query.as_deref());
-        let (base, _, _) = cache_key(dist, behavior, arm, host, ex, path.0, path.1, &ex.target_id);
+        let base = cache_key(dist, behavior, arm, host, ex, path.0, path.1, &ex.target_id);
         self.cache.remove(&base);
         for name in [LOCATION, CONTENT_LOCATION] {
             let Some(uri) = response
@@ -455,7 +479,7 @@ impl Proxy {
             };
             let behavior = dist.config.behavior_for(&path).1;
             let target = &behavior.target_origin_id;
-            let (base, _, _) = cache_key(dist, behavior, arm, host, ex, &path, uri.query(), target);
+            let base = cache_key(dist, behavior, arm, host, ex, &path, uri.query(), target);
             self.cache.remove(&base);
         }
     }
@@ -475,8 +499,8 @@ impl Proxy {
     }
 
     /// The request as the origin will see it: no `Host` (the origin's is set
-    /// when sending), only the cookies the cache key keeps on a cacheable
-    /// request, none of the viewer's validators on a `GET` the cache may store
+    /// when sending), only the cookies the behavior forwards (`cookies`) on a
+    /// cacheable request, none of the viewer's validators on a `GET` the cache may store
     /// (the cache fetches whole objects and answers conditionals itself), and
     /// the host's forwarding fields set as the behavior says
     /// ([`headers::set_forwarding`]); on a request the cache may store, the
@@ -486,7 +510,7 @@ impl Proxy {
         &self,
         ex: &Exchange,
         query: Option<String>,
-        cookies: Option<&str>,
+        cookies: Cookies,
         viewer: headers::Viewer<'_>,
         behavior: &Behavior,
         cacheable: bool,
@@ -495,8 +519,10 @@ impl Proxy {
         headers.remove(HOST);
         if cacheable {
             headers::strip_unkeyed_overrides(&mut headers, &behavior.cache_key.headers);
+        }
+        if let Cookies::Only(cookies) = cookies {
             headers.remove(COOKIE);
-            if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(c).ok()) {
+            if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 headers.insert(COOKIE, v);
             }
         }
@@ -1127,8 +1153,39 @@ struct Trip<'a> {
     guard: Option<FlightGuard>,
 }
 
+/// A request's transfer codings, when they are more than the one final
+/// `chunked` the host decodes (`gzip, chunked`; `chunked, chunked`, which
+/// RFC 9112 7 forbids).
+fn unknown_transfer_coding(headers: &HeaderMap) -> Option<String> {
+    let mut codings = Vec::new();
+    for value in headers.get_all(http::header::TRANSFER_ENCODING) {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        codings.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    match codings.as_slice() {
+        [] => None,
+        [only] if only.eq_ignore_ascii_case("chunked") => None,
+        _ => Some(codings.join(", ")),
+    }
+}
+
+/// The viewer's cookies an origin request carries.
+#[derive(Debug)]
+enum Cookies {
+    /// The `Cookie` fields as the viewer sent them.
+    AsSent,
+    /// Only these (a `Cookie` value), or none.
+    Only(Option<String>),
+}
+
 /// The cache key of a `GET` of `path`/`query` on `target` for this viewer
-/// (HEAD shares it), with the query and cookies `behavior` keeps.
+/// (HEAD shares it).
 #[expect(
     clippy::too_many_arguments,
     reason = "the parts of a key, each distinct"
@@ -1142,9 +1199,10 @@ fn cache_key(
     path: &str,
     query: Option<&str>,
     target: &str,
-) -> (Arc<str>, Option<String>, Option<String>) {
-    let query = cache::key::filter_query(query, &behavior.cache_key).map(|q| q.into_owned());
-    let cookies = cache::key::filter_cookies(&ex.headers, &behavior.cache_key);
+) -> Arc<str> {
+    let query =
+        cache::key::filter_query(query, &behavior.cache_key.query_strings).map(Cow::into_owned);
+    let cookies = cache::key::filter_cookies(&ex.headers, &behavior.cache_key.cookies);
     let key = cache::key::build(
         cache::key::KeyParts {
             distribution_id: &dist.id,
@@ -1160,7 +1218,7 @@ fn cache_key(
         &ex.headers,
         &behavior.cache_key,
     );
-    (key.into(), query, cookies)
+    key.into()
 }
 
 /// Lands a flight, if this request leads one.

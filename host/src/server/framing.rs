@@ -6,9 +6,13 @@
 //! the connection after it, as RFC 9112 6.3 allows; but the shape is the
 //! classic request-smuggling attempt, and this host refuses it outright with
 //! 400 (the service checks [`Framing::is_ambiguous`] for each request number).
+//! It also flags the first head longer than `--max-header-bytes`: hyper's
+//! own limit is on its read buffer, which admits more or less than the
+//! number configured depending on how the bytes arrive, so the service
+//! refuses that request and every later one on the connection with 431.
 //! The watch gives up quietly (and flags nothing more) on anything it cannot
-//! follow: a head too large or malformed (hyper refuses those itself), or a
-//! connection upgrade.
+//! follow: a malformed head (hyper refuses those itself), or a connection
+//! upgrade.
 
 use std::io;
 use std::pin::Pin;
@@ -23,6 +27,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Framing {
     /// 1 + the number of the first ambiguous request; 0 for none.
     ambiguous: AtomicU64,
+    /// 1 + the number of the first request whose head was too long; 0 for none.
+    oversized: AtomicU64,
     /// Bytes went out to the viewer since [`Framing::clear_wrote`].
     wrote: AtomicBool,
 }
@@ -32,6 +38,14 @@ impl Framing {
     /// `Content-Length` and `Transfer-Encoding`.
     pub fn is_ambiguous(&self, index: u64) -> bool {
         self.ambiguous.load(Ordering::Acquire) == index + 1
+    }
+
+    /// Whether request number `index` (from 0) came at or after a head
+    /// longer than the limit (the watch stops there, so none after it is
+    /// trusted).
+    pub fn is_oversized(&self, index: u64) -> bool {
+        let first = self.oversized.load(Ordering::Acquire);
+        first != 0 && index + 1 >= first
     }
 
     /// Whether anything was written to the viewer since the last
@@ -97,6 +111,10 @@ impl Scanner {
                     if head.is_empty()
                         && let Some(end) = find(bytes, b"\r\n\r\n")
                     {
+                        if end + 4 > self.max_head {
+                            self.oversized(framing);
+                            return;
+                        }
                         let (whole, rest) = bytes.split_at(end + 4);
                         bytes = rest;
                         self.state = self.after_head(whole, framing);
@@ -105,7 +123,14 @@ impl Scanner {
                     let before = head.len();
                     head.extend_from_slice(bytes);
                     match find(&head, b"\r\n\r\n") {
-                        None if head.len() > self.max_head => State::Off,
+                        Some(end) if end + 4 > self.max_head => {
+                            self.oversized(framing);
+                            return;
+                        }
+                        None if head.len() > self.max_head => {
+                            self.oversized(framing);
+                            return;
+                        }
                         None => {
                             self.state = State::Head(head);
                             return;
@@ -158,6 +183,17 @@ impl Scanner {
                 },
             };
         }
+    }
+
+    /// Notes that the head being read is too long, and stops watching.
+    fn oversized(&mut self, framing: &Framing) {
+        let _ = framing.oversized.compare_exchange(
+            0,
+            self.index + 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.state = State::Off;
     }
 
     /// Reads a whole head: notes an ambiguous one, and picks how to skip its body.
@@ -254,7 +290,7 @@ impl<IO> Watched<IO> {
         }
     }
 
-    /// Watches `io`; heads longer than `max_head` are left to hyper.
+    /// Watches `io`; heads longer than `max_head` are flagged.
     pub fn new(io: IO, max_head: usize) -> (Self, Arc<Framing>) {
         let framing = Arc::new(Framing::default());
         (

@@ -570,6 +570,15 @@ struct ViewerLimits {
     watchdog: deadline::Watchdog,
 }
 
+impl ViewerLimits {
+    /// hyper's read buffer: twice the head limit, so that hyper parses
+    /// every head up to the limit however its bytes arrive, and the watch
+    /// on the connection (`framing.rs`) refuses the longer ones exactly.
+    fn parser_buffer(&self) -> usize {
+        self.max_header_bytes.saturating_mul(2)
+    }
+}
+
 async fn serve_viewers(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -732,6 +741,9 @@ async fn serve_plain_cycles(
                 if framing.is_ambiguous(index) {
                     req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
                 }
+                if framing.is_oversized(index) {
+                    req.extensions_mut().insert(crate::proxy::OversizedHead);
+                }
                 // This request's response head has not gone out yet.
                 framing.clear_wrote();
                 let closing = req
@@ -764,7 +776,7 @@ async fn serve_plain_cycles(
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .keep_alive(true)
             .max_headers(limits.max_header_count)
-            .max_buf_size(limits.max_header_bytes);
+            .max_buf_size(limits.parser_buffer());
         let mut conn = Box::new(builder.serve_connection(
             TokioIo::new(framing::Rewind::new(std::mem::take(&mut leftover), io)),
             service,
@@ -840,6 +852,9 @@ async fn serve_connection<IO>(
         if framing.is_ambiguous(index) {
             req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
         }
+        if framing.is_oversized(index) {
+            req.extensions_mut().insert(crate::proxy::OversizedHead);
+        }
         let in_flight = watched.request();
         let handled = proxy.clone().handle(req, peer, tls);
         // Boxed: hyper keeps the space for one in-flight request future for
@@ -859,7 +874,7 @@ async fn serve_connection<IO>(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         .max_headers(limits.max_header_count)
-        .max_buf_size(limits.max_header_bytes);
+        .max_buf_size(limits.parser_buffer());
     builder
         .http2()
         .timer(TokioTimer::new())
