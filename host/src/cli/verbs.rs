@@ -1164,6 +1164,24 @@ mod tests {
     }
 
     #[test]
+    fn shell_expanded_globs_are_noticed() {
+        let expanded: Vec<String> = ["/bin", "/etc", "/usr"].map(String::from).into();
+        let warning = shell_expanded(&expanded).expect("a warning");
+        assert!(
+            warning.contains("/bin") && warning.contains("'/img/*'"),
+            "{warning}"
+        );
+        // A quoted glob, or paths that are not this machine's files, pass.
+        assert!(shell_expanded(&["/img/*".to_owned()]).is_none());
+        let site: Vec<String> = ["/index.html", "/about/team.html"].map(String::from).into();
+        assert!(shell_expanded(&site).is_none());
+        assert!(
+            shell_expanded(&["/etc".to_owned()]).is_none(),
+            "one path alone is not flagged"
+        );
+    }
+
+    #[test]
     fn path_segments_are_escaped() {
         assert_eq!(seg("E1"), "E1");
         assert_eq!(seg("a/b c"), "a%2Fb%20c");
