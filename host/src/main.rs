@@ -136,6 +136,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         offer_handover: true,
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
         send_timeout: std::time::Duration::from_secs(args.send_timeout.max(1)),
+        hook_versions_kept: args.hook_versions_kept.max(1),
+        max_hook_store_bytes: args.max_hook_store_bytes,
     };
     let (inherited, taken) = if args.take_over {
         let path = edge::server::handover::socket_path(&opts.data_dir);

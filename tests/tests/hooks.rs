@@ -985,3 +985,94 @@ async fn the_four_events_follow_lambda_at_edge() {
         StatusCode::OK
     );
 }
+
+/// `bytes` with a custom section appended: another version of the same
+/// component (custom sections may stand anywhere and change no behaviour).
+fn variant(bytes: &[u8], tag: u8) -> Vec<u8> {
+    let name = b"edge-test";
+    let payload = [tag];
+    let mut out = bytes.to_vec();
+    out.push(0); // a custom section
+    out.push(u8::try_from(1 + name.len() + payload.len()).expect("a short section"));
+    out.push(u8::try_from(name.len()).expect("a short name"));
+    out.extend_from_slice(name);
+    out.extend_from_slice(&payload);
+    out
+}
+
+async fn upload_bytes(edge: &Edge, name: &str, bytes: Vec<u8>) -> edge_e2e::Got {
+    edge.api_raw("PUT", &format!("/v1/hooks/{name}"), bytes, &[], Some(TOKEN))
+        .await
+}
+
+/// Uploads prune a hook's old versions past the kept count, never one a
+/// distribution pins; past the store's byte limit an upload is refused and
+/// nothing changes.
+#[tokio::test]
+async fn old_hook_versions_are_pruned_unless_pinned_and_the_store_is_bounded() {
+    let component = std::fs::read(SECURITY_HEADERS).unwrap();
+    let edge = Edge::start_with(|o| {
+        o.hook_versions_kept = 2;
+        o.max_hook_store_bytes = (component.len() as u64 + 64) * 4;
+    })
+    .await;
+    let mut versions = Vec::new();
+    for tag in 1..=2 {
+        let got = upload_bytes(&edge, "tagger", variant(&component, tag)).await;
+        assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+        versions.push(got.json()["version"].as_str().unwrap().to_owned());
+    }
+    // The first version is pinned by a distribution.
+    let origin = Origin::fixed("ok", &[]).await;
+    let mut site = edge_e2e::config_for(&[("o", &origin)]);
+    site["aliases"] = json!(["pinned.example.com"]);
+    site["default_cache_behavior"]["hooks"] =
+        json!({"viewer_response": {"module": format!("tagger@{}", versions[0])}});
+    edge.create(site).await;
+    for tag in 3..=4 {
+        let got = upload_bytes(&edge, "tagger", variant(&component, tag)).await;
+        assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+        versions.push(got.json()["version"].as_str().unwrap().to_owned());
+    }
+    let listed = edge.api("GET", "/v1/hooks/tagger", None, &[]).await.json();
+    let mut kept: Vec<String> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap().to_owned())
+        .collect();
+    kept.sort();
+    let mut expected = vec![
+        versions[0].clone(),
+        versions[2].clone(),
+        versions[3].clone(),
+    ];
+    expected.sort();
+    assert_eq!(kept, expected, "the pinned, the newest two");
+    assert_eq!(listed["latest"], versions[3].as_str());
+    assert_eq!(
+        edge.get("pinned.example.com", "/").await.status,
+        StatusCode::OK
+    );
+    // Kept after a restart too: the pruning is in the store.
+    let edge = Edge::start_in(edge.stop().await, |o| {
+        o.hook_versions_kept = 2;
+        o.max_hook_store_bytes = (component.len() as u64 + 64) * 4;
+    })
+    .await;
+    let listed = edge.api("GET", "/v1/hooks/tagger", None, &[]).await.json();
+    assert_eq!(listed["versions"].as_array().unwrap().len(), 3);
+    // Three modules stored; a second hook's two more would pass the limit.
+    let got = upload_bytes(&edge, "other", variant(&component, 9)).await;
+    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+    let full = upload_bytes(&edge, "another", variant(&component, 10)).await;
+    assert_eq!(
+        full.status,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "{}",
+        full.text()
+    );
+    assert_eq!(full.error_code(), "HookStoreFull");
+    let hooks = edge.api("GET", "/v1/hooks", None, &[]).await.json();
+    assert_eq!(hooks["quantity"], 2, "{hooks}");
+}

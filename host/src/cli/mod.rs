@@ -188,6 +188,13 @@ pub struct ServeArgs {
     /// stopped reading) before its connection is closed.
     #[arg(long, env = "EDGE_SEND_TIMEOUT", default_value_t = 30)]
     pub send_timeout: u64,
+    /// Versions of each hook kept: an upload prunes the oldest beyond this
+    /// that no distribution pins (`name@sha256:...`).
+    #[arg(long, env = "EDGE_HOOK_VERSIONS_KEPT", default_value_t = 5)]
+    pub hook_versions_kept: usize,
+    /// Bytes of hook modules the store may hold; an upload past it is refused.
+    #[arg(long, env = "EDGE_MAX_HOOK_STORE_BYTES", default_value_t = 1 << 30)]
+    pub max_hook_store_bytes: u64,
     /// Take over the listening sockets of the host running on the same data
     /// dir (through `<data-dir>/handover.sock`): this host serves on them,
     /// then the old one drains and exits. No connection is lost.

@@ -6,11 +6,31 @@ use std::time::SystemTime;
 use http::StatusCode;
 
 use super::error::ApiError;
+use super::state::ControlState;
 use super::state::{
     ControlPlane, HOOK_PREFIX, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX,
     compile, no_such_key, put_json, rfc3339, validate_kv_name,
 };
 use crate::store::{Op, Txn};
+
+/// The store operations that remove `version` of hook `name`: its record,
+/// and its module bytes unless another hook name uploaded the same bytes.
+fn delete_version(state: &ControlState, name: &str, version: &str) -> Vec<Op> {
+    let mut ops = vec![Op::Delete {
+        key: format!("{HOOK_PREFIX}{name}/{version}"),
+    }];
+    let shared = state
+        .hooks
+        .iter()
+        .any(|(other, r)| other != name && r.versions.contains_key(version));
+    if !shared {
+        let hex = version.trim_start_matches("sha256:");
+        ops.push(Op::Delete {
+            key: format!("{MODULE_PREFIX}{hex}"),
+        });
+    }
+    ops
+}
 use crate::wasm::KvData;
 
 impl ControlPlane {
@@ -22,11 +42,44 @@ impl ControlPlane {
         let compiled = compile(&self.runtime, name, bytes.to_vec()).await?;
         let version = compiled.version.clone();
         let hex = version.trim_start_matches("sha256:").to_owned();
+        let now = SystemTime::now();
         let meta = HookMeta {
             size: bytes.len(),
-            uploaded: rfc3339(SystemTime::now()),
+            uploaded: rfc3339(now),
+            uploaded_us: now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         };
         let (_guard, state) = self.begin_write().await?;
+        // Every module stored once, whatever names share it.
+        let mut modules: std::collections::HashMap<&str, usize> = state
+            .hooks
+            .values()
+            .flat_map(|r| r.versions.iter())
+            .map(|(v, h)| (v.as_str(), h.meta.size))
+            .collect();
+        modules.insert(&version, bytes.len());
+        let pruned = self.versions_to_prune(&state, name, &version);
+        for old in &pruned {
+            let shared = state
+                .hooks
+                .iter()
+                .any(|(other, r)| other != name && r.versions.contains_key(old));
+            if !shared {
+                modules.remove(old.as_str());
+            }
+        }
+        let stored: u64 = modules.values().map(|&n| n as u64).sum();
+        if stored > self.options.max_hook_store_bytes {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "HookStoreFull",
+                format!(
+                    "hook modules would take {stored} bytes, over the host's {} (--max-hook-store-bytes): delete hooks no distribution runs (edge hook delete NAME), or raise the limit",
+                    self.options.max_hook_store_bytes
+                ),
+            ));
+        }
         let mut txn = Txn::default();
         txn.ops.push(Op::Put {
             key: format!("{MODULE_PREFIX}{hex}"),
@@ -38,6 +91,9 @@ impl ControlPlane {
             key: format!("{LATEST_PREFIX}{name}"),
             value: version.clone().into_bytes(),
         });
+        for old in &pruned {
+            txn.ops.extend(delete_version(&state, name, old));
+        }
         let revision = self.commit(txn, name).await?;
         self.publish_change(&state, revision, |next| {
             let record = next.hooks.entry(name.to_owned()).or_default();
@@ -45,8 +101,55 @@ impl ControlPlane {
             record
                 .versions
                 .insert(version.clone(), HookVersion { meta, compiled });
+            for old in &pruned {
+                record.versions.remove(old);
+            }
         });
+        if !pruned.is_empty() {
+            tracing::info!(hook = name, pruned = ?pruned, "older hook versions pruned");
+        }
         Ok(version)
+    }
+
+    /// The versions of `name` an upload of `new` lets go: the oldest beyond
+    /// the `hook_versions_kept` newest, never the new one nor one a
+    /// distribution pins (`name@version`).
+    fn versions_to_prune(&self, state: &ControlState, name: &str, new: &str) -> Vec<String> {
+        let Some(record) = state.hooks.get(name) else {
+            return Vec::new();
+        };
+        let pinned: std::collections::HashSet<String> = state
+            .distributions
+            .values()
+            .flat_map(|d| {
+                d.config
+                    .hook_modules()
+                    .into_iter()
+                    .filter_map(|(_, module)| {
+                        module
+                            .split_once('@')
+                            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect();
+        let mut older: Vec<(&String, &HookVersion)> = record
+            .versions
+            .iter()
+            .filter(|(v, _)| v.as_str() != new)
+            .collect();
+        // Newest first.
+        older
+            .sort_by_key(|(_, v)| std::cmp::Reverse((v.meta.uploaded.clone(), v.meta.uploaded_us)));
+        let keep = self.options.hook_versions_kept.max(1);
+        older
+            .into_iter()
+            .skip(keep.saturating_sub(1))
+            .filter(|(v, _)| !pinned.contains(v.as_str()))
+            .map(|(v, _)| v.clone())
+            .collect()
     }
 
     /// `DELETE /v1/hooks/{name}`: every version of `name`, and the module
@@ -81,19 +184,7 @@ impl ControlPlane {
         }
         let mut txn = Txn::default();
         for version in record.versions.keys() {
-            txn.ops.push(Op::Delete {
-                key: format!("{HOOK_PREFIX}{name}/{version}"),
-            });
-            let shared = state
-                .hooks
-                .iter()
-                .any(|(other, r)| other != name && r.versions.contains_key(version));
-            if !shared {
-                let hex = version.trim_start_matches("sha256:");
-                txn.ops.push(Op::Delete {
-                    key: format!("{MODULE_PREFIX}{hex}"),
-                });
-            }
+            txn.ops.extend(delete_version(&state, name, version));
         }
         txn.ops.push(Op::Delete {
             key: format!("{LATEST_PREFIX}{name}"),

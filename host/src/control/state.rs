@@ -55,6 +55,10 @@ pub(super) const CERTIFICATE_PREFIX: &str = "certificates/";
 pub struct HookMeta {
     pub size: usize,
     pub uploaded: String,
+    /// Microseconds since the Unix epoch at upload: orders versions
+    /// uploaded within one second (0 in records written before it existed).
+    #[serde(default)]
+    pub uploaded_us: u64,
 }
 
 /// One version of a hook: its record and its compiled form.
@@ -254,6 +258,10 @@ pub struct ControlOptions {
     /// Tells this host's reports from another's under the same id (see
     /// `server::host_id`).
     pub instance: String,
+    /// Versions of one hook kept; older ones no config pins are pruned.
+    pub hook_versions_kept: usize,
+    /// The most bytes of hook modules the store may hold.
+    pub max_hook_store_bytes: u64,
 }
 
 /// The control plane: validates, persists, then swaps what viewers are served.

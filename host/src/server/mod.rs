@@ -96,6 +96,10 @@ pub struct HostOptions {
     pub idle_timeout: Duration,
     /// A connection whose writes make no progress this long is closed.
     pub send_timeout: Duration,
+    /// Versions of one hook kept; older ones no config pins are pruned.
+    pub hook_versions_kept: usize,
+    /// The most bytes of hook modules the store may hold (more: refused).
+    pub max_hook_store_bytes: u64,
 }
 
 impl HostOptions {
@@ -127,6 +131,8 @@ impl HostOptions {
             offer_handover: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            hook_versions_kept: 5,
+            max_hook_store_bytes: 1 << 30,
         }
     }
 }
@@ -307,6 +313,8 @@ impl RunningHost {
             domain_suffix: opts.domain_suffix.clone(),
             host_id: identity.id.clone(),
             instance: identity.instance.clone(),
+            hook_versions_kept: opts.hook_versions_kept.max(1),
+            max_hook_store_bytes: opts.max_hook_store_bytes,
         };
         let plane = Arc::new(open_plane(parts, options).await?);
         if plane.host_id_in_use().await? {
