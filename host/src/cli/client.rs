@@ -222,3 +222,16 @@ fn api_error(status: StatusCode, body: &[u8]) -> CliError {
         message,
     }
 }
+
+/// A path segment, percent-encoded where it must be.
+pub fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use http::Method;
 use serde_json::Value;
 
-use super::client::{ApiClient, CliError};
-use super::verbs::{ConfigDocument, print_distribution};
+use super::client::{ApiClient, CliError, seg};
+use super::files::ConfigDocument;
+use super::render::{io, print_distribution};
 use super::{Connection, Output};
 
 /// Runs `edge dist edit ID`.
@@ -29,7 +30,7 @@ pub async fn run(
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let api = ApiClient::new(conn);
-    let path = format!("/v1/distributions/{}/config", super::verbs::seg(id));
+    let path = format!("/v1/distributions/{}/config", seg(id));
     let (current, etag) = api.get(&path).await?;
     let etag = etag.unwrap_or_default();
     let local = |e: std::io::Error| CliError::Local(format!("editing {id}: {e}"));
@@ -59,7 +60,7 @@ pub async fn run(
         let edited = std::fs::read(file.path()).map_err(local)?;
         let uncommented = strip_comments(&edited);
         if uncommented.trim().is_empty() {
-            return writeln!(out, "edit cancelled: the file was empty").map_err(super::verbs::io);
+            return writeln!(out, "edit cancelled: the file was empty").map_err(io);
         }
         if problem.is_some() && uncommented == body {
             let kept = keep(file.path(), id)?;
@@ -77,7 +78,7 @@ pub async fn run(
             }
         };
         if document.config == current {
-            return writeln!(out, "no changes").map_err(super::verbs::io);
+            return writeln!(out, "no changes").map_err(io);
         }
         match api
             .send_json(Method::PUT, &path, &document.config, Some(&etag))

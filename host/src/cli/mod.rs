@@ -3,7 +3,10 @@
 //! cloudfront` (`edge dist update --if-match E7 --config f.json`).
 //!
 //! - [`client`]: the HTTP client of the control API and its errors.
-//! - [`verbs`]: what each verb sends and prints.
+//! - [`verbs`]: what each verb sends.
+//! - [`edit`]: `edge dist edit`, the config in the operator's editor.
+//! - [`files`]: the documents verbs read (a config as `get-config` printed it).
+//! - [`render`]: how answers are printed (tables, JSON, ids).
 //!
 //! Every client verb takes `--endpoint` (`EDGE_ENDPOINT`, default
 //! `http://127.0.0.1:9901`), `--token` (`EDGE_TOKEN`, else the file named by
@@ -14,7 +17,9 @@
 mod client;
 pub mod dev;
 mod edit;
+mod files;
 pub mod hook_test;
+mod render;
 pub mod scaffold;
 mod verbs;
 

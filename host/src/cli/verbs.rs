@@ -1,23 +1,21 @@
 //! What each client verb sends to the control API and prints.
 
-use std::io::{Read as _, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{ApiClient, CliError, Reply};
+use super::client::{ApiClient, CliError, seg};
+use super::files::{ConfigDocument, read_input, read_json};
+use super::render::{
+    Out, fields, io, list, print_distribution, print_id, print_json, print_policy, table, text,
+    traffic_summary,
+};
 use super::{
     AliasCommand, CdCommand, Command, Connection, DistCommand, HookCommand, ImportCommand,
     KvCommand, Output, PolicyCommand, PolicySpec,
 };
-
-type Out<'a> = &'a mut dyn Write;
-
-pub(super) fn io(e: std::io::Error) -> CliError {
-    CliError::Local(format!("writing output: {e}"))
-}
 
 /// Runs one client verb. `interactive` says whether `out` is a terminal (for
 /// `wait-deployed`'s progress indicator).
@@ -314,47 +312,6 @@ async fn set_enabled(
         .send_json(Method::PUT, &path, &config, etag.as_deref())
         .await?;
     print_distribution(out, output, &reply)
-}
-
-/// A config file as `update` reads it: the config alone, or the output of
-/// `get-config -o json` / `get -o json` (`{"etag", "config", ...}`), with
-/// `#` comment lines allowed (JSON has no line that starts with `#`).
-#[derive(Debug)]
-pub(super) struct ConfigDocument {
-    pub config: Value,
-    /// The ETag the document was read at, when it says.
-    pub etag: Option<String>,
-}
-
-impl ConfigDocument {
-    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, CliError> {
-        let text = String::from_utf8_lossy(bytes);
-        let mut etag = None;
-        let mut json_text = String::with_capacity(text.len());
-        for line in text.lines() {
-            match line.trim_start().strip_prefix('#') {
-                // `# ETag: E4`, as older `get-config` output ended.
-                Some(comment) => {
-                    if let Some(tag) = comment.trim().strip_prefix("ETag:") {
-                        etag = Some(tag.trim().to_owned());
-                    }
-                }
-                None => {
-                    json_text.push_str(line);
-                    json_text.push('\n');
-                }
-            }
-        }
-        let mut config: Value = serde_json::from_str(&json_text)
-            .map_err(|e| CliError::Local(format!("{} is not JSON: {e}", path.display())))?;
-        if let (Some(inner), Some(tag)) = (config.get("config"), config.get("etag"))
-            && inner.is_object()
-        {
-            etag = tag.as_str().map(str::to_owned).or(etag);
-            config = inner.clone();
-        }
-        Ok(Self { config, etag })
-    }
 }
 
 /// Copies a distribution; with `target`, then points the copy's default
@@ -904,19 +861,6 @@ fn shell_expanded(paths: &[String]) -> Option<String> {
     })
 }
 
-/// A path segment, percent-encoded where it must be.
-pub(super) fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `edge import cloudfront`: converts (the distribution config and the
 /// custom origin request policies given), creates (unless a dry run), and
 /// names what was left behind.
@@ -972,181 +916,6 @@ async fn import_cloudfront(
     writeln!(out, "not carried ({}):", imported.not_carried.len()).map_err(io)?;
     for n in &imported.not_carried {
         writeln!(out, "  {}: {}", n.field, n.reason).map_err(io)?;
-    }
-    Ok(())
-}
-
-fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
-    if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| CliError::Local(format!("reading stdin: {e}")))?;
-        return Ok(buf);
-    }
-    std::fs::read(path).map_err(|e| CliError::Local(format!("reading {}: {e}", path.display())))
-}
-
-fn read_json(path: &Path) -> Result<Value, CliError> {
-    let bytes = read_input(path)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| CliError::Local(format!("{} is not JSON: {e}", path.display())))
-}
-
-/// A JSON value as a table cell.
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
-}
-
-fn traffic_summary(t: &Value) -> String {
-    match t["type"].as_str() {
-        Some("weight") => {
-            let pct = t["weight"].as_f64().unwrap_or(0.0) * 100.0;
-            match t.get("session_stickiness") {
-                Some(s) => format!(
-                    "weight {pct}% sticky {}s/{}s",
-                    text(&s["idle_ttl"]),
-                    text(&s["max_ttl"])
-                ),
-                None => format!("weight {pct}%"),
-            }
-        }
-        Some("header") => format!("header {}: {}", text(&t["header"]), text(&t["value"])),
-        _ => text(t),
-    }
-}
-
-fn print_id(out: Out<'_>, v: &Value) -> Result<(), CliError> {
-    writeln!(out, "{}", text(&v["id"])).map_err(io)
-}
-
-fn print_json(out: Out<'_>, v: &Value) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| CliError::Local(e.to_string()))?;
-    writeln!(out, "{text}").map_err(io)
-}
-
-pub(super) fn print_distribution(
-    out: Out<'_>,
-    output: Output,
-    reply: &Reply,
-) -> Result<(), CliError> {
-    let v = reply.json()?;
-    match output {
-        Output::Json => return print_json(out, &v),
-        Output::Id => return print_id(out, &v),
-        Output::Table => {}
-    }
-    let config = &v["config"];
-    let origins: Vec<String> = config["origins"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| format!("{}={}", text(&o["id"]), text(&o["domain_name"])))
-        .collect();
-    // Each host serving the config and the revision it serves; `lagging`
-    // marks one that does not serve this distribution's revision yet.
-    let hosts: Vec<String> = v["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| {
-            let lag = if h["current"] == false {
-                " lagging"
-            } else {
-                ""
-            };
-            format!("{}@{}{lag}", text(&h["id"]), text(&h["revision"]))
-        })
-        .collect();
-    fields(
-        out,
-        &[
-            ("id", text(&v["id"])),
-            ("domain_name", text(&v["domain_name"])),
-            ("status", text(&v["status"])),
-            ("hosts", hosts.join(", ")),
-            ("etag", text(&v["etag"])),
-            ("enabled", text(&config["enabled"])),
-            ("staging", text(&v["staging"])),
-            ("aliases", text(&config["aliases"])),
-            ("origins", origins.join(",")),
-            ("policy", text(&config["continuous_deployment_policy_id"])),
-        ],
-    )
-}
-
-fn print_policy(out: Out<'_>, output: Output, v: &Value) -> Result<(), CliError> {
-    match output {
-        Output::Json => return print_json(out, v),
-        Output::Id => return print_id(out, v),
-        Output::Table => {}
-    }
-    let mut rows = vec![
-        ("id", text(&v["id"])),
-        ("etag", text(&v["etag"])),
-        ("staging", text(&v["config"]["staging_distribution_id"])),
-        ("enabled", text(&v["config"]["enabled"])),
-        ("traffic", traffic_summary(&v["config"]["traffic"])),
-        ("gate", text(&v["status"]["state"])),
-    ];
-    if let Some(reason) = v["status"]["reason"].as_str() {
-        rows.push(("reason", reason.to_owned()));
-    }
-    fields(out, &rows)
-}
-
-/// `key: value` lines, keys aligned.
-fn fields(out: Out<'_>, rows: &[(&str, String)]) -> Result<(), CliError> {
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    for (k, v) in rows {
-        writeln!(out, "{k:<width$}  {v}").map_err(io)?;
-    }
-    Ok(())
-}
-
-/// A list response: a table of `columns`, or the API's JSON.
-fn list(
-    out: Out<'_>,
-    output: Output,
-    v: &Value,
-    columns: &[&str],
-    row: impl Fn(&Value) -> Vec<String>,
-) -> Result<(), CliError> {
-    let mut items = v["items"].as_array().into_iter().flatten();
-    match output {
-        Output::Json => print_json(out, v),
-        Output::Id => items.try_for_each(|item| print_id(out, item)),
-        Output::Table => table(out, columns, items.map(row).collect()),
-    }
-}
-
-/// Columns aligned to their widest cell.
-fn table(out: Out<'_>, columns: &[&str], rows: Vec<Vec<String>>) -> Result<(), CliError> {
-    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(columns.to_vec())).map_err(io)?;
-    for row in &rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect())).map_err(io)?;
     }
     Ok(())
 }
