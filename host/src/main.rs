@@ -158,16 +158,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .serving()
             .context("telling the old host this one serves")?;
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "viewers: http://{}", host.viewer_addr)?;
-    if let Some(addr) = host.tls_addr {
-        writeln!(out, "viewers: https://{addr}")?;
+    // Where the host listens, for a person or a script; a reader that has
+    // gone (`edge serve | head -2`) does not stop the host.
+    let banner = (|| -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "viewers: http://{}", host.viewer_addr)?;
+        if let Some(addr) = host.tls_addr {
+            writeln!(out, "viewers: https://{addr}")?;
+        }
+        writeln!(out, "control: http://{}", host.control_addr)?;
+        if let Some(path) = &host.token_path {
+            writeln!(out, "token:   {}", path.display())?;
+        }
+        out.flush()
+    })();
+    if let Err(err) = banner {
+        tracing::debug!(error = %err, "stdout is gone; serving on");
     }
-    writeln!(out, "control: http://{}", host.control_addr)?;
-    if let Some(path) = &host.token_path {
-        writeln!(out, "token:   {}", path.display())?;
-    }
-    drop(out);
     run_until_signal(host).await
 }
 

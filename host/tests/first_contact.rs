@@ -72,9 +72,10 @@ fn sh_ok(cwd: &Path, line: &str) -> String {
     let out = sh(cwd, line);
     assert!(
         out.status.success(),
-        "{line}\nstdout: {}\nstderr: {}",
+        "{line}\nstdout: {}\nstderr: {}\nthe host's log: {}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(cwd.join("serve.log")).unwrap_or_default()
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
