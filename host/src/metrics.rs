@@ -21,6 +21,9 @@ pub struct Metrics {
     staging_responses: AtomicU64,
     staging_errors: AtomicU64,
     access_log_dropped: AtomicU64,
+    viewer_connections: AtomicU64,
+    connections_shed: AtomicU64,
+    accept_exhausted: AtomicU64,
     /// Each distribution's counters, by id.
     distributions: Mutex<BTreeMap<String, Arc<DistributionStats>>>,
 }
@@ -51,6 +54,25 @@ impl Metrics {
     /// An access-log record dropped because the writer fell behind.
     pub fn record_access_log_drop(&self) {
         self.access_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A viewer connection was accepted (`opened`) or ended.
+    pub fn record_viewer_connection(&self, opened: bool) {
+        if opened {
+            self.viewer_connections.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.viewer_connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Idle viewer connections asked to close to free descriptors.
+    pub fn record_connections_shed(&self, n: u64) {
+        self.connections_shed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// An accept that failed for want of file descriptors.
+    pub fn record_accept_exhausted(&self) {
+        self.accept_exhausted.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_config_revision(&self, revision: u64) {
@@ -130,6 +152,24 @@ impl Metrics {
                 cache_objects,
             ),
             (
+                "edge_viewer_connections",
+                "gauge",
+                "Open viewer connections (plain and TLS).",
+                self.viewer_connections.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_connections_shed_total",
+                "counter",
+                "Idle viewer connections closed to free file descriptors.",
+                self.connections_shed.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_accept_exhausted_total",
+                "counter",
+                "Accepts that failed because the process was out of file descriptors.",
+                self.accept_exhausted.load(Ordering::Relaxed),
+            ),
+            (
                 "edge_config_revision",
                 "gauge",
                 "Store revision of the config being served.",
@@ -148,8 +188,52 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        render_process(&mut out);
         self.render_labelled(&mut out, hooks);
         out
+    }
+}
+
+/// The process's open descriptors and resident memory, by the names
+/// Prometheus' client libraries give them (Linux; elsewhere nothing).
+fn render_process(out: &mut String) {
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        // The directory's own descriptor is one of the entries.
+        let open = dir.count().saturating_sub(1);
+        let _ = writeln!(
+            out,
+            "# HELP process_open_fds Open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {open}"
+        );
+    }
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| line.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse::<u64>().ok())
+        });
+    if let Some(limit) = limit {
+        let _ = writeln!(
+            out,
+            "# HELP process_max_fds Maximum open file descriptors.\n# TYPE process_max_fds gauge\nprocess_max_fds {limit}"
+        );
+    }
+    let resident = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    if let Some(kib) = resident {
+        let bytes = kib * 1024;
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {bytes}"
+        );
     }
 }
 

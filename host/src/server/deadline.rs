@@ -71,6 +71,15 @@ impl Progress {
         );
     }
 
+    /// Since when the connection has had no request in flight and moved no
+    /// byte, or `None` while a request is in flight.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        Some(self.base + Duration::from_millis(self.last.load(Ordering::Relaxed)))
+    }
+
     /// Marks a request in flight until the guard drops.
     pub fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);

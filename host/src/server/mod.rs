@@ -6,6 +6,7 @@ pub mod deadline;
 mod framing;
 pub mod handover;
 pub mod host_id;
+mod shed;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -341,7 +342,7 @@ impl RunningHost {
         let proxy = Proxy::new(
             routing,
             cache.clone(),
-            metrics,
+            metrics.clone(),
             runtime,
             kv,
             &identity.id,
@@ -417,22 +418,29 @@ impl RunningHost {
                 send: opts.send_timeout.max(Duration::from_millis(100)),
             },
         };
+        let connections = shed::Connections::new(metrics.clone());
         if let Some(listener) = tls_listener {
             let config = tls::server_config(certificates)?;
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
             tasks.spawn(serve_viewers(
                 listener,
                 proxy.clone(),
-                limits,
+                (limits, connections.clone()),
                 Some(acceptor),
                 rx.clone(),
             ));
         }
-        tasks.spawn(serve_viewers(viewer, proxy, limits, None, rx.clone()));
+        tasks.spawn(serve_viewers(
+            viewer,
+            proxy,
+            (limits, connections.clone()),
+            None,
+            rx.clone(),
+        ));
         tasks.spawn(serve_control(
             control_listener,
             control.clone(),
-            limits.watchdog,
+            (limits.watchdog, connections),
             rx.clone(),
         ));
         tasks.spawn(run_gates(control.plane().clone(), rx.clone()));
@@ -590,42 +598,58 @@ impl ViewerLimits {
 async fn serve_viewers(
     listener: TcpListener,
     proxy: Arc<Proxy>,
-    limits: ViewerLimits,
+    (limits, connections): (ViewerLimits, Arc<shed::Connections>),
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
+    let mut reserve = shed::Reserve::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %err, "viewer accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    out_of_descriptors(&err, &connections, &mut reserve, "viewer").await;
                     continue;
                 }
             },
             _ = shutdown.changed() => break,
         };
+        reserve.refill();
         let _ = stream.set_nodelay(true);
         let (proxy, stop, tls) = (proxy.clone(), shutdown.clone(), tls.clone());
+        let registered = connections.register();
         conns.spawn(async move {
-            match tls {
-                None => serve_plain(stream, peer, proxy, limits, stop).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            // Boxed, so a plain connection's task is not
-                            // sized for a TLS one's state.
-                            Box::pin(serve_connection(stream, (peer, true), proxy, limits, stop))
+            let serve = async {
+                match tls {
+                    None => serve_plain(stream, peer, proxy, (limits, &registered), stop).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(stream)) => {
+                                // Boxed, so a plain connection's task is not
+                                // sized for a TLS one's state.
+                                Box::pin(serve_connection(
+                                    stream,
+                                    (peer, true),
+                                    proxy,
+                                    (limits, &registered),
+                                    stop,
+                                ))
                                 .await;
+                            }
+                            Ok(Err(err)) => {
+                                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(err)) => {
-                            tracing::debug!(%peer, error = %err, "TLS handshake failed");
-                        }
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
+                }
+            };
+            tokio::select! {
+                () = serve => {}
+                () = registered.shed() => {
+                    tracing::debug!(%peer, "idle viewer connection closed: out of file descriptors");
                 }
             }
         });
@@ -633,6 +657,36 @@ async fn serve_viewers(
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// After a failed accept: out of descriptors, frees the reserve and sheds
+/// the longest-idle viewer connections; backs off when that freed nothing
+/// (or for any other error), so the loop never spins on a listener that
+/// stays readable.
+async fn out_of_descriptors(
+    err: &std::io::Error,
+    connections: &shed::Connections,
+    reserve: &mut shed::Reserve,
+    listener: &str,
+) {
+    if shed::is_descriptor_exhaustion(err) {
+        connections.note_exhausted();
+        reserve.release();
+        let shed = connections.shed_idle(shed::SHED_BATCH);
+        tracing::warn!(
+            listener,
+            shed,
+            "accept failed: out of file descriptors; shedding idle viewer connections"
+        );
+        if shed > 0 {
+            // Let the shed connections' tasks run and close their sockets.
+            tokio::task::yield_now().await;
+            return;
+        }
+    } else {
+        tracing::warn!(listener, error = %err, "accept failed");
+    }
+    tokio::time::sleep(shed::ACCEPT_BACKOFF).await;
 }
 
 /// How long a new connection's first request is waited for once the host
@@ -665,7 +719,7 @@ async fn serve_plain(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     proxy: Arc<Proxy>,
-    limits: ViewerLimits,
+    (limits, registered): (ViewerLimits, &shed::Registered),
     mut stop: watch::Receiver<bool>,
 ) {
     // A new connection's viewer has its first request on the way: when the
@@ -687,12 +741,20 @@ async fn serve_plain(
     match stream.peek(&mut start).await {
         Ok(0) | Err(_) => return,
         Ok(n) if H2_PREFACE_START.starts_with(&start[..n]) => {
-            Box::pin(serve_connection(stream, (peer, false), proxy, limits, stop)).await;
+            Box::pin(serve_connection(
+                stream,
+                (peer, false),
+                proxy,
+                (limits, registered),
+                stop,
+            ))
+            .await;
             return;
         }
         Ok(_) => {}
     }
     let (stream, progress) = deadline::Timed::new(stream);
+    registered.track(&progress);
     let expired = limits.watchdog.expired(progress.clone());
     let serve = serve_plain_cycles(stream, progress, peer, proxy, limits, stop);
     tokio::select! {
@@ -846,12 +908,13 @@ async fn serve_connection<IO>(
     io: IO,
     (peer, tls): (SocketAddr, bool),
     proxy: Arc<Proxy>,
-    limits: ViewerLimits,
+    (limits, registered): (ViewerLimits, &shed::Registered),
     mut stop: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (io, progress) = deadline::Timed::new(io);
+    registered.track(&progress);
     let (io, framing) = framing::Watched::new(io, limits.max_header_bytes);
     let served = std::sync::atomic::AtomicU64::new(0);
     let watched = progress.clone();
@@ -930,22 +993,25 @@ async fn run_gates(plane: Arc<ControlPlane>, mut shutdown: watch::Receiver<bool>
 async fn serve_control(
     listener: TcpListener,
     api: Arc<ControlApi>,
-    watchdog: deadline::Watchdog,
+    (watchdog, viewers): (deadline::Watchdog, Arc<shed::Connections>),
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
+    let mut reserve = shed::Reserve::new();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(err) => {
-                    tracing::warn!(error = %err, "control accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Viewers that exhausted the descriptors do not lock
+                    // the operator out: their idle connections go first.
+                    out_of_descriptors(&err, &viewers, &mut reserve, "control").await;
                     continue;
                 }
             },
             _ = shutdown.changed() => break,
         };
+        reserve.refill();
         let api = api.clone();
         let mut stop = shutdown.clone();
         conns.spawn(async move {

@@ -17,7 +17,24 @@ pub struct Served {
 /// Starts `edge serve` on `dir` with `args` added (listeners default to port
 /// 0), and waits until it prints its addresses.
 pub fn start(dir: &std::path::Path, args: &[&str]) -> Served {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_edge"));
+    start_limited(dir, args, None)
+}
+
+/// [`start`], with the process's open-file limit set to `nofile` first
+/// (`ulimit -n`, as an operator's service manager would) when given.
+pub fn start_limited(dir: &std::path::Path, args: &[&str], nofile: Option<u32>) -> Served {
+    let edge = env!("CARGO_BIN_EXE_edge");
+    let mut command = match nofile {
+        None => Command::new(edge),
+        Some(limit) => {
+            let mut command = Command::new("bash");
+            command
+                .args(["-c", r#"ulimit -n "$0" && exec "$@""#])
+                .arg(limit.to_string())
+                .arg(edge);
+            command
+        }
+    };
     command.arg("serve");
     if !args.contains(&"--listen") {
         command.args(["--listen", "127.0.0.1:0"]);
