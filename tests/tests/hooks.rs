@@ -550,6 +550,27 @@ async fn misbehaving(cases: &[(&str, serde_json::Value)]) -> (Edge, Origin, Orig
 }
 
 #[tokio::test]
+async fn escape() {
+    // A component that imports WASI sockets (it opens a TCP connection) is
+    // refused at upload with the imports named, and nothing is stored.
+    let edge = Edge::start().await;
+    let bytes = std::fs::read(ESCAPE).expect("escape.wasm");
+    let got = edge
+        .api_raw("PUT", "/v1/hooks/escape", bytes, &[], Some(TOKEN))
+        .await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.text());
+    let error = &got.json()["error"];
+    assert_eq!(error["code"], "InvalidHook", "{error}");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("wasi:sockets/tcp"), "{message}");
+    assert!(!message.contains("wasi:cli/environment"), "{message}");
+    let listed = edge.api("GET", "/v1/hooks", None, &[]).await;
+    assert!(!listed.text().contains("escape"), "{}", listed.text());
+    // The same hook without sockets (misbehave's `escape` mode) is taken.
+    edge.upload_hook("escape", MISBEHAVE).await;
+}
+
+#[tokio::test]
 async fn misbehave() {
     // Every invocation is a fresh instance: a global counter never passes 1.
     let (edge, _o, _) = misbehaving(&[("count", json!({"viewer_request": "count"}))]).await;

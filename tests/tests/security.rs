@@ -121,7 +121,9 @@ async fn the_control_api_is_not_reachable_through_the_viewer_listener() {
 }
 
 #[tokio::test]
-async fn hooks_cannot_reach_files_sockets_or_the_environment() {
+async fn hooks_cannot_reach_files_or_the_environment() {
+    // (Nor sockets: a component importing them is refused at upload, the
+    // `escape` test in hooks.rs.)
     let origin = Origin::fixed("site", &[]).await;
     let edge = Edge::start().await;
     edge.upload_hook("escape", MISBEHAVE).await;
@@ -143,7 +145,6 @@ async fn hooks_cannot_reach_files_sockets_or_the_environment() {
     };
     assert!(line("file").starts_with("denied"), "{report}");
     assert!(line("dir").starts_with("denied"), "{report}");
-    assert!(line("socket").starts_with("denied"), "{report}");
     assert_eq!(line("env"), "0", "{report}");
     assert_eq!(origin.hits(), 0);
 }

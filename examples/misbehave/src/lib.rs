@@ -11,8 +11,9 @@
 //! origin `other`), `rewrite` (path becomes `/rewritten` plus the old path),
 //! `log` (logs and prints, then passes), `context` (answers with the context),
 //! `sleep-<ms>` (waits that long in a WASI sleep, then passes), `escape`
-//! (tries to read a file, open a socket, read the environment and list the
-//! root folder, and answers with what each attempt got), `recurse` (recurses
+//! (tries to read a file, read the environment and list the root folder,
+//! and answers with what each attempt got; a hook that opens sockets is the
+//! `escape` example, refused at upload), `recurse` (recurses
 //! until the stack runs out).
 //! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
 //! `body` (replaces the body), `panic`, `bad-header`.
@@ -110,12 +111,8 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
                 Ok(entries) => format!("listed {}", entries.count()),
                 Err(e) => format!("denied ({:?})", e.kind()),
             };
-            let socket = match std::net::TcpStream::connect(("127.0.0.1", 9)) {
-                Ok(_) => "connected".to_owned(),
-                Err(e) => format!("denied ({:?})", e.kind()),
-            };
             let env = std::env::vars().count();
-            let body = format!("file={file}\ndir={dir}\nsocket={socket}\nenv={env}\n");
+            let body = format!("file={file}\ndir={dir}\nenv={env}\n");
             RequestAction::respond(Response::text(200, &body))
         }
         Some("context") => {

@@ -104,6 +104,45 @@ const OUTPUT_CAPTURE: usize = 16 << 10;
 #[error("{0}")]
 pub struct InvalidHook(pub String);
 
+/// Whether a hook may import `name` (`package:namespace/interface@version`):
+/// the `hooks` world's own interfaces, and the WASI interfaces a component
+/// built with a language's standard library imports, each given a sandbox
+/// (no environment variables or arguments, an empty stdin, stdout and
+/// stderr captured for the request's log, no preopened directory, clocks
+/// and randomness). Whatever
+/// reaches outside the host (`wasi:sockets`, `wasi:http`) or any other
+/// package is refused at upload, so a component never finds out at its
+/// first request that an import it counts on does nothing.
+fn is_provided_import(name: &str) -> bool {
+    let Some((package, rest)) = name.split_once('/') else {
+        return false;
+    };
+    let interface = rest
+        .split_once('@')
+        .map_or(rest, |(interface, _)| interface);
+    match package {
+        "edge:hooks" => matches!(interface, "types" | "kv" | "config" | "log"),
+        "wasi:io" => matches!(interface, "error" | "poll" | "streams"),
+        "wasi:clocks" => matches!(interface, "wall-clock" | "monotonic-clock"),
+        "wasi:random" => matches!(interface, "random" | "insecure" | "insecure-seed"),
+        "wasi:cli" => matches!(
+            interface,
+            "environment"
+                | "exit"
+                | "stdin"
+                | "stdout"
+                | "stderr"
+                | "terminal-input"
+                | "terminal-output"
+                | "terminal-stdin"
+                | "terminal-stdout"
+                | "terminal-stderr"
+        ),
+        "wasi:filesystem" => matches!(interface, "types" | "preopens"),
+        _ => false,
+    }
+}
+
 /// Why one hook invocation failed. Each fails its request alone.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -491,6 +530,19 @@ impl HookRuntime {
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| InvalidHook(format!("not a valid WebAssembly component: {e:#}")))?;
+        let refused: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| !is_provided_import(name))
+            .map(str::to_owned)
+            .collect();
+        if !refused.is_empty() {
+            return Err(InvalidHook(format!(
+                "imports what hooks are not given: {} (a hook may import the hooks world and WASI's io, clocks, random, cli and filesystem interfaces; no sockets, no outbound HTTP)",
+                refused.join(", ")
+            )));
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
