@@ -247,6 +247,35 @@ def main():
                          "conns_ok": ok, "conns_open_after": s.get("open", ""),
                          "note": f"{s.get('failed', 0)} failed" if s.get("failed") not in (None, "0") else ""})
 
+    hostiles = recs["hostile"]
+    if hostiles:
+        n = hostiles[0].get("conns", "10000")
+        md.append(f"\n## hostile-10k: normal viewers while {n} hostile connections are held open\n")
+        md.append("hit-1k measured as above, then again while bench/hostile_conns.py holds the connections "
+                  "open (a lone `P`, a partial HTTP/2 preface, h2c after the preface, a slowloris head, a "
+                  "reader that stops reading 64 pipelined 100 KiB responses, and for edge TLS after the "
+                  "handshake), opening again each one the server closes. Descriptors and RSS summed over the "
+                  "server's processes, before and at the end of the measured runs.\n")
+        md.append("| pass | contender | p99 µs without | p99 µs with | p99 ratio | req/s without | req/s with | "
+                  "wrk errors with | descriptors before → during | RSS MiB before → during | hostile open at end | "
+                  "closed by the server meanwhile |")
+        md.append("|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
+        for s in hostiles:
+            p, who = s["pass"], s["contender"]
+            base = agg.get((p, "hostile-base", who), {})
+            under = agg.get((p, "hostile-10k", who), {})
+            pr = under["p99"] / base["p99"] if base.get("p99") and under.get("p99") is not None else None
+            r0, r1 = num(s["rss_before_kb"], 0) / MIB, num(s["rss_during_kb"], 0) / MIB
+            md.append(f"| {p} | {who} | {fmt(base.get('p99'))} | {fmt(under.get('p99'))} | {plain(pr)} | "
+                      f"{fmt(base.get('rps'))} | {fmt(under.get('rps'))} | {under.get('errors', '?')} | "
+                      f"{s.get('fds_before', '?')} → {s.get('fds_during', '?')} | {r0:.1f} → {r1:.1f} | "
+                      f"{s.get('open', '?')} | {s.get('reopened', '?')} |")
+            rows.append({"pass": p, "workers": workers_of.get(p, ""), "scenario": "hostile-10k", "contender": who,
+                         "p99_us": plain(under.get("p99"), 0), "p99_vs_without": plain(pr, 3),
+                         "req_s": plain(under.get("rps"), 0), "errors": under.get("errors", ""),
+                         "fds": s.get("fds_during", ""), "rss_mib": plain(r1, 1),
+                         "note": f"{s.get('open', '?')} hostile open at end, {s.get('by_shape', '')}"})
+
     # Targets.
     md.append("\n## Targets\n")
     md.append("| pass | target | measured | result |")
@@ -276,6 +305,16 @@ def main():
             for peer, label in (("haproxy", "HAProxy"), ("nginx-pass", "nginx proxy_pass")):
                 r, _ = ratio(p, sc, "edge", (sc, peer))
                 target(p, f"{sc}: edge CPU/req ≤ 1.0× {label}", r, r is not None and r <= 1.0, f"{plain(r)}×")
+        host_edge = next((s for s in hostiles if s["pass"] == p and s["contender"] == "edge"), None)
+        if host_edge:
+            base = agg.get((p, "hostile-base", "edge"), {})
+            under = agg.get((p, "hostile-10k", "edge"), {})
+            if base.get("p99") and under.get("p99") is not None:
+                pr = under["p99"] / base["p99"]
+                target(p, f"{host_edge.get('conns')} hostile connections: edge's viewer p99 ≤ 2× without", pr,
+                       pr <= 2.0, f"{plain(pr)}× ({fmt(base['p99'])} → {fmt(under['p99'])} µs)")
+            errs = under.get("errors")
+            target(p, "hostile connections: no normal request fails", errs, errs == 0, f"{errs} wrk errors")
         idle_edge = next((s for s in idles if s["pass"] == p and s["contender"] == "edge"), None)
         if p in edge_idle:
             target(p, "edge idle RSS, just started and configured (no connections) < 40 MiB", edge_idle[p],

@@ -40,6 +40,10 @@
 #   stream-1g         1 GiB through edge and nginx-pass with curl: throughput, VmHWM before/after
 #   idle-10k          RSS before/after IDLE_CONNS keep-alive connections that sent one request
 #                     (bench/idle_conns.py): edge, nginx-cache, varnish, haproxy
+#   hostile-10k       hit-1k without, then with HOSTILE_CONNS hostile connections held open
+#                     (bench/hostile_conns.py: lone P, partial preface, h2c, slowloris head,
+#                     a reader that stops reading, TLS after the handshake): edge, nginx-cache;
+#                     p99, failed requests, descriptors and RSS
 #
 # Env knobs: RUNS=3 DURATION=10s CONNS=50 WARMUP=2s PASSES="1 all" SCENARIOS=(all above)
 #   IDLE_CONNS=10000 BENCH_DIR=/tmp/edge-suite OUT_DIR=bench/results SKIP_BUILD=0
@@ -53,10 +57,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/bench"
-ALL_SCENARIOS="hit-1k hit-100k pass-1k pass-100k hook-1k hooks4-1k churn stream-1g idle-10k"
+ALL_SCENARIOS="hit-1k hit-100k pass-1k pass-100k hook-1k hooks4-1k churn stream-1g idle-10k hostile-10k"
 RUNS="${RUNS:-3}"; DURATION="${DURATION:-10s}"; CONNS="${CONNS:-50}"; WARMUP="${WARMUP:-2s}"
 PASSES="${PASSES:-1 all}"; SCENARIOS="${SCENARIOS:-$ALL_SCENARIOS}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
+HOSTILE_CONNS="${HOSTILE_CONNS:-10000}"
 QUIET_WAIT="${QUIET_WAIT:-60}"; QUIET_PCT="${QUIET_PCT:-20}"; QUIET_BUDGET="${QUIET_BUDGET:-1200}"
 RUN_OTHER_MAX="${RUN_OTHER_MAX:-25}"; RUN_RETRIES="${RUN_RETRIES:-2}"
 QUIET_SPENT=0; RUNS_REPEATED=0
@@ -65,7 +70,7 @@ OUT_DIR="${OUT_DIR:-$ROOT/bench/results}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 
 ORIGIN_PORT=18180; NGINX_PASS_PORT=18181; NGINX_CACHE_PORT=18182; VARNISH_PORT=18183
-HAPROXY_PORT=18184; EDGE_PORT=18185; CONTROL_PORT=18186
+HAPROXY_PORT=18184; EDGE_PORT=18185; CONTROL_PORT=18186; EDGE_TLS_PORT=18187
 ORIGIN="127.0.0.1:$ORIGIN_PORT"
 TOKEN="suite-token-$$"
 HZ=$(getconf CLK_TCK)
@@ -142,7 +147,7 @@ for h in $HOOKS; do cp "$WASM_DIR/${h//-/_}.wasm" "$BENCH_DIR/bin/"; done
 WASM_DIR="$BENCH_DIR/bin"
 
 # ---------------------------------------------------------------- process bookkeeping
-EDGE_PID=""; IDLE_PID=""; CHURN_PID=""
+EDGE_PID=""; IDLE_PID=""; CHURN_PID=""; HOSTILE_PID=""
 pidfile_of() {
     case $1 in
         varnish) echo "$BENCH_DIR/varnish/varnishd.pid";;
@@ -189,6 +194,7 @@ cleanup() {
     trap - EXIT INT TERM
     [ -n "$CHURN_PID" ] && { touch "$BENCH_DIR/churn.stop" 2>/dev/null; stop_pid "$CHURN_PID"; }
     [ -n "$IDLE_PID" ] && stop_pid "$IDLE_PID"
+    [ -n "$HOSTILE_PID" ] && stop_pid "$HOSTILE_PID"
     stop_edge
     for p in nginx-cache nginx-pass varnish haproxy origin; do stop_peer "$p"; done
     [ $rc = 0 ] || log "stopped everything after an error (exit $rc); logs in $BENCH_DIR"
@@ -232,6 +238,12 @@ busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 # `times` builtin's output (it must run in this shell, not a $(...) subshell).
 times_ticks() { awk -v hz="$HZ" 'NR==2 { t=0; for (i=1;i<=2;i++) { split($i, a, /[ms]/); t+=a[1]*60+a[2] } printf "%.0f", t*hz }' "$1"; }
 hwm_kb() { status_kb "$1" VmHWM; }
+# Open file descriptors, summed over the contender's processes.
+fds_of() {
+    local t=0 p
+    for p in $(pids_of "$1"); do t=$((t + $(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l))); done
+    echo "$t"
+}
 
 # Raw results: one record a line, "kind<TAB>key=value<TAB>...", read by bench/report.py.
 RAW="$BENCH_DIR/raw.tsv"
@@ -308,9 +320,15 @@ api() { # curl args... (fails on HTTP errors)
 }
 EDGE_D="$BENCH_DIR/edge"
 start_edge() { # workers
-    need_free_port "$EDGE_PORT"; need_free_port "$CONTROL_PORT"
-    rm -rf "$EDGE_D"; mkdir -p "$EDGE_D"
+    need_free_port "$EDGE_PORT"; need_free_port "$CONTROL_PORT"; need_free_port "$EDGE_TLS_PORT"
+    rm -rf "$EDGE_D"; mkdir -p "$EDGE_D/certs"
+    # A self-signed certificate for the TLS listener (hostile-10k's TLS connections).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=hit.bench.test \
+        -addext subjectAltName=DNS:hit.bench.test -keyout "$EDGE_D/key.pem" -out "$EDGE_D/cert.pem" 2>/dev/null ||
+        die "openssl could not make a certificate"
+    cat "$EDGE_D/cert.pem" "$EDGE_D/key.pem" > "$EDGE_D/certs/hit.pem"
     RUST_LOG=warn "$EDGE_BIN" serve --data-dir "$EDGE_D/data" --listen "127.0.0.1:$EDGE_PORT" \
+        --tls-listen "127.0.0.1:$EDGE_TLS_PORT" --tls-cert-dir "$EDGE_D/certs" \
         --control "127.0.0.1:$CONTROL_PORT" --token "$TOKEN" --workers "$1" >"$EDGE_D/edge.log" 2>&1 &
     EDGE_PID=$!
     local i
@@ -511,6 +529,45 @@ idle_conns() { # pass contender port host
     sleep 1
 }
 
+# hostile-10k: hit-1k measured, then measured again while HOSTILE_CONNS hostile connections
+# are held open (bench/hostile_conns.py reopens each one the server closes).
+hostile() { # pass contender port host [tls-port]
+    local pass=$1 who=$2 port=$3 host=$4 tls=${5:-} fifo="$BENCH_DIR/hostile.in" out="$BENCH_DIR/hostile.out"
+    local i ready held f0 f1 r0 r1
+    measure "$pass" hostile-base "$who" "$port" "$host" /1k.html
+    f0=$(fds_of "$who"); r0=$(rss_kb "$who")
+    log "pass $pass  hostile-10k  $who: $HOSTILE_CONNS hostile connections"
+    rm -f "$fifo" "$out"; mkfifo "$fifo"
+    python3 "$HERE/hostile_conns.py" --port "$port" ${tls:+--tls-port "$tls"} --host-header "$host" \
+        --conns "$HOSTILE_CONNS" < "$fifo" > "$out" 2>"$BENCH_DIR/hostile.err" &
+    HOSTILE_PID=$!
+    exec 8> "$fifo"
+    ready=""
+    for i in $(seq 1 3000); do
+        ready=$(grep '^READY' "$out" 2>/dev/null || true)
+        [ -n "$ready" ] && break
+        [ -d "/proc/$HOSTILE_PID" ] || break
+        sleep 0.1
+    done
+    [ -n "$ready" ] || { exec 8>&-; cat "$BENCH_DIR/hostile.err" >&2; die "hostile client did not get ready"; }
+    log "  $ready"
+    QUIET_WAIT_SAVED=$QUIET_WAIT; QUIET_WAIT=0  # the hostile client is the load here
+    measure "$pass" hostile-10k "$who" "$port" "$host" /1k.html
+    QUIET_WAIT=$QUIET_WAIT_SAVED
+    f1=$(fds_of "$who"); r1=$(rss_kb "$who")
+    echo go >&8; exec 8>&-
+    for i in $(seq 1 100); do grep -q '^HELD' "$out" 2>/dev/null && break; sleep 0.1; done
+    held=$(grep '^HELD' "$out" || true)
+    wait "$HOSTILE_PID" || true; HOSTILE_PID=""
+    # READY open=N failed=M seconds=S; HELD open=N reopened=R by_shape=...
+    rec hostile "pass=$pass" "contender=$who" "conns=$HOSTILE_CONNS" "fds_before=$f0" "fds_during=$f1" \
+        "rss_before_kb=$r0" "rss_during_kb=$r1" "$(echo "$ready" | awk '{print $2}' | sed 's/^open=/ready_open=/')" \
+        "$(echo "$held" | awk '{print $2}')" "$(echo "$held" | awk '{print $3}')" "$(echo "$held" | awk '{print $4}')"
+    log "  descriptors $f0 -> $f1, RSS $((r0 / 1024)) -> $((r1 / 1024)) MiB; $held"
+    [ -s "$BENCH_DIR/hostile.err" ] && log "  client: $(head -c 300 "$BENCH_DIR/hostile.err")"
+    sleep 2
+}
+
 # ---------------------------------------------------------------- one pass
 run_pass() { # pass
     local pass=$1 workers nginx_workers
@@ -589,6 +646,11 @@ run_pass() { # pass
                 check_hit varnish bench.test "http://127.0.0.1:$VARNISH_PORT/1k.html"
                 idle_conns "$pass" varnish "$VARNISH_PORT" bench.test
                 idle_conns "$pass" haproxy "$HAPROXY_PORT" bench.test;;
+            hostile-10k)
+                check_hit edge hit.bench.test "$e/1k.html"
+                hostile "$pass" edge "$EDGE_PORT" hit.bench.test "$EDGE_TLS_PORT"
+                check_hit nginx-cache bench.test "http://127.0.0.1:$NGINX_CACHE_PORT/1k.html"
+                hostile "$pass" nginx-cache "$NGINX_CACHE_PORT" bench.test;;
         esac
     done
     grep -E ' (ERROR|WARN) ' "$EDGE_D/edge.log" | head -5 >&2 || true
