@@ -41,6 +41,10 @@ pub enum ProxyError {
     BadBody { reason: String },
     #[error("no distribution answers host {host:?}")]
     UnknownHost { host: String },
+    #[error("host {host:?} is not served by the certificate this connection was opened with")]
+    MisdirectedRequest { host: String },
+    #[error("the HTTP/2 request is malformed: {reason}")]
+    MalformedHttp2 { reason: String },
     #[error("distribution {id} is disabled")]
     DistributionDisabled { id: String },
     #[error("the request target is not a path")]
@@ -71,6 +75,8 @@ impl ProxyError {
             | Self::BadHost { .. }
             | Self::BadBody { .. }
             | Self::UnknownHost { .. }
+            | Self::MisdirectedRequest { .. }
+            | Self::MalformedHttp2 { .. }
             | Self::DistributionDisabled { .. }
             | Self::BadTarget
             | Self::BadPath(_)
@@ -91,6 +97,10 @@ impl ProxyError {
             Self::BadHost { .. } => (StatusCode::BAD_REQUEST, "InvalidHost"),
             Self::BadBody { .. } => (StatusCode::BAD_REQUEST, "InvalidRequestBody"),
             Self::UnknownHost { .. } => (StatusCode::MISDIRECTED_REQUEST, "UnknownDistribution"),
+            Self::MisdirectedRequest { .. } => {
+                (StatusCode::MISDIRECTED_REQUEST, "MisdirectedRequest")
+            }
+            Self::MalformedHttp2 { .. } => (StatusCode::BAD_REQUEST, "MalformedRequest"),
             Self::DistributionDisabled { .. } => (StatusCode::FORBIDDEN, "DistributionDisabled"),
             Self::BadTarget => (StatusCode::BAD_REQUEST, "InvalidRequestTarget"),
             Self::BadPath(_) => (StatusCode::BAD_REQUEST, "InvalidRequestPath"),

@@ -138,6 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         send_timeout: std::time::Duration::from_secs(args.send_timeout.max(1)),
         hook_versions_kept: args.hook_versions_kept.max(1),
         max_hook_store_bytes: args.max_hook_store_bytes,
+        allow_domain_fronting: args.allow_domain_fronting,
     };
     let (inherited, taken) = if args.take_over {
         let path = edge::server::handover::socket_path(&opts.data_dir);

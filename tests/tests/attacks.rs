@@ -703,3 +703,360 @@ async fn http2_cookie_fields_reach_an_http1_origin_as_one() {
         assert_eq!(body, "1 a=1; b=2; c=3", "{method}");
     }
 }
+
+// TLS, ALPN and HTTP/2 requests
+
+/// A TLS connection to `addr` with SNI `sni`, offering `alpn`.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let config = edge_e2e::tls::client_config(&[alpn]);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).expect("a name");
+    connector.connect(name, tcp).await.expect("handshake")
+}
+
+/// Everything `stream` sends until it closes; `None` if it is still open
+/// after 10 s.
+async fn read_until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let wait = std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(out),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The types of the HTTP/2 frames in `bytes`, in order.
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+/// A host with the HTTPS listener, the test certificate (`www.tls.test`,
+/// `*.tls.test`) and another one (`www.other.test`), and a distribution
+/// for each of `www.tls.test`, `shop.tls.test` and `www.other.test` that
+/// answers with its own name.
+async fn tls_edge(allow_domain_fronting: bool) -> (Edge, std::net::SocketAddr, Origin) {
+    // The distribution's host, from the `Forwarded` field the host sets.
+    let origin = Origin::start(|seen| {
+        let forwarded = seen.headers.get("forwarded").and_then(|h| h.to_str().ok());
+        let host = forwarded
+            .and_then(|f| f.split("host=").nth(1))
+            .unwrap_or("?");
+        Reply::ok(format!("site {host}"))
+    })
+    .await;
+    let edge = Edge::start_with(|opts| {
+        opts.tls_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        opts.allow_domain_fronting = allow_domain_fronting;
+    })
+    .await;
+    let tls_addr = edge.host.as_ref().and_then(|h| h.tls_addr).expect("TLS");
+    let pem = |name: &str| std::fs::read_to_string(edge_e2e::tls::fixture(name)).expect("fixture");
+    let other = pem("other.pem");
+    for (name, chain, key) in [
+        ("site", pem("test-cert.pem"), pem("test-key.pem")),
+        ("other", other.clone(), other),
+    ] {
+        let body = json!({"certificate_chain": chain, "private_key": key});
+        let path = format!("/v1/certificates/{name}");
+        let up = edge.api("PUT", &path, Some(body), &[]).await;
+        assert_eq!(up.status, StatusCode::CREATED, "{name}: {}", up.text());
+    }
+    for alias in ["www.tls.test", "shop.tls.test", "www.other.test"] {
+        let mut config = config_for(&[("o", &origin)]);
+        config["aliases"] = json!([alias]);
+        config["default_cache_behavior"]["default_ttl"] = json!(0);
+        edge.create(config).await;
+    }
+    (edge, tls_addr, origin)
+}
+
+/// A GET over TLS with SNI `sni` and `Host` (or `:authority`) `host`, in
+/// HTTP/1.1 or HTTP/2 by `alpn`: the status and the body.
+async fn fronted_get(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    alpn: &[u8],
+    host: &str,
+) -> (StatusCode, String) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tls = tls_connect(addr, sni, alpn).await;
+    let req = Request::builder().uri(format!("https://{host}/page"));
+    let resp = if alpn == b"h2" {
+        let req = req.body(Full::new(Bytes::new())).expect("request");
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("h2");
+        tokio::spawn(conn);
+        send.send_request(req).await.expect("response")
+    } else {
+        let req = req
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("http/1.1");
+        tokio::spawn(conn);
+        send.send_request(req).await.expect("response")
+    };
+    let status = resp.status();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn after_alpn_the_connection_speaks_only_the_protocol_agreed_on() {
+    use tokio::io::AsyncWriteExt as _;
+    let (_edge, tls_addr, origin) = tls_edge(false).await;
+    // `h2` agreed, then HTTP/1.1 (h2spec 3.5/2): the server's SETTINGS, a
+    // GOAWAY and the end, no HTTP/1.1 answer.
+    let mut tls = tls_connect(tls_addr, "www.tls.test", b"h2").await;
+    tls.write_all(b"GET /page HTTP/1.1\r\nhost: www.tls.test\r\n\r\n")
+        .await
+        .expect("write");
+    let got = read_until_closed(&mut tls).await.expect("closed");
+    let types = frame_types(&got);
+    assert_eq!(types.first(), Some(&0x4), "{got:?}");
+    assert!(types.contains(&0x7), "no GOAWAY: {got:?}");
+    assert!(!String::from_utf8_lossy(&got).contains("HTTP/1.1"));
+
+    // `http/1.1` agreed, then the HTTP/2 preface: no HTTP/2 frame comes back.
+    let mut tls = tls_connect(tls_addr, "www.tls.test", b"http/1.1").await;
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("write");
+    let got = read_until_closed(&mut tls).await.expect("closed");
+    assert!(
+        got.is_empty() || got.starts_with(b"HTTP/1.1 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(origin.hits(), 0);
+
+    // Each protocol is served where it was agreed on.
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let got = fronted_get(tls_addr, "www.tls.test", alpn, "www.tls.test").await;
+        assert_eq!(got, (StatusCode::OK, "site www.tls.test".to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn a_host_the_connection_certificate_does_not_cover_is_misdirected() {
+    let (edge, tls_addr, origin) = tls_edge(false).await;
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let what = String::from_utf8_lossy(alpn);
+        // SNI for one distribution, Host for another with its own
+        // certificate: domain fronting.
+        let (status, body) = fronted_get(tls_addr, "www.tls.test", alpn, "www.other.test").await;
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{what}: {body}");
+        assert!(body.contains("MisdirectedRequest"), "{what}: {body}");
+        // SNI and Host the same, or both covered by the wildcard: served.
+        for (sni, host) in [
+            ("www.tls.test", "www.tls.test"),
+            ("www.tls.test", "shop.tls.test"),
+            ("shop.tls.test", "www.tls.test"),
+        ] {
+            let got = fronted_get(tls_addr, sni, alpn, host).await;
+            assert_eq!(
+                got,
+                (StatusCode::OK, format!("site {host}")),
+                "{what} {sni}"
+            );
+        }
+    }
+    assert_eq!(origin.hits(), 6, "a fronted request reached the origin");
+    // Plain HTTP has no certificate to hold the Host to.
+    assert_eq!(
+        edge.get("www.other.test", "/page").await.text(),
+        "site www.other.test"
+    );
+
+    // With --allow-domain-fronting, the fronted request is served.
+    let (_edge, tls_addr, _origin) = tls_edge(true).await;
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let got = fronted_get(tls_addr, "www.tls.test", alpn, "www.other.test").await;
+        assert_eq!(got, (StatusCode::OK, "site www.other.test".to_owned()));
+    }
+}
+
+/// An HPACK block of literal fields without indexing, new names, no
+/// Huffman coding (RFC 7541 6.2.2); every name and value under 127 bytes.
+fn hpack(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        block.push(0);
+        for s in [name, value] {
+            block.push(u8::try_from(s.len()).expect("short"));
+            block.extend_from_slice(s.as_bytes());
+        }
+    }
+    block
+}
+
+/// An HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("small").to_be_bytes();
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// What the host answered on `stream`: `Ok(status)` for a response whose
+/// `:status` is in the static table (200, 400, ...), `Err(code)` for a
+/// RST_STREAM. Acknowledges the host's SETTINGS on the way.
+async fn h2_answer(conn: &mut tokio::net::TcpStream, stream: u32) -> Result<u16, u32> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const STATUSES: [u16; 7] = [200, 204, 206, 304, 400, 404, 500];
+    loop {
+        let mut head = [0u8; 9];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            conn.read_exact(&mut head),
+        )
+        .await
+        .expect("an answer in time")
+        .expect("the connection stays open");
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        conn.read_exact(&mut payload).await.expect("payload");
+        let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        match head[3] {
+            0x4 if head[4] & 1 == 0 => {
+                conn.write_all(&frame(0x4, 1, 0, &[])).await.expect("ack");
+            }
+            0x7 => panic!("GOAWAY: {payload:?}"),
+            0x1 if id == stream => {
+                // Indexed fields 8..=14 of the static table are the statuses.
+                let first = payload.first().copied().unwrap_or(0);
+                let index = usize::from(first & 0x7f);
+                assert!(
+                    first & 0x80 != 0 && (8..=14).contains(&index),
+                    "{payload:?}"
+                );
+                return Ok(STATUSES[index - 8]);
+            }
+            0x3 if id == stream => {
+                return Err(u32::from_be_bytes(
+                    payload[..4].try_into().expect("4 bytes"),
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_http2_requests_are_refused_before_an_http1_origin_sees_them() {
+    use tokio::io::AsyncWriteExt as _;
+    let origin = Origin::start(|seen| {
+        let mut fields: Vec<String> = seen
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+        fields.sort();
+        Reply::ok(fields.join("\n"))
+    })
+    .await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["h2.test", "evil.test"]);
+    config["default_cache_behavior"]["default_ttl"] = json!(0);
+    edge.create(config).await;
+
+    let mut conn = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    conn.write_all(&hello).await.expect("preface");
+    let get = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = vec![
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/page"),
+            (":authority", "h2.test"),
+        ];
+        fields.extend_from_slice(extra);
+        hpack(&fields)
+    };
+    // END_STREAM | END_HEADERS.
+    let probes: [(&str, Vec<u8>, u16); 6] = [
+        ("host differs", get(&[("host", "evil.test")]), 400),
+        ("host the same", get(&[("host", "H2.test")]), 200),
+        ("leading space", get(&[("x-pad", " padded")]), 400),
+        ("trailing tab", get(&[("x-pad", "padded\t")]), 400),
+        ("trailing space", get(&[("x-pad", "padded ")]), 400),
+        ("clean", get(&[("x-pad", "in the middle ok")]), 200),
+    ];
+    let mut wrong = Vec::new();
+    for (n, (what, block, want)) in probes.iter().enumerate() {
+        let stream = 1 + 2 * u32::try_from(n).expect("few");
+        conn.write_all(&frame(0x1, 0x5, stream, block))
+            .await
+            .expect("headers");
+        // A stream error (RST_STREAM PROTOCOL_ERROR) is as good as a 400.
+        let got = h2_answer(&mut conn, stream).await;
+        let ok = match got {
+            Ok(status) => status == *want,
+            Err(code) => *want == 400 && code == 0x1,
+        };
+        if !ok {
+            wrong.push(format!("{what}: {got:?}, wanted {want}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(origin.hits(), 2, "a malformed request reached the origin");
+
+    // Pseudo-header fields in trailers: h2 drops them; they never reach the
+    // origin, as a field or as the request's target.
+    let stream = 13;
+    let post = hpack(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/upload"),
+        (":authority", "h2.test"),
+    ]);
+    conn.write_all(&frame(0x1, 0x4, stream, &post))
+        .await
+        .expect("headers");
+    conn.write_all(&frame(0x0, 0, stream, b"body"))
+        .await
+        .expect("data");
+    let trailers = hpack(&[(":path", "/evil"), ("x-trailer", "1")]);
+    conn.write_all(&frame(0x1, 0x5, stream, &trailers))
+        .await
+        .expect("trailers");
+    let got = h2_answer(&mut conn, stream).await;
+    assert!(matches!(got, Ok(200 | 400) | Err(0x1)), "{got:?}");
+    if got == Ok(200) {
+        let seen = origin.last();
+        assert_eq!(seen.target, "/upload");
+        assert!(
+            seen.headers.keys().all(|n| !n.as_str().starts_with(':')),
+            "{:?}",
+            seen.headers
+        );
+    }
+}

@@ -200,6 +200,11 @@ pub struct ServeArgs {
     /// Bytes of hook modules the store may hold; an upload past it is refused.
     #[arg(long, env = "EDGE_MAX_HOOK_STORE_BYTES", default_value_t = 1 << 30)]
     pub max_hook_store_bytes: u64,
+    /// Serve HTTPS requests whose Host the connection's certificate does not
+    /// cover (SNI for one name, Host for another: domain fronting) instead
+    /// of answering 421 MisdirectedRequest.
+    #[arg(long, env = "EDGE_ALLOW_DOMAIN_FRONTING")]
+    pub allow_domain_fronting: bool,
     /// Take over the listening sockets of the host running on the same data
     /// dir (through `<data-dir>/handover.sock`): this host serves on them,
     /// then the old one drains and exits. No connection is lost.

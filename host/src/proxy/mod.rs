@@ -39,6 +39,7 @@ use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::metrics::{DistributionStats, Metrics};
 use crate::origin::{OriginError, OriginFetcher, UpstreamBody};
+use crate::server::tls::ServedCertificate;
 use crate::wasm::{self, BoundHook, HookRuntime, KvData, RequestAction, convert};
 use body::{EdgeBody, LoggedBody, OriginBody, Tee};
 use deploy::ArmStats;
@@ -251,6 +252,9 @@ impl Proxy {
         req: Request<Incoming>,
         ctx: &mut RequestCtx,
     ) -> Result<Response<EdgeBody>, ProxyError> {
+        if req.version() == http::Version::HTTP_2 {
+            check_http2(&req)?;
+        }
         if req.extensions().get::<AmbiguousFraming>().is_some() {
             return Err(ProxyError::AmbiguousFraming);
         }
@@ -265,6 +269,14 @@ impl Proxy {
         }
         // Step 1: resolve the distribution by Host.
         let host = viewer_host(&req)?;
+        // A TLS connection serves the names of its certificate: SNI for one
+        // distribution and Host for another (domain fronting) is misdirected
+        // (RFC 9110 15.5.20), before any hook or origin sees the request.
+        if let Some(certificate) = req.extensions().get::<ServedCertificate>()
+            && !certificate.covers(&host)
+        {
+            return Err(ProxyError::MisdirectedRequest { host });
+        }
         let routing = self.routing.load();
         let mut dist = routing
             .resolve(&host)
@@ -1263,6 +1275,35 @@ fn generated_response(generated: convert::CheckedResponse) -> Response<EdgeBody>
 /// The host a request is for (RFC 9112 3.2): an absolute-form target's
 /// authority, else the one `Host` field. More than one `Host`, or one that is
 /// not `host[:port]`, is refused.
+/// What RFC 9113 makes a malformed request that hyper and h2 pass on: a
+/// `host` field that names another host than `:authority` (8.3.1; compared
+/// case-insensitively), and a field value that starts or ends with a space
+/// or a tab (8.2.1), which an HTTP/1.1 origin would read without them.
+fn check_http2<B>(req: &Request<B>) -> Result<(), ProxyError> {
+    if let Some(authority) = req.uri().authority() {
+        for host in req.headers().get_all(HOST) {
+            if !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes())
+            {
+                return Err(ProxyError::MalformedHttp2 {
+                    reason: "the host field differs from :authority".to_owned(),
+                });
+            }
+        }
+    }
+    for (name, value) in req.headers() {
+        let bytes = value.as_bytes();
+        let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        if blank(bytes.first()) || blank(bytes.last()) {
+            return Err(ProxyError::MalformedHttp2 {
+                reason: format!("the value of {name} starts or ends with whitespace"),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn viewer_host<B>(req: &Request<B>) -> Result<String, ProxyError> {
     let mut fields = req.headers().get_all(HOST).iter();
     let field = fields.next();
@@ -1366,5 +1407,32 @@ mod tests {
             viewer_host(&absolute).ok().as_deref(),
             Some("target.example")
         );
+    }
+
+    #[test]
+    fn http2_fields_that_disagree_or_are_padded_are_malformed() {
+        let request = |host: &str, value: &str| {
+            Request::builder()
+                .uri("https://Shop.Example/x")
+                .header(HOST, host)
+                .header("x-field", value)
+                .body(())
+                .unwrap()
+        };
+        assert!(check_http2(&request("shop.example", "a b")).is_ok());
+        for (host, value) in [
+            ("other.example", "v"),
+            ("shop.example:443", "v"),
+            ("shop.example", " v"),
+            ("shop.example", "v\t"),
+        ] {
+            assert!(
+                matches!(
+                    check_http2(&request(host, value)),
+                    Err(ProxyError::MalformedHttp2 { .. })
+                ),
+                "{host} {value:?}"
+            );
+        }
     }
 }

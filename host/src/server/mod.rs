@@ -101,6 +101,10 @@ pub struct HostOptions {
     pub hook_versions_kept: usize,
     /// The most bytes of hook modules the store may hold (more: refused).
     pub max_hook_store_bytes: u64,
+    /// Serve TLS requests whose host the connection's certificate does not
+    /// cover (SNI for one name, `Host` for another) instead of answering
+    /// 421.
+    pub allow_domain_fronting: bool,
 }
 
 impl HostOptions {
@@ -134,6 +138,7 @@ impl HostOptions {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             hook_versions_kept: 5,
             max_hook_store_bytes: 1 << 30,
+            allow_domain_fronting: false,
         }
     }
 }
@@ -420,13 +425,17 @@ impl RunningHost {
         };
         let connections = shed::Connections::new(metrics.clone());
         if let Some(listener) = tls_listener {
-            let config = tls::server_config(certificates)?;
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let config = tls::server_config(certificates.clone())?;
+            let viewers = TlsViewers {
+                acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+                certificates,
+                allow_domain_fronting: opts.allow_domain_fronting,
+            };
             tasks.spawn(serve_viewers(
                 listener,
                 proxy.clone(),
                 (limits, connections.clone()),
-                Some(acceptor),
+                Some(viewers),
                 rx.clone(),
             ));
         }
@@ -595,11 +604,21 @@ impl ViewerLimits {
     }
 }
 
+/// What the HTTPS viewer listener serves with.
+#[derive(Clone)]
+struct TlsViewers {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// Where the handshakes' certificates come from.
+    certificates: Arc<tls::CertStore>,
+    /// `--allow-domain-fronting`.
+    allow_domain_fronting: bool,
+}
+
 async fn serve_viewers(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     (limits, connections): (ViewerLimits, Arc<shed::Connections>),
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<TlsViewers>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -623,15 +642,17 @@ async fn serve_viewers(
             let serve = async {
                 match tls {
                     None => serve_plain(stream, peer, proxy, (limits, &registered), stop).await,
-                    Some(acceptor) => {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    Some(tls) => {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
+                            .await
                         {
                             Ok(Ok(stream)) => {
                                 // Boxed, so a plain connection's task is not
                                 // sized for a TLS one's state.
-                                Box::pin(serve_connection(
+                                Box::pin(serve_tls(
                                     stream,
-                                    (peer, true),
+                                    peer,
+                                    &tls,
                                     proxy,
                                     (limits, &registered),
                                     stop,
@@ -741,9 +762,15 @@ async fn serve_plain(
     match stream.peek(&mut start).await {
         Ok(0) | Err(_) => return,
         Ok(n) if H2_PREFACE_START.starts_with(&start[..n]) => {
+            let viewer = Viewer {
+                peer,
+                tls: false,
+                certificate: None,
+            };
             Box::pin(serve_connection(
                 stream,
-                (peer, false),
+                viewer,
+                Protocol::Detect,
                 proxy,
                 (limits, registered),
                 stop,
@@ -902,17 +929,141 @@ async fn serve_plain_cycles(
     }
 }
 
-/// Serves one viewer connection: HTTP/1.1, or HTTP/2 (ALPN `h2` over TLS,
-/// prior knowledge in clear), until it ends or the host shuts down.
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What a client that agreed on `h2` but sent no preface gets (RFC 9113
+/// 3.4): the server's preface (an empty SETTINGS frame), then a GOAWAY with
+/// last stream 0 and PROTOCOL_ERROR.
+const H2_BAD_PREFACE: [u8; 26] = [
+    0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, no settings
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+    0, 0, 0, 0, // last stream id
+    0, 0, 0, 0x1, // PROTOCOL_ERROR
+];
+
+/// Which protocol a connection is served with.
+#[derive(Debug, Clone, Copy)]
+enum Protocol {
+    /// HTTP/2 when the bytes start with its preface, HTTP/1.1 otherwise
+    /// (prior knowledge in clear).
+    Detect,
+    /// HTTP/1.1 alone (TLS agreed on `http/1.1`, or on nothing).
+    Http1,
+    /// HTTP/2 alone (TLS agreed on `h2`).
+    Http2,
+}
+
+/// Who a viewer connection is, for each of its requests.
+#[derive(Debug, Clone)]
+struct Viewer {
+    peer: SocketAddr,
+    tls: bool,
+    /// The certificate a TLS connection was opened with, when requests are
+    /// held to its names (no `--allow-domain-fronting`).
+    certificate: Option<tls::ServedCertificate>,
+}
+
+/// Serves a viewer connection past its TLS handshake in the protocol ALPN
+/// agreed on and in that one alone (RFC 9113 3.2, RFC 7301): after `h2`,
+/// bytes that are not the HTTP/2 preface get a GOAWAY and the connection
+/// closes; after `http/1.1` (or no ALPN), an HTTP/2 preface is an HTTP/1.1
+/// request hyper refuses.
+async fn serve_tls(
+    mut stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    tls: &TlsViewers,
+    proxy: Arc<Proxy>,
+    (limits, registered): (ViewerLimits, &shed::Registered),
+    stop: watch::Receiver<bool>,
+) {
+    let (_, session) = stream.get_ref();
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    // Without SNI there is no handshake (the resolver has no name to choose
+    // by), so every connection here has the certificate of its name.
+    let certificate = (!tls.allow_domain_fronting).then(|| {
+        tls::ServedCertificate::for_name(&tls.certificates, session.server_name().unwrap_or(""))
+    });
+    let viewer = Viewer {
+        peer,
+        tls: true,
+        certificate,
+    };
+    let (prefix, protocol) = if h2 {
+        match read_preface(&mut stream, limits, stop.clone()).await {
+            Some(preface) => (preface, Protocol::Http2),
+            None => return,
+        }
+    } else {
+        (bytes::Bytes::new(), Protocol::Http1)
+    };
+    let io = framing::Rewind::new(prefix, stream);
+    serve_connection(io, viewer, protocol, proxy, (limits, registered), stop).await;
+}
+
+/// Reads the HTTP/2 preface of a connection that agreed on `h2`, within the
+/// head timeout (and a moment once the host stops). Anything else is
+/// answered with a GOAWAY and the connection closed; `None` then, and when
+/// the viewer closes or stays silent.
+async fn read_preface<IO>(
+    io: &mut IO,
+    limits: ViewerLimits,
+    mut stop: watch::Receiver<bool>,
+) -> Option<bytes::Bytes>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let read = async {
+        let mut got = [0u8; H2_PREFACE.len()];
+        let mut filled = 0;
+        while filled < got.len() {
+            let n = io.read(&mut got[filled..]).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if got[filled..filled + n] != H2_PREFACE[filled..filled + n] {
+                return Some(Err(()));
+            }
+            filled += n;
+        }
+        Some(Ok(bytes::Bytes::copy_from_slice(&got)))
+    };
+    tokio::pin!(read);
+    let read = tokio::select! {
+        got = tokio::time::timeout(HEADER_READ_TIMEOUT.min(limits.watchdog.idle), &mut read) => got,
+        _ = stop.changed() => tokio::time::timeout(FIRST_REQUEST_GRACE, &mut read).await,
+    };
+    match read.ok().flatten()? {
+        Ok(preface) => Some(preface),
+        Err(()) => {
+            let refuse = async {
+                io.write_all(&H2_BAD_PREFACE).await?;
+                io.shutdown().await
+            };
+            let _ = tokio::time::timeout(limits.watchdog.send, refuse).await;
+            None
+        }
+    }
+}
+
+/// Serves one viewer connection in `protocol` until it ends or the host
+/// shuts down.
 async fn serve_connection<IO>(
     io: IO,
-    (peer, tls): (SocketAddr, bool),
+    viewer: Viewer,
+    protocol: Protocol,
     proxy: Arc<Proxy>,
     (limits, registered): (ViewerLimits, &shed::Registered),
     mut stop: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Viewer {
+        peer,
+        tls,
+        certificate,
+    } = viewer;
     let (io, progress) = deadline::Timed::new(io);
     registered.track(&progress);
     let (io, framing) = framing::Watched::new(io, limits.max_header_bytes);
@@ -926,6 +1077,9 @@ async fn serve_connection<IO>(
         if framing.is_oversized(index) {
             req.extensions_mut().insert(crate::proxy::OversizedHead);
         }
+        if let Some(certificate) = &certificate {
+            req.extensions_mut().insert(certificate.clone());
+        }
         let in_flight = watched.request();
         let handled = proxy.clone().handle(req, peer, tls);
         // Boxed: hyper keeps the space for one in-flight request future for
@@ -938,7 +1092,12 @@ async fn serve_connection<IO>(
             response
         })
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = match protocol {
+        Protocol::Detect => builder,
+        Protocol::Http1 => builder.http1_only(),
+        Protocol::Http2 => builder.http2_only(),
+    };
     builder
         .http1()
         .timer(TokioTimer::new())

@@ -8,6 +8,11 @@
 //! API certificates before directory ones) answers it, and the choice is
 //! remembered per name until the set changes. ALPN offers `h2` and
 //! `http/1.1`.
+//!
+//! The certificate a connection was opened with bounds what it may ask for:
+//! a request whose host that certificate does not cover (SNI for one name,
+//! `Host` for another: domain fronting) is refused with 421 unless the host
+//! runs with `--allow-domain-fronting` ([`ServedCertificate`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -59,16 +64,46 @@ impl Certificate {
 
     /// Whether the leaf certificate is valid for `name` (a DNS name).
     pub fn covers(&self, name: &str) -> bool {
-        let Some(leaf) = self.key.cert.first() else {
-            return false;
-        };
-        let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
-            return false;
-        };
-        let Ok(server) = ServerName::try_from(name) else {
-            return false;
-        };
-        cert.verify_is_valid_for_subject_name(&server).is_ok()
+        leaf_covers(&self.key, name)
+    }
+}
+
+/// Whether the leaf certificate of `key` is valid for `name` (a DNS name or
+/// an IP address).
+fn leaf_covers(key: &CertifiedKey, name: &str) -> bool {
+    let Some(leaf) = key.cert.first() else {
+        return false;
+    };
+    let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    let Ok(server) = ServerName::try_from(name) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&server).is_ok()
+}
+
+/// The certificate a viewer's TLS connection was opened with, carried with
+/// each of its requests: the names they may ask for.
+#[derive(Debug, Clone)]
+pub struct ServedCertificate(Option<Arc<CertifiedKey>>);
+
+impl ServedCertificate {
+    /// The certificate chosen for the handshake's SNI `name` (none, when the
+    /// certificates changed since and none covers it: then it serves no
+    /// name).
+    pub fn for_name(store: &CertStore, name: &str) -> Self {
+        Self(store.choose(name))
+    }
+
+    /// Whether a request for `host` (a name or an IP address, brackets
+    /// around IPv6 allowed) is one this certificate serves.
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        self.0.as_ref().is_some_and(|key| leaf_covers(key, host))
     }
 }
 
