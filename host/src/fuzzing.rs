@@ -2,6 +2,10 @@
 //! their committed seed corpora: each takes arbitrary bytes and panics only
 //! when an invariant of the parser it drives breaks.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -299,9 +303,13 @@ pub fn freshness(data: &[u8]) {
 /// changes nothing.
 pub fn path(data: &[u8]) {
     let text = format!("/{}", String::from_utf8_lossy(data));
-    let Ok(out) = crate::proxy::path::normalize(&text) else {
-        return;
-    };
+    if let Ok(out) = crate::proxy::path::normalize(&text) {
+        check_normalized(&text, &out);
+    }
+}
+
+/// What [`path`] checks of `out`, the normalized form of `text`.
+fn check_normalized(text: &str, out: &str) {
     assert!(out.starts_with('/'), "{text:?} gave {out:?}");
     assert!(!out.contains('\\'), "{text:?} gave {out:?}");
     let segments: Vec<&str> = out[1..].split('/').collect();
@@ -335,6 +343,331 @@ pub fn path(data: &[u8]) {
             );
         }
     }
-    let again = crate::proxy::path::normalize(&out).expect("a normalized path normalizes");
+    let again = crate::proxy::path::normalize(out).expect("a normalized path normalizes");
     assert_eq!(again, out, "normalizing {text:?} twice changed it");
+}
+
+/// A whole request target, as hyper hands it to the service: every target
+/// `http::Uri` accepts (origin-form with a query, absolute-form,
+/// authority-form, `*`) goes through the host's normalization without a
+/// panic; a path that does not start with `/` (authority-form, `*`) is
+/// refused, any other normalizes as [`path`] checks (the query untouched),
+/// and the normalized path and query form a valid origin request target.
+pub fn request_target(data: &[u8]) {
+    let Ok(uri) = http::Uri::from_maybe_shared(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let target = uri.path();
+    let Ok(out) = crate::proxy::path::normalize(target) else {
+        return;
+    };
+    assert!(
+        target.starts_with('/'),
+        "{uri:?}: {target:?} is not a path, yet normalized to {out:?}"
+    );
+    check_normalized(target, &out);
+    let mut pq = out.into_owned();
+    if let Some(query) = uri.query() {
+        pq.push('?');
+        pq.push_str(query);
+    }
+    let forwarded = http::Uri::builder()
+        .scheme("http")
+        .authority("origin.test")
+        .path_and_query(pq.as_str())
+        .build();
+    assert!(
+        forwarded.is_ok(),
+        "{uri:?} normalized to {pq:?}, which is no request target"
+    );
+}
+
+/// What the hyper side of [`framing`] saw of one request.
+#[derive(Debug, Clone, Default)]
+struct Delivered {
+    /// Where in the stream its head ended (bytes read when hyper called the
+    /// service; hyper reads one byte at a time here).
+    head_end: usize,
+    /// What the watch said of it when it arrived.
+    ambiguous: bool,
+    oversized: bool,
+    /// hyper kept a `Transfer-Encoding` (and dropped any `Content-Length`).
+    te: bool,
+    /// The `Content-Length` hyper kept, without a `Transfer-Encoding`.
+    length: Option<u64>,
+    /// Something else may end the connection after it: `Connection: close`,
+    /// HTTP/1.0, an upgrade, a body hyper refused.
+    may_close: bool,
+}
+
+/// The viewer's side of [`framing`]'s connection: the stream, one byte per
+/// read, then nothing (pending) until `eof`, then the end; what the server
+/// writes is dropped.
+struct Viewer {
+    stream: Vec<u8>,
+    feed: Arc<Feed>,
+}
+
+#[derive(Debug, Default)]
+struct Feed {
+    read: AtomicUsize,
+    eof: AtomicBool,
+}
+
+impl tokio::io::AsyncRead for Viewer {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let at = self.feed.read.load(Ordering::Relaxed);
+        match self.stream.get(at) {
+            Some(b) if buf.remaining() > 0 => {
+                buf.put_slice(&[*b]);
+                self.feed.read.store(at + 1, Ordering::Relaxed);
+                Poll::Ready(Ok(()))
+            }
+            Some(_) => Poll::Ready(Ok(())),
+            None if self.feed.eof.load(Ordering::Relaxed) => Poll::Ready(Ok(())),
+            // The driver in `framing` polls again once it sets `eof`.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Viewer {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A waker that notes it was woken.
+struct Woken(AtomicBool);
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How hyper's server ended [`framing`]'s connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// On its own, with all it had been sent read or not: it would not keep
+    /// the connection after the last request.
+    ClosedItself,
+    /// With an error before the viewer's end (the next bytes were refused).
+    Refused,
+    /// After the viewer's end.
+    AtEof,
+}
+
+/// Runs hyper's HTTP/1 server, as the host configures it, over `stream` with
+/// the watch on the connection as the host has it; what it delivered, and how
+/// it ended (`None` if it never did).
+fn serve_with_hyper(
+    stream: &[u8],
+    max_head: usize,
+    max_headers: usize,
+) -> (Vec<Delivered>, Option<Ended>) {
+    use http_body_util::BodyExt as _;
+    let feed = Arc::new(Feed::default());
+    let viewer = Viewer {
+        stream: stream.to_vec(),
+        feed: feed.clone(),
+    };
+    let (io, watch) = crate::server::framing::Watched::new(viewer, max_head, max_headers);
+    let seen = Arc::new(Mutex::new(Vec::<Delivered>::new()));
+    let service = {
+        let (seen, feed) = (seen.clone(), feed.clone());
+        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let mut list = seen.lock().expect("not poisoned");
+            let index = list.len();
+            let headers = req.headers();
+            let close = headers.get_all(http::header::CONNECTION).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+            });
+            list.push(Delivered {
+                head_end: feed.read.load(Ordering::Relaxed),
+                ambiguous: watch.is_ambiguous(index as u64),
+                oversized: watch.is_oversized(index as u64),
+                te: headers.contains_key(http::header::TRANSFER_ENCODING),
+                length: headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+                may_close: close
+                    || req.version() != http::Version::HTTP_11
+                    || *req.method() == Method::CONNECT
+                    || headers.contains_key(http::header::UPGRADE),
+            });
+            drop(list);
+            let seen = seen.clone();
+            async move {
+                if req.into_body().collect().await.is_err() {
+                    seen.lock().expect("not poisoned")[index].may_close = true;
+                }
+                let mut response = http::Response::new(http_body_util::Empty::<Bytes>::new());
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.keep_alive(true).max_headers(max_headers);
+    let mut conn =
+        std::pin::pin!(builder.serve_connection(hyper_util::rt::TokioIo::new(io), service));
+    let woken = Arc::new(Woken(AtomicBool::new(false)));
+    let waker = std::task::Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut ended = None;
+    // Far more polls than any small input needs.
+    for _ in 0..(stream.len() + 64) * 64 {
+        woken.0.store(false, Ordering::Relaxed);
+        let eof = feed.eof.load(Ordering::Relaxed);
+        match conn.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => {
+                ended = Some(match (eof, result) {
+                    (true, _) => Ended::AtEof,
+                    (false, Ok(())) => Ended::ClosedItself,
+                    (false, Err(_)) => Ended::Refused,
+                });
+                break;
+            }
+            Poll::Pending if woken.0.load(Ordering::Relaxed) => {}
+            // Waiting for bytes the viewer has not sent: it sends its end.
+            Poll::Pending if !eof && feed.read.load(Ordering::Relaxed) == stream.len() => {
+                feed.eof.store(true, Ordering::Relaxed);
+            }
+            Poll::Pending => break,
+        }
+    }
+    let delivered = seen.lock().expect("not poisoned").clone();
+    (delivered, ended)
+}
+
+/// The watch on viewer connections (`server/framing.rs`) against hyper's
+/// own HTTP/1 server on the same bytes: the input is a byte of limits (the
+/// head limit, the field count), a byte choosing the size of the pieces the
+/// watch is also fed in, then what a viewer sends. For every request hyper
+/// delivers, the watch found its head where hyper did (no request number is
+/// ever off by one), flags it ambiguous exactly when hyper saw both
+/// `Content-Length` and `Transfer-Encoding` (hyper drops the length and then
+/// closes the connection after the request), and oversized exactly when it
+/// or an earlier head was longer than the limit; and the watch reads the
+/// same whatever the pieces the bytes arrive in.
+pub fn framing(data: &[u8]) {
+    let [limits, piece, stream @ ..] = data else {
+        return;
+    };
+    let stream = &stream[..stream.len().min(4096)];
+    let max_head = 24 + usize::from(limits & 0x1f) * 24;
+    let max_headers = 1 + usize::from(limits >> 5) * 4;
+
+    // The watch alone, one byte at a time: where each head ended.
+    let alone = crate::server::framing::Framing::default();
+    let mut scanner = crate::server::framing::Scanner::new(max_head, max_headers);
+    let mut ends = Vec::new();
+    for (at, byte) in stream.iter().enumerate() {
+        scanner.feed(std::slice::from_ref(byte), &alone);
+        if scanner.heads() > ends.len() as u64 {
+            ends.push(at + 1);
+        }
+    }
+    // In pieces: the same.
+    let pieces = crate::server::framing::Framing::default();
+    let mut again = crate::server::framing::Scanner::new(max_head, max_headers);
+    for chunk in stream.chunks(1 + usize::from(*piece)) {
+        again.feed(chunk, &pieces);
+    }
+    assert_eq!(
+        again.heads(),
+        scanner.heads(),
+        "the pieces changed the count"
+    );
+    for i in 0..=scanner.heads() {
+        assert_eq!(alone.is_ambiguous(i), pieces.is_ambiguous(i), "request {i}");
+        assert_eq!(alone.is_oversized(i), pieces.is_oversized(i), "request {i}");
+    }
+
+    let (delivered, ended) = serve_with_hyper(stream, max_head, max_headers);
+    let Some(ended) = ended else {
+        return;
+    };
+    // Where each delivered head started (after the empty lines before it),
+    // while every body before it had a known length.
+    let mut start = Some(0usize);
+    let mut long = false;
+    for (i, got) in delivered.iter().enumerate() {
+        let index = i as u64;
+        assert_eq!(
+            (got.ambiguous, got.oversized),
+            (alone.is_ambiguous(index), alone.is_oversized(index)),
+            "request {i}: the watch on hyper's reads and the watch alone differ"
+        );
+        match start {
+            Some(at) => {
+                let at = at.min(got.head_end);
+                let at = at
+                    + stream[at..got.head_end]
+                        .iter()
+                        .take_while(|b| matches!(b, b'\r' | b'\n'))
+                        .count();
+                long |= got.head_end - at > max_head;
+                assert_eq!(
+                    got.oversized,
+                    long,
+                    "request {i}: a head of {} bytes against a limit of {max_head}",
+                    got.head_end - at
+                );
+            }
+            // After a chunked body: where the head started is the watch's word.
+            None => long |= got.oversized,
+        }
+        if !got.oversized {
+            assert_eq!(
+                ends.get(i),
+                Some(&got.head_end),
+                "request {i}: hyper's head ended at {}, the watch's at {:?}",
+                got.head_end,
+                ends.get(i)
+            );
+        }
+        // hyper's view: a request it kept `Transfer-Encoding` on had a
+        // `Content-Length` too when hyper would not go on after it.
+        let ambiguous = match (got.te, i + 1 == delivered.len()) {
+            (false, _) | (true, false) => Some(false),
+            (true, true) if got.may_close => None,
+            (true, true) => Some(ended == Ended::ClosedItself),
+        };
+        if let Some(ambiguous) = ambiguous {
+            assert_eq!(
+                got.ambiguous, ambiguous,
+                "request {i}: the watch and hyper disagree on both lengths"
+            );
+        }
+        start = match (got.te, got.length) {
+            (true, _) => None,
+            (false, length) => usize::try_from(length.unwrap_or(0))
+                .ok()
+                .and_then(|n| got.head_end.checked_add(n)),
+        };
+    }
 }

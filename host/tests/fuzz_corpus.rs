@@ -48,3 +48,13 @@ fn freshness_corpus() {
 fn path_corpus() {
     replay("path", edge::fuzzing::path);
 }
+
+#[test]
+fn request_target_corpus() {
+    replay("request_target", edge::fuzzing::request_target);
+}
+
+#[test]
+fn framing_corpus() {
+    replay("framing", edge::fuzzing::framing);
+}

@@ -1060,3 +1060,68 @@ async fn malformed_http2_requests_are_refused_before_an_http1_origin_sees_them()
         );
     }
 }
+
+// Framing watcher and hyper agree
+
+/// The status of every response in `raw`, in order.
+fn framing_statuses(raw: &str) -> Vec<u16> {
+    raw.match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| raw.get(at + 9..at + 12)?.parse().ok())
+        .collect()
+}
+
+/// An origin that answers with the method and target it saw, behind a host
+/// serving `watch.test`.
+async fn framing_edge() -> (Origin, Edge) {
+    let origin = Origin::start(|seen| Reply::ok(format!("{} {}", seen.method, seen.target))).await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["watch.test"]);
+    // Nothing stored: every request the host serves reaches the origin.
+    config["default_cache_behavior"]["default_ttl"] = json!(0);
+    edge.create(config).await;
+    (origin, edge)
+}
+
+const BARE_LF_GET: &str = "GET /a HTTP/1.1\nhost: watch.test\n\n";
+const BOTH_LENGTHS: &str = "POST /smuggled HTTP/1.1\r\nhost: watch.test\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
+
+/// A head with bare LF line endings (which hyper accepts) used to make the
+/// watch on the connection lose count: a request with both lengths after it
+/// on the same connection was passed on instead of refused.
+#[tokio::test]
+async fn both_lengths_after_a_bare_lf_request_are_refused() {
+    let (origin, edge) = framing_edge().await;
+    let got = edge
+        .raw_exchange(format!("{BARE_LF_GET}{BOTH_LENGTHS}").as_bytes())
+        .await;
+    assert_eq!(framing_statuses(&got), [200, 400], "{got}");
+    assert!(got.contains("GET /a"), "{got}");
+    assert!(got.contains("AmbiguousFraming"), "{got}");
+    assert_eq!(origin.hits(), 1);
+    assert_eq!(origin.last().target, "/a");
+}
+
+/// ... and in a pipeline, the well-formed request after a bare-LF one was
+/// blamed for the next one's framing.
+#[tokio::test]
+async fn a_bare_lf_request_pipelined_with_a_well_formed_one_serves_both() {
+    let (origin, edge) = framing_edge().await;
+    let well_formed = "GET /b HTTP/1.1\r\nhost: watch.test\r\n\r\n";
+    let got = edge
+        .raw_exchange(format!("{BARE_LF_GET}{well_formed}{BOTH_LENGTHS}").as_bytes())
+        .await;
+    assert_eq!(framing_statuses(&got), [200, 200, 400], "{got}");
+    assert!(got.contains("GET /a") && got.contains("GET /b"), "{got}");
+    let closing = "GET /c HTTP/1.1\r\nhost: watch.test\r\nconnection: close\r\n\r\n";
+    let got = edge
+        .raw_exchange(format!("{BARE_LF_GET}{closing}").as_bytes())
+        .await;
+    assert_eq!(framing_statuses(&got), [200, 200], "{got}");
+    assert!(got.contains("GET /c"), "{got}");
+    assert_eq!(
+        origin.hits(),
+        4,
+        "the ambiguous request never reached the origin"
+    );
+}

@@ -3,7 +3,7 @@
 
 pub mod data_dir;
 pub mod deadline;
-mod framing;
+pub(crate) mod framing;
 pub mod handover;
 pub mod host_id;
 mod shed;
@@ -803,7 +803,8 @@ async fn serve_plain_cycles(
 ) {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    let (mut io, framing) = framing::Watched::new(stream, limits.max_header_bytes);
+    let (mut io, framing) =
+        framing::Watched::new(stream, limits.max_header_bytes, limits.max_header_count);
     let served = Arc::new(AtomicU64::new(0));
     let mut leftover = bytes::Bytes::new();
     let mut stopped = Box::pin(async move {
@@ -1066,7 +1067,7 @@ async fn serve_connection<IO>(
     } = viewer;
     let (io, progress) = deadline::Timed::new(io);
     registered.track(&progress);
-    let (io, framing) = framing::Watched::new(io, limits.max_header_bytes);
+    let (io, framing) = framing::Watched::new(io, limits.max_header_bytes, limits.max_header_count);
     let served = std::sync::atomic::AtomicU64::new(0);
     let watched = progress.clone();
     let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
