@@ -133,7 +133,7 @@ impl Pending {
     pub fn finish(mut self, bytes: u64) {
         self.record.sc_bytes = bytes;
         self.record.time_taken = self.started.elapsed().as_secs_f64();
-        let now = crate::control::state::rfc3339(SystemTime::now());
+        let now = crate::time::rfc3339(SystemTime::now());
         if let Some((date, time)) = now.trim_end_matches('Z').split_once('T') {
             self.record.date = date.to_owned();
             self.record.time = time.to_owned();

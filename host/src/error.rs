@@ -50,7 +50,7 @@ pub enum ProxyError {
     #[error("the request target is not a path")]
     BadTarget,
     #[error("the request path is ambiguous: {0}")]
-    BadPath(#[from] crate::proxy::path::PathError),
+    BadPath(#[from] crate::path::PathError),
     #[error("the request has both Content-Length and Transfer-Encoding")]
     AmbiguousFraming,
     #[error("the request head is larger than this host accepts")]

@@ -16,7 +16,7 @@ use http::{HeaderMap, Method, StatusCode};
 use crate::cache::freshness::{self, CacheControl, DELTA_MAX};
 use crate::cache::{CachedObject, Tags};
 use crate::config::{Distribution, DistributionConfig, TtlPolicy, parse_json};
-use crate::proxy::headers::is_hop_by_hop;
+use crate::fields::is_hop_by_hop;
 use crate::wasm::bindings::Header;
 use crate::wasm::{Request, Response, convert};
 
@@ -303,7 +303,7 @@ pub fn freshness(data: &[u8]) {
 /// changes nothing.
 pub fn path(data: &[u8]) {
     let text = format!("/{}", String::from_utf8_lossy(data));
-    if let Ok(out) = crate::proxy::path::normalize(&text) {
+    if let Ok(out) = crate::path::normalize(&text) {
         check_normalized(&text, &out);
     }
 }
@@ -343,7 +343,7 @@ fn check_normalized(text: &str, out: &str) {
             );
         }
     }
-    let again = crate::proxy::path::normalize(out).expect("a normalized path normalizes");
+    let again = crate::path::normalize(out).expect("a normalized path normalizes");
     assert_eq!(again, out, "normalizing {text:?} twice changed it");
 }
 
@@ -358,7 +358,7 @@ pub fn request_target(data: &[u8]) {
         return;
     };
     let target = uri.path();
-    let Ok(out) = crate::proxy::path::normalize(target) else {
+    let Ok(out) = crate::path::normalize(target) else {
         return;
     };
     assert!(

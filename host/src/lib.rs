@@ -1,8 +1,8 @@
 //! Edge: a self-hosted, programmable edge router.
 //!
-//! The request's way through the host (DESIGN.md) is spread over these rooms:
+//! The request's way through the host is spread over these rooms:
 //! - [`config`]: the distribution config as operators write it, and its validated form.
-//! - [`store`]: where configs persist (an embedded database; a fleet store later).
+//! - [`store`]: where configs persist (an embedded database, or etcd for a fleet).
 //! - [`control`]: the JSON control API that changes distributions.
 //! - [`proxy`]: the per-request pipeline (resolve, behavior, cache, origin, respond).
 //! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
@@ -10,6 +10,11 @@
 //! - [`server`]: listeners and the wiring of a running host.
 //! - [`cli`]: the `edge` command line and its control API client.
 //! - [`error`]: viewer-side errors and the one place that maps them to statuses.
+//! - [`wasm`]: the hook runtime (wasmtime components of the `hooks` world).
+//!
+//! The ground floor, which every room may use and which uses none of them:
+//! [`path`] (request-path normalization), [`fields`] (header-field rules),
+//! [`tls`] (viewer certificates), [`time`], [`limits`], [`ids`].
 
 #![forbid(unsafe_code)]
 
@@ -20,13 +25,18 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod error;
+pub mod fields;
 pub mod fuzzing;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod origin;
+pub mod path;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod time;
+pub mod tls;
 pub mod wasm;
 
 pub use server::{HostOptions, RunningHost};

@@ -237,6 +237,70 @@ fn render_process(out: &mut String) {
     }
 }
 
+/// Requests and 5xx responses of a staging arm per second, over a window.
+#[derive(Debug)]
+pub struct ArmStats {
+    buckets: Box<[Bucket]>,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    /// The Unix second this bucket counts.
+    second: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl ArmStats {
+    /// Counts over the last `window_s` seconds.
+    pub fn new(window_s: u64) -> Self {
+        let len = usize::try_from(window_s.max(1)).unwrap_or(1);
+        Self {
+            buckets: (0..len).map(|_| Bucket::default()).collect(),
+        }
+    }
+
+    /// Counts one response served at Unix second `now`.
+    pub fn record(&self, now: u64, error: bool) {
+        let len = self.buckets.len() as u64;
+        let bucket = &self.buckets[usize::try_from(now % len).unwrap_or(0)];
+        let second = bucket.second.load(Ordering::Acquire);
+        if second != now
+            && bucket
+                .second
+                .compare_exchange(second, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            // This bucket last counted an older second: start it afresh. A
+            // response counted by another thread in between may be lost; the
+            // gate needs rates, not exact totals.
+            bucket.requests.store(0, Ordering::Release);
+            bucket.errors.store(0, Ordering::Release);
+        }
+        bucket.requests.fetch_add(1, Ordering::AcqRel);
+        if error {
+            bucket.errors.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `(requests, errors)` over the window ending at Unix second `now`.
+    pub fn totals(&self, now: u64) -> (u64, u64) {
+        let len = self.buckets.len() as u64;
+        self.buckets
+            .iter()
+            .filter(|b| {
+                let s = b.second.load(Ordering::Acquire);
+                s <= now && now - s < len
+            })
+            .fold((0, 0), |(r, e), b| {
+                (
+                    r + b.requests.load(Ordering::Acquire),
+                    e + b.errors.load(Ordering::Acquire),
+                )
+            })
+    }
+}
+
 /// Upper bounds of the latency histograms' buckets, in microseconds.
 const BUCKETS_US: [u64; 14] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
@@ -583,5 +647,23 @@ impl Metrics {
             h.instantiate
                 .render(out, "edge_hook_instantiate_seconds", &labels);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_count_a_sliding_window() {
+        let stats = ArmStats::new(10);
+        for s in 100..110 {
+            stats.record(s, s % 2 == 0);
+        }
+        assert_eq!(stats.totals(109), (10, 5));
+        // At 115 the window is 106..=115: four old seconds and the new one.
+        stats.record(115, true);
+        assert_eq!(stats.totals(115), (5, 3));
+        assert_eq!(stats.totals(200), (0, 0));
     }
 }

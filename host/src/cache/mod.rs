@@ -430,7 +430,7 @@ impl SharedCache {
     pub fn invalidate(&self, distribution_id: &str, path: &str) -> usize {
         self.bump(distribution_id);
         // Stored paths are normalized; so is what names them.
-        let path = crate::proxy::path::normalize_invalidation(path);
+        let path = crate::path::normalize_invalidation(path);
         let prefix = path.strip_suffix('*');
         let mut dropped = 0;
         for (key, obj) in &self.inner {

@@ -602,7 +602,7 @@ fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Origin, ConfigE
         let hfield = format!("{field}.custom_headers.{name}");
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::new(&hfield, "not a valid header name"))?;
-        if crate::proxy::headers::is_hop_by_hop(&header) || header == http::header::HOST {
+        if crate::fields::is_hop_by_hop(&header) || header == http::header::HOST {
             return Err(ConfigError::new(
                 hfield,
                 "this header is managed by the host and cannot be set",
@@ -710,7 +710,7 @@ fn validate_behavior(
                 format!("must be between 1 and {MAX_HOOK_BUDGET_MS}"),
             ));
         }
-        let max_mib = (crate::wasm::MAX_MEMORY_LIMIT >> 20) as u64;
+        let max_mib = (crate::limits::MAX_MEMORY_LIMIT >> 20) as u64;
         if let Some(mib) = hook.memory_limit_mib
             && !(1..=max_mib).contains(&mib)
         {
@@ -791,9 +791,9 @@ fn validate_query_names(query: &raw::QueryStrings, field: &str) -> Result<(), Co
 /// it, or drops the viewer's, whatever a policy says. `keyed` are the cache
 /// key's headers, which bring back the fields the host would drop.
 pub fn not_forwardable(name: &HeaderName, keyed: &[HeaderName]) -> Option<&'static str> {
-    use crate::proxy::headers::{UNKEYED_OVERRIDES, VIEWER_FORWARDING};
+    use crate::fields::{UNKEYED_OVERRIDES, VIEWER_FORWARDING};
     let listed = |list: &[&str]| list.contains(&name.as_str());
-    if crate::proxy::headers::is_hop_by_hop(name) {
+    if crate::fields::is_hop_by_hop(name) {
         Some("a hop-by-hop field never crosses a proxy")
     } else if name == http::header::HOST {
         Some("the origin gets its own domain_name as Host")

@@ -168,7 +168,7 @@ impl TryFrom<&PolicyConfig> for Policy {
                 let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
                     ConfigError::new("traffic.header", format!("{header:?} is not a header name"))
                 })?;
-                if crate::proxy::headers::is_hop_by_hop(&name) || name == http::header::HOST {
+                if crate::fields::is_hop_by_hop(&name) || name == http::header::HOST {
                     return Err(ConfigError::new(
                         "traffic.header",
                         format!("{header:?} is managed by the host and cannot select an arm"),

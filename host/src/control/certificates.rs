@@ -9,9 +9,10 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::state::{CERTIFICATE_PREFIX, ControlPlane, put_json, rfc3339};
-use crate::server::tls::Certificate;
+use super::state::{CERTIFICATE_PREFIX, ControlPlane, put_json};
 use crate::store::{Op, Txn};
+use crate::time::rfc3339;
+use crate::tls::Certificate;
 
 /// The body of `PUT /v1/certificates/{name}`, and what is stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::state::{
     ControlPlane, ControlState, DistributionRecord, INVALIDATION_PREFIX, IfMatch,
-    StoredDistribution, alias_key, dist_key, etag_matches, put_json, rfc3339,
+    StoredDistribution, alias_key, dist_key, etag_matches, put_json,
 };
 use crate::config::{Distribution, DistributionConfig};
 use crate::store::{Compare, Op, Revision, Txn};
+use crate::time::rfc3339;
 
 /// The body of `POST /v1/distributions/{id}/copy`.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -19,8 +19,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::error::ApiError;
-use super::state::{ControlPlane, ControlState, DeployStatus, build_state, rfc3339};
+use super::state::{ControlPlane, ControlState, DeployStatus, build_state};
 use crate::store::{Fleet, HostReport, Revision, StoreError};
+use crate::time::rfc3339;
 
 /// The longest wait between two attempts to reach the store.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

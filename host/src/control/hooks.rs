@@ -9,9 +9,10 @@ use super::error::ApiError;
 use super::state::ControlState;
 use super::state::{
     ControlPlane, HOOK_PREFIX, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX,
-    compile, no_such_key, put_json, rfc3339, validate_kv_name,
+    compile, no_such_key, put_json, validate_kv_name,
 };
 use crate::store::{Op, Txn};
+use crate::time::rfc3339;
 
 /// The store operations that remove `version` of hook `name`: its record,
 /// and its module bytes unless another hook name uploaded the same bytes.

@@ -8,9 +8,10 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::state::{
-    ControlPlane, INVALIDATION_PREFIX, InvalidationRecord, StoredInvalidation, put_json, rfc3339,
+    ControlPlane, INVALIDATION_PREFIX, InvalidationRecord, StoredInvalidation, put_json,
 };
 use crate::store::{Op, Txn};
+use crate::time::rfc3339;
 
 /// Paths one invalidation may list (CloudFront's limit).
 pub const MAX_PATHS: usize = 3000;

@@ -9,10 +9,11 @@ use http::StatusCode;
 use super::error::ApiError;
 use super::state::{
     ControlPlane, ControlState, GateState, GateStatus, IfMatch, PolicyRecord, StoredPolicy,
-    put_json, rfc3339,
+    put_json,
 };
 use crate::config::policy::{Policy, PolicyConfig, TrafficConfig};
 use crate::store::{Compare, Op, Revision, Txn};
+use crate::time::rfc3339;
 
 use super::state::policy_key;
 
@@ -202,7 +203,7 @@ impl ControlPlane {
             .unwrap_or(Duration::ZERO)
             .as_secs();
         let state = self.state();
-        let gates: Vec<(String, Revision, Arc<crate::proxy::deploy::ArmStats>)> = {
+        let gates: Vec<(String, Revision, Arc<crate::metrics::ArmStats>)> = {
             let gates = self
                 .gates
                 .lock()

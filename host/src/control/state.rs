@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
@@ -21,10 +20,10 @@ use super::fleet::FleetState;
 use crate::cache::SharedCache;
 use crate::config::policy::{Policy, PolicyConfig};
 use crate::config::{Distribution, DistributionConfig};
+use crate::metrics::ArmStats;
 use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;
-use crate::proxy::deploy::{ArmStats, Deployment};
-use crate::proxy::routing::{BehaviorHooks, Routing, ServedDistribution};
+use crate::proxy::routing::{BehaviorHooks, Deployment, Routing, ServedDistribution};
 use crate::store::{Loaded, Op, Revision, Store, Txn, TxnOutcome};
 use crate::wasm::{self, BoundHook, CompiledHook, Event, HookRuntime, KvData};
 
@@ -279,9 +278,9 @@ pub struct ControlPlane {
     pub(super) metrics: Arc<Metrics>,
     pub(super) cache: SharedCache,
     /// The certificates viewers' handshakes are answered from.
-    tls: Arc<crate::server::tls::CertStore>,
+    tls: Arc<crate::tls::CertStore>,
     /// Certificates from `--tls-cert-dir`, served after the API's.
-    dir_certificates: Vec<Arc<crate::server::tls::Certificate>>,
+    dir_certificates: Vec<Arc<crate::tls::Certificate>>,
     /// The staging-arm counts of each policy with an automatic gate, kept
     /// across snapshots while the policy's revision stays the same.
     pub(super) gates: Mutex<HashMap<String, (Revision, Arc<ArmStats>)>>,
@@ -300,8 +299,8 @@ pub struct PlaneParts {
     pub kv: Arc<ArcSwap<KvData>>,
     pub metrics: Arc<Metrics>,
     pub cache: SharedCache,
-    pub tls: Arc<crate::server::tls::CertStore>,
-    pub dir_certificates: Vec<Arc<crate::server::tls::Certificate>>,
+    pub tls: Arc<crate::tls::CertStore>,
+    pub dir_certificates: Vec<Arc<crate::tls::Certificate>>,
 }
 
 /// The `If-Match` a write carries.
@@ -836,35 +835,9 @@ pub(super) fn put_json<T: Serialize>(key: String, value: &T) -> Result<Op, ApiEr
     Ok(Op::Put { key, value })
 }
 
-/// Formats a time as RFC 3339 in UTC with seconds precision.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn if_match_accepts_quoted_and_weak_forms() {
@@ -873,12 +846,5 @@ mod tests {
         assert!(etag_matches("W/\"E7\"", 7));
         assert!(!etag_matches("E8", 7));
         assert!(IfMatch::Missing.check(7, "x").is_err());
-    }
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        assert_eq!(rfc3339(t), "2026-11-18T11:06:40Z");
     }
 }

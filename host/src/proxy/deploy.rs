@@ -1,6 +1,6 @@
 //! Step 2, the deployment arm: which of a primary's viewers a continuous-deployment
 //! policy sends to its staging distribution, the cookie that keeps a viewer on
-//! its arm, and the per-second counts the automatic gate reads.
+//! its arm (the counts the automatic gate reads are `metrics::ArmStats`).
 //!
 //! The sticky cookie is `edge-cd=<p|s>.<assigned>.<policy id>`: the arm, the
 //! Unix second it was given, and the policy that gave it. It is set again on
@@ -10,26 +10,13 @@
 //! new arm drawn. The host removes the cookie from the request before anything
 //! else sees it: hooks read the arm from their context, origins never see it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use http::header::{COOKIE, HeaderMap, HeaderValue};
 
-use super::routing::ServedDistribution;
-use crate::config::policy::{Policy, StickinessConfig, Traffic, WEIGHT_SCALE};
+use super::routing::Deployment;
+use crate::config::policy::{StickinessConfig, Traffic, WEIGHT_SCALE};
 
 /// The sticky cookie's name.
 pub const STICKY_COOKIE: &str = "edge-cd";
-
-/// A primary's continuous deployment as the request path sees it.
-#[derive(Debug)]
-pub struct Deployment {
-    pub policy_id: Arc<str>,
-    pub policy: Policy,
-    pub staging: Arc<ServedDistribution>,
-    /// Counts of the staging arm, when the policy has an automatic gate.
-    pub stats: Option<Arc<ArmStats>>,
-}
 
 /// The arm chosen for one request.
 #[derive(Debug)]
@@ -143,70 +130,6 @@ pub fn strip_sticky_cookie(headers: &mut HeaderMap) {
     }
 }
 
-/// Requests and 5xx responses of a staging arm per second, over a window.
-#[derive(Debug)]
-pub struct ArmStats {
-    buckets: Box<[Bucket]>,
-}
-
-#[derive(Debug, Default)]
-struct Bucket {
-    /// The Unix second this bucket counts.
-    second: AtomicU64,
-    requests: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl ArmStats {
-    /// Counts over the last `window_s` seconds.
-    pub fn new(window_s: u64) -> Self {
-        let len = usize::try_from(window_s.max(1)).unwrap_or(1);
-        Self {
-            buckets: (0..len).map(|_| Bucket::default()).collect(),
-        }
-    }
-
-    /// Counts one response served at Unix second `now`.
-    pub fn record(&self, now: u64, error: bool) {
-        let len = self.buckets.len() as u64;
-        let bucket = &self.buckets[usize::try_from(now % len).unwrap_or(0)];
-        let second = bucket.second.load(Ordering::Acquire);
-        if second != now
-            && bucket
-                .second
-                .compare_exchange(second, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            // This bucket last counted an older second: start it afresh. A
-            // response counted by another thread in between may be lost; the
-            // gate needs rates, not exact totals.
-            bucket.requests.store(0, Ordering::Release);
-            bucket.errors.store(0, Ordering::Release);
-        }
-        bucket.requests.fetch_add(1, Ordering::AcqRel);
-        if error {
-            bucket.errors.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    /// `(requests, errors)` over the window ending at Unix second `now`.
-    pub fn totals(&self, now: u64) -> (u64, u64) {
-        let len = self.buckets.len() as u64;
-        self.buckets
-            .iter()
-            .filter(|b| {
-                let s = b.second.load(Ordering::Acquire);
-                s <= now && now - s < len
-            })
-            .fold((0, 0), |(r, e), b| {
-                (
-                    r + b.requests.load(Ordering::Acquire),
-                    e + b.errors.load(Ordering::Acquire),
-                )
-            })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,18 +177,5 @@ mod tests {
         let mut h = headers(&["edge-cdx=1"]);
         strip_sticky_cookie(&mut h);
         assert_eq!(h.get(COOKIE).unwrap(), "edge-cdx=1");
-    }
-
-    #[test]
-    fn stats_count_a_sliding_window() {
-        let stats = ArmStats::new(10);
-        for s in 100..110 {
-            stats.record(s, s % 2 == 0);
-        }
-        assert_eq!(stats.totals(109), (10, 5));
-        // At 115 the window is 106..=115: four old seconds and the new one.
-        stats.record(115, true);
-        assert_eq!(stats.totals(115), (5, 3));
-        assert_eq!(stats.totals(200), (0, 0));
     }
 }

@@ -1,4 +1,4 @@
-//! The per-request pipeline: the steps of DESIGN.md's "request's way through the host".
+//! The per-request pipeline: the numbered steps of README's "How a request is served".
 //!
 //! Each step is marked with its number. Hook steps (4, 6, 8, 10) are no-ops for a
 //! behavior without a hook on that event; step 2 is one for a distribution
@@ -7,7 +7,6 @@
 pub mod body;
 pub mod deploy;
 pub mod headers;
-pub mod path;
 pub mod routing;
 pub mod stored;
 
@@ -37,12 +36,12 @@ use crate::cache::{self, CacheStatus, CachedObject, SharedCache, Stamp, Tags};
 use crate::config::raw::Names;
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
+use crate::metrics::ArmStats;
 use crate::metrics::{DistributionStats, Metrics};
 use crate::origin::{OriginError, OriginFetcher, UpstreamBody};
-use crate::server::tls::ServedCertificate;
+use crate::tls::ServedCertificate;
 use crate::wasm::{self, BoundHook, HookRuntime, KvData, RequestAction, convert};
 use body::{EdgeBody, LoggedBody, OriginBody, Tee};
-use deploy::ArmStats;
 use routing::{BehaviorHooks, Routing, ServedDistribution};
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -298,7 +297,7 @@ impl Proxy {
         // The one form of the path every step from here on sees: behavior
         // matching, hooks, the cache key and the origin. (The access log
         // keeps the path as the viewer sent it.)
-        let path = path::normalize(req.uri().path())?.into_owned();
+        let path = crate::path::normalize(req.uri().path())?.into_owned();
         // A GET or HEAD with a body (RFC 9110 9.3.1: content with no defined
         // semantics) is refused: forwarded, it could change what the origin
         // answers for a key that does not hold it (a "fat GET").
@@ -338,7 +337,7 @@ impl Proxy {
             headers: viewer_headers,
             target_id: behavior.target_origin_id.clone(),
         };
-        headers::strip_hop_by_hop(&mut ex.headers);
+        crate::fields::strip_hop_by_hop(&mut ex.headers);
         headers::strip_viewer_forwarding(
             &mut ex.headers,
             behavior.forwarding,
@@ -484,7 +483,7 @@ impl Proxy {
             };
             let same_host = uri.host().is_none_or(|h| h.eq_ignore_ascii_case(host));
             let Some(path) = same_host
-                .then(|| path::normalize(uri.path()).ok())
+                .then(|| crate::path::normalize(uri.path()).ok())
                 .flatten()
             else {
                 continue;
@@ -517,7 +516,7 @@ impl Proxy {
     /// the host's forwarding fields set as the behavior says
     /// ([`headers::set_forwarding`]); on a request the cache may store, the
     /// URL- and method-override fields it does not key on are dropped (see
-    /// [`headers::UNKEYED_OVERRIDES`]).
+    /// [`crate::fields::UNKEYED_OVERRIDES`]).
     fn origin_request(
         &self,
         ex: &Exchange,
@@ -692,7 +691,7 @@ impl Proxy {
             return self.viewer_response(hooks, ctx, dist, ex, resp).await;
         }
         let (mut head, incoming) = resp.into_parts();
-        headers::strip_hop_by_hop(&mut head.headers);
+        crate::fields::strip_hop_by_hop(&mut head.headers);
         if let (true, StatusCode::NOT_MODIFIED, Some(obj)) = (revalidating, head.status, &stale) {
             // The stale object is still good: refresh its headers and freshness.
             let now = Instant::now();

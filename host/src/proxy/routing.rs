@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::deploy::Deployment;
 use crate::config::Distribution;
-use crate::metrics::DistributionStats;
+use crate::config::policy::Policy;
+use crate::metrics::{ArmStats, DistributionStats};
 use crate::origin::{OriginFetcher, PoolClient};
 use crate::wasm::BoundHook;
 
@@ -66,6 +66,16 @@ impl ServedDistribution {
         self.deployment = deployment;
         self
     }
+}
+
+/// A primary's continuous deployment as the request path sees it.
+#[derive(Debug)]
+pub struct Deployment {
+    pub policy_id: Arc<str>,
+    pub policy: Policy,
+    pub staging: Arc<ServedDistribution>,
+    /// Counts of the staging arm, when the policy has an automatic gate.
+    pub stats: Option<Arc<ArmStats>>,
 }
 
 /// Host → distribution tables, immutable once built.

@@ -7,7 +7,6 @@ pub(crate) mod framing;
 pub mod handover;
 pub mod host_id;
 mod shed;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +30,7 @@ use crate::origin::OriginFetcher;
 use crate::proxy::Proxy;
 use crate::proxy::routing::Routing;
 use crate::store::{EmbeddedStore, EtcdStore, Store, StoreError, StoreSpec};
+use crate::tls;
 use crate::wasm::{HookRuntime, KvData, RuntimeOptions};
 
 /// How long an idle viewer may take to send a request head.

@@ -8,7 +8,7 @@ use http::header::{HeaderName, HeaderValue, VIA};
 use http::{HeaderMap, Method, StatusCode};
 
 use super::bindings::{Header, Request, Response};
-use crate::proxy::headers::is_hop_by_hop;
+use crate::fields::is_hop_by_hop;
 
 /// The longest path plus query a hook may produce (Lambda@Edge: 8 KiB).
 pub const MAX_URI: usize = 8 * 1024;

@@ -63,8 +63,7 @@ pub use kv::KvData;
 
 /// How often the epoch advances; CPU budgets are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
-/// The largest memory cap an association may ask for.
-pub const MAX_MEMORY_LIMIT: usize = 128 << 20;
+pub use crate::limits::MAX_MEMORY_LIMIT;
 /// Default memory cap per invocation.
 pub const DEFAULT_MEMORY_LIMIT: usize = 16 << 20;
 /// Default CPU budgets (Lambda@Edge's viewer events are the tight ones).
