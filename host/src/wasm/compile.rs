@@ -1,0 +1,125 @@
+//! Compiling an upload: a component of the `hooks` world, importing only what the host gives.
+
+use super::*;
+
+/// Whether a component embeds StarlingMonkey, the JavaScript engine
+/// componentize-js builds hooks with (its sources' paths are in the binary).
+pub(super) fn embeds_javascript_engine(bytes: &[u8]) -> bool {
+    const MARK: &[u8] = b"StarlingMonkey";
+    bytes.windows(MARK.len()).any(|w| w == MARK)
+}
+
+/// Whether a hook may import `name` (`package:namespace/interface@version`):
+/// the `hooks` world's own interfaces, and the WASI interfaces a component
+/// built with a language's standard library imports, each given a sandbox
+/// (no environment variables or arguments, an empty stdin, stdout and
+/// stderr captured for the request's log, no preopened directory, clocks
+/// and randomness). Whatever
+/// reaches outside the host (`wasi:sockets`, `wasi:http`) or any other
+/// package is refused at upload, so a component never finds out at its
+/// first request that an import it counts on does nothing.
+pub(super) fn is_provided_import(name: &str) -> bool {
+    let Some((package, rest)) = name.split_once('/') else {
+        return false;
+    };
+    let interface = rest
+        .split_once('@')
+        .map_or(rest, |(interface, _)| interface);
+    match package {
+        "edge:hooks" => matches!(interface, "types" | "kv" | "config" | "log"),
+        "wasi:io" => matches!(interface, "error" | "poll" | "streams"),
+        "wasi:clocks" => matches!(interface, "wall-clock" | "monotonic-clock"),
+        "wasi:random" => matches!(interface, "random" | "insecure" | "insecure-seed"),
+        "wasi:cli" => matches!(
+            interface,
+            "environment"
+                | "exit"
+                | "stdin"
+                | "stdout"
+                | "stderr"
+                | "terminal-input"
+                | "terminal-output"
+                | "terminal-stdin"
+                | "terminal-stdout"
+                | "terminal-stderr"
+        ),
+        "wasi:filesystem" => matches!(interface, "types" | "preopens"),
+        _ => false,
+    }
+}
+
+/// `sha256:<hex>` of a component's bytes.
+pub fn version_of(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(71);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+impl HookRuntime {
+    /// Compiles `bytes` and checks it against the `hooks` world. CPU-heavy on a
+    /// first compile; call it off the request path.
+    pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<CompiledHook, InvalidHook> {
+        // A core module (version 1, layer 0) is what a build for
+        // wasm32-unknown-unknown or wasm32-wasip1 makes.
+        if bytes.starts_with(b"\0asm\x01\0\0\0") {
+            return Err(InvalidHook(
+                "this is a core WebAssembly module, not a component: build the hook for wasm32-wasip2 (`edge hook build`, or `cargo build --release --target wasm32-wasip2`)".into(),
+            ));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| InvalidHook(format!("not a valid WebAssembly component: {e:#}")))?;
+        let refused: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| !is_provided_import(name))
+            .map(str::to_owned)
+            .collect();
+        if !refused.is_empty() {
+            return Err(InvalidHook(format!(
+                "imports what hooks are not given: {} (a hook may import the hooks world and WASI's io, clocks, random, cli and filesystem interfaces; no sockets, no outbound HTTP)",
+                refused.join(", ")
+            )));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| InvalidHook(format!("imports something hooks cannot use: {e:#}")))?;
+        // Checks every export's presence and type once, here, so an
+        // invocation only looks up the one it calls.
+        bindings::HooksPre::new(pre.clone())
+            .map_err(|e| InvalidHook(format!("does not export the hooks world: {e:#}")))?;
+        let export = |name: &str| {
+            component
+                .get_export_index(None, name)
+                .ok_or_else(|| InvalidHook(format!("does not export {name}")))
+        };
+        let exports = [
+            export(EXPORT_NAMES[0])?,
+            export(EXPORT_NAMES[1])?,
+            export(EXPORT_NAMES[2])?,
+            export(EXPORT_NAMES[3])?,
+        ];
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(HookStats::new(name)))
+            .clone();
+        Ok(CompiledHook {
+            name: name.into(),
+            version: version_of(bytes),
+            pre,
+            exports,
+            stats,
+            javascript: embeds_javascript_engine(bytes),
+            demoted: Default::default(),
+        })
+    }
+}
