@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::state::{CERTIFICATE_PREFIX, ControlPlane, put_json};
 use crate::store::{Op, Txn};
 use crate::time::rfc3339;
@@ -63,8 +62,7 @@ fn certificate_key(name: &str) -> String {
 /// The error for a certificate that is not there.
 pub fn no_such_certificate(name: &str) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NoSuchCertificate",
+        ErrorCode::NoSuchCertificate,
         format!("no certificate is named {name:?}"),
     )
 }
@@ -87,9 +85,8 @@ impl ControlPlane {
             uploaded: rfc3339(SystemTime::now()),
             pem: upload,
         };
-        let record = CertificateRecord::from_stored(stored).map_err(|reason| {
-            ApiError::new(StatusCode::BAD_REQUEST, "InvalidCertificate", reason)
-        })?;
+        let record = CertificateRecord::from_stored(stored)
+            .map_err(|reason| ApiError::new(ErrorCode::InvalidCertificate, reason))?;
         let (_guard, state) = self.begin_write().await?;
         let txn = Txn {
             compares: Vec::new(),

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::StatusCode;
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::state::{
     ControlPlane, ControlState, DistributionRecord, INVALIDATION_PREFIX, IfMatch,
     StoredDistribution, alias_key, dist_key, etag_matches, put_json,
@@ -172,8 +171,7 @@ impl ControlPlane {
         if_match.check(current.revision, id)?;
         if current.config.enabled {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "DistributionNotDisabled",
+                ErrorCode::DistributionNotDisabled,
                 format!(
                     "distribution {id} is enabled; disable it (PUT its config with \"enabled\": false) before deleting it"
                 ),
@@ -181,8 +179,7 @@ impl ControlPlane {
         }
         if let Some(policy) = state.policy_of_staging(id) {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "StagingDistributionInUse",
+                ErrorCode::StagingDistributionInUse,
                 format!(
                     "distribution {id} is the staging distribution of policy {}; delete the policy first",
                     policy.stored.id
@@ -340,8 +337,7 @@ impl ControlPlane {
             Some(Some((p, s))) => (p.trim().to_owned(), s.trim().to_owned()),
             Some(None) => {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidIfMatchVersion",
+                    ErrorCode::InvalidIfMatchVersion,
                     "promote needs If-Match: <primary ETag>, <staging ETag>",
                 ));
             }
@@ -438,8 +434,7 @@ fn not_this_primarys_staging(state: &ControlState, primary_id: &str, staging_id:
         ),
     };
     ApiError::new(
-        StatusCode::CONFLICT,
-        "IllegalUpdate",
+        ErrorCode::IllegalUpdate,
         format!("promote takes the staging distribution of the primary's own policy: {why}"),
     )
 }

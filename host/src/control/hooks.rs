@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::StatusCode;
-
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::state::ControlState;
 use super::state::{
     ControlPlane, HOOK_PREFIX, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX,
@@ -73,8 +71,7 @@ impl ControlPlane {
         let stored: u64 = modules.values().map(|&n| n as u64).sum();
         if stored > self.options.max_hook_store_bytes {
             return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "HookStoreFull",
+                ErrorCode::HookStoreFull,
                 format!(
                     "hook modules would take {stored} bytes, over the host's {} (--max-hook-store-bytes): delete hooks no distribution runs (edge hook delete NAME), or raise the limit",
                     self.options.max_hook_store_bytes
@@ -175,8 +172,7 @@ impl ControlPlane {
             .collect();
         if !users.is_empty() {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "HookInUse",
+                ErrorCode::HookInUse,
                 format!(
                     "hook {name:?} runs in distribution(s) {}: remove it from their behaviors first",
                     users.join(", ")

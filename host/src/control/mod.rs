@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 pub use error::ApiError;
 pub use state::{ControlOptions, ControlPlane, DeployStatus, DistributionRecord, IfMatch};
 
+use error::ErrorCode;
 use fleet::FleetView;
 use state::{InvalidationRecord, PolicyRecord};
 
@@ -86,12 +87,12 @@ impl ControlApi {
         let resp = match self.route(req).await {
             Ok(resp) => resp,
             Err(err) => {
-                if err.status.is_server_error() {
-                    tracing::error!(%method, %path, code = err.code, message = %err.message, "control request failed");
+                if err.status().is_server_error() {
+                    tracing::error!(%method, %path, code = err.code.as_str(), message = %err.message, "control request failed");
                 } else {
-                    tracing::debug!(%method, %path, code = err.code, message = %err.message, "control request refused");
+                    tracing::debug!(%method, %path, code = err.code.as_str(), message = %err.message, "control request refused");
                 }
-                let mut resp = json_response(err.status, err.body());
+                let mut resp = json_response(err.status(), err.body());
                 if let Some(allow) = err
                     .allow
                     .as_deref()
@@ -99,7 +100,7 @@ impl ControlApi {
                 {
                     resp.headers_mut().insert(ALLOW, allow);
                 }
-                if err.status == StatusCode::UNAUTHORIZED {
+                if err.status() == StatusCode::UNAUTHORIZED {
                     resp.headers_mut()
                         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 }
@@ -244,8 +245,7 @@ impl ControlApi {
                     .find(|r| r.stored.id == *inv)
                     .ok_or_else(|| {
                         ApiError::new(
-                            StatusCode::NOT_FOUND,
-                            "NoSuchInvalidation",
+                            ErrorCode::NoSuchInvalidation,
                             format!("distribution {id} has no invalidation {inv:?}"),
                         )
                     })?;
@@ -460,13 +460,11 @@ impl ControlApi {
         match given {
             Some(token) if constant_time_eq(token.as_bytes(), self.token.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "AccessDenied",
+                ErrorCode::AccessDenied,
                 "the bearer token is not valid",
             )),
             None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "AccessDenied",
+                ErrorCode::AccessDenied,
                 "this API needs an Authorization: Bearer <token> header",
             )),
         }
@@ -637,26 +635,23 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
+            ErrorCode::RequestEntityTooLarge,
             format!("the body is larger than {limit} bytes"),
         )),
         Err(err) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MalformedInput",
+            ErrorCode::MalformedInput,
             format!("reading the body failed: {err}"),
         )),
     }
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint")
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
 fn method_not_allowed(allow: &str) -> ApiError {
     let mut err = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
+        ErrorCode::MethodNotAllowed,
         format!("this endpoint answers {allow}"),
     );
     err.allow = Some(allow.to_owned());

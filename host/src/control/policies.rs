@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::StatusCode;
-
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::state::{
     ControlPlane, ControlState, GateState, GateStatus, IfMatch, PolicyRecord, StoredPolicy,
     put_json,
@@ -41,8 +39,7 @@ impl ControlPlane {
             .filter(|p| Some(p.stored.id.as_str()) != id)
         {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "StagingDistributionInUse",
+                ErrorCode::StagingDistributionInUse,
                 format!(
                     "staging distribution {staging_id} already belongs to policy {}",
                     other.stored.id
@@ -131,8 +128,7 @@ impl ControlPlane {
         if_match.check(current.revision, id)?;
         if let Some(primary) = state.primary_of(id) {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "ContinuousDeploymentPolicyInUse",
+                ErrorCode::ContinuousDeploymentPolicyInUse,
                 format!(
                     "policy {id} is attached to distribution {}; detach it first",
                     primary.stored.id

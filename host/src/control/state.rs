@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::certificates::{CertificateRecord, StoredCertificate};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::fleet::FleetState;
 use crate::cache::SharedCache;
 use crate::config::policy::{Policy, PolicyConfig};
@@ -225,8 +225,7 @@ impl ControlState {
     pub fn policy(&self, id: &str) -> Result<&Arc<PolicyRecord>, ApiError> {
         self.policies.get(id).ok_or_else(|| {
             ApiError::new(
-                http::StatusCode::NOT_FOUND,
-                "NoSuchContinuousDeploymentPolicy",
+                ErrorCode::NoSuchContinuousDeploymentPolicy,
                 format!("no continuous-deployment policy has id {id:?}"),
             )
         })
@@ -559,8 +558,7 @@ impl ControlPlane {
             }
             if let Some(other) = state.primary_of(policy_id).filter(|d| d.stored.id != id) {
                 return Err(ApiError::new(
-                    http::StatusCode::CONFLICT,
-                    "ContinuousDeploymentPolicyInUse",
+                    ErrorCode::ContinuousDeploymentPolicyInUse,
                     format!(
                         "policy {policy_id} is already attached to distribution {}",
                         other.stored.id
@@ -784,24 +782,15 @@ pub(super) async fn compile(
     let (rt, n) = (runtime.clone(), name.to_owned());
     match tokio::task::spawn_blocking(move || rt.compile(&n, &bytes)).await {
         Ok(Ok(compiled)) => Ok(Arc::new(compiled)),
-        Ok(Err(invalid)) => Err(ApiError::new(
-            http::StatusCode::BAD_REQUEST,
-            "InvalidHook",
-            invalid.0,
-        )),
-        Err(e) => Err(ApiError::new(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            e.to_string(),
-        )),
+        Ok(Err(invalid)) => Err(ApiError::new(ErrorCode::InvalidHook, invalid.0)),
+        Err(e) => Err(ApiError::new(ErrorCode::InternalError, e.to_string())),
     }
 }
 
 /// The error for a KV key that is not set.
 pub fn no_such_key(namespace: &str, key: &str) -> ApiError {
     ApiError::new(
-        http::StatusCode::NOT_FOUND,
-        "NoSuchKey",
+        ErrorCode::NoSuchKey,
         format!("no value is set for {namespace}/{key}"),
     )
 }
@@ -825,13 +814,8 @@ pub(super) fn alias_key(alias: &str) -> String {
 }
 
 pub(super) fn put_json<T: Serialize>(key: String, value: &T) -> Result<Op, ApiError> {
-    let value = serde_json::to_vec(value).map_err(|e| {
-        ApiError::new(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            e.to_string(),
-        )
-    })?;
+    let value = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
     Ok(Op::Put { key, value })
 }
 
