@@ -35,26 +35,14 @@ meanwhile) and exits. RLIMIT_NOFILE is raised as far as the hard limit allows.
 
 import argparse
 import asyncio
-import resource
 import ssl
 import sys
 import time
 
+from nofile import raise_nofile
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-
-
-def raise_nofile(want: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < want:
-        try:  # root may raise the hard limit too
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
-            return want
-        except (ValueError, OSError):
-            want = hard
-    if soft == resource.RLIM_INFINITY or soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class Shape:

@@ -24,22 +24,10 @@ and exits, closing everything. RLIMIT_NOFILE is raised to what the hard limit
 
 import argparse
 import asyncio
-import resource
 import sys
 import time
 
-
-def raise_nofile(want: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < want:
-        try:  # root may raise the hard limit too
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
-            return want
-        except (ValueError, OSError):
-            want = hard
-    if soft == resource.RLIM_INFINITY or soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+from nofile import raise_nofile
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:

@@ -2,6 +2,7 @@
 //! times: after each restart the store opens, every acknowledged write is
 //! there and no refused one is.
 
+#[expect(dead_code, reason = "this test needs no origin")]
 mod common;
 
 use std::sync::{Arc, Mutex};

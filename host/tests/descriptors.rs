@@ -8,29 +8,10 @@
 mod common;
 
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{request, start_limited};
-
-/// An origin on a thread that answers every request with `hello`.
-fn origin() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                let _ = std::io::Read::read(&mut stream, &mut buf);
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-                );
-            });
-        }
-    });
-    addr
-}
+use common::{origin, request, start_limited};
 
 /// One counter or gauge from the control listener's `/metrics`.
 fn metric(control: SocketAddr, name: &str) -> u64 {
@@ -44,7 +25,7 @@ fn metric(control: SocketAddr, name: &str) -> u64 {
 #[test]
 fn idle_connections_that_exhaust_the_descriptors_are_shed_for_a_new_viewer() {
     const LIMIT: u32 = 256;
-    let web = origin();
+    let web = origin("hello", Duration::ZERO, "max-age=60");
     let dir = tempfile::tempdir().expect("temp dir");
     let host = start_limited(dir.path(), &[], Some(LIMIT));
     let config = format!(

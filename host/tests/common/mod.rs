@@ -1,7 +1,7 @@
 //! Running the `edge` binary in tests: start it, talk to it over plain TCP.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -99,4 +99,27 @@ pub fn request(
         .map_or("", |(_, b)| b)
         .to_owned();
     Ok((status, body))
+}
+
+/// An origin on a thread that answers every request with `body` after
+/// `delay`, with `Cache-Control: cache_control`, and closes.
+pub fn origin(body: &'static str, delay: Duration, cache_control: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(delay);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: {cache_control}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
 }
