@@ -159,6 +159,7 @@ impl ControlApi {
             _ => return Err(not_found()),
         }
         let method = req.method().clone();
+        allowed(&method, &segments[1..])?;
         match (&method, &segments[1..]) {
             (&Method::POST, ["distributions"]) => self.create(req).await,
             (&Method::GET, ["distributions"]) => Ok(self.list().await),
@@ -330,12 +331,9 @@ impl ControlApi {
                 self.plane.delete_certificate(name).await?;
                 Ok(no_content())
             }
-            (_, ["certificates"]) => Err(method_not_allowed("GET")),
-            (_, ["certificates", _]) => Err(method_not_allowed("GET, PUT, DELETE")),
             (&Method::GET, ["traffic"]) => {
                 Ok(json_value(StatusCode::OK, &self.metrics.traffic_json()))
             }
-            (_, ["traffic"]) => Err(method_not_allowed("GET")),
             (&Method::GET, ["hooks"]) => Ok(self.list_hooks()),
             (&Method::GET, ["hooks", name]) => self.get_hook(name),
             (&Method::PUT, ["kv", namespace, key]) => {
@@ -390,22 +388,7 @@ impl ControlApi {
                 self.plane.kv_delete(namespace, key).await?;
                 Ok(no_content())
             }
-            (_, ["hooks"]) => Err(method_not_allowed("GET")),
-            (_, ["hooks", _]) => Err(method_not_allowed("GET, PUT, DELETE")),
-            (_, ["kv"] | ["kv", _]) => Err(method_not_allowed("GET")),
-            (_, ["kv", _, _]) => Err(method_not_allowed("GET, PUT, DELETE")),
-            (_, ["distributions"]) => Err(method_not_allowed("GET, POST")),
-            (_, ["distributions", _]) => Err(method_not_allowed("GET, DELETE")),
-            (_, ["distributions", _, "config"]) => Err(method_not_allowed("GET, PUT")),
-            (_, ["distributions", _, "copy" | "associate-alias" | "promote"]) => {
-                Err(method_not_allowed("POST"))
-            }
-            (_, ["distributions", _, "invalidations"]) => Err(method_not_allowed("GET, POST")),
-            (_, ["distributions", _, "invalidations", _]) => Err(method_not_allowed("GET")),
-            (_, ["continuous-deployment-policies"]) => Err(method_not_allowed("GET, POST")),
-            (_, ["continuous-deployment-policies", _]) => {
-                Err(method_not_allowed("GET, PUT, DELETE"))
-            }
+            // Every endpoint and method of ROUTES has its arm above.
             _ => Err(not_found()),
         }
     }
@@ -618,6 +601,79 @@ fn if_match(req: &Request<Incoming>) -> IfMatch<'_> {
     }
 }
 
+/// The `/v1` endpoints, by resource: a path pattern (`*` is one segment,
+/// an id or a name) and the methods it answers. A 404 and a 405's `Allow`
+/// come from this table alone.
+const ROUTES: &[(&[&str], &[Method])] = &[
+    // Distributions and what is done to them.
+    (&["distributions"], &[Method::GET, Method::POST]),
+    (&["distributions", "*"], &[Method::GET, Method::DELETE]),
+    (
+        &["distributions", "*", "config"],
+        &[Method::GET, Method::PUT],
+    ),
+    (&["distributions", "*", "copy"], &[Method::POST]),
+    (&["distributions", "*", "associate-alias"], &[Method::POST]),
+    (&["distributions", "*", "promote"], &[Method::POST]),
+    // Invalidations.
+    (
+        &["distributions", "*", "invalidations"],
+        &[Method::GET, Method::POST],
+    ),
+    (
+        &["distributions", "*", "invalidations", "*"],
+        &[Method::GET],
+    ),
+    // Continuous-deployment policies.
+    (
+        &["continuous-deployment-policies"],
+        &[Method::GET, Method::POST],
+    ),
+    (
+        &["continuous-deployment-policies", "*"],
+        &[Method::GET, Method::PUT, Method::DELETE],
+    ),
+    // Hooks and KV data.
+    (&["hooks"], &[Method::GET]),
+    (&["hooks", "*"], &[Method::GET, Method::PUT, Method::DELETE]),
+    (&["kv"], &[Method::GET]),
+    (&["kv", "*"], &[Method::GET]),
+    (
+        &["kv", "*", "*"],
+        &[Method::GET, Method::PUT, Method::DELETE],
+    ),
+    // Certificates.
+    (&["certificates"], &[Method::GET]),
+    (
+        &["certificates", "*"],
+        &[Method::GET, Method::PUT, Method::DELETE],
+    ),
+    // Traffic by deployment arm.
+    (&["traffic"], &[Method::GET]),
+];
+
+/// Whether `segments` (after `/v1`) name an endpoint that answers `method`:
+/// 404 for no endpoint, 405 with the endpoint's `Allow` for another method.
+fn allowed(method: &Method, segments: &[&str]) -> Result<(), ApiError> {
+    let matches = |pattern: &[&str]| {
+        pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(segments)
+                .all(|(p, s)| *p == "*" || p == s)
+    };
+    let (_, methods) = ROUTES
+        .iter()
+        .find(|(pattern, _)| matches(pattern))
+        .ok_or_else(not_found)?;
+    if methods.contains(method) {
+        Ok(())
+    } else {
+        let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+        Err(method_not_allowed(&allow.join(", ")))
+    }
+}
+
 fn only(
     req: &Request<Incoming>,
     methods: &[Method],
@@ -706,6 +762,44 @@ fn bearer_token(credentials: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_and_not_found_come_from_the_route_table() {
+        let allow = |method: Method, path: &[&str]| match allowed(&method, path) {
+            Ok(()) => Ok(()),
+            Err(err) => Err((err.code, err.allow)),
+        };
+        assert_eq!(
+            allow(Method::POST, &["distributions", "E1", "copy"]),
+            Ok(())
+        );
+        assert_eq!(
+            allow(Method::GET, &["distributions", "E1", "copy"]),
+            Err((ErrorCode::MethodNotAllowed, Some("POST".to_owned())))
+        );
+        assert_eq!(
+            allow(Method::PATCH, &["kv", "ns", "key"]),
+            Err((
+                ErrorCode::MethodNotAllowed,
+                Some("GET, PUT, DELETE".to_owned())
+            ))
+        );
+        assert_eq!(
+            allow(Method::GET, &["distributions", "E1", "nothing"]),
+            Err((ErrorCode::NotFound, None))
+        );
+        assert_eq!(allow(Method::GET, &["kv"]), Ok(()));
+        // No two patterns overlap: the first that matches is the only one.
+        for (i, (a, _)) in ROUTES.iter().enumerate() {
+            for (b, _) in &ROUTES[i + 1..] {
+                let overlap = a.len() == b.len()
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|(x, y)| x == y || *x == "*" || *y == "*");
+                assert!(!overlap, "{a:?} and {b:?} both match some path");
+            }
+        }
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {
