@@ -657,7 +657,11 @@ pub fn framing(data: &[u8]) {
             (true, true) if got.may_close => None,
             (true, true) => Some(ended == Ended::ClosedItself),
         };
-        if let Some(ambiguous) = ambiguous {
+        // A head past the limit is refused with 431 whatever its framing:
+        // the watch stops reading there, so it has no word on the lengths.
+        if let Some(ambiguous) = ambiguous
+            && !got.oversized
+        {
             assert_eq!(
                 got.ambiguous, ambiguous,
                 "request {i}: the watch and hyper disagree on both lengths"
