@@ -40,6 +40,9 @@ pub struct Progress {
     blocked_since: AtomicU64,
     /// Requests whose handler has not finished.
     in_flight: AtomicUsize,
+    /// Wakes the watchdog when a request starts on a connection it is
+    /// letting sleep until its idle deadline.
+    busy: tokio::sync::Notify,
 }
 
 impl Progress {
@@ -49,6 +52,7 @@ impl Progress {
             last: AtomicU64::new(0),
             blocked_since: AtomicU64::new(NOT_BLOCKED),
             in_flight: AtomicUsize::new(0),
+            busy: tokio::sync::Notify::new(),
         })
     }
 
@@ -83,6 +87,7 @@ impl Progress {
     /// Marks a request in flight until the guard drops.
     pub fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.busy.notify_one();
         InFlight(self.clone())
     }
 }
@@ -235,10 +240,21 @@ impl Watchdog {
                 }
                 wait = wait.min(idle - quiet);
             }
-            // Checked again at least every second while a request is in
-            // flight, since a write may block meanwhile.
-            let wait = wait.clamp(10, 1000);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let busy = progress.in_flight.load(Ordering::Relaxed) > 0 || blocked != NOT_BLOCKED;
+            if busy {
+                // Checked again at least every second while a request is in
+                // flight, since a write may block meanwhile.
+                tokio::time::sleep(Duration::from_millis(wait.clamp(10, 1000))).await;
+            } else {
+                // Idle: asleep until the idle deadline (bytes that move
+                // meanwhile only push it back, seen then), or until a
+                // request starts. Ten thousand idle connections thus cost no
+                // wake-ups, rather than ten thousand a second at once.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(wait.max(10))) => {}
+                    () = progress.busy.notified() => {}
+                }
+            }
         }
     }
 }
