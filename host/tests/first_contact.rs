@@ -9,28 +9,13 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-const EDGE: &str = env!("CARGO_BIN_EXE_edge");
+#[expect(
+    dead_code,
+    reason = "this test runs the binary its own way and needs only the origin"
+)]
+mod common;
 
-/// An origin on a thread that answers every request with `body`.
-fn origin(body: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                let _ = stream.read(&mut buf);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: max-age=60\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    addr
-}
+const EDGE: &str = env!("CARGO_BIN_EXE_edge");
 
 /// Removes the `EDGE_*` variables of the environment the tests run in: a
 /// new user has none set.
@@ -181,7 +166,7 @@ fn is_root() -> bool {
 
 #[test]
 fn a_new_user_serves_and_drives_the_host_with_every_default() {
-    let web = origin("hello from web");
+    let web = common::origin("hello from web", Duration::ZERO, "max-age=60");
     let dir = workdir();
     let cwd = dir.path();
     // `edge serve` with no flags at all: ./edge-data, 8080 and 9901.
