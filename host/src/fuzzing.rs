@@ -675,3 +675,50 @@ pub fn framing(data: &[u8]) {
         };
     }
 }
+
+/// The HTTP/2 trailer watch, on a connection's frames after the client
+/// preface (the first byte picks the size of the pieces they arrive in):
+/// every byte is handed on, each changed byte is a frame's END_STREAM flag
+/// cleared, one for each trailer block found malformed, and the watch reads
+/// the same whatever the pieces.
+pub fn h2_trailers(data: &[u8]) {
+    use crate::server::h2_trailers::Watch;
+    let Some((&piece, frames)) = data.split_first() else {
+        return;
+    };
+    let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    input.extend_from_slice(frames);
+    let run = |piece: usize| {
+        let mut watch = Watch::new(true);
+        let mut out = Vec::with_capacity(input.len());
+        for bytes in input.chunks(piece) {
+            watch.feed(bytes);
+            out.extend_from_slice(watch.ready());
+            let n = watch.ready().len();
+            watch.consume(n);
+        }
+        watch.finish();
+        out.extend_from_slice(watch.ready());
+        (out, watch.refused())
+    };
+    let (whole, refused) = run(input.len());
+    assert_eq!(whole.len(), input.len(), "bytes were lost or added");
+    let changed = whole
+        .iter()
+        .zip(&input)
+        .filter(|(out, got)| {
+            assert!(
+                out == got || (**got & 1 == 1 && **out == **got & !1),
+                "a byte changed other than by clearing END_STREAM"
+            );
+            out != got
+        })
+        .count();
+    assert_eq!(
+        u64::try_from(changed).expect("small"),
+        refused,
+        "each refused block clears one flag"
+    );
+    let pieces = run(usize::from(piece.max(1)));
+    assert_eq!(pieces, (whole, refused), "the pieces changed what was read");
+}

@@ -58,3 +58,8 @@ fn request_target_corpus() {
 fn framing_corpus() {
     replay("framing", edge::fuzzing::framing);
 }
+
+#[test]
+fn h2_trailers_corpus() {
+    replay("h2_trailers", edge::fuzzing::h2_trailers);
+}

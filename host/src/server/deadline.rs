@@ -20,7 +20,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -40,9 +40,11 @@ pub struct Progress {
     blocked_since: AtomicU64,
     /// Requests whose handler has not finished.
     in_flight: AtomicUsize,
-    /// Wakes the watchdog when a request starts on a connection it is
-    /// letting sleep until its idle deadline.
-    busy: tokio::sync::Notify,
+    /// The watchdog sleeps with no send deadline to keep: a write that
+    /// starts waiting is to wake it.
+    watching: AtomicBool,
+    /// Wakes the watchdog when a write starts waiting.
+    wake: tokio::sync::Notify,
 }
 
 impl Progress {
@@ -52,7 +54,8 @@ impl Progress {
             last: AtomicU64::new(0),
             blocked_since: AtomicU64::new(NOT_BLOCKED),
             in_flight: AtomicUsize::new(0),
-            busy: tokio::sync::Notify::new(),
+            watching: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -67,12 +70,19 @@ impl Progress {
 
     fn blocked(&self) {
         let now = self.now();
-        let _ = self.blocked_since.compare_exchange(
-            NOT_BLOCKED,
-            now,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        // SeqCst, with the watchdog's store of `watching` and load of
+        // `blocked_since`: one of the two sides sees the other's write, so a
+        // write that starts waiting never goes unseen by a sleeping watchdog.
+        let started = self
+            .blocked_since
+            .compare_exchange(NOT_BLOCKED, now, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        if started
+            && self.watching.load(Ordering::SeqCst)
+            && self.watching.swap(false, Ordering::SeqCst)
+        {
+            self.wake.notify_one();
+        }
     }
 
     /// Since when the connection has had no request in flight and moved no
@@ -87,7 +97,6 @@ impl Progress {
     /// Marks a request in flight until the guard drops.
     pub fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.busy.notify_one();
         InFlight(self.clone())
     }
 }
@@ -219,41 +228,45 @@ impl Expired {
 impl Watchdog {
     /// Resolves once the connection behind `progress` has passed one of its
     /// deadlines.
+    ///
+    /// The watchdog sleeps until the nearest deadline it knows of and looks
+    /// again then, rather than on a tick: bytes that move meanwhile only push
+    /// a deadline back, and are seen when it wakes. A waiting write sets a
+    /// send deadline; one that starts waiting while the watchdog sleeps wakes
+    /// it. With a request in flight and no write waiting there is no
+    /// deadline, and the watchdog looks again after an idle timeout. So ten
+    /// thousand idle connections, or ten thousand viewers that stopped
+    /// reading, cost one wake-up each per deadline, not one a second each.
     pub async fn expired(self, progress: Arc<Progress>) -> Expired {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2);
         let (idle, send) = (millis(self.idle), millis(self.send));
         loop {
             let now = progress.now();
-            let blocked = progress.blocked_since.load(Ordering::Relaxed);
-            let mut wait = idle;
+            let blocked = progress.blocked_since.load(Ordering::SeqCst);
             if blocked != NOT_BLOCKED {
                 let waited = now.saturating_sub(blocked);
                 if waited >= send {
                     return Expired::Send;
                 }
-                wait = wait.min(send - waited);
+                tokio::time::sleep(Duration::from_millis((send - waited).max(10))).await;
+                continue;
             }
-            if progress.in_flight.load(Ordering::Relaxed) == 0 && blocked == NOT_BLOCKED {
+            let wait = if progress.in_flight.load(Ordering::Relaxed) == 0 {
                 let quiet = now.saturating_sub(progress.last.load(Ordering::Relaxed));
                 if quiet >= idle {
                     return Expired::Idle;
                 }
-                wait = wait.min(idle - quiet);
-            }
-            let busy = progress.in_flight.load(Ordering::Relaxed) > 0 || blocked != NOT_BLOCKED;
-            if busy {
-                // Checked again at least every second while a request is in
-                // flight, since a write may block meanwhile.
-                tokio::time::sleep(Duration::from_millis(wait.clamp(10, 1000))).await;
+                idle - quiet
             } else {
-                // Idle: asleep until the idle deadline (bytes that move
-                // meanwhile only push it back, seen then), or until a
-                // request starts. Ten thousand idle connections thus cost no
-                // wake-ups, rather than ten thousand a second at once.
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(wait.max(10))) => {}
-                    () = progress.busy.notified() => {}
-                }
+                idle
+            };
+            progress.watching.store(true, Ordering::SeqCst);
+            if progress.blocked_since.load(Ordering::SeqCst) != NOT_BLOCKED {
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(wait.max(10))) => {}
+                () = progress.wake.notified() => {}
             }
         }
     }

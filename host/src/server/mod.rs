@@ -4,6 +4,7 @@
 pub mod data_dir;
 pub mod deadline;
 pub(crate) mod framing;
+pub(crate) mod h2_trailers;
 pub mod handover;
 pub mod host_id;
 mod shed;
@@ -1068,6 +1069,7 @@ async fn serve_connection<IO>(
     let (io, progress) = deadline::Timed::new(io);
     registered.track(&progress);
     let (io, framing) = framing::Watched::new(io, limits.max_header_bytes, limits.max_header_count);
+    let io = h2_trailers::Watched::new(io, !matches!(protocol, Protocol::Http1));
     let served = std::sync::atomic::AtomicU64::new(0);
     let watched = progress.clone();
     let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
