@@ -20,9 +20,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::client::CliError;
+use crate::wasm::stage::{Decision, Exchange, HookStage, ORDER};
 use crate::wasm::{
-    self, BoundHook, CompiledHook, Event, HookRuntime, KvData, RequestAction, RuntimeOptions,
-    convert,
+    self, BoundHook, CompiledHook, Event, HookRuntime, KvData, RuntimeOptions, convert,
 };
 
 /// `edge hook test`.
@@ -64,16 +64,6 @@ pub struct HookTestArgs {
     /// Print JSON instead of lines (the same as `-o json`).
     #[arg(long, hide = true)]
     pub json: bool,
-}
-
-/// The request as it travels through the events.
-#[derive(Debug, Clone)]
-struct Exchange {
-    method: Method,
-    path: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    origin: String,
 }
 
 fn local(message: impl Into<String>) -> CliError {
@@ -130,7 +120,7 @@ fn viewer_request(args: &HookTestArgs) -> Result<(Exchange, IpAddr), CliError> {
         path: "/".to_owned(),
         query: None,
         headers: HeaderMap::new(),
-        origin: args.origin.clone(),
+        target_id: args.origin.clone(),
     };
     if let Some(path) = &args.request {
         let v = read_json(path)?;
@@ -287,25 +277,19 @@ impl Runner {
         }
     }
 
-    fn context(&self, event: Event, origin: &str) -> wasm::Context {
-        wasm::Context {
-            event,
-            distribution_id: "ETEST".into(),
-            distribution_domain: "etest.edge.internal".into(),
-            request_id: "test-request".into(),
+    /// The stage the events run on, as the host's for a distribution
+    /// `ETEST` on its primary arm.
+    fn stage<'a>(&'a self, targets: wasm::stage::TargetCheck<'a>) -> HookStage<'a> {
+        HookStage {
+            runtime: &self.runtime,
+            kv: self.kv.clone(),
+            request_id: "test-request",
+            client: self.client,
+            distribution_id: "ETEST",
+            distribution_domain: "etest.edge.internal",
             arm: wasm::bindings::Arm::Primary,
-            origin_id: origin.into(),
+            targets,
         }
-    }
-
-    fn wit_request(&self, ex: &Exchange) -> wasm::Request {
-        convert::request_to_wit(
-            &ex.method,
-            &ex.path,
-            ex.query.as_deref(),
-            &ex.headers,
-            self.client,
-        )
     }
 
     /// A request event: the next request, or the hook's answer.
@@ -316,43 +300,22 @@ impl Runner {
         ex: &Exchange,
     ) -> Result<(Step, Result<Exchange, convert::CheckedResponse>), CliError> {
         let hook = self.bound(event);
-        let request = self.wit_request(ex);
+        let targets = |id: &str| {
+            if self.origins.is_empty() || self.origins.iter().any(|o| o == id) {
+                Ok(())
+            } else {
+                Err(format!("origin id {id:?} is not one of --origins"))
+            }
+        };
         let ran = self
-            .runtime
-            .request_event(
-                &hook,
-                "test-request",
-                self.kv.clone(),
-                self.context(event, &ex.origin),
-                request,
-            )
+            .stage(&targets)
+            .request_event(&hook, ex)
             .await
             .map_err(|e| failed(name, e))?;
         let mut json = ran_json(&ran);
         let mut lines = vec![ran_line(&ran)];
-        let outcome = match &ran.value {
-            RequestAction::Forward(forward) => {
-                let checked = convert::request_from_wit(forward.request.clone(), &ex.headers)
-                    .map_err(|r| failed(name, hook.invalid_output(r)))?;
-                let origin = forward
-                    .origin_id
-                    .clone()
-                    .unwrap_or_else(|| ex.origin.clone());
-                if !self.origins.is_empty() && !self.origins.contains(&origin) {
-                    return Err(failed(
-                        name,
-                        hook.invalid_output(format!(
-                            "origin id {origin:?} is not one of --origins"
-                        )),
-                    ));
-                }
-                let next = Exchange {
-                    method: checked.method,
-                    path: checked.path,
-                    query: checked.query,
-                    headers: checked.headers,
-                    origin,
-                };
+        let outcome = match ran.value {
+            Decision::Forward(next) => {
                 let (added, removed) = header_changes(&ex.headers, &next.headers);
                 lines.insert(
                     0,
@@ -360,25 +323,19 @@ impl Runner {
                         "forward {} {} to origin {}",
                         next.method,
                         uri_of(&next),
-                        next.origin
+                        next.target_id
                     ),
                 );
                 lines.extend(added.iter().map(|h| format!("+ {h}")));
                 lines.extend(removed.iter().map(|h| format!("- {h}")));
                 json["outcome"] = json!("forward");
                 json["request"] = json!({"method": next.method.as_str(), "uri": uri_of(&next)});
-                json["origin"] = json!(next.origin);
+                json["origin"] = json!(next.target_id);
                 json["headers_added"] = json!(added);
                 json["headers_removed"] = json!(removed);
                 Ok(next)
             }
-            RequestAction::Respond(resp) => {
-                let checked = convert::response_from_wit(
-                    resp.clone(),
-                    &HeaderMap::new(),
-                    convert::max_body(event),
-                )
-                .map_err(|r| failed(name, hook.invalid_output(r)))?;
+            Decision::Respond(checked) => {
                 let bytes = checked.body.as_ref().map_or(0, |b| b.len());
                 lines.insert(
                     0,
@@ -411,28 +368,19 @@ impl Runner {
         headers: &HeaderMap,
     ) -> Result<(Step, convert::CheckedResponse), CliError> {
         let hook = self.bound(event);
-        let request = self.wit_request(ex);
-        let response = convert::response_to_wit(status, headers, None);
+        let targets = |_: &str| Ok(());
         let ran = self
-            .runtime
-            .response_event(
-                &hook,
-                "test-request",
-                self.kv.clone(),
-                self.context(event, &ex.origin),
-                request,
-                response,
-            )
+            .stage(&targets)
+            .response_event(&hook, ex, status, headers)
             .await
             .map_err(|e| failed(name, e))?;
-        let checked =
-            convert::response_from_wit(ran.value.clone(), headers, convert::max_body(event))
-                .map_err(|r| failed(name, hook.invalid_output(r)))?;
+        let answer = &ran.value;
+        let checked = &answer.response;
         let (added, removed) = header_changes(headers, &checked.headers);
         let mut lines = vec![
             format!(
                 "status {}{}",
-                checked.status.as_u16(),
+                answer.status_refused.unwrap_or(checked.status).as_u16(),
                 checked.body.as_ref().map_or(String::new(), |b| format!(
                     ", body replaced ({} bytes)",
                     b.len()
@@ -440,7 +388,7 @@ impl Runner {
             ),
             ran_line(&ran),
         ];
-        if event == Event::ViewerResponse && checked.status != status {
+        if answer.status_refused.is_some() {
             lines.push(format!(
                 "viewer-response cannot change the status: the host keeps {}",
                 status.as_u16()
@@ -451,9 +399,10 @@ impl Runner {
         lines.extend(ran.logs.iter().map(|l| format!("log: {l}")));
         let mut json = ran_json(&ran);
         json["outcome"] = json!("response");
-        json["status"] = json!(checked.status.as_u16());
+        json["status"] = json!(answer.status_refused.unwrap_or(checked.status).as_u16());
         json["headers_added"] = json!(added);
         json["headers_removed"] = json!(removed);
+        let checked = ran.value.response;
         Ok((
             Step {
                 event: name,
@@ -594,15 +543,21 @@ async fn walk(
     origin_headers: &HeaderMap,
     steps: &mut Vec<Step>,
 ) -> Result<StatusCode, CliError> {
+    let [
+        viewer_request,
+        origin_request,
+        origin_response,
+        viewer_response,
+    ] = ORDER;
     let (step, decided) = runner
-        .request(Event::ViewerRequest, "viewer-request", &viewer)
+        .request(viewer_request, "viewer-request", &viewer)
         .await?;
     steps.push(step);
     let (ex, status, headers) = match decided {
         Err(answer) => (viewer, answer.status, answer.headers),
         Ok(ex) => {
             let (step, decided) = runner
-                .request(Event::OriginRequest, "origin-request", &ex)
+                .request(origin_request, "origin-request", &ex)
                 .await?;
             steps.push(step);
             match decided {
@@ -610,12 +565,12 @@ async fn walk(
                 Ok(ex) => {
                     steps.push(Step {
                         event: "origin",
-                        json: json!({"outcome": "origin", "origin": ex.origin, "status": origin_status.as_u16()}),
-                        lines: vec![format!("{} answers {} (--response)", ex.origin, origin_status.as_u16())],
+                        json: json!({"outcome": "origin", "origin": ex.target_id, "status": origin_status.as_u16()}),
+                        lines: vec![format!("{} answers {} (--response)", ex.target_id, origin_status.as_u16())],
                     });
                     let (step, answer) = runner
                         .response(
-                            Event::OriginResponse,
+                            origin_response,
                             "origin-response",
                             &ex,
                             origin_status,
@@ -629,13 +584,7 @@ async fn walk(
         }
     };
     let (step, _) = runner
-        .response(
-            Event::ViewerResponse,
-            "viewer-response",
-            &ex,
-            status,
-            &headers,
-        )
+        .response(viewer_response, "viewer-response", &ex, status, &headers)
         .await?;
     steps.push(step);
     Ok(status)

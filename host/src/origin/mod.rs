@@ -33,6 +33,12 @@ pub enum OriginError {
     Tls { origin: String, reason: String },
 }
 
+/// An error of a body from anywhere (a viewer's connection, a test).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A viewer's request body, whatever it was read from.
+pub type ViewerBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
 /// The body sent to an origin: nothing (replayable, so failover can retry), or
 /// the viewer's body streamed through.
 #[derive(Debug)]
@@ -41,19 +47,19 @@ pub enum UpstreamBody {
     /// The viewer's body; `failed` is set when reading it failed (its
     /// framing was broken), so the error is the viewer's, not the origin's.
     Viewer {
-        body: Incoming,
+        body: ViewerBody,
         failed: Arc<std::sync::atomic::AtomicBool>,
     },
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Self::Empty => Poll::Ready(None),
             Self::Viewer { body, failed } => {

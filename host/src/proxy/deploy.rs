@@ -12,7 +12,11 @@
 
 use http::header::{COOKIE, HeaderMap, HeaderValue};
 
-use super::routing::Deployment;
+use std::sync::Arc;
+
+use super::Proxy;
+use super::ctx::RequestCtx;
+use super::routing::{Deployment, ServedDistribution};
 use crate::config::policy::{StickinessConfig, Traffic, WEIGHT_SCALE};
 
 /// The sticky cookie's name.
@@ -24,6 +28,34 @@ pub struct ArmChoice {
     pub staging: bool,
     /// A `Set-Cookie` value that keeps the viewer on this arm.
     pub set_cookie: Option<HeaderValue>,
+}
+
+impl Proxy {
+    /// Phase 2: the distribution that serves the request. Under a
+    /// continuous-deployment policy that sends this viewer to staging, the
+    /// staging distribution (the primary's id is kept for invalidations,
+    /// and the arm for the gate); the sticky cookie is taken out of the
+    /// request and the one to set noted.
+    pub(super) fn arm(
+        &self,
+        dist: Arc<ServedDistribution>,
+        headers: &mut HeaderMap,
+        ctx: &mut RequestCtx,
+    ) -> Arc<ServedDistribution> {
+        let Some(deployment) = &dist.deployment else {
+            return dist;
+        };
+        let choice = deployment.choose(headers, super::unix_now());
+        strip_sticky_cookie(headers);
+        ctx.sticky = choice.set_cookie;
+        if !choice.staging {
+            return dist;
+        }
+        ctx.staging = true;
+        ctx.gate.clone_from(&deployment.stats);
+        ctx.primary_id = Some(dist.id.clone());
+        deployment.staging.clone()
+    }
 }
 
 impl Deployment {

@@ -266,7 +266,7 @@ pub struct Ran<R> {
 
 impl<R> Ran<R> {
     /// The same run with its value mapped.
-    fn map<T>(self, f: impl FnOnce(R) -> T) -> Ran<T> {
+    pub(crate) fn map<T>(self, f: impl FnOnce(R) -> T) -> Ran<T> {
         Ran {
             value: f(self.value),
             logs: self.logs,

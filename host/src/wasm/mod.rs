@@ -35,7 +35,8 @@
 //! By concern: the engine and its threads (`engine.rs`), compiling and
 //! checking an upload (`compile.rs`), invoking an event (`invoke.rs`), one
 //! invocation's store (`store.rs`), CPU metering (`meter.rs`), errors
-//! (`error.rs`); one host file per WIT interface (`kv.rs`, `config.rs`,
+//! (`error.rs`), one event of one request as the proxy and `edge hook test`
+//! both run it (`stage.rs`); one host file per WIT interface (`kv.rs`, `config.rs`,
 //! `log.rs`) and the conversions between WIT and HTTP types (`convert.rs`).
 
 pub mod bindings;
@@ -50,6 +51,7 @@ mod engine;
 mod error;
 mod invoke;
 mod meter;
+pub mod stage;
 mod store;
 
 pub use error::{HookError, InvalidHook, RuntimeError};

@@ -1,0 +1,207 @@
+//! Phase 7, upstream: the request as the origin sees it, and its fetch from
+//! the origin or, failing over, from the members of an origin group.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use http::header::{
+    COOKIE, HOST, HeaderName, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_UNMODIFIED_SINCE, RANGE,
+};
+use http::{Method, Request, Response, Uri};
+use http_body::Body as _;
+use hyper::body::Incoming;
+
+use crate::cache;
+use crate::config::{Behavior, Target};
+use crate::error::ProxyError;
+use crate::origin::{OriginError, OriginFetcher, UpstreamBody, ViewerBody};
+
+use super::Proxy;
+use super::ctx::{Exchange, RequestCtx};
+use super::headers;
+use super::routing::ServedDistribution;
+
+static SURROGATE_CAPABILITY: HeaderName = HeaderName::from_static("surrogate-capability");
+
+impl Proxy {
+    /// The request as the origin will see it: no `Host` (the origin's is set
+    /// when sending), only the cookies the behavior forwards (`cookies`) on a
+    /// cacheable request, none of the viewer's validators on a `GET` the cache may store
+    /// (the cache fetches whole objects and answers conditionals itself), and
+    /// the host's forwarding fields set as the behavior says
+    /// ([`headers::set_forwarding`]); on a request the cache may store, the
+    /// URL- and method-override fields it does not key on are dropped (see
+    /// [`crate::fields::UNKEYED_OVERRIDES`]).
+    pub(super) fn origin_request(
+        &self,
+        ex: &Exchange,
+        query: Option<String>,
+        cookies: Cookies,
+        viewer: headers::Viewer<'_>,
+        behavior: &Behavior,
+        cacheable: bool,
+    ) -> Exchange {
+        let mut headers = ex.headers.clone();
+        headers.remove(HOST);
+        if cacheable {
+            headers::strip_unkeyed_overrides(&mut headers, &behavior.cache_key.headers);
+        }
+        if let Cookies::Only(cookies) = cookies {
+            headers.remove(COOKIE);
+            if let Some(v) = cookies.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                headers.insert(COOKIE, v);
+            }
+        }
+        if ex.method == Method::GET && !ex.headers.contains_key(RANGE) {
+            for name in [
+                IF_NONE_MATCH,
+                IF_MODIFIED_SINCE,
+                IF_MATCH,
+                IF_UNMODIFIED_SINCE,
+            ] {
+                headers.remove(name);
+            }
+        }
+        headers::set_forwarding(&mut headers, behavior.forwarding, viewer);
+        // Tell the origin it may target Surrogate-Control directives at us.
+        headers.append(&SURROGATE_CAPABILITY, surrogate_capability());
+        Exchange {
+            method: ex.method.clone(),
+            path: ex.path.clone(),
+            query,
+            headers,
+            target_id: ex.target_id.clone(),
+        }
+    }
+
+    /// Sends `out` to its target, trying a group's members in order.
+    pub(super) async fn fetch(
+        &self,
+        dist: &ServedDistribution,
+        out: &Exchange,
+        viewer_body: Option<ViewerBody>,
+        ctx: &RequestCtx,
+    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+        let target =
+            dist.config.targets.get(&out.target_id).ok_or_else(|| {
+                ProxyError::Internal(format!("target {} vanished", out.target_id))
+            })?;
+        let replayable = viewer_body.as_ref().is_none_or(ViewerBody::is_end_stream)
+            && matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let mut viewer_body = viewer_body;
+        let viewer_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let members: &[usize] = match target {
+            Target::Origin(i) => std::slice::from_ref(i),
+            Target::Group { members, .. } if replayable => members,
+            Target::Group { members, .. } => &members[..1],
+        };
+        let failover_codes: &[u16] = match target {
+            Target::Group {
+                failover_status_codes,
+                ..
+            } => failover_status_codes,
+            Target::Origin(_) => &[],
+        };
+        let mut last_err = None;
+        for (n, &idx) in members.iter().enumerate() {
+            let origin = &dist.config.origins[idx];
+            let uri = origin_uri(origin, &out.path, out.query.as_deref())?;
+            let mut builder = Request::builder().method(out.method.clone()).uri(uri);
+            if let Some(h) = builder.headers_mut() {
+                h.clone_from(&out.headers);
+                h.insert(HOST, origin.host_header.clone());
+                for (name, value) in &origin.custom_headers {
+                    h.insert(name, value.clone());
+                }
+            }
+            let body = if replayable {
+                UpstreamBody::Empty
+            } else {
+                viewer_body
+                    .take()
+                    .map_or(UpstreamBody::Empty, |body| UpstreamBody::Viewer {
+                        body,
+                        failed: viewer_failed.clone(),
+                    })
+            };
+            let upstream = builder
+                .body(body)
+                .map_err(|e| ProxyError::Internal(format!("building origin request: {e}")))?;
+            self.metrics.record_origin_request();
+            let last = n + 1 == members.len();
+            let sent = Instant::now();
+            let answered = OriginFetcher::send(&dist.pools[idx], origin, upstream).await;
+            dist.stats.origin_latency(idx, sent.elapsed());
+            match answered {
+                Ok(resp) if !last && failover_codes.contains(&resp.status().as_u16()) => {
+                    tracing::info!(request_id = %ctx.request_id, origin = %origin.id, status = resp.status().as_u16(), "failing over");
+                }
+                Ok(resp) => return Ok((resp, origin.read_timeout)),
+                Err(err) if viewer_failed.load(Ordering::Relaxed) => {
+                    return Err(ProxyError::BadBody {
+                        reason: err.to_string(),
+                    });
+                }
+                Err(err) => {
+                    self.metrics.record_origin_error();
+                    tracing::warn!(request_id = %ctx.request_id, origin = %origin.id, error = %err, "origin fetch failed");
+                    last_err = Some(err);
+                }
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| OriginError::Protocol {
+                origin: out.target_id.clone(),
+                reason: "no origin answered".to_owned(),
+            })
+            .into())
+    }
+}
+
+/// The viewer's cookies an origin request carries.
+#[derive(Debug)]
+pub(super) enum Cookies {
+    /// The `Cookie` fields as the viewer sent them.
+    AsSent,
+    /// Only these (a `Cookie` value), or none.
+    Only(Option<String>),
+}
+
+/// `Surrogate-Capability: edge="Surrogate/1.0"` (W3C Edge Architecture):
+/// directives targeted `;edge` in `Surrogate-Control` are meant for this cache.
+fn surrogate_capability() -> HeaderValue {
+    static VALUE: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    VALUE
+        .get_or_init(|| {
+            HeaderValue::from_str(&format!(
+                "{}=\"Surrogate/1.0\"",
+                cache::freshness::SURROGATE_TARGET
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("edge=\"Surrogate/1.0\""))
+        })
+        .clone()
+}
+
+fn origin_uri(
+    origin: &crate::config::Origin,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Uri, ProxyError> {
+    let mut pq = String::with_capacity(
+        origin.origin_path.len() + path.len() + 1 + query.map_or(0, str::len),
+    );
+    pq.push_str(&origin.origin_path);
+    pq.push_str(path);
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    Uri::builder()
+        .scheme(origin.scheme.clone())
+        .authority(origin.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| ProxyError::BadTarget)
+}

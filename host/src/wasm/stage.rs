@@ -1,0 +1,196 @@
+//! The hook stage: one event of one request as the host runs it, shared by
+//! the proxy and by `edge hook test` so the two cannot drift apart.
+//!
+//! It holds what a hook's answer must pass before it is used: the request
+//! and the response converted to and from WIT, a `Forward` whose origin id
+//! names no target refused, a generated body held to the event's size, and
+//! the one rule on viewer-response (it may change headers and the body, not
+//! the status). [`ORDER`] is the order the events run in on a miss, and
+//! [`super::default_budget`] the CPU budget of each event when a hook
+//! association gives none.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, StatusCode};
+
+use super::bindings::Arm;
+use super::convert::{self, CheckedResponse};
+use super::{BoundHook, Context, Event, HookError, HookRuntime, KvData, Ran, RequestAction};
+
+/// The events in the order the host runs them on a miss. An answer from a
+/// request event skips what follows it up to viewer-response: a
+/// viewer-request answer goes straight to viewer-response (and is not
+/// stored), an origin-request answer skips the origin and origin-response
+/// (and is stored like the origin's). On a hit only viewer-request and
+/// viewer-response run.
+pub const ORDER: [Event; 4] = [
+    Event::ViewerRequest,
+    Event::OriginRequest,
+    Event::OriginResponse,
+    Event::ViewerResponse,
+];
+
+/// The request as the events see and change it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    /// Hop-by-hop fields already stripped.
+    pub headers: HeaderMap,
+    /// The origin or origin group it goes to.
+    pub target_id: String,
+}
+
+/// What a request event decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Go on with this request (to this target).
+    Forward(Exchange),
+    /// Answer with this.
+    Respond(CheckedResponse),
+}
+
+/// What a response event returned, checked.
+#[derive(Debug)]
+pub struct Answer {
+    /// The response to go on with: on viewer-response its status is the one
+    /// the event was given, whatever the hook returned.
+    pub response: CheckedResponse,
+    /// The status a viewer-response hook tried to set and could not.
+    pub status_refused: Option<StatusCode>,
+}
+
+/// Whether a target id a hook picked may be used: `Err` with the reason
+/// when it names none.
+pub type TargetCheck<'a> = &'a (dyn Fn(&str) -> Result<(), String> + Send + Sync);
+
+/// Where one request's hooks run, and what their context tells them.
+pub struct HookStage<'a> {
+    pub runtime: &'a HookRuntime,
+    pub kv: Arc<KvData>,
+    pub request_id: &'a str,
+    pub client: IpAddr,
+    pub distribution_id: &'a str,
+    pub distribution_domain: &'a str,
+    pub arm: Arm,
+    /// Checks an origin id a request event picks.
+    pub targets: TargetCheck<'a>,
+}
+
+impl std::fmt::Debug for HookStage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookStage")
+            .field("request_id", &self.request_id)
+            .field("distribution_id", &self.distribution_id)
+            .field("arm", &self.arm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HookStage<'_> {
+    fn context(&self, event: Event, target: &str) -> Context {
+        Context {
+            event,
+            distribution_id: self.distribution_id.to_owned(),
+            distribution_domain: self.distribution_domain.to_owned(),
+            request_id: self.request_id.to_owned(),
+            arm: self.arm,
+            origin_id: target.to_owned(),
+        }
+    }
+
+    fn request(&self, ex: &Exchange) -> super::Request {
+        convert::request_to_wit(
+            &ex.method,
+            &ex.path,
+            ex.query.as_deref(),
+            &ex.headers,
+            self.client,
+        )
+    }
+
+    /// Runs a request event (viewer-request, origin-request) on `ex`: the
+    /// request to go on with, or the hook's answer.
+    pub async fn request_event(
+        &self,
+        hook: &BoundHook,
+        ex: &Exchange,
+    ) -> Result<Ran<Decision>, HookError> {
+        let ran = self
+            .runtime
+            .request_event(
+                hook,
+                self.request_id,
+                self.kv.clone(),
+                self.context(hook.event, &ex.target_id),
+                self.request(ex),
+            )
+            .await?;
+        let invalid = |reason: String| hook.invalid_output(reason);
+        let decision = match &ran.value {
+            RequestAction::Forward(forward) => {
+                let checked = convert::request_from_wit(forward.request.clone(), &ex.headers)
+                    .map_err(invalid)?;
+                let target_id = match &forward.origin_id {
+                    None => ex.target_id.clone(),
+                    Some(id) => {
+                        (self.targets)(id).map_err(invalid)?;
+                        id.clone()
+                    }
+                };
+                Decision::Forward(Exchange {
+                    method: checked.method,
+                    path: checked.path,
+                    query: checked.query,
+                    headers: checked.headers,
+                    target_id,
+                })
+            }
+            RequestAction::Respond(resp) => Decision::Respond(
+                convert::response_from_wit(
+                    resp.clone(),
+                    &HeaderMap::new(),
+                    convert::max_body(hook.event),
+                )
+                .map_err(invalid)?,
+            ),
+        };
+        Ok(ran.map(|_| decision))
+    }
+
+    /// Runs a response event (origin-response, viewer-response) on a status
+    /// and headers.
+    pub async fn response_event(
+        &self,
+        hook: &BoundHook,
+        ex: &Exchange,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<Ran<Answer>, HookError> {
+        let ran = self
+            .runtime
+            .response_event(
+                hook,
+                self.request_id,
+                self.kv.clone(),
+                self.context(hook.event, &ex.target_id),
+                self.request(ex),
+                convert::response_to_wit(status, headers, None),
+            )
+            .await?;
+        let mut response =
+            convert::response_from_wit(ran.value.clone(), headers, convert::max_body(hook.event))
+                .map_err(|reason| hook.invalid_output(reason))?;
+        let mut status_refused = None;
+        if hook.event == Event::ViewerResponse && response.status != status {
+            status_refused = Some(response.status);
+            response.status = status;
+        }
+        Ok(ran.map(|_| Answer {
+            response,
+            status_refused,
+        }))
+    }
+}
