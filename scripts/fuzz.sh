@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 seconds="${FUZZ_SECONDS:-60}"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 targets=("$@")
-((${#targets[@]})) || targets=(config hook_output cache_control freshness path request_target framing)
+((${#targets[@]})) || mapfile -t targets < <(cargo fuzz list)
 cargo fuzz build -s none
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -313,8 +313,10 @@ impl Watch {
                     return true;
                 }
             }
+            // A trailer block without END_STREAM is h2's to refuse already.
             if let Some(start) = block.held_from
                 && pseudo
+                && self.buf[start + 4] & END_STREAM != 0
             {
                 self.buf[start + 4] &= !END_STREAM;
                 self.refused += 1;
