@@ -279,7 +279,7 @@ impl Runner {
 
     /// The stage the events run on, as the host's for a distribution
     /// `ETEST` on its primary arm.
-    fn stage<'a>(&'a self, targets: wasm::stage::TargetCheck<'a>) -> HookStage<'a> {
+    fn stage(&self) -> HookStage<'_> {
         HookStage {
             runtime: &self.runtime,
             kv: self.kv.clone(),
@@ -288,7 +288,6 @@ impl Runner {
             distribution_id: "ETEST",
             distribution_domain: "etest.edge.internal",
             arm: wasm::bindings::Arm::Primary,
-            targets,
         }
     }
 
@@ -308,8 +307,8 @@ impl Runner {
             }
         };
         let ran = self
-            .stage(&targets)
-            .request_event(&hook, ex)
+            .stage()
+            .request_event(&hook, ex, &targets)
             .await
             .map_err(|e| failed(name, e))?;
         let mut json = ran_json(&ran);
@@ -368,9 +367,8 @@ impl Runner {
         headers: &HeaderMap,
     ) -> Result<(Step, convert::CheckedResponse), CliError> {
         let hook = self.bound(event);
-        let targets = |_: &str| Ok(());
         let ran = self
-            .stage(&targets)
+            .stage()
             .response_event(&hook, ex, status, headers)
             .await
             .map_err(|e| failed(name, e))?;

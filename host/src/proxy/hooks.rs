@@ -8,7 +8,7 @@ use http::{HeaderMap, Response, StatusCode};
 
 use crate::error::ProxyError;
 use crate::wasm::bindings::Arm;
-use crate::wasm::stage::{Answer, HookStage, TargetCheck};
+use crate::wasm::stage::{Answer, HookStage};
 use crate::wasm::{BoundHook, convert};
 
 use super::Proxy;
@@ -18,12 +18,7 @@ use super::routing::{BehaviorHooks, ServedDistribution};
 
 impl Proxy {
     /// The stage the hooks of this request run on.
-    fn stage<'a>(
-        &'a self,
-        ctx: &'a RequestCtx,
-        dist: &'a ServedDistribution,
-        targets: TargetCheck<'a>,
-    ) -> HookStage<'a> {
+    fn stage<'a>(&'a self, ctx: &'a RequestCtx, dist: &'a ServedDistribution) -> HookStage<'a> {
         HookStage {
             runtime: &self.hooks,
             kv: self.kv.load_full(),
@@ -36,7 +31,6 @@ impl Proxy {
             } else {
                 Arm::Primary
             },
-            targets,
         }
     }
 
@@ -59,8 +53,8 @@ impl Proxy {
         };
         let began = Instant::now();
         let ran = self
-            .stage(ctx, dist, &targets)
-            .request_event(hook, ex)
+            .stage(ctx, dist)
+            .request_event(hook, ex, &targets)
             .await;
         ctx.add_hook_time(began);
         Ok(ran?.value)
@@ -76,10 +70,9 @@ impl Proxy {
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Result<Answer, ProxyError> {
-        let targets = |_: &str| Ok(());
         let began = Instant::now();
         let ran = self
-            .stage(ctx, dist, &targets)
+            .stage(ctx, dist)
             .response_event(hook, ex, status, headers)
             .await;
         ctx.add_hook_time(began);

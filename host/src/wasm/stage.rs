@@ -75,8 +75,6 @@ pub struct HookStage<'a> {
     pub distribution_id: &'a str,
     pub distribution_domain: &'a str,
     pub arm: Arm,
-    /// Checks an origin id a request event picks.
-    pub targets: TargetCheck<'a>,
 }
 
 impl std::fmt::Debug for HookStage<'_> {
@@ -112,11 +110,13 @@ impl HookStage<'_> {
     }
 
     /// Runs a request event (viewer-request, origin-request) on `ex`: the
-    /// request to go on with, or the hook's answer.
+    /// request to go on with, or the hook's answer. `targets` checks an
+    /// origin id the hook picks.
     pub async fn request_event(
         &self,
         hook: &BoundHook,
         ex: &Exchange,
+        targets: TargetCheck<'_>,
     ) -> Result<Ran<Decision>, HookError> {
         let ran = self
             .runtime
@@ -136,7 +136,7 @@ impl HookStage<'_> {
                 let target_id = match &forward.origin_id {
                     None => ex.target_id.clone(),
                     Some(id) => {
-                        (self.targets)(id).map_err(invalid)?;
+                        targets(id).map_err(invalid)?;
                         id.clone()
                     }
                 };
