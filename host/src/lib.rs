@@ -3,7 +3,8 @@
 //! The request's way through the host is spread over these rooms:
 //! - [`config`]: the distribution config as operators write it, and its validated form.
 //! - [`store`]: where configs persist (an embedded database, or etcd for a fleet).
-//! - [`control`]: the JSON control API that changes distributions.
+//! - [`control`]: the JSON control API that changes distributions: its
+//!   records, the one decoder from a committed write to state, the writes.
 //! - [`proxy`]: the per-request pipeline (resolve, behavior, cache, origin, respond).
 //! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
 //! - [`origin`]: pooled origin clients, timeouts, failover.

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use edge::cli::client::ApiClient;
 use edge::{HostOptions, RunningHost};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -19,6 +20,8 @@ pub struct Edge {
     pub host: Option<RunningHost>,
     pub dir: tempfile::TempDir,
     pub client: HttpClient,
+    /// The CLI's client of the control API, with the test token.
+    pub api: ApiClient,
     pub viewer: SocketAddr,
     pub control: SocketAddr,
 }
@@ -46,6 +49,7 @@ impl Edge {
         Self {
             viewer: host.viewer_addr,
             control: host.control_addr,
+            api: ApiClient::for_endpoint(&host.control_addr.to_string(), Some(TOKEN.to_owned())),
             host: Some(host),
             dir,
             client: HttpClient::default(),
@@ -83,7 +87,8 @@ impl Edge {
         self.api_raw(method, path, body, headers, Some(TOKEN)).await
     }
 
-    /// A control API request with a raw body and an optional token.
+    /// A control API request with a raw body and an optional token, sent
+    /// by the CLI's own client.
     pub async fn api_raw(
         &self,
         method: &str,
@@ -92,19 +97,20 @@ impl Edge {
         headers: &[(&str, &str)],
         token: Option<&str>,
     ) -> Got {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.control))
-            .header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        for (n, v) in headers {
-            req = req.header(*n, *v);
-        }
-        self.client
-            .send(req.body(Full::new(Bytes::from(body))).expect("request"))
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        let method = http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let resp = self
+            .api
+            .exchange(method, path, &all, Bytes::from(body), token)
             .await
+            .expect("control API request");
+        let (parts, body) = resp.into_parts();
+        Got {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
     }
 
     /// Creates a distribution; panics unless the API answers 201.

@@ -517,3 +517,272 @@ async fn a_member_that_cannot_be_reached_is_skipped_for_the_next() {
         .await;
     assert!(eventually(PROPAGATION, || serves(&b, "members.example.com", "one")).await);
 }
+
+/// The ETag of `path` as `edge` reads it now.
+async fn etag_of(edge: &Edge, path: &str) -> String {
+    etag(&edge.api("GET", path, None, &[]).await)
+}
+
+/// Sends one control request through `edge` and checks its status.
+async fn write(
+    edge: &Edge,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    if_match: &str,
+) -> Value {
+    let headers: &[(&str, &str)] = if if_match.is_empty() {
+        &[]
+    } else {
+        &[("if-match", if_match)]
+    };
+    let got = edge.api(method, path, body, headers).await;
+    assert!(
+        got.status.is_success(),
+        "{method} {path}: {} {}",
+        got.status,
+        got.text()
+    );
+    if got.text().is_empty() {
+        Value::Null
+    } else {
+        got.json()
+    }
+}
+
+/// Every kind of control write through `edge`, one at a time, calling
+/// `after` with a name for each: hook versions (a second version of a name,
+/// a second name on the same bytes), KV puts and deletes, distributions with
+/// hooks, a staging copy, a policy attached then detached, an alias moved
+/// between distributions, invalidations, a certificate, a promote, and the
+/// deletes of each.
+async fn every_kind_of_write(edge: &Edge, origin: &Origin, mut after: impl AsyncFnMut(&str)) {
+    use edge_e2e::examples::EDGE_AUTH;
+    edge.upload_hook("sec", SECURITY_HEADERS).await;
+    after("hook uploaded").await;
+    edge.upload_hook("sec", EDGE_AUTH).await;
+    after("second version of a hook").await;
+    edge.upload_hook("also-sec", SECURITY_HEADERS).await;
+    after("second name on the same bytes").await;
+    edge.kv_put("flags", "green_weight", "10").await;
+    edge.kv_put("flags", "blue", "on").await;
+    after("kv put").await;
+    write(edge, "DELETE", "/v1/kv/flags/blue", None, "").await;
+    after("kv delete").await;
+
+    let a = edge
+        .create(site(
+            "a.state.test",
+            origin,
+            json!({"viewer_response": {"module": "sec"}}),
+        ))
+        .await;
+    let a = a["id"].as_str().expect("id").to_owned();
+    after("distribution created").await;
+    let mut b_config = site(
+        "b.state.test",
+        origin,
+        json!({"viewer_response": {"module": "also-sec"}}),
+    );
+    b_config["aliases"] = json!(["b.state.test", "*.wild.state.test"]);
+    let b = edge.create(b_config).await;
+    let b = b["id"].as_str().expect("id").to_owned();
+    after("second distribution").await;
+
+    let mut staged = site(
+        "staging",
+        origin,
+        json!({"viewer_request": {"module": "also-sec"}}),
+    );
+    staged["aliases"] = json!([]);
+    let staging = edge.staging_copy(&a, staged).await;
+    after("staging copy").await;
+    let policy = write(
+        edge,
+        "POST",
+        "/v1/continuous-deployment-policies",
+        Some(json!({"staging_distribution_id": staging, "traffic": {"type": "weight", "weight": 0.1}})),
+        "",
+    )
+    .await;
+    let policy = policy["id"].as_str().expect("id").to_owned();
+    after("policy created").await;
+    let dist_a = format!("/v1/distributions/{a}");
+    let mut attached = distribution(edge, &a).await["config"].clone();
+    attached["continuous_deployment_policy_id"] = json!(policy);
+    let tag = etag_of(edge, &dist_a).await;
+    write(
+        edge,
+        "PUT",
+        &format!("{dist_a}/config"),
+        Some(attached.clone()),
+        &tag,
+    )
+    .await;
+    after("policy attached").await;
+
+    write(
+        edge,
+        "POST",
+        &format!("/v1/distributions/{a}/associate-alias"),
+        Some(json!({"alias": "b.state.test"})),
+        "",
+    )
+    .await;
+    after("alias moved").await;
+    for paths in [json!(["/a"]), json!(["/img/*", "/b"])] {
+        write(
+            edge,
+            "POST",
+            &format!("{dist_a}/invalidations"),
+            Some(json!({"paths": paths})),
+            "",
+        )
+        .await;
+    }
+    after("invalidations").await;
+    let pem = |name: &str| std::fs::read_to_string(edge_e2e::tls::fixture(name)).expect("fixture");
+    write(
+        edge,
+        "PUT",
+        "/v1/certificates/site",
+        Some(
+            json!({"certificate_chain": pem("test-cert.pem"), "private_key": pem("test-key.pem")}),
+        ),
+        "",
+    )
+    .await;
+    after("certificate").await;
+
+    let tags = format!(
+        "{}, {}",
+        etag_of(edge, &dist_a).await,
+        etag_of(edge, &format!("/v1/distributions/{staging}")).await
+    );
+    write(
+        edge,
+        "POST",
+        &format!("{dist_a}/promote"),
+        Some(json!({"staging_distribution_id": staging})),
+        &tags,
+    )
+    .await;
+    after("promoted").await;
+
+    let mut detached = distribution(edge, &a).await["config"].clone();
+    detached["continuous_deployment_policy_id"] = Value::Null;
+    let tag = etag_of(edge, &dist_a).await;
+    write(
+        edge,
+        "PUT",
+        &format!("{dist_a}/config"),
+        Some(detached),
+        &tag,
+    )
+    .await;
+    let policy_path = format!("/v1/continuous-deployment-policies/{policy}");
+    let tag = etag_of(edge, &policy_path).await;
+    write(edge, "DELETE", &policy_path, None, &tag).await;
+    after("policy detached and deleted").await;
+
+    let dist_b = format!("/v1/distributions/{b}");
+    let mut disabled = distribution(edge, &b).await["config"].clone();
+    disabled["enabled"] = json!(false);
+    disabled["default_cache_behavior"]["hooks"] = json!({});
+    let tag = etag_of(edge, &dist_b).await;
+    write(
+        edge,
+        "PUT",
+        &format!("{dist_b}/config"),
+        Some(disabled),
+        &tag,
+    )
+    .await;
+    let tag = etag_of(edge, &dist_b).await;
+    write(edge, "DELETE", &dist_b, None, &tag).await;
+    after("distribution deleted").await;
+    write(edge, "DELETE", "/v1/hooks/sec", None, "").await;
+    after("hook deleted").await;
+    write(edge, "DELETE", "/v1/certificates/site", None, "").await;
+    after("certificate deleted").await;
+}
+
+/// Every write a host makes is served as the same state a full load of the
+/// store builds: the writer's decoders and a follower's are the same code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_write_is_the_state_a_full_load_of_the_store_builds() {
+    let edge = Edge::start().await;
+    let origin = named("blue").await;
+    let plane = edge.host.as_ref().expect("running").control.plane().clone();
+    let mut steps = 0;
+    every_kind_of_write(&edge, &origin, async |step| {
+        let served = plane.state();
+        let loaded = plane.load_from_store().await.expect("a load");
+        assert_eq!(served.revision, loaded.revision, "after {step}");
+        assert_eq!(served.summary(), loaded.summary(), "after {step}");
+        steps += 1;
+    })
+    .await;
+    assert_eq!(steps, 18);
+    // The summary holds what was written, and not what was deleted.
+    let summary = plane.state().summary();
+    assert!(summary["hooks"]["sec"].is_null(), "{summary}");
+    assert_eq!(
+        summary["hooks"]["also-sec"]["versions"]
+            .as_object()
+            .map(serde_json::Map::len),
+        Some(1)
+    );
+    assert_eq!(summary["kv"]["flags"], json!([["green_weight", 2]]));
+    assert_eq!(
+        summary["aliases"].as_object().map(serde_json::Map::len),
+        Some(2)
+    );
+    assert_eq!(
+        summary["distributions"]
+            .as_object()
+            .map(serde_json::Map::len),
+        Some(2)
+    );
+    let invalidations: Vec<&Value> = summary["invalidations"]
+        .as_object()
+        .expect("invalidations")
+        .values()
+        .collect();
+    assert_eq!(invalidations.len(), 1);
+    assert_eq!(invalidations[0][1]["paths"], json!(["/img/*", "/b"]));
+    assert!(
+        summary["certificates"]
+            .as_object()
+            .is_some_and(serde_json::Map::is_empty)
+    );
+}
+
+/// A host fed only by the store's watch ends with the serving snapshot of
+/// the host every write went through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_fed_by_the_watch_serves_what_the_writing_host_serves() {
+    let etcd = Etcd::start().await;
+    let (a, b) = (host(&etcd, "a").await, host(&etcd, "b").await);
+    let origin = named("blue").await;
+    every_kind_of_write(&a, &origin, async |_| {}).await;
+    let (pa, pb) = (
+        a.host.as_ref().expect("running").control.plane().clone(),
+        b.host.as_ref().expect("running").control.plane().clone(),
+    );
+    let written = pa.state().revision;
+    assert!(
+        eventually(PROPAGATION, || async { pb.state().revision >= written }).await,
+        "b never caught up"
+    );
+    assert_eq!(pa.state().summary(), pb.state().summary());
+    assert_eq!(pa.routing().summary(), pb.routing().summary());
+    assert!(
+        pb.routing().resolve("b.state.test").is_some(),
+        "the moved alias is served"
+    );
+    assert!(
+        pb.routing().resolve("x.wild.state.test").is_none(),
+        "a deleted distribution's alias is not"
+    );
+}

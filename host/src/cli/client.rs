@@ -111,6 +111,62 @@ impl ApiClient {
         }
     }
 
+    /// A client of the API at `endpoint` (`host:port` means `http://`),
+    /// authenticating with `token` when given.
+    pub fn for_endpoint(endpoint: &str, token: Option<String>) -> Self {
+        Self::new(&Connection {
+            endpoint: endpoint.to_owned(),
+            token,
+            token_file: std::path::PathBuf::new(),
+        })
+    }
+
+    /// Sends one request as given, with the bearer `token` when there is one
+    /// (not necessarily this client's: [`Self::token`]), and hands back the
+    /// answer whatever its status.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        token: Option<&str>,
+    ) -> Result<http::Response<Bytes>, CliError> {
+        let transport = |reason: String| CliError::Transport {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.endpoint));
+        if let Some(token) = token {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| CliError::Local(format!("bad endpoint {:?}: {e}", self.endpoint)))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| transport(format!("{e:#}")))?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| transport(e.to_string()))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, body))
+    }
+
+    /// The token this client sends, when it has one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Sends one request with an optional `(body, content type)`; a non-2xx
     /// answer becomes [`CliError::Api`].
     pub async fn send(
@@ -120,46 +176,27 @@ impl ApiClient {
         body: Option<(Vec<u8>, &'static str)>,
         if_match: Option<&str>,
     ) -> Result<Reply, CliError> {
-        let transport = |reason: String| CliError::Transport {
-            endpoint: self.endpoint.clone(),
-            reason,
-        };
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.endpoint));
-        if let Some(token) = &self.token {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let mut headers = Vec::new();
         if let Some(tag) = if_match {
-            req = req.header(IF_MATCH, tag);
+            headers.push((IF_MATCH.as_str(), tag));
         }
         let bytes = match body {
             Some((bytes, content_type)) => {
-                req = req.header(CONTENT_TYPE, content_type);
+                headers.push((CONTENT_TYPE.as_str(), content_type));
                 bytes
             }
             None => Vec::new(),
         };
-        let req = req
-            .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| CliError::Local(format!("bad endpoint {:?}: {e}", self.endpoint)))?;
         let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| transport(format!("{e:#}")))?;
+            .exchange(method, path, &headers, Bytes::from(bytes), self.token())
+            .await?;
         let status = resp.status();
         let etag = resp
             .headers()
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| transport(e.to_string()))?
-            .to_bytes();
+        let body = resp.into_body();
         if status.is_success() {
             return Ok(Reply { etag, body });
         }

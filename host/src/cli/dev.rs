@@ -188,7 +188,7 @@ impl DevSession {
             .distribution(&self.id)
             .map_err(|e| local(e.message))?
             .revision;
-        let etag = crate::control::state::etag_of(revision);
+        let etag = crate::control::etag::etag_of(revision);
         let record = self
             .plane()
             .replace_config(&self.id, IfMatch::Value(&etag), config)

@@ -14,7 +14,7 @@
 //! `edge serve` generates) and `--output table|json`. An API error prints its
 //! code and message to stderr and exits 1; a usage error exits 2.
 
-mod client;
+pub mod client;
 pub mod dev;
 mod edit;
 mod files;

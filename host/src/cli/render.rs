@@ -7,6 +7,10 @@ use serde_json::Value;
 
 use super::Output;
 use super::client::{CliError, Reply};
+use crate::config::policy::TrafficConfig;
+use crate::control::DeployStatus;
+use crate::control::records::policies::GateState;
+use crate::control::views::{DistributionView, PolicyView};
 
 pub(super) type Out<'a> = &'a mut dyn Write;
 
@@ -24,22 +28,36 @@ pub(super) fn text(v: &Value) -> String {
     }
 }
 
+/// A policy's split in a few words (the API's `traffic` object).
 pub(super) fn traffic_summary(t: &Value) -> String {
-    match t["type"].as_str() {
-        Some("weight") => {
-            let pct = t["weight"].as_f64().unwrap_or(0.0) * 100.0;
-            match t.get("session_stickiness") {
-                Some(s) => format!(
-                    "weight {pct}% sticky {}s/{}s",
-                    text(&s["idle_ttl"]),
-                    text(&s["max_ttl"])
-                ),
+    match serde_json::from_value::<TrafficConfig>(t.clone()) {
+        Ok(TrafficConfig::Weight {
+            weight,
+            session_stickiness,
+        }) => {
+            let pct = weight * 100.0;
+            match session_stickiness {
+                Some(s) => format!("weight {pct}% sticky {}s/{}s", s.idle_ttl, s.max_ttl),
                 None => format!("weight {pct}%"),
             }
         }
-        Some("header") => format!("header {}: {}", text(&t["header"]), text(&t["value"])),
-        _ => text(t),
+        Ok(TrafficConfig::Header { header, value }) => format!("header {header}: {value}"),
+        Err(_) => text(t),
     }
+}
+
+/// An API answer read into its view type.
+fn view<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, CliError> {
+    serde_json::from_value(v.clone()).map_err(|e| {
+        CliError::Local(format!(
+            "the API answered with a document this edge does not read ({e}): is the host another release?"
+        ))
+    })
+}
+
+/// A text cell for an optional value.
+fn opt(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_owned()
 }
 
 pub(super) fn print_id(out: Out<'_>, v: &Value) -> Result<(), CliError> {
@@ -62,41 +80,43 @@ pub(super) fn print_distribution(
         Output::Id => return print_id(out, &v),
         Output::Table => {}
     }
-    let config = &v["config"];
-    let origins: Vec<String> = config["origins"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| format!("{}={}", text(&o["id"]), text(&o["domain_name"])))
+    let d: DistributionView = view(&v)?;
+    let origins: Vec<String> = d
+        .config
+        .origins
+        .iter()
+        .map(|o| format!("{}={}", o.id, o.domain_name))
         .collect();
     // Each host serving the config and the revision it serves; `lagging`
     // marks one that does not serve this distribution's revision yet.
-    let hosts: Vec<String> = v["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let hosts: Vec<String> = d
+        .hosts
+        .iter()
         .map(|h| {
-            let lag = if h["current"] == false {
-                " lagging"
-            } else {
-                ""
-            };
-            format!("{}@{}{lag}", text(&h["id"]), text(&h["revision"]))
+            let lag = if h.current { "" } else { " lagging" };
+            format!("{}@{}{lag}", h.id, h.revision)
         })
         .collect();
+    let status = match d.status {
+        DeployStatus::Deployed => "Deployed",
+        DeployStatus::InProgress => "InProgress",
+    };
     fields(
         out,
         &[
-            ("id", text(&v["id"])),
-            ("domain_name", text(&v["domain_name"])),
-            ("status", text(&v["status"])),
+            ("id", d.id),
+            ("domain_name", d.domain_name),
+            ("status", status.to_owned()),
             ("hosts", hosts.join(", ")),
-            ("etag", text(&v["etag"])),
-            ("enabled", text(&config["enabled"])),
-            ("staging", text(&v["staging"])),
-            ("aliases", text(&config["aliases"])),
+            ("etag", d.etag),
+            ("enabled", d.config.enabled.to_string()),
+            ("staging", d.staging.to_string()),
+            ("aliases", d.config.aliases.join(",")),
             ("origins", origins.join(",")),
-            ("policy", text(&config["continuous_deployment_policy_id"])),
+            (
+                "policy",
+                opt(d.config.continuous_deployment_policy_id.as_deref()),
+            ),
         ],
     )
 }
@@ -107,16 +127,22 @@ pub(super) fn print_policy(out: Out<'_>, output: Output, v: &Value) -> Result<()
         Output::Id => return print_id(out, v),
         Output::Table => {}
     }
+    let p: PolicyView = view(v)?;
+    let traffic = serde_json::to_value(&p.config.traffic).unwrap_or_default();
+    let gate = match p.status.state {
+        GateState::Active => "Active",
+        GateState::RolledBack => "RolledBack",
+    };
     let mut rows = vec![
-        ("id", text(&v["id"])),
-        ("etag", text(&v["etag"])),
-        ("staging", text(&v["config"]["staging_distribution_id"])),
-        ("enabled", text(&v["config"]["enabled"])),
-        ("traffic", traffic_summary(&v["config"]["traffic"])),
-        ("gate", text(&v["status"]["state"])),
+        ("id", p.id),
+        ("etag", p.etag),
+        ("staging", p.config.staging_distribution_id),
+        ("enabled", p.config.enabled.to_string()),
+        ("traffic", traffic_summary(&traffic)),
+        ("gate", gate.to_owned()),
     ];
-    if let Some(reason) = v["status"]["reason"].as_str() {
-        rows.push(("reason", reason.to_owned()));
+    if let Some(reason) = p.status.reason {
+        rows.push(("reason", reason));
     }
     fields(out, &rows)
 }

@@ -1,26 +1,28 @@
 //! The fleet: following a shared store's changes, reporting the revision this
 //! host serves, and what `Deployed` means when several hosts serve one config.
 //!
-//! A host on a shared store serves the state of its last full load. A watch
-//! on the store's prefix tells it when any host wrote; it loads again (hook
-//! modules it has compiled are reused), drops the objects of invalidations it
-//! has not applied yet, swaps the serving snapshot, and reports the load's
-//! revision under its lease. A change is `Deployed` when every live host
+//! A write through this host is served as soon as it commits, decoded from
+//! its own operations. A watch on the store's prefix tells the host when any
+//! host wrote; it loads again and decodes every key with the same decoders
+//! ([`super::decode`]; hook modules it has compiled are reused), drops the
+//! objects of invalidations it has not applied yet, swaps the serving
+//! snapshot, and reports the load's revision under its lease. A change is `Deployed` when every live host
 //! reports a revision at or past the change's. When the store cannot be
 //! reached the host keeps serving its last snapshot, says so in `/healthz`
 //! and `edge_store_connected`, and catches up with one load when it returns.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::watch;
 
+use super::decode;
 use super::error::ApiError;
-use super::state::{ControlPlane, ControlState, DeployStatus, build_state};
-use crate::store::{Fleet, HostReport, Revision, StoreError};
+use super::fleet_state::{FleetView, HostView, invalidation_ids};
+use super::plane::ControlPlane;
+use super::state::ControlState;
+use crate::store::{Fleet, HostReport, StoreError};
 use crate::time::rfc3339;
 
 /// The longest wait between two attempts to reach the store.
@@ -28,94 +30,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long an API read waits for the store (to catch up, or for the fleet's
 /// reports) before answering from what this host already has.
 const STORE_READ_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What this host knows of its fleet.
-#[derive(Debug)]
-pub struct FleetState {
-    /// Names this host's report.
-    host_id: String,
-    /// Tells this host's reports from another's under the same id.
-    instance: String,
-    /// The store revision of the last full load this host serves.
-    loaded: AtomicU64,
-    /// Whether the store answered the last time it was asked.
-    connected: AtomicBool,
-    /// The invalidations whose objects this host has dropped.
-    applied: Mutex<HashSet<String>>,
-    /// The last hosts the store listed.
-    hosts: Mutex<Vec<HostReport>>,
-}
-
-impl FleetState {
-    pub(super) fn new(host_id: &str, instance: &str, state: &ControlState) -> Self {
-        Self {
-            host_id: host_id.to_owned(),
-            instance: instance.to_owned(),
-            loaded: AtomicU64::new(state.revision),
-            connected: AtomicBool::new(true),
-            // The cache starts empty: nothing stored so far needs dropping.
-            applied: Mutex::new(invalidation_ids(state)),
-            hosts: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Records that this host has dropped the objects of invalidation `id`.
-    pub(super) fn mark_applied(&self, id: &str) {
-        self.applied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned());
-    }
-}
-
-fn invalidation_ids(state: &ControlState) -> HashSet<String> {
-    state
-        .invalidations
-        .values()
-        .flatten()
-        .map(|r| r.stored.id.clone())
-        .collect()
-}
-
-/// One host as an API answer shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostView {
-    pub id: String,
-    pub revision: Revision,
-    pub last_seen: String,
-}
-
-/// The live hosts and the revision each serves, as of one API answer.
-#[derive(Debug, Clone)]
-pub struct FleetView {
-    pub hosts: Vec<HostView>,
-}
-
-impl FleetView {
-    /// `Deployed` when every live host serves `revision` or later.
-    pub fn status(&self, revision: Revision) -> DeployStatus {
-        if self.hosts.iter().all(|h| h.revision >= revision) {
-            DeployStatus::Deployed
-        } else {
-            DeployStatus::InProgress
-        }
-    }
-
-    /// Every live host, each saying whether it serves `revision` yet.
-    pub fn hosts_json(&self, revision: Revision) -> serde_json::Value {
-        self.hosts
-            .iter()
-            .map(|h| {
-                serde_json::json!({
-                    "id": h.id,
-                    "revision": h.revision,
-                    "last_seen": h.last_seen,
-                    "current": h.revision >= revision,
-                })
-            })
-            .collect()
-    }
-}
 
 /// Doubling waits from 100 ms up to [`MAX_BACKOFF`].
 #[derive(Debug)]
@@ -256,7 +170,7 @@ impl ControlPlane {
             return Ok(None);
         }
         Ok(Some(
-            build_state(&loaded, &self.runtime, &self.state()).await,
+            decode::load(&loaded, &self.runtime, &self.state()).await,
         ))
     }
 
@@ -400,29 +314,6 @@ impl ControlPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn view(revisions: &[Revision]) -> FleetView {
-        FleetView {
-            hosts: revisions
-                .iter()
-                .enumerate()
-                .map(|(i, r)| HostView {
-                    id: format!("h{i}"),
-                    revision: *r,
-                    last_seen: String::new(),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn deployed_needs_every_host() {
-        assert_eq!(view(&[7, 9, 12]).status(7), DeployStatus::Deployed);
-        assert_eq!(view(&[7, 9, 12]).status(8), DeployStatus::InProgress);
-        let hosts = view(&[7, 9]).hosts_json(8);
-        assert_eq!(hosts[0]["current"], false);
-        assert_eq!(hosts[1]["current"], true);
-    }
 
     #[test]
     fn backoff_doubles_to_a_ceiling() {

@@ -131,4 +131,48 @@ impl Routing {
     pub fn distributions(&self) -> impl Iterator<Item = &Arc<ServedDistribution>> {
         self.by_domain.values()
     }
+
+    /// What viewers are served, canonical (sorted): for each name a viewer
+    /// may ask for, the distribution, its revision, the hook version each
+    /// behavior's events run, and the staging arm. Two hosts with equal
+    /// summaries answer every viewer alike.
+    pub fn summary(&self) -> serde_json::Value {
+        fn served(d: &ServedDistribution) -> serde_json::Value {
+            let hook = |h: &Option<Arc<BoundHook>>| {
+                h.as_ref()
+                    .map(|h| format!("{}@{}", h.compiled.name, h.compiled.version))
+            };
+            let hooks: Vec<_> = d
+                .hooks
+                .iter()
+                .map(|b| {
+                    [
+                        hook(&b.viewer_request),
+                        hook(&b.origin_request),
+                        hook(&b.origin_response),
+                        hook(&b.viewer_response),
+                    ]
+                })
+                .collect();
+            serde_json::json!({
+                "id": &*d.id,
+                "revision": d.revision,
+                "hooks": hooks,
+                "staging": d.deployment.as_ref().map(|dep| serde_json::json!({
+                    "policy": &*dep.policy_id,
+                    "distribution": served(&dep.staging),
+                })),
+            })
+        }
+        let table = |t: &HashMap<String, Arc<ServedDistribution>>| {
+            t.iter()
+                .map(|(name, d)| (name.clone(), served(d)))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        serde_json::json!({
+            "exact": table(&self.exact),
+            "wildcard": table(&self.wildcard),
+            "by_domain": table(&self.by_domain),
+        })
+    }
 }

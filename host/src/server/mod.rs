@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::SharedCache;
-use crate::control::state::PlaneParts;
+use crate::control::PlaneParts;
 use crate::control::{ControlApi, ControlOptions, ControlPlane};
 use crate::metrics::Metrics;
 use crate::origin::OriginFetcher;

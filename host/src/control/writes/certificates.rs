@@ -2,62 +2,16 @@
 //! Each is validated (a chain, a key that fits it) before it is stored, and
 //! served from the next handshake on.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
-use super::error::{ApiError, ErrorCode};
-use super::state::{CERTIFICATE_PREFIX, ControlPlane, put_json};
+use crate::control::error::{ApiError, ErrorCode};
+use crate::control::plane::ControlPlane;
+pub use crate::control::records::certificates::{
+    CertificateRecord, CertificateUpload, StoredCertificate, certificate_key,
+};
+use crate::control::records::put_json;
 use crate::store::{Op, Txn};
 use crate::time::rfc3339;
-use crate::tls::Certificate;
-
-/// The body of `PUT /v1/certificates/{name}`, and what is stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CertificateUpload {
-    /// PEM: the leaf first, then its intermediates.
-    pub certificate_chain: String,
-    /// PEM: PKCS#8, PKCS#1 or SEC1.
-    pub private_key: String,
-}
-
-/// A certificate as persisted under `certificates/<name>`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredCertificate {
-    pub name: String,
-    pub uploaded: String,
-    pub pem: CertificateUpload,
-}
-
-/// A stored certificate with its parsed form.
-#[derive(Debug)]
-pub struct CertificateRecord {
-    pub stored: StoredCertificate,
-    pub certificate: Arc<Certificate>,
-}
-
-impl CertificateRecord {
-    /// Parses a stored certificate.
-    pub fn from_stored(stored: StoredCertificate) -> Result<Self, String> {
-        let certificate = Certificate::from_pem(
-            &stored.name,
-            stored.pem.certificate_chain.as_bytes(),
-            stored.pem.private_key.as_bytes(),
-        )
-        .map_err(|e| e.0)?;
-        Ok(Self {
-            stored,
-            certificate: Arc::new(certificate),
-        })
-    }
-}
-
-fn certificate_key(name: &str) -> String {
-    format!("{CERTIFICATE_PREFIX}{name}")
-}
 
 /// The error for a certificate that is not there.
 pub fn no_such_certificate(name: &str) -> ApiError {
@@ -92,12 +46,8 @@ impl ControlPlane {
             compares: Vec::new(),
             ops: vec![put_json(certificate_key(name), &record.stored)?],
         };
-        let revision = self.commit(txn, name).await?;
         let created = !state.certificates.contains_key(name);
-        let record = Arc::new(record);
-        self.publish_change(&state, revision, |next| {
-            next.certificates.insert(name.to_owned(), record);
-        });
+        self.commit_write(&state, txn, name, &[]).await?;
         Ok(created)
     }
 
@@ -113,10 +63,7 @@ impl ControlPlane {
                 key: certificate_key(name),
             }],
         };
-        let revision = self.commit(txn, name).await?;
-        self.publish_change(&state, revision, |next| {
-            next.certificates.remove(name);
-        });
+        self.commit_write(&state, txn, name, &[]).await?;
         Ok(())
     }
 }

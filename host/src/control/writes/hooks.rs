@@ -1,14 +1,14 @@
 //! Writes of hook modules and the KV data hooks read.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::error::{ApiError, ErrorCode};
-use super::state::ControlState;
-use super::state::{
-    ControlPlane, HOOK_PREFIX, HookMeta, HookVersion, KV_PREFIX, LATEST_PREFIX, MODULE_PREFIX,
-    compile, no_such_key, put_json, validate_kv_name,
-};
+use crate::control::decode::compile;
+use crate::control::error::{ApiError, ErrorCode};
+use crate::control::plane::ControlPlane;
+use crate::control::records::hooks::{HookMeta, HookVersion, latest_key, module_key, version_key};
+use crate::control::records::kv::kv_key;
+use crate::control::records::put_json;
+use crate::control::state::ControlState;
 use crate::store::{Op, Txn};
 use crate::time::rfc3339;
 
@@ -16,16 +16,15 @@ use crate::time::rfc3339;
 /// and its module bytes unless another hook name uploaded the same bytes.
 fn delete_version(state: &ControlState, name: &str, version: &str) -> Vec<Op> {
     let mut ops = vec![Op::Delete {
-        key: format!("{HOOK_PREFIX}{name}/{version}"),
+        key: version_key(name, version),
     }];
     let shared = state
         .hooks
         .iter()
         .any(|(other, r)| other != name && r.versions.contains_key(version));
     if !shared {
-        let hex = version.trim_start_matches("sha256:");
         ops.push(Op::Delete {
-            key: format!("{MODULE_PREFIX}{hex}"),
+            key: module_key(version),
         });
     }
     ops
@@ -40,7 +39,6 @@ impl ControlPlane {
         crate::config::validate_hook_name(name).map_err(ApiError::invalid_argument)?;
         let compiled = compile(&self.runtime, name, bytes.to_vec()).await?;
         let version = compiled.version.clone();
-        let hex = version.trim_start_matches("sha256:").to_owned();
         let now = SystemTime::now();
         let meta = HookMeta {
             size: bytes.len(),
@@ -80,29 +78,18 @@ impl ControlPlane {
         }
         let mut txn = Txn::default();
         txn.ops.push(Op::Put {
-            key: format!("{MODULE_PREFIX}{hex}"),
+            key: module_key(&version),
             value: bytes.to_vec(),
         });
-        txn.ops
-            .push(put_json(format!("{HOOK_PREFIX}{name}/{version}"), &meta)?);
+        txn.ops.push(put_json(version_key(name, &version), &meta)?);
         txn.ops.push(Op::Put {
-            key: format!("{LATEST_PREFIX}{name}"),
+            key: latest_key(name),
             value: version.clone().into_bytes(),
         });
         for old in &pruned {
             txn.ops.extend(delete_version(&state, name, old));
         }
-        let revision = self.commit(txn, name).await?;
-        self.publish_change(&state, revision, |next| {
-            let record = next.hooks.entry(name.to_owned()).or_default();
-            record.latest = version.clone();
-            record
-                .versions
-                .insert(version.clone(), HookVersion { meta, compiled });
-            for old in &pruned {
-                record.versions.remove(old);
-            }
-        });
+        self.commit_write(&state, txn, name, &[compiled]).await?;
         if !pruned.is_empty() {
             tracing::info!(hook = name, pruned = ?pruned, "older hook versions pruned");
         }
@@ -184,12 +171,9 @@ impl ControlPlane {
             txn.ops.extend(delete_version(&state, name, version));
         }
         txn.ops.push(Op::Delete {
-            key: format!("{LATEST_PREFIX}{name}"),
+            key: latest_key(name),
         });
-        let revision = self.commit(txn, name).await?;
-        self.publish_change(&state, revision, |next| {
-            next.hooks.remove(name);
-        });
+        self.commit_write(&state, txn, name, &[]).await?;
         tracing::info!(hook = name, "hook deleted");
         Ok(())
     }
@@ -205,35 +189,29 @@ impl ControlPlane {
         validate_kv_name(namespace, "namespace")?;
         validate_kv_name(key, "key")?;
         let op = Op::Put {
-            key: format!("{KV_PREFIX}{namespace}/{key}"),
+            key: kv_key(namespace, key),
             value: value.to_vec(),
         };
-        self.write_kv(op, |_| Ok(()), |kv| kv.insert(namespace, key, value))
-            .await
+        self.write_kv(op, |_| Ok(())).await
     }
 
     /// `DELETE /v1/kv/{namespace}/{key}`.
     pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), ApiError> {
         let op = Op::Delete {
-            key: format!("{KV_PREFIX}{namespace}/{key}"),
+            key: kv_key(namespace, key),
         };
         let exists = |kv: &KvData| match kv.get(namespace, key) {
             Some(_) => Ok(()),
             None => Err(no_such_key(namespace, key)),
         };
-        self.write_kv(op, exists, |kv| {
-            kv.remove(namespace, key);
-        })
-        .await
+        self.write_kv(op, exists).await
     }
 
-    /// Commits one KV write after `check` accepts the current data, then
-    /// publishes the data as `change` leaves it.
+    /// Commits one KV write after `check` accepts the current data.
     async fn write_kv(
         &self,
         op: Op,
         check: impl FnOnce(&KvData) -> Result<(), ApiError>,
-        change: impl FnOnce(&mut KvData),
     ) -> Result<(), ApiError> {
         let (_guard, state) = self.begin_write().await?;
         check(&state.kv)?;
@@ -244,17 +222,30 @@ impl ControlPlane {
             compares: Vec::new(),
             ops: vec![op],
         };
-        let revision = self.commit(txn, &what).await?;
-        self.publish_change(&state, revision, |next| {
-            let mut kv = (*state.kv).clone();
-            change(&mut kv);
-            next.kv = Arc::new(kv);
-        });
+        self.commit_write(&state, txn, &what, &[]).await?;
         Ok(())
     }
 
     /// Compilations the on-disk artifact cache answered since start.
     pub fn compile_cache_hits(&self) -> usize {
         self.runtime.cache_hits()
+    }
+}
+
+/// The error for a KV key that is not set.
+pub fn no_such_key(namespace: &str, key: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NoSuchKey,
+        format!("no value is set for {namespace}/{key}"),
+    )
+}
+
+fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
+    if crate::config::is_valid_id(name) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_argument(format!(
+            "{what} {name:?} must be 1-128 of A-Z a-z 0-9 - _ ."
+        )))
     }
 }

@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::error::{ApiError, ErrorCode};
-use super::state::{
-    ControlPlane, ControlState, GateState, GateStatus, IfMatch, PolicyRecord, StoredPolicy,
-    put_json,
-};
 use crate::config::policy::{Policy, PolicyConfig, TrafficConfig};
+use crate::control::error::{ApiError, ErrorCode};
+use crate::control::etag::IfMatch;
+use crate::control::plane::ControlPlane;
+use crate::control::records::policies::{
+    GateState, GateStatus, PolicyRecord, StoredPolicy, policy_key,
+};
+use crate::control::records::put_json;
+use crate::control::state::ControlState;
 use crate::store::{Compare, Op, Revision, Txn};
 use crate::time::rfc3339;
-
-use super::state::policy_key;
 
 impl ControlPlane {
     /// Checks what one policy alone cannot: its staging distribution exists,
@@ -66,7 +67,7 @@ impl ControlPlane {
             config: raw,
             status: GateStatus::default(),
         };
-        self.write_policy(&state, stored, policy, 0).await
+        self.write_policy(&state, stored, 0).await
     }
 
     /// `PUT /v1/continuous-deployment-policies/{id}`: replaces the config and
@@ -88,8 +89,7 @@ impl ControlPlane {
             config: raw,
             status: GateStatus::default(),
         };
-        self.write_policy(&state, stored, policy, current.revision)
-            .await
+        self.write_policy(&state, stored, current.revision).await
     }
 
     /// Commits a policy guarded by its current revision and publishes it.
@@ -97,7 +97,6 @@ impl ControlPlane {
         &self,
         state: &ControlState,
         stored: StoredPolicy,
-        policy: Policy,
         current: Revision,
     ) -> Result<Arc<PolicyRecord>, ApiError> {
         let id = stored.id.clone();
@@ -108,16 +107,8 @@ impl ControlPlane {
             }],
             ops: vec![put_json(policy_key(&id), &stored)?],
         };
-        let revision = self.commit(txn, &id).await?;
-        let record = Arc::new(PolicyRecord {
-            stored,
-            revision,
-            policy,
-        });
-        self.publish_change(state, revision, |next| {
-            next.policies.insert(id, record.clone());
-        });
-        Ok(record)
+        let next = self.commit_write(state, txn, &id, &[]).await?;
+        Ok(next.policy(&id)?.clone())
     }
 
     /// `DELETE /v1/continuous-deployment-policies/{id}`: only a policy no
@@ -144,10 +135,7 @@ impl ControlPlane {
                 key: policy_key(id),
             }],
         };
-        let revision = self.commit(txn, id).await?;
-        self.publish_change(&state, revision, |next| {
-            next.policies.remove(id);
-        });
+        self.commit_write(&state, txn, id, &[]).await?;
         Ok(())
     }
 
@@ -174,7 +162,7 @@ impl ControlPlane {
             TrafficConfig::Weight { weight, .. } => *weight = 0.0,
             TrafficConfig::Header { .. } => config.enabled = false,
         }
-        let policy = Policy::try_from(&config)?;
+        Policy::try_from(&config)?;
         let now = rfc3339(SystemTime::now());
         let stored = StoredPolicy {
             id: id.to_owned(),
@@ -186,7 +174,7 @@ impl ControlPlane {
                 at: Some(now),
             },
         };
-        self.write_policy(&state, stored, policy, seen).await?;
+        self.write_policy(&state, stored, seen).await?;
         tracing::warn!(policy = id, %reason, "continuous deployment rolled back");
         Ok(())
     }

@@ -6,10 +6,12 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::error::ApiError;
-use super::state::{
-    ControlPlane, INVALIDATION_PREFIX, InvalidationRecord, StoredInvalidation, put_json,
+use crate::control::error::{ApiError, ErrorCode};
+use crate::control::plane::ControlPlane;
+use crate::control::records::invalidations::{
+    InvalidationRecord, StoredInvalidation, invalidation_key,
 };
+use crate::control::records::put_json;
 use crate::store::{Op, Txn};
 use crate::time::rfc3339;
 
@@ -71,7 +73,7 @@ impl ControlPlane {
             create_time: rfc3339(SystemTime::now()),
             dropped: 0,
         };
-        let key = |id: &str| format!("{INVALIDATION_PREFIX}{dist_id}/{id}");
+        let key = |id: &str| invalidation_key(dist_id, id);
         let history = state
             .invalidations
             .get(dist_id)
@@ -92,13 +94,19 @@ impl ControlPlane {
                 key: key(&old.stored.id),
             });
         }
-        let revision = self.commit(txn, dist_id).await?;
-        let record = Arc::new(InvalidationRecord { stored, revision });
-        self.publish_change(&state, revision, |next| {
-            let list = next.invalidations.entry(dist_id.to_owned()).or_default();
-            list.drain(..expired.min(list.len()));
-            list.push(record.clone());
-        });
+        let id = stored.id.clone();
+        let next = self.commit_write(&state, txn, dist_id, &[]).await?;
+        let record = next
+            .invalidations
+            .get(dist_id)
+            .and_then(|list| list.iter().find(|r| r.stored.id == id))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InternalError,
+                    format!("invalidation {id} was committed but not decoded"),
+                )
+            })?;
         tracing::info!(distribution = dist_id, id = %record.stored.id, dropped = record.stored.dropped, "invalidated");
         Ok(record)
     }

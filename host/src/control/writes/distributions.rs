@@ -6,12 +6,17 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::error::{ApiError, ErrorCode};
-use super::state::{
-    ControlPlane, ControlState, DistributionRecord, INVALIDATION_PREFIX, IfMatch,
-    StoredDistribution, alias_key, dist_key, etag_matches, put_json,
-};
 use crate::config::{Distribution, DistributionConfig};
+use crate::control::error::{ApiError, ErrorCode};
+use crate::control::etag::{IfMatch, etag_matches};
+use crate::control::plane::ControlPlane;
+use crate::control::records::distributions::{
+    DistributionRecord, StoredDistribution, alias_key, dist_key,
+};
+use crate::control::records::invalidations::invalidation_key;
+use crate::control::records::policies::policy_key;
+use crate::control::records::put_json;
+use crate::control::state::ControlState;
 use crate::store::{Compare, Op, Revision, Txn};
 use crate::time::rfc3339;
 
@@ -72,25 +77,16 @@ fn claim_alias(txn: &mut Txn, alias: &str, id: &str) {
 }
 
 impl ControlPlane {
-    /// Commits `txn` (which writes `stored`), then publishes the record with
-    /// its aliases pointing at it.
+    /// Commits `txn` (which writes distribution `id`) and serves it; the
+    /// record as committed.
     async fn commit_record(
         &self,
         state: &ControlState,
         txn: Txn,
-        stored: StoredDistribution,
-        config: Distribution,
+        id: &str,
     ) -> Result<Arc<DistributionRecord>, ApiError> {
-        let revision = self.commit(txn, &stored.id).await?;
-        let record = Arc::new(DistributionRecord {
-            stored,
-            revision,
-            config: Arc::new(config),
-        });
-        self.publish_change(state, revision, |next| {
-            replace_record(next, record.clone());
-        });
-        Ok(record)
+        let next = self.commit_write(state, txn, id, &[]).await?;
+        Ok(next.distribution(id)?.clone())
     }
 
     /// `POST /v1/distributions`.
@@ -129,7 +125,7 @@ impl ControlPlane {
         for alias in &config.aliases {
             claim_alias(&mut txn, alias, &id);
         }
-        self.commit_record(state, txn, stored, config).await
+        self.commit_record(state, txn, &id).await
     }
 
     /// `PUT /v1/distributions/{id}/config`.
@@ -160,7 +156,7 @@ impl ControlPlane {
                 key: alias_key(alias),
             });
         }
-        self.commit_record(&state, txn, stored, config).await
+        self.commit_record(&state, txn, id).await
     }
 
     /// `DELETE /v1/distributions/{id}`: only a disabled distribution, and not
@@ -199,15 +195,10 @@ impl ControlPlane {
         }
         for inv in state.invalidations.get(id).into_iter().flatten() {
             txn.ops.push(Op::Delete {
-                key: format!("{INVALIDATION_PREFIX}{id}/{}", inv.stored.id),
+                key: invalidation_key(id, &inv.stored.id),
             });
         }
-        let revision = self.commit(txn, id).await?;
-        self.publish_change(&state, revision, |next| {
-            next.aliases.retain(|_, owner| owner != id);
-            next.distributions.remove(id);
-            next.invalidations.remove(id);
-        });
+        self.commit_write(&state, txn, id, &[]).await?;
         Ok(())
     }
 
@@ -263,7 +254,7 @@ impl ControlPlane {
         let now = rfc3339(SystemTime::now());
         let mut raw = target.stored.config.clone();
         raw.aliases.push(alias.to_owned());
-        let config = Distribution::try_from(raw.clone())?;
+        Distribution::try_from(raw.clone())?;
         let stored = StoredDistribution {
             config: raw,
             last_modified: now.clone(),
@@ -271,13 +262,12 @@ impl ControlPlane {
         };
         let mut txn = Txn::default();
         put_distribution(&mut txn, &stored, target.revision)?;
-        let mut moved_from = None;
         match &owner {
             Some(owner_id) => {
                 let from = state.distribution(owner_id)?.clone();
                 let mut from_raw = from.stored.config.clone();
                 from_raw.aliases.retain(|a| a != alias);
-                let from_config = Distribution::try_from(from_raw.clone())?;
+                Distribution::try_from(from_raw.clone())?;
                 let from_stored = StoredDistribution {
                     config: from_raw,
                     last_modified: now,
@@ -288,29 +278,10 @@ impl ControlPlane {
                     key: alias_key(alias),
                     value: target_id.as_bytes().to_vec(),
                 });
-                moved_from = Some((from_stored, from_config));
             }
             None => claim_alias(&mut txn, alias, target_id),
         }
-        let revision = self.commit(txn, target_id).await?;
-        let record = Arc::new(DistributionRecord {
-            stored,
-            revision,
-            config: Arc::new(config),
-        });
-        self.publish_change(&state, revision, |next| {
-            if let Some((stored, config)) = moved_from {
-                replace_record(
-                    next,
-                    Arc::new(DistributionRecord {
-                        stored,
-                        revision,
-                        config: Arc::new(config),
-                    }),
-                );
-            }
-            replace_record(next, record.clone());
-        });
+        let record = self.commit_record(&state, txn, target_id).await?;
         tracing::info!(
             alias,
             to = target_id,
@@ -395,10 +366,10 @@ impl ControlPlane {
             revision: staging.revision,
         });
         txn.compares.push(Compare::ModRevision {
-            key: super::state::policy_key(&policy.stored.id),
+            key: policy_key(&policy.stored.id),
             revision: policy.revision,
         });
-        let record = self.commit_record(&state, txn, stored, config).await?;
+        let record = self.commit_record(&state, txn, primary_id).await?;
         tracing::info!(
             primary = primary_id,
             staging = staging_id,
@@ -437,16 +408,6 @@ fn not_this_primarys_staging(state: &ControlState, primary_id: &str, staging_id:
         ErrorCode::IllegalUpdate,
         format!("promote takes the staging distribution of the primary's own policy: {why}"),
     )
-}
-
-/// Puts `record` in `state`, its aliases pointing at it and no others.
-fn replace_record(state: &mut ControlState, record: Arc<DistributionRecord>) {
-    let id = record.stored.id.clone();
-    state.aliases.retain(|_, owner| *owner != id);
-    for alias in &record.config.aliases {
-        state.aliases.insert(alias.clone(), id.clone());
-    }
-    state.distributions.insert(id, record);
 }
 
 /// A host name, lower-cased.
