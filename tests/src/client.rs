@@ -27,6 +27,13 @@ impl Got {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
+    /// The body read into one of the API's view types
+    /// (`edge::control::views`), as the CLI reads it.
+    pub fn view<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not the expected view ({e}): {}", self.text()))
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

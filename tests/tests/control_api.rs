@@ -1,6 +1,8 @@
 //! The control API contract: create, read, replace with If-Match, delete, refusals
 //! that change nothing, auth, and state that survives a restart.
 
+use edge::control::DeployStatus;
+use edge::control::views::{DistributionItem, Health, List};
 use edge_e2e::{Edge, Origin, TOKEN, config_for, json};
 use http::StatusCode;
 
@@ -57,6 +59,13 @@ async fn create_get_list_and_config_carry_the_etag() {
     assert_eq!(item["aliases"], json!(["www.example.com"]));
     assert_eq!(item["status"], "Deployed");
     assert_eq!(item["enabled"], true);
+    // The same list read into the view type the CLI reads it into.
+    let typed: List<DistributionItem> =
+        edge.api("GET", "/v1/distributions", None, &[]).await.view();
+    assert_eq!(typed.quantity, 1);
+    assert_eq!(typed.items[0].id, id);
+    assert_eq!(typed.items[0].status, DeployStatus::Deployed);
+    assert_eq!(typed.items[0].etag, etag);
 
     let missing = edge.api("GET", "/v1/distributions/ENOPE", None, &[]).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -353,6 +362,11 @@ async fn the_api_needs_the_bearer_token() {
 
     let health = edge.api_raw("GET", "/healthz", Vec::new(), &[], None).await;
     assert_eq!(health.status, StatusCode::OK);
+    let health: Health = health.view();
+    assert_eq!(
+        (health.status.as_str(), health.store.as_str()),
+        ("ok", "connected")
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use edge::control::views::DistributionView;
 use edge_e2e::examples::SECURITY_HEADERS;
 use edge_e2e::{Edge, Etcd, Got, Load, Origin, Reply, Value, eventually, json};
 use http::StatusCode;
@@ -71,12 +72,8 @@ async fn distribution(edge: &Edge, id: &str) -> Value {
 }
 
 fn host_ids(record: &Value) -> Vec<String> {
-    record["hosts"]
-        .as_array()
-        .expect("hosts")
-        .iter()
-        .map(|h| h["id"].as_str().expect("id").to_owned())
-        .collect()
+    let view: DistributionView = serde_json::from_value(record.clone()).expect("a distribution");
+    view.hosts.into_iter().map(|h| h.id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
