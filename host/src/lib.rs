@@ -1,15 +1,18 @@
 //! Edge: a self-hosted, programmable edge router.
 //!
 //! The request's way through the host is spread over these rooms:
-//! - [`config`]: the distribution config as operators write it, and its validated form.
+//! - [`config`]: the distribution config as operators write it, and its validated form
+//!   (a file per concern: distribution, origin, behavior, ttl, hooks, names).
 //! - [`store`]: where configs persist (an embedded database, or etcd for a fleet).
 //! - [`control`]: the JSON control API that changes distributions: its
 //!   records, the one decoder from a committed write to state, the writes.
 //! - [`proxy`]: the per-request pipeline (resolve, behavior, cache, origin, respond).
 //! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
 //! - [`origin`]: pooled origin clients, timeouts, failover.
-//! - [`server`]: listeners and the wiring of a running host.
-//! - [`cli`]: the `edge` command line and its control API client.
+//! - [`server`]: listeners and the wiring of a running host (options, host, listen;
+//!   a viewer connection in plain, https, connection).
+//! - [`cli`]: the `edge` command line (a file of verbs per resource: dist, alias, cd,
+//!   invalidate, hook, kv, import) and its control API client.
 //! - [`error`]: viewer-side errors and the one place that maps them to statuses.
 //! - [`wasm`]: the hook runtime (wasmtime components of the `hooks` world).
 //!

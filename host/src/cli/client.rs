@@ -272,3 +272,14 @@ pub fn seg(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(seg("E1"), "E1");
+        assert_eq!(seg("a/b c"), "a%2Fb%20c");
+    }
+}

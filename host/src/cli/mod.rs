@@ -3,7 +3,10 @@
 //! cloudfront` (`edge dist update --if-match E7 --config f.json`).
 //!
 //! - [`client`]: the HTTP client of the control API and its errors.
-//! - [`verbs`]: what each verb sends.
+//! - [`verbs`]: which file serves each client verb; one file per resource,
+//!   as [`Command`] groups them: [`dist`] (distributions), [`alias`],
+//!   [`cd`] (staging copies, policies, promote), [`invalidate`] (and
+//!   `edge invalidations`), [`hook`], [`kv`], [`import`] (from CloudFront).
 //! - [`edit`]: `edge dist edit`, the config in the operator's editor.
 //! - [`files`]: the documents verbs read (a config as `get-config` printed it).
 //! - [`render`]: how answers are printed (tables, JSON, ids).
@@ -14,11 +17,18 @@
 //! `edge serve` generates) and `--output table|json`. An API error prints its
 //! code and message to stderr and exits 1; a usage error exits 2.
 
+mod alias;
+mod cd;
 pub mod client;
 pub mod dev;
+mod dist;
 mod edit;
 mod files;
+mod hook;
 pub mod hook_test;
+mod import;
+mod invalidate;
+mod kv;
 mod render;
 pub mod scaffold;
 mod verbs;

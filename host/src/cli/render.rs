@@ -201,3 +201,20 @@ pub(super) fn table(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let mut out = Vec::new();
+        table(
+            &mut out,
+            &["ID", "X"],
+            vec![vec!["LONGER".into(), "1".into()]],
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "ID      X\nLONGER  1\n");
+    }
+}

@@ -890,7 +890,7 @@ impl Importer {
                         let why = match HeaderName::from_bytes(header.as_bytes()) {
                             Err(_) => Some("not a valid header name"),
                             Ok(_) if is_cloudfront_header(&header) => Some(CLOUDFRONT_NOT_SET),
-                            Ok(parsed) => super::not_forwardable(&parsed, &keyed),
+                            Ok(parsed) => super::behavior::not_forwardable(&parsed, &keyed),
                         };
                         match why {
                             Some(why) => notes.push(format!("{header}: {why}")),

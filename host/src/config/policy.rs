@@ -8,7 +8,7 @@
 use http::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// The longest a sticky viewer keeps its arm without a request (7 days).
 pub const MAX_IDLE_TTL: u64 = 7 * 86_400;
@@ -130,7 +130,7 @@ impl TryFrom<&PolicyConfig> for Policy {
     type Error = ConfigError;
 
     fn try_from(raw: &PolicyConfig) -> Result<Self, ConfigError> {
-        super::validate_id(&raw.staging_distribution_id, "staging_distribution_id")?;
+        super::names::validate_id(&raw.staging_distribution_id, "staging_distribution_id")?;
         let traffic = match &raw.traffic {
             TrafficConfig::Weight {
                 weight,

@@ -1,0 +1,67 @@
+//! Hook associations: the module a behavior runs at an event (a hook name,
+//! optionally pinned to a version) and the limits it may ask for.
+
+use super::error::ConfigError;
+use super::raw;
+
+/// The largest CPU budget a hook association may ask for.
+pub const MAX_HOOK_BUDGET_MS: u64 = 10_000;
+
+/// Checks a hook name: 1-64 of `a-z 0-9 - _`.
+pub fn validate_hook_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a hook name (1-64 of a-z 0-9 - _)"))
+    }
+}
+
+/// Checks a behavior's hook associations (`field` names the behavior): each
+/// module a hook name with an optional version, each CPU budget and memory
+/// limit within the host's bounds.
+pub(super) fn validate_hooks(hooks: &raw::HooksConfig, field: &str) -> Result<(), ConfigError> {
+    for (event, hook) in hooks.iter() {
+        let hfield = format!("{field}.hooks.{event}");
+        let (name, version) = match hook.module.split_once('@') {
+            Some((n, v)) => (n, Some(v)),
+            None => (hook.module.as_str(), None),
+        };
+        validate_hook_name(name).map_err(|m| ConfigError::new(format!("{hfield}.module"), m))?;
+        if let Some(v) = version {
+            let hex = v.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(ConfigError::new(
+                    format!("{hfield}.module"),
+                    format!("{v:?} is not a version (sha256: and 64 lower-case hex digits)"),
+                ));
+            }
+        }
+        if let Some(ms) = hook.cpu_budget_ms
+            && !(1..=MAX_HOOK_BUDGET_MS).contains(&ms)
+        {
+            return Err(ConfigError::new(
+                format!("{hfield}.cpu_budget_ms"),
+                format!("must be between 1 and {MAX_HOOK_BUDGET_MS}"),
+            ));
+        }
+        let max_mib = (crate::limits::MAX_MEMORY_LIMIT >> 20) as u64;
+        if let Some(mib) = hook.memory_limit_mib
+            && !(1..=max_mib).contains(&mib)
+        {
+            return Err(ConfigError::new(
+                format!("{hfield}.memory_limit_mib"),
+                format!("must be between 1 and {max_mib}"),
+            ));
+        }
+    }
+    Ok(())
+}

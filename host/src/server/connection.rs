@@ -1,0 +1,151 @@
+//! One viewer connection served by hyper in HTTP/1.1 or HTTP/2, held to
+//! the head limits and the connection deadlines until it ends or the host
+//! stops.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::sync::watch;
+
+use super::{deadline, framing, h2_trailers, shed};
+use crate::proxy::Proxy;
+use crate::tls;
+
+/// How long an idle viewer may take to send a request head.
+pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a new connection's first request is waited for once the host
+/// stops.
+pub(super) const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// Limits on what a viewer request head may hold.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ViewerLimits {
+    pub(super) max_header_count: usize,
+    pub(super) max_header_bytes: usize,
+    /// When a connection is closed for idling or for not reading.
+    pub(super) watchdog: deadline::Watchdog,
+}
+
+impl ViewerLimits {
+    /// hyper's read buffer: twice the head limit, so that hyper parses
+    /// every head up to the limit however its bytes arrive, and the watch
+    /// on the connection (`framing.rs`) refuses the longer ones exactly.
+    pub(super) fn parser_buffer(&self) -> usize {
+        self.max_header_bytes.saturating_mul(2)
+    }
+}
+
+/// Which protocol a connection is served with.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Protocol {
+    /// HTTP/2 when the bytes start with its preface, HTTP/1.1 otherwise
+    /// (prior knowledge in clear).
+    Detect,
+    /// HTTP/1.1 alone (TLS agreed on `http/1.1`, or on nothing).
+    Http1,
+    /// HTTP/2 alone (TLS agreed on `h2`).
+    Http2,
+}
+
+/// Who a viewer connection is, for each of its requests.
+#[derive(Debug, Clone)]
+pub(super) struct Viewer {
+    pub(super) peer: SocketAddr,
+    pub(super) tls: bool,
+    /// The certificate a TLS connection was opened with, when requests are
+    /// held to its names (no `--allow-domain-fronting`).
+    pub(super) certificate: Option<tls::ServedCertificate>,
+}
+
+/// Serves one viewer connection in `protocol` until it ends or the host
+/// shuts down.
+pub(super) async fn serve_connection<IO>(
+    io: IO,
+    viewer: Viewer,
+    protocol: Protocol,
+    proxy: Arc<Proxy>,
+    (limits, registered): (ViewerLimits, &shed::Registered),
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Viewer {
+        peer,
+        tls,
+        certificate,
+    } = viewer;
+    let (io, progress) = deadline::Timed::new(io);
+    registered.track(&progress);
+    let (io, framing) = framing::Watched::new(io, limits.max_header_bytes, limits.max_header_count);
+    let io = h2_trailers::Watched::new(io, !matches!(protocol, Protocol::Http1));
+    let served = std::sync::atomic::AtomicU64::new(0);
+    let watched = progress.clone();
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        let index = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if framing.is_ambiguous(index) {
+            req.extensions_mut().insert(crate::proxy::AmbiguousFraming);
+        }
+        if framing.is_oversized(index) {
+            req.extensions_mut().insert(crate::proxy::OversizedHead);
+        }
+        if let Some(certificate) = &certificate {
+            req.extensions_mut().insert(certificate.clone());
+        }
+        let in_flight = watched.request();
+        let handled = proxy.clone().handle(req, peer, tls);
+        // Boxed: hyper keeps the space for one in-flight request future for
+        // the life of the connection, and the proxy's future is tens of KiB.
+        // Boxing each request's future keeps an idle keep-alive connection
+        // from holding that space.
+        Box::pin(async move {
+            let response = handled.await;
+            drop(in_flight);
+            response
+        })
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = match protocol {
+        Protocol::Detect => builder,
+        Protocol::Http1 => builder.http1_only(),
+        Protocol::Http2 => builder.http2_only(),
+    };
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .max_headers(limits.max_header_count)
+        .max_buf_size(limits.parser_buffer());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let expired = limits.watchdog.expired(progress.clone());
+    tokio::pin!(expired);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(err) = res {
+                tracing::debug!(%peer, error = %err, "viewer connection ended with an error");
+            }
+        }
+        why = expired.as_mut() => {
+            tracing::debug!(%peer, deadline = why.as_str(), "viewer connection closed: past its deadline");
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn => {}
+                why = expired => {
+                    tracing::debug!(%peer, deadline = why.as_str(), "viewer connection closed while draining: past its deadline");
+                }
+            }
+        }
+    }
+}
