@@ -510,6 +510,54 @@ async fn connections_that_never_finish_are_closed_at_the_idle_timeout() {
     assert_eq!(edge.get("idle.example.com", "/").await.text(), "fine");
 }
 
+/// The bytes the host's socket for a viewer at `viewer_port` holds in its
+/// send queue, sent or not (`tx_queue` of `/proc/net/tcp`).
+fn send_queue(host_port: u16, viewer_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+        (port(fields[1])? == host_port && port(fields[2])? == viewer_port)
+            .then(|| u64::from_str_radix(fields[4].split(':').next()?, 16).ok())?
+    })
+}
+
+/// A viewer that stops reading a large response pins little of the
+/// machine's TCP memory while it waits for the send timeout: the host keeps
+/// at most `VIEWER_UNSENT_BYTES` unsent, and what is in flight is bounded by
+/// the viewer's own window. 10,000 such viewers cannot push the kernel into
+/// the memory pressure that slows every other connection.
+#[tokio::test]
+async fn a_viewer_that_stops_reading_pins_little_kernel_memory() {
+    use tokio::io::AsyncWriteExt as _;
+    const SIZE: u64 = 64 << 20;
+    let origin = Origin::start(|_| Reply::ok("").stream(SIZE)).await;
+    let edge = Edge::start().await;
+    let mut config = config_for(&[("o", &origin)]);
+    config["aliases"] = json!(["big.example.com"]);
+    edge.create(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(64 << 10).expect("SO_RCVBUF");
+    let mut stream = socket.connect(edge.viewer).await.expect("connect");
+    let me = stream.local_addr().expect("local address").port();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nhost: big.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    // Reads nothing; the host writes until the socket takes no more.
+    let mut queued = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        queued = queued.max(send_queue(edge.viewer.port(), me).expect("the host's socket"));
+    }
+    let bound = u64::from(edge::limits::VIEWER_UNSENT_BYTES) + (512 << 10);
+    assert!(
+        queued > 0 && queued <= bound,
+        "{queued} bytes queued for a viewer that reads nothing (bound {bound})"
+    );
+    drop(stream);
+}
+
 /// A viewer that stops reading a large response is cut off at the send
 /// timeout instead of holding its connection and the send queue forever.
 #[tokio::test]

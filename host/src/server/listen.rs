@@ -16,6 +16,7 @@ use super::https::{TlsViewers, serve_https};
 use super::plain::serve_plain;
 use super::{deadline, shed};
 use crate::control::ControlApi;
+use crate::limits::VIEWER_UNSENT_BYTES;
 use crate::proxy::Proxy;
 
 pub(super) async fn serve_viewers(
@@ -40,6 +41,7 @@ pub(super) async fn serve_viewers(
         };
         reserve.refill();
         let _ = stream.set_nodelay(true);
+        bound_unsent(&stream);
         let (proxy, stop, tls) = (proxy.clone(), shutdown.clone(), tls.clone());
         let registered = connections.register();
         conns.spawn(async move {
@@ -150,4 +152,14 @@ pub(super) async fn serve_control(
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// Holds a viewer's unsent response bytes in the kernel to
+/// [`VIEWER_UNSENT_BYTES`], so connections that stop reading cannot fill the
+/// machine's TCP memory (which slows every other connection once the kernel
+/// is under memory pressure).
+fn bound_unsent(stream: &tokio::net::TcpStream) {
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(VIEWER_UNSENT_BYTES) {
+        tracing::debug!(error = %err, "TCP_NOTSENT_LOWAT not set");
+    }
 }
