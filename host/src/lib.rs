@@ -6,7 +6,7 @@
 //! - [`control`]: the JSON control API that changes distributions.
 //! - [`proxy`]: the per-request pipeline (resolve, behavior, cache, origin, respond).
 //! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
-//! - [`origin`]: pooled origin clients, timeouts, failover.
+//! - [`origin`]: the trait the proxy reaches origins through; pooled origin clients, timeouts.
 //! - [`server`]: listeners and the wiring of a running host.
 //! - [`cli`]: the `edge` command line and its control API client.
 //! - [`error`]: viewer-side errors and the one place that maps them to statuses.

@@ -308,7 +308,7 @@ impl RunningHost {
         let parts = PlaneParts {
             store,
             routing: routing.clone(),
-            fetcher,
+            fetcher: fetcher.clone(),
             runtime: runtime.clone(),
             kv: kv.clone(),
             metrics: metrics.clone(),
@@ -351,6 +351,7 @@ impl RunningHost {
             metrics.clone(),
             runtime,
             kv,
+            fetcher,
             &identity.id,
             access_log,
         );
