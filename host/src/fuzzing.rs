@@ -285,7 +285,8 @@ pub fn freshness(data: &[u8]) {
         if swr || sie {
             assert!(age < fresh.usable_until(), "{fresh:?} at {age:?}");
         }
-        let resp = crate::proxy::stored::respond(&object, &Method::GET, &HeaderMap::new(), now);
+        let resp: http::Response<crate::proxy::body::EdgeBody> =
+            crate::proxy::stored::respond(&object, &Method::GET, &HeaderMap::new(), now);
         let sent: u64 = resp
             .headers()
             .get(http::header::AGE)

@@ -8,7 +8,7 @@
 //!   records, the one decoder from a committed write to state, the writes.
 //! - [`proxy`]: the per-request pipeline (resolve, behavior, cache, origin, respond).
 //! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
-//! - [`origin`]: pooled origin clients, timeouts, failover.
+//! - [`origin`]: the trait the proxy reaches origins through; pooled origin clients, timeouts.
 //! - [`server`]: listeners and the wiring of a running host (options, host, listen;
 //!   a viewer connection in plain, https, connection).
 //! - [`cli`]: the `edge` command line (a file of verbs per resource: dist, alias, cd,

@@ -1,8 +1,10 @@
-//! Origin fetching: a pooled hyper client per origin, TLS through rustls, timeouts
-//! and the errors that say which of them failed.
+//! Origin fetching: how the proxy reaches origins ([`Origins`]), a pooled hyper
+//! client per origin, TLS through rustls, timeouts and the errors that say which
+//! of them failed.
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -89,6 +91,31 @@ impl Body for UpstreamBody {
 
 /// A pooled client; clones share one pool.
 pub type PoolClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// One origin resolved for a request: its config and the pool the serving
+/// distribution holds for it.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginTarget<'a> {
+    pub origin: &'a Origin,
+    pub pool: &'a PoolClient,
+}
+
+/// How the proxy reaches origins: one request to one resolved origin, answered
+/// with the response head (the body still to stream) or the error that ended
+/// the exchange. [`OriginFetcher`] is the one that goes over the network;
+/// failover, counting and timing are the proxy's, around each call.
+pub trait Origins: Send + Sync + 'static {
+    /// The body of an origin's response. Its errors are hyper's, as a pooled
+    /// client's are.
+    type Body: Body<Data = Bytes, Error = hyper::Error> + Send + Unpin + 'static;
+
+    /// Sends `req` (its URI absolute, `Host` set) to `to`.
+    fn send(
+        &self,
+        to: OriginTarget<'_>,
+        req: Request<UpstreamBody>,
+    ) -> impl Future<Output = Result<Response<Self::Body>, OriginError>> + Send;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PoolKey {
@@ -180,16 +207,17 @@ impl OriginFetcher {
             .clone()
     }
 
-    /// Sends `req` and waits for the response head. `read_timeout` bounds the
-    /// whole wait for the head (a connection made for this request included);
-    /// `connect_timeout` bounds the connect alone, so with the defaults (10 s
-    /// and 30 s) a dead origin is reported as a connect timeout first.
+    /// Sends `req` on `client` and waits for the response head.
+    /// `read_timeout` bounds the whole wait for the head (a connection made
+    /// for this request included); `connect_timeout` bounds the connect
+    /// alone, so with the defaults (10 s and 30 s) a dead origin is reported
+    /// as a connect timeout first.
     ///
     /// A request without a body and with an idempotent method is sent once
     /// more when the origin closed a pooled connection before answering (the
     /// keep-alive race: the origin timed the idle connection out just as the
     /// request went out on it).
-    pub async fn send(
+    async fn send_on(
         client: &PoolClient,
         origin: &Origin,
         mut req: Request<UpstreamBody>,
@@ -246,6 +274,20 @@ fn join_cookie_fields(headers: &mut http::HeaderMap) {
     }
     if let Ok(joined) = http::HeaderValue::from_bytes(&cookies.join(&b"; "[..])) {
         headers.insert(http::header::COOKIE, joined);
+    }
+}
+
+impl Origins for OriginFetcher {
+    type Body = Incoming;
+
+    /// Sends on the target's pool, with the timeouts and the one replay
+    /// `send_on` describes.
+    fn send(
+        &self,
+        to: OriginTarget<'_>,
+        req: Request<UpstreamBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, OriginError>> + Send {
+        Self::send_on(to.pool, to.origin, req)
     }
 }
 

@@ -9,12 +9,12 @@ use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Method, StatusCode};
 use http_body::Body as _;
-use hyper::body::Incoming;
 
 use crate::cache::flight::{FlightGuard, Landing};
 use crate::cache::freshness::Freshness;
 use crate::cache::{self, CachedObject, Stamp, Tags};
 use crate::config::Behavior;
+use crate::origin::Origins;
 
 use super::Proxy;
 use super::body::{EdgeBody, OriginBody, Tee};
@@ -28,18 +28,15 @@ pub(super) struct Slot {
     pub guard: Option<FlightGuard>,
 }
 
-/// The body a response to be admitted has.
-pub(super) enum Fetched {
+/// The body a response to be admitted has; `B` is the origin's.
+pub(super) enum Fetched<B> {
     /// A hook replaced it.
     Replaced(Bytes),
     /// The origin's, still to stream.
-    Origin {
-        incoming: Incoming,
-        read_timeout: Duration,
-    },
+    Origin { incoming: B, read_timeout: Duration },
 }
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
     /// Where what this request fetches may be stored: only a GET stores (a
     /// HEAD has no body to keep), under the resource's base key, tagged for
     /// invalidations, unless an invalidation from here on says otherwise.
@@ -67,8 +64,8 @@ impl Proxy {
         behavior: &Behavior,
         slot: Slot,
         head: &http::response::Parts,
-        fetched: Fetched,
-    ) -> EdgeBody {
+        fetched: Fetched<O::Body>,
+    ) -> EdgeBody<O::Body> {
         let Slot { store, guard } = slot;
         let freshness = store
             .as_ref()

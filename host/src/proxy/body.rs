@@ -1,5 +1,6 @@
 //! Response bodies: stored bytes on a hit, origin streams (with an idle timeout and
-//! an optional copy into the cache) on a miss.
+//! an optional copy into the cache) on a miss. Generic over the origin's body
+//! (hyper's by default, see [`crate::origin::Origins`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,15 +76,15 @@ impl Tee {
 
 /// An origin response body on its way to the viewer.
 #[derive(Debug)]
-pub struct OriginBody {
-    inner: Incoming,
+pub struct OriginBody<B = Incoming> {
+    inner: B,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
     tee: Option<Tee>,
 }
 
-impl OriginBody {
-    pub fn new(inner: Incoming, idle: Duration, tee: Option<Tee>) -> Self {
+impl<B> OriginBody<B> {
+    pub fn new(inner: B, idle: Duration, tee: Option<Tee>) -> Self {
         Self {
             inner,
             idle,
@@ -93,7 +94,10 @@ impl OriginBody {
     }
 }
 
-impl Body for OriginBody {
+impl<B> Body for OriginBody<B>
+where
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = BodyError;
 
@@ -142,27 +146,27 @@ impl Body for OriginBody {
     }
 }
 
-/// Every body the viewer side sends.
+/// Every body the viewer side sends; `B` is the origin's.
 #[derive(Debug)]
-pub enum EdgeBody {
+pub enum EdgeBody<B = Incoming> {
     Empty,
     Full(Option<Bytes>),
-    Origin(Box<OriginBody>),
+    Origin(Box<OriginBody<B>>),
     /// A body whose end (or abandonment) finishes an access-log record.
-    Logged(Box<LoggedBody>),
+    Logged(Box<LoggedBody<B>>),
 }
 
 /// Counts what reaches the viewer and finishes the access-log record when
 /// the body ends, fails, or is dropped (the viewer went away).
 #[derive(Debug)]
-pub struct LoggedBody {
-    inner: EdgeBody,
+pub struct LoggedBody<B = Incoming> {
+    inner: EdgeBody<B>,
     sent: u64,
     pending: Option<crate::access_log::Pending>,
 }
 
-impl LoggedBody {
-    pub fn wrap(inner: EdgeBody, pending: crate::access_log::Pending) -> EdgeBody {
+impl<B> LoggedBody<B> {
+    pub fn wrap(inner: EdgeBody<B>, pending: crate::access_log::Pending) -> EdgeBody<B> {
         EdgeBody::Logged(Box::new(Self {
             inner,
             sent: 0,
@@ -177,19 +181,22 @@ impl LoggedBody {
     }
 }
 
-impl Drop for LoggedBody {
+impl<B> Drop for LoggedBody<B> {
     fn drop(&mut self) {
         self.finish();
     }
 }
 
-impl EdgeBody {
+impl<B> EdgeBody<B> {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         Self::Full(Some(bytes.into()))
     }
 }
 
-impl Body for EdgeBody {
+impl<B> Body for EdgeBody<B>
+where
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = BodyError;
 

@@ -18,6 +18,7 @@ use super::Proxy;
 use super::ctx::RequestCtx;
 use super::routing::{Deployment, ServedDistribution};
 use crate::config::policy::{StickinessConfig, Traffic, WEIGHT_SCALE};
+use crate::origin::Origins;
 
 /// The sticky cookie's name.
 pub const STICKY_COOKIE: &str = "edge-cd";
@@ -30,7 +31,7 @@ pub struct ArmChoice {
     pub set_cookie: Option<HeaderValue>,
 }
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
     /// Phase 2: the distribution that serves the request. Under a
     /// continuous-deployment policy that sends this viewer to staging, the
     /// staging distribution (the primary's id is kept for invalidations,

@@ -7,6 +7,7 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::error::ProxyError;
+use crate::origin::Origins;
 use crate::wasm::bindings::Arm;
 use crate::wasm::stage::{Answer, HookStage};
 use crate::wasm::{BoundHook, convert};
@@ -16,7 +17,7 @@ use super::body::EdgeBody;
 use super::ctx::{Decision, Exchange, RequestCtx};
 use super::routing::{BehaviorHooks, ServedDistribution};
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
     /// The stage the hooks of this request run on.
     fn stage<'a>(&'a self, ctx: &'a RequestCtx, dist: &'a ServedDistribution) -> HookStage<'a> {
         HookStage {
@@ -103,8 +104,8 @@ impl Proxy {
         ctx: &RequestCtx,
         dist: &ServedDistribution,
         ex: &Exchange,
-        resp: Response<EdgeBody>,
-    ) -> Result<Response<EdgeBody>, ProxyError> {
+        resp: Response<EdgeBody<O::Body>>,
+    ) -> Result<Response<EdgeBody<O::Body>>, ProxyError> {
         let Some(hook) = &hooks.viewer_response else {
             return Ok(resp);
         };
@@ -129,7 +130,7 @@ impl Proxy {
 }
 
 /// A response a hook generated.
-pub(super) fn generated_response(generated: convert::CheckedResponse) -> Response<EdgeBody> {
+pub(super) fn generated_response<B>(generated: convert::CheckedResponse) -> Response<EdgeBody<B>> {
     let mut resp = Response::new(generated.body.map_or(EdgeBody::Empty, EdgeBody::full));
     *resp.status_mut() = generated.status;
     *resp.headers_mut() = generated.headers;

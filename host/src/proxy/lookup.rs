@@ -15,6 +15,7 @@ use tracing::Instrument as _;
 use crate::cache::flight::{self, Flight, FlightGuard, Landing};
 use crate::cache::{self, CacheStatus, CachedObject};
 use crate::config::{Behavior, Target};
+use crate::origin::Origins;
 
 use super::Proxy;
 use super::body::EdgeBody;
@@ -26,7 +27,7 @@ use super::stored;
 /// fetches on its own.
 const MAX_FOLLOWS: usize = 3;
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
     /// Answers from the cache, or leaves `trip` ready for the origin: with
     /// the stale object to revalidate and, when this request leads the fetch
     /// of its key, the flight's guard. HEAD is answered from a stored GET.
@@ -35,7 +36,7 @@ impl Proxy {
         ctx: &mut RequestCtx,
         trip: &mut Trip<'_>,
         base: &Arc<str>,
-    ) -> Option<Response<EdgeBody>> {
+    ) -> Option<Response<EdgeBody<O::Body>>> {
         let ex = trip.ex;
         let collapse = ex.method == Method::GET && !ex.headers.contains_key(RANGE);
         for _ in 0..MAX_FOLLOWS {

@@ -26,6 +26,12 @@
 //! origin's, goes through phase 10 once, and every response, errors too,
 //! through phase 11 once. What the phases share of one request is its
 //! [`ctx::RequestCtx`].
+//!
+//! The proxy is generic over the viewer's body (hyper's from a connection,
+//! any other from a test) and reaches origins only through
+//! [`Origins`](crate::origin::Origins): [`OriginFetcher`] over the network,
+//! the default, or an in-memory origin (memory.rs) in the phase tests
+//! (tests.rs).
 
 mod admit;
 pub mod body;
@@ -34,6 +40,8 @@ pub mod deploy;
 pub mod headers;
 mod hooks;
 mod lookup;
+#[cfg(test)]
+mod memory;
 mod resolve;
 mod respond;
 pub mod routing;
@@ -60,7 +68,7 @@ use crate::cache::{self, CacheStatus, SharedCache};
 use crate::config::raw::Names;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
-use crate::origin::{BoxError, ViewerBody};
+use crate::origin::{BoxError, OriginFetcher, Origins, ViewerBody};
 use crate::wasm::{HookRuntime, KvData};
 use admit::Fetched;
 use body::EdgeBody;
@@ -76,31 +84,38 @@ static NO_HOOKS: BehaviorHooks = BehaviorHooks {
     viewer_response: None,
 };
 
-/// The proxy shared by every viewer connection.
+/// The proxy shared by every viewer connection; `O` is how it reaches origins.
 #[derive(Debug)]
-pub struct Proxy {
+pub struct Proxy<O = OriginFetcher> {
     routing: Arc<ArcSwap<Routing>>,
     cache: SharedCache,
     metrics: Arc<Metrics>,
     hooks: Arc<HookRuntime>,
     kv: Arc<ArcSwap<KvData>>,
+    /// Sends to the origins whose pools the routing snapshot holds.
+    origins: Arc<O>,
     /// `1.1 <host id> (edge)`.
     via: HeaderValue,
     /// This proxy, for work it spawns (background revalidation).
-    this: Weak<Proxy>,
+    this: Weak<Proxy<O>>,
     /// Where distributions with logging on write their access logs.
     access_log: Option<Arc<AccessLog>>,
     /// `--host-id`, the access log's `edge_id`.
     host_id: String,
 }
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the shared parts a proxy serves with, each distinct"
+    )]
     pub fn new(
         routing: Arc<ArcSwap<Routing>>,
         cache: SharedCache,
         metrics: Arc<Metrics>,
         hooks: Arc<HookRuntime>,
         kv: Arc<ArcSwap<KvData>>,
+        origins: Arc<O>,
         host_id: &str,
         access_log: Option<Arc<AccessLog>>,
     ) -> Arc<Self> {
@@ -112,6 +127,7 @@ impl Proxy {
             metrics,
             hooks,
             kv,
+            origins,
             via,
             this: this.clone(),
             access_log,
@@ -128,7 +144,7 @@ impl Proxy {
         req: Request<B>,
         client: SocketAddr,
         tls: bool,
-    ) -> Result<Response<EdgeBody>, Infallible>
+    ) -> Result<Response<EdgeBody<O::Body>>, Infallible>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -144,7 +160,7 @@ impl Proxy {
         &self,
         req: Request<B>,
         ctx: &mut RequestCtx,
-    ) -> Result<Response<EdgeBody>, ProxyError>
+    ) -> Result<Response<EdgeBody<O::Body>>, ProxyError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -270,7 +286,7 @@ impl Proxy {
         ctx: &mut RequestCtx,
         trip: Trip<'_>,
         viewer_body: Option<ViewerBody>,
-    ) -> Result<Response<EdgeBody>, ProxyError> {
+    ) -> Result<Response<EdgeBody<O::Body>>, ProxyError> {
         let Trip {
             dist,
             index,

@@ -8,6 +8,7 @@ use http::{HeaderMap, Method, Request};
 use http_body::Body;
 
 use crate::error::ProxyError;
+use crate::origin::Origins;
 use crate::tls::ServedCertificate;
 
 use super::Proxy;
@@ -36,7 +37,7 @@ pub(super) struct Resolved {
     pub path: String,
 }
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
     /// Refuses what the host does not serve (malformed HTTP/2, ambiguous or
     /// oversized heads, unknown transfer codings, a `Host` the connection's
     /// certificate does not cover, an unknown or disabled distribution, a

@@ -13,6 +13,7 @@ use http::{Request, Response};
 use crate::access_log;
 use crate::cache::{self, CacheStatus};
 use crate::error::{ErrorSource, ProxyError};
+use crate::origin::Origins;
 
 use super::Proxy;
 use super::body::{EdgeBody, LoggedBody};
@@ -22,13 +23,13 @@ use super::routing::ServedDistribution;
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-edge-request-id");
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
     /// The response the viewer gets for what the phases returned.
     pub(super) fn respond(
         &self,
         ctx: &mut RequestCtx,
-        served: Result<Response<EdgeBody>, ProxyError>,
-    ) -> Response<EdgeBody> {
+        served: Result<Response<EdgeBody<O::Body>>, ProxyError>,
+    ) -> Response<EdgeBody<O::Body>> {
         let mut resp = match served {
             Ok(resp) => resp,
             Err(err) => error_response(ctx, &err),
@@ -117,7 +118,7 @@ impl Proxy {
 }
 
 /// The JSON answer for a request that failed, logged by where it failed.
-fn error_response(ctx: &mut RequestCtx, err: &ProxyError) -> Response<EdgeBody> {
+fn error_response<B>(ctx: &mut RequestCtx, err: &ProxyError) -> Response<EdgeBody<B>> {
     ctx.cache_status = CacheStatus::Error;
     let (status, _) = err.status_and_code();
     let source = err.source_of();

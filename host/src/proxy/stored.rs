@@ -16,12 +16,12 @@ use crate::cache::CachedObject;
 use crate::cache::freshness::DELTA_MAX;
 
 /// The response to a request for a stored object.
-pub fn respond(
+pub fn respond<B>(
     obj: &CachedObject,
     method: &Method,
     req: &HeaderMap,
     now: Instant,
-) -> Response<EdgeBody> {
+) -> Response<EdgeBody<B>> {
     // RFC 9111 1.2.2: a cache sends no delta-seconds above 2^31.
     let age = HeaderValue::from(obj.age(now).as_secs().min(DELTA_MAX));
     if obj.status == StatusCode::OK && not_modified(obj, req) {

@@ -11,12 +11,11 @@ use http::header::{
 };
 use http::{Method, Request, Response, Uri};
 use http_body::Body as _;
-use hyper::body::Incoming;
 
 use crate::cache;
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
-use crate::origin::{OriginError, OriginFetcher, UpstreamBody, ViewerBody};
+use crate::origin::{OriginError, OriginTarget, Origins, UpstreamBody, ViewerBody};
 
 use super::Proxy;
 use super::ctx::{Exchange, RequestCtx};
@@ -25,7 +24,7 @@ use super::routing::ServedDistribution;
 
 static SURROGATE_CAPABILITY: HeaderName = HeaderName::from_static("surrogate-capability");
 
-impl Proxy {
+impl<O: Origins> Proxy<O> {
     /// The request as the origin will see it: no `Host` (the origin's is set
     /// when sending), only the cookies the behavior forwards (`cookies`) on a
     /// cacheable request, none of the viewer's validators on a `GET` the cache may store
@@ -76,14 +75,15 @@ impl Proxy {
         }
     }
 
-    /// Sends `out` to its target, trying a group's members in order.
+    /// Sends `out` to its target through [`Origins`], trying a group's
+    /// members in order.
     pub(super) async fn fetch(
         &self,
         dist: &ServedDistribution,
         out: &Exchange,
         viewer_body: Option<ViewerBody>,
         ctx: &RequestCtx,
-    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+    ) -> Result<(Response<O::Body>, Duration), ProxyError> {
         let target =
             dist.config.targets.get(&out.target_id).ok_or_else(|| {
                 ProxyError::Internal(format!("target {} vanished", out.target_id))
@@ -132,7 +132,11 @@ impl Proxy {
             self.metrics.record_origin_request();
             let last = n + 1 == members.len();
             let sent = Instant::now();
-            let answered = OriginFetcher::send(&dist.pools[idx], origin, upstream).await;
+            let to = OriginTarget {
+                origin,
+                pool: &dist.pools[idx],
+            };
+            let answered = self.origins.send(to, upstream).await;
             dist.stats.origin_latency(idx, sent.elapsed());
             match answered {
                 Ok(resp) if !last && failover_codes.contains(&resp.status().as_u16()) => {

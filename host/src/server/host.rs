@@ -191,7 +191,7 @@ impl RunningHost {
         let parts = PlaneParts {
             store,
             routing: routing.clone(),
-            fetcher,
+            fetcher: fetcher.clone(),
             runtime: runtime.clone(),
             kv: kv.clone(),
             metrics: metrics.clone(),
@@ -234,6 +234,7 @@ impl RunningHost {
             metrics.clone(),
             runtime,
             kv,
+            fetcher,
             &identity.id,
             access_log,
         );
