@@ -47,6 +47,7 @@
 #
 # Env knobs: RUNS=3 DURATION=10s CONNS=50 WARMUP=2s PASSES="1 all" SCENARIOS=(all above)
 #   IDLE_CONNS=10000 BENCH_DIR=/tmp/edge-suite OUT_DIR=bench/results SKIP_BUILD=0
+#   EDGE_BIN=(target/release/edge, built by the suite; given, it is measured as it is)
 #   QUIET_WAIT=60 QUIET_PCT=20 QUIET_BUDGET=1200 RUN_OTHER_MAX=25 RUN_RETRIES=2: this is
 #   meant for a quiet machine. Before each run the suite waits (up to QUIET_WAIT s, and
 #   QUIET_BUDGET s in all, repeated runs included) until other processes use less than
@@ -120,14 +121,18 @@ if [ "$NOFILE" -lt $((IDLE_CONNS + 1000)) ] && want idle-10k; then
 fi
 
 # ---------------------------------------------------------------- build
-EDGE_BIN="$ROOT/target/release/edge"
+# EDGE_BIN: measure a binary built elsewhere (another commit, for a before/after).
+EDGE_BIN_GIVEN="${EDGE_BIN:-}"
+EDGE_BIN="${EDGE_BIN:-$ROOT/target/release/edge}"
 WASM_DIR="$ROOT/examples/target/wasm32-wasip2/release"
 # The example hooks the scenarios upload (hook-1k, hooks4-1k).
 HOOKS="bluegreen header-router security-headers"
 BUILD_S=0
 if [ "$SKIP_BUILD" != 1 ]; then
-    log "building edge (cargo build --release -p edge)"
-    cargo build --release -p edge --manifest-path "$ROOT/Cargo.toml" >&2
+    if [ -z "$EDGE_BIN_GIVEN" ]; then
+        log "building edge (cargo build --release -p edge)"
+        cargo build --release -p edge --manifest-path "$ROOT/Cargo.toml" >&2
+    fi
     # From the examples folder, so its .cargo/config.toml (64 KiB guest stack)
     # applies; each hook alone, so `bluegreen` gets the SDK without `std`.
     log "building the example hooks (wasm32-wasip2)"

@@ -86,20 +86,29 @@ impl ControlState {
             .values()
             .find(|p| p.policy.staging_distribution_id == staging_id)
     }
+
     /// A description of everything this state serves, canonical (sorted,
     /// no pointers): two hosts with equal summaries serve the same config.
     pub fn summary(&self) -> serde_json::Value {
-        let distributions: BTreeMap<&str, serde_json::Value> = self
-            .distributions
-            .iter()
-            .map(|(id, r)| {
-                let stored = serde_json::to_value(&r.stored).unwrap_or_default();
-                (
-                    id.as_str(),
-                    serde_json::json!({"etag": r.etag(), "stored": stored}),
-                )
-            })
-            .collect();
+        // A record as stored, with the ETag it is served under.
+        fn stored<'a, T: Serialize + 'a>(
+            records: impl Iterator<Item = (&'a String, (String, &'a T))>,
+        ) -> BTreeMap<&'a str, serde_json::Value> {
+            records
+                .map(|(id, (etag, stored))| {
+                    let stored = serde_json::to_value(stored).unwrap_or_default();
+                    (
+                        id.as_str(),
+                        serde_json::json!({"etag": etag, "stored": stored}),
+                    )
+                })
+                .collect()
+        }
+        let distributions = stored(
+            self.distributions
+                .iter()
+                .map(|(id, r)| (id, (r.etag(), &r.stored))),
+        );
         let aliases: BTreeMap<&str, &str> = self
             .aliases
             .iter()
@@ -132,17 +141,11 @@ impl ControlState {
             .into_iter()
             .map(|(ns, _)| (ns, self.kv.keys(ns).unwrap_or_default()))
             .collect();
-        let policies: BTreeMap<&str, serde_json::Value> = self
-            .policies
-            .iter()
-            .map(|(id, r)| {
-                let stored = serde_json::to_value(&r.stored).unwrap_or_default();
-                (
-                    id.as_str(),
-                    serde_json::json!({"etag": r.etag(), "stored": stored}),
-                )
-            })
-            .collect();
+        let policies = stored(
+            self.policies
+                .iter()
+                .map(|(id, r)| (id, (r.etag(), &r.stored))),
+        );
         let invalidations: BTreeMap<&str, Vec<serde_json::Value>> = self
             .invalidations
             .iter()
