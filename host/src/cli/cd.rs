@@ -8,9 +8,10 @@ use super::client::{ApiClient, CliError, seg};
 use super::dist::{copy, delete};
 use super::files::read_json;
 use super::render::{
-    Out, io, list, print_distribution, print_json, print_policy, text, traffic_summary,
+    Out, gate_text, io, list, print_distribution, print_json, print_policy, traffic_summary,
 };
 use super::{CdCommand, Output, PolicyCommand, PolicySpec};
+use crate::control::views::PolicyView;
 
 pub(super) async fn run(cmd: CdCommand, output: Output, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
@@ -86,14 +87,15 @@ pub(super) async fn run(cmd: CdCommand, output: Output, out: Out<'_>) -> Result<
                 output,
                 &v,
                 &["ID", "STAGING", "ENABLED", "TRAFFIC", "GATE", "ETAG"],
-                |p| {
+                |p: &PolicyView| {
+                    let traffic = serde_json::to_value(&p.config.traffic).unwrap_or_default();
                     vec![
-                        text(&p["id"]),
-                        text(&p["config"]["staging_distribution_id"]),
-                        text(&p["config"]["enabled"]),
-                        traffic_summary(&p["config"]["traffic"]),
-                        text(&p["status"]["state"]),
-                        text(&p["etag"]),
+                        p.id.clone(),
+                        p.config.staging_distribution_id.clone(),
+                        p.config.enabled.to_string(),
+                        traffic_summary(&traffic),
+                        gate_text(p.status.state).to_owned(),
+                        p.etag.clone(),
                     ]
                 },
             )

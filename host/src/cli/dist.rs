@@ -8,8 +8,9 @@ use serde_json::json;
 
 use super::client::{ApiClient, CliError, seg};
 use super::files::{ConfigDocument, read_input, read_json};
-use super::render::{Out, io, list, print_distribution, print_json, text};
+use super::render::{Out, io, list, print_distribution, print_json, status_text, text};
 use super::{Connection, DistCommand, Output};
+use crate::control::views::DistributionItem;
 
 pub(super) async fn run(
     cmd: DistCommand,
@@ -76,15 +77,15 @@ pub(super) async fn run(
                 &[
                     "ID", "DOMAIN", "STATUS", "ENABLED", "STAGING", "ETAG", "ALIASES",
                 ],
-                |d| {
+                |d: &DistributionItem| {
                     vec![
-                        text(&d["id"]),
-                        text(&d["domain_name"]),
-                        text(&d["status"]),
-                        text(&d["enabled"]),
-                        text(&d["staging"]),
-                        text(&d["etag"]),
-                        text(&d["aliases"]),
+                        d.id.clone(),
+                        d.domain_name.clone(),
+                        status_text(d.status).to_owned(),
+                        d.enabled.to_string(),
+                        d.staging.to_string(),
+                        d.etag.clone(),
+                        d.aliases.join(","),
                     ]
                 },
             )

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::client::{ApiClient, CliError, seg};
 use super::render::{Out, io, list, print_json, table, text};
 use super::{HookCommand, Output};
+use crate::control::views::HookItem;
 
 pub(super) async fn run(cmd: HookCommand, output: Output, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
@@ -63,9 +64,13 @@ pub(super) async fn run(cmd: HookCommand, output: Output, out: Out<'_>) -> Resul
         HookCommand::List { name: None, conn } => {
             let api = ApiClient::new(&conn);
             let (v, _) = api.get("/v1/hooks").await?;
-            list(out, output, &v, &["NAME", "LATEST", "VERSIONS"], |h| {
-                vec![text(&h["name"]), text(&h["latest"]), text(&h["versions"])]
-            })
+            list(
+                out,
+                output,
+                &v,
+                &["NAME", "LATEST", "VERSIONS"],
+                |h: &HookItem| vec![h.name.clone(), h.latest.clone(), h.versions.to_string()],
+            )
         }
         HookCommand::List {
             name: Some(name),

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::client::{ApiClient, CliError, seg};
 use super::render::{Out, fields, io, list, print_id, print_json, text};
 use super::{IdArgs, InvalidateArgs, Output};
+use crate::control::views::{InvalidationStatus, InvalidationView};
 
 /// `edge invalidate`: drops the paths, warning first when the shell seems
 /// to have expanded an unquoted glob.
@@ -64,13 +65,17 @@ pub(super) async fn invalidations(
         output,
         &v,
         &["ID", "STATUS", "CREATED", "DROPPED", "PATHS"],
-        |i| {
+        |i: &InvalidationView| {
+            let status = match i.status {
+                InvalidationStatus::Completed => "Completed",
+                InvalidationStatus::InProgress => "InProgress",
+            };
             vec![
-                text(&i["id"]),
-                text(&i["status"]),
-                text(&i["create_time"]),
-                text(&i["dropped"]),
-                text(&i["paths"]),
+                i.id.clone(),
+                status.to_owned(),
+                i.create_time.clone(),
+                i.dropped.to_string(),
+                i.paths.join(","),
             ]
         },
     )

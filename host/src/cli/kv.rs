@@ -7,6 +7,7 @@ use super::client::{ApiClient, CliError, seg};
 use super::files::read_input;
 use super::render::{Out, io, list, print_json, text};
 use super::{KvCommand, Output};
+use crate::control::views::{KvKeyItem, KvNamespaceItem};
 
 pub(super) async fn run(cmd: KvCommand, output: Output, out: Out<'_>) -> Result<(), CliError> {
     match cmd {
@@ -41,9 +42,13 @@ pub(super) async fn run(cmd: KvCommand, output: Output, out: Out<'_>) -> Result<
             match namespace {
                 None => {
                     let (v, _) = api.get("/v1/kv").await?;
-                    list(out, output, &v, &["NAMESPACE", "KEYS"], |n| {
-                        vec![text(&n["namespace"]), text(&n["keys"])]
-                    })
+                    list(
+                        out,
+                        output,
+                        &v,
+                        &["NAMESPACE", "KEYS"],
+                        |n: &KvNamespaceItem| vec![n.namespace.clone(), n.keys.to_string()],
+                    )
                 }
                 Some(ns) => {
                     let (v, _) = api.get(&format!("/v1/kv/{}", seg(&ns))).await?;
@@ -54,8 +59,8 @@ pub(super) async fn run(cmd: KvCommand, output: Output, out: Out<'_>) -> Result<
                             .flatten()
                             .try_for_each(|k| writeln!(out, "{}", text(&k["key"])).map_err(io));
                     }
-                    list(out, output, &v, &["KEY", "SIZE"], |k| {
-                        vec![text(&k["key"]), text(&k["size"])]
+                    list(out, output, &v, &["KEY", "SIZE"], |k: &KvKeyItem| {
+                        vec![k.key.clone(), k.size.to_string()]
                     })
                 }
             }

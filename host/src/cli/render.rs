@@ -10,7 +10,7 @@ use super::client::{CliError, Reply};
 use crate::config::policy::TrafficConfig;
 use crate::control::DeployStatus;
 use crate::control::records::policies::GateState;
-use crate::control::views::{DistributionView, PolicyView};
+use crate::control::views::{DistributionView, List, PolicyView};
 
 pub(super) type Out<'a> = &'a mut dyn Write;
 
@@ -97,10 +97,7 @@ pub(super) fn print_distribution(
             format!("{}@{}{lag}", h.id, h.revision)
         })
         .collect();
-    let status = match d.status {
-        DeployStatus::Deployed => "Deployed",
-        DeployStatus::InProgress => "InProgress",
-    };
+    let status = status_text(d.status);
     fields(
         out,
         &[
@@ -129,10 +126,7 @@ pub(super) fn print_policy(out: Out<'_>, output: Output, v: &Value) -> Result<()
     }
     let p: PolicyView = view(v)?;
     let traffic = serde_json::to_value(&p.config.traffic).unwrap_or_default();
-    let gate = match p.status.state {
-        GateState::Active => "Active",
-        GateState::RolledBack => "RolledBack",
-    };
+    let gate = gate_text(p.status.state);
     let mut rows = vec![
         ("id", p.id),
         ("etag", p.etag),
@@ -156,19 +150,42 @@ pub(super) fn fields(out: Out<'_>, rows: &[(&str, String)]) -> Result<(), CliErr
     Ok(())
 }
 
-/// A list response: a table of `columns`, or the API's JSON.
-pub(super) fn list(
+/// A list response: a table of `columns` with a row per item read into its
+/// view type `T`, or the API's JSON, or the items' ids.
+pub(super) fn list<T: serde::de::DeserializeOwned>(
     out: Out<'_>,
     output: Output,
     v: &Value,
     columns: &[&str],
-    row: impl Fn(&Value) -> Vec<String>,
+    row: impl Fn(&T) -> Vec<String>,
 ) -> Result<(), CliError> {
-    let mut items = v["items"].as_array().into_iter().flatten();
     match output {
         Output::Json => print_json(out, v),
-        Output::Id => items.try_for_each(|item| print_id(out, item)),
-        Output::Table => table(out, columns, items.map(row).collect()),
+        Output::Id => v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .try_for_each(|item| print_id(out, item)),
+        Output::Table => {
+            let items: List<T> = view(v)?;
+            table(out, columns, items.items.iter().map(row).collect())
+        }
+    }
+}
+
+/// What the automatic gate last did, as a table cell.
+pub(super) fn gate_text(state: GateState) -> &'static str {
+    match state {
+        GateState::Active => "Active",
+        GateState::RolledBack => "RolledBack",
+    }
+}
+
+/// A deployment status as a table cell.
+pub(super) fn status_text(status: DeployStatus) -> &'static str {
+    match status {
+        DeployStatus::Deployed => "Deployed",
+        DeployStatus::InProgress => "InProgress",
     }
 }
 
