@@ -4,7 +4,7 @@
 
 pub mod api;
 pub mod console;
-mod decode;
+pub mod decode;
 pub mod error;
 pub mod etag;
 pub mod fleet;

@@ -3,10 +3,12 @@
 //! the committed operations into the next state ([`super::decode`]), and
 //! swaps the serving snapshot.
 //!
-//! The writes live beside it, one file per resource: [`super::distributions`]
-//! (create, replace, delete, copy, alias moves, promote), [`super::policies`]
-//! (continuous deployment and its automatic gate), [`super::invalidations`],
-//! [`super::certificates`] and [`super::hooks`] (hook modules and KV data).
+//! The writes live in [`super::writes`], one file per resource:
+//! [`super::writes::distributions`] (create, replace, delete, copy, alias
+//! moves, promote), [`super::writes::policies`] (continuous deployment and
+//! its automatic gate), [`super::writes::invalidations`],
+//! [`super::writes::certificates`] and [`super::writes::hooks`] (hook
+//! modules and KV data).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
