@@ -695,3 +695,30 @@ async fn origin_request_forwards_what_the_key_leaves_out_and_shares_one_object()
     assert_eq!(third.cache(), "Miss");
     assert_eq!(third.text(), "/items?page=3 lang=de");
 }
+
+/// RFC 9111 5.1: an `Age` that is not delta-seconds is ignored (the
+/// response is as fresh as its `max-age` says), a list or repeated lines
+/// use the first value, and a value past 2^31 still means stale.
+#[tokio::test]
+async fn an_invalid_age_is_ignored_and_a_list_uses_its_first_value() {
+    let o = Origin::start(|req| {
+        let reply = Reply::ok("aged").header("cache-control", "max-age=3600");
+        match req.target.as_str() {
+            "/abc" => reply.header("age", "abc"),
+            "/negative" => reply.header("age", "-7200"),
+            "/fraction" => reply.header("age", "7200.0"),
+            "/list" => reply.header("age", "10, 7200"),
+            "/lines" => reply.header("age", "10").header("age", "7200"),
+            "/huge" => reply.header("age", "99999999999999999999"),
+            _ => reply,
+        }
+    })
+    .await;
+    let edge = host_for("age.test", &o).await;
+    for path in ["/abc", "/negative", "/fraction", "/list", "/lines"] {
+        edge.get("age.test", path).await;
+        assert_eq!(edge.get("age.test", path).await.cache(), "Hit", "{path}");
+    }
+    edge.get("age.test", "/huge").await;
+    assert_eq!(edge.get("age.test", "/huge").await.cache(), "Miss");
+}

@@ -176,17 +176,18 @@ fn understood(status: StatusCode) -> bool {
     )
 }
 
-/// The `Age` a response carries: one field line of digits (RFC 9111 5.1),
-/// saturated at [`DELTA_MAX`]. A malformed, negative, fractional or repeated
-/// `Age` makes the response stale ([`DELTA_MAX`]), the conservative reading.
+/// The `Age` a response carries (RFC 9111 5.1): the first value when the
+/// field is a list or repeated; a value that is not delta-seconds (`abc`,
+/// `-7200`, `7200.0`) is ignored, as if there were none; one past 2^31 is
+/// saturated at [`DELTA_MAX`], so it still means stale.
 fn age_of(headers: &HeaderMap) -> u64 {
-    let mut values = headers.get_all(AGE).iter();
-    let Some(first) = values.next() else {
+    let Some(first) = headers.get(AGE) else {
         return 0;
     };
-    let text = first.to_str().unwrap_or("").trim();
-    if values.next().is_some() || text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return DELTA_MAX;
+    let text = first.to_str().unwrap_or("");
+    let text = text.split(',').next().unwrap_or("").trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
     }
     delta_seconds(text)
 }
@@ -495,15 +496,31 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_age_makes_a_response_stale() {
-        for age in ["abc", "-7200", "7200.0", "7200a", "0, 7200", "7200;a=b"] {
+    fn an_invalid_age_is_ignored_and_a_list_uses_its_first_value() {
+        // Ignored: the response is as fresh as its max-age says.
+        for age in ["abc", "-7200", "7200.0", "7200a", "7200;a=b", ""] {
             assert_eq!(
                 ttl_of(&[("cache-control", "max-age=3600"), ("age", age)], TTL),
-                None,
-                "{age}"
+                Some(1000),
+                "{age:?}"
             );
         }
-        let mut twice = headers(&[("cache-control", "max-age=3600"), ("age", "0")]);
+        // A list, or repeated lines: the first value counts.
+        assert_eq!(
+            ttl_of(
+                &[("cache-control", "max-age=3600"), ("age", "0, 7200")],
+                TTL
+            ),
+            Some(1000)
+        );
+        assert!(
+            ttl_of(
+                &[("cache-control", "max-age=3600"), ("age", "7200, 0")],
+                TTL
+            )
+            .is_none()
+        );
+        let mut twice = headers(&[("cache-control", "max-age=3600"), ("age", "7200")]);
         twice.append(AGE, "0".parse().unwrap());
         assert!(
             decide(
@@ -514,6 +531,18 @@ mod tests {
                 TTL,
                 false,
                 SystemTime::now()
+            )
+            .is_none(),
+            "the first line, 7200, is past max-age"
+        );
+        // Past 2^31 still means stale.
+        assert!(
+            ttl_of(
+                &[
+                    ("cache-control", "max-age=3600"),
+                    ("age", "99999999999999999999")
+                ],
+                TTL
             )
             .is_none()
         );
