@@ -299,6 +299,18 @@ impl ControlPlane {
         Ok(self.install(next))
     }
 
+    /// Reports this host to the fleet once, before it serves: a host that
+    /// has started is listed at once, so another host started under its id
+    /// afterwards is refused (see [`Self::host_id_in_use`]), not only one
+    /// started after this host's first heartbeat. Nothing for a store no
+    /// other host shares.
+    pub async fn announce(&self) -> Result<(), StoreError> {
+        match self.store.fleet() {
+            Some(fleet) => self.report(fleet).await,
+            None => Ok(()),
+        }
+    }
+
     async fn report(&self, fleet: &dyn Fleet) -> Result<(), StoreError> {
         fleet
             .report(&HostReport {

@@ -213,6 +213,7 @@ impl RunningHost {
                 kept_in: identity.kept_in,
             });
         }
+        plane.announce().await?;
         let control = Arc::new(
             ControlApi::new(plane, token.clone(), metrics.clone(), cache.clone())
                 .with_max_body(opts.max_api_body_bytes),
