@@ -88,12 +88,11 @@ pub(super) async fn run(cmd: CdCommand, output: Output, out: Out<'_>) -> Result<
                 &v,
                 &["ID", "STAGING", "ENABLED", "TRAFFIC", "GATE", "ETAG"],
                 |p: &PolicyView| {
-                    let traffic = serde_json::to_value(&p.config.traffic).unwrap_or_default();
                     vec![
                         p.id.clone(),
                         p.config.staging_distribution_id.clone(),
                         p.config.enabled.to_string(),
-                        traffic_summary(&traffic),
+                        traffic_summary(&p.config.traffic),
                         gate_text(p.status.state).to_owned(),
                         p.etag.clone(),
                     ]

@@ -28,27 +28,26 @@ pub(super) fn text(v: &Value) -> String {
     }
 }
 
-/// A policy's split in a few words (the API's `traffic` object).
-pub(super) fn traffic_summary(t: &Value) -> String {
-    match serde_json::from_value::<TrafficConfig>(t.clone()) {
-        Ok(TrafficConfig::Weight {
+/// A policy's split in a few words.
+pub(super) fn traffic_summary(traffic: &TrafficConfig) -> String {
+    match traffic {
+        TrafficConfig::Weight {
             weight,
             session_stickiness,
-        }) => {
+        } => {
             let pct = weight * 100.0;
             match session_stickiness {
                 Some(s) => format!("weight {pct}% sticky {}s/{}s", s.idle_ttl, s.max_ttl),
                 None => format!("weight {pct}%"),
             }
         }
-        Ok(TrafficConfig::Header { header, value }) => format!("header {header}: {value}"),
-        Err(_) => text(t),
+        TrafficConfig::Header { header, value } => format!("header {header}: {value}"),
     }
 }
 
 /// An API answer read into its view type.
 fn view<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, CliError> {
-    serde_json::from_value(v.clone()).map_err(|e| {
+    T::deserialize(v).map_err(|e| {
         CliError::Local(format!(
             "the API answered with a document this edge does not read ({e}): is the host another release?"
         ))
@@ -125,14 +124,13 @@ pub(super) fn print_policy(out: Out<'_>, output: Output, v: &Value) -> Result<()
         Output::Table => {}
     }
     let p: PolicyView = view(v)?;
-    let traffic = serde_json::to_value(&p.config.traffic).unwrap_or_default();
     let gate = gate_text(p.status.state);
     let mut rows = vec![
         ("id", p.id),
         ("etag", p.etag),
         ("staging", p.config.staging_distribution_id),
         ("enabled", p.config.enabled.to_string()),
-        ("traffic", traffic_summary(&traffic)),
+        ("traffic", traffic_summary(&p.config.traffic)),
         ("gate", gate.to_owned()),
     ];
     if let Some(reason) = p.status.reason {

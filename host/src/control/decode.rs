@@ -15,14 +15,6 @@ use super::state::ControlState;
 use crate::store::{Loaded, Op, Revision};
 use crate::wasm::{CompiledHook, HookRuntime};
 
-/// One key written, with the revision that committed it.
-#[derive(Debug, Clone, Copy)]
-struct Written<'a> {
-    key: &'a str,
-    change: Change<'a>,
-    revision: Revision,
-}
-
 /// The state a full load of the store describes. Hook versions `previous`
 /// has compiled are reused; others are compiled from their stored bytes.
 pub(super) async fn load(
@@ -30,10 +22,10 @@ pub(super) async fn load(
     runtime: &Arc<HookRuntime>,
     previous: &ControlState,
 ) -> ControlState {
-    let writes: Vec<Written<'_>> = loaded
+    let writes: Vec<Write<'_>> = loaded
         .entries
         .iter()
-        .map(|e| Written {
+        .map(|e| Write {
             key: &e.key,
             change: Change::Put(&e.value),
             revision: e.mod_revision,
@@ -56,15 +48,15 @@ pub(super) async fn committed(
     runtime: &Arc<HookRuntime>,
     fresh: &[Arc<CompiledHook>],
 ) -> ControlState {
-    let writes: Vec<Written<'_>> = ops
+    let writes: Vec<Write<'_>> = ops
         .iter()
         .map(|op| match op {
-            Op::Put { key, value } => Written {
+            Op::Put { key, value } => Write {
                 key,
                 change: Change::Put(value),
                 revision,
             },
-            Op::Delete { key } => Written {
+            Op::Delete { key } => Write {
                 key,
                 change: Change::Delete,
                 revision,
@@ -81,17 +73,18 @@ pub(super) async fn committed(
 /// that cannot be decoded is logged and left out, as it would be on a load.
 async fn apply(
     state: &mut ControlState,
-    writes: &[Written<'_>],
+    writes: &[Write<'_>],
     runtime: &Arc<HookRuntime>,
     previous: &ControlState,
     fresh: &[Arc<CompiledHook>],
 ) {
     let compiled = compile_versions(writes, runtime, previous, fresh).await;
     for w in writes {
+        // The write as its resource's decoder sees it: the key without
+        // the prefix.
         let write = |prefix: &str| Write {
             key: &w.key[prefix.len()..],
-            change: w.change,
-            revision: w.revision,
+            ..*w
         };
         let key = w.key;
         let (result, lost): (Result<(), DecodeError>, &str) = if key
@@ -160,7 +153,7 @@ async fn apply(
 /// `previous` or the writer (`fresh`) has, else compiled from the module
 /// bytes among the writes.
 async fn compile_versions(
-    writes: &[Written<'_>],
+    writes: &[Write<'_>],
     runtime: &Arc<HookRuntime>,
     previous: &ControlState,
     fresh: &[Arc<CompiledHook>],

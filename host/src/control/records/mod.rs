@@ -27,7 +27,8 @@ pub enum Change<'a> {
     Delete,
 }
 
-/// A write to a key of a decoder's resource: `key` without the prefix.
+/// One committed write of a key: the whole key as [`super::decode`] reads
+/// it, the key without its resource's prefix as a decoder sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Write<'a> {
     pub key: &'a str,
