@@ -263,6 +263,7 @@ pub fn freshness(data: &[u8]) {
             primary_id: "E".into(),
             path: "/".into(),
             base: "E/".into(),
+            cache_tags: Arc::from([]),
         },
     );
     let retention = object.retention();

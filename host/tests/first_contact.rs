@@ -70,6 +70,7 @@ fn sh_ok(cwd: &Path, line: &str) -> String {
 struct Host {
     child: Child,
     viewer: SocketAddr,
+    control: SocketAddr,
 }
 
 impl Host {
@@ -83,7 +84,7 @@ impl Host {
             .expect("edge serve");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut viewer = None;
-        loop {
+        let control = loop {
             let Some(Ok(line)) = lines.next() else {
                 panic!(
                     "edge serve exited before it listened: {}",
@@ -93,18 +94,25 @@ impl Host {
             if let Some(addr) = line.strip_prefix("viewers: http://") {
                 viewer = Some(addr.parse().expect("viewer address"));
             }
-            if line.starts_with("control: http://") {
-                break;
+            if let Some(addr) = line.strip_prefix("control: http://") {
+                break addr.parse().expect("control address");
             }
-        }
+        };
         Self {
             child,
             viewer: viewer.expect("a viewer address"),
+            control,
         }
     }
 
     /// One viewer GET: the status line and the body.
     fn get(&self, host: &str, path: &str) -> (String, String) {
+        let (head, body) = self.get_whole(host, path);
+        (head.lines().next().unwrap_or_default().to_owned(), body)
+    }
+
+    /// One viewer GET: the whole head and the body.
+    fn get_whole(&self, host: &str, path: &str) -> (String, String) {
         let mut stream = TcpStream::connect(self.viewer).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -116,12 +124,8 @@ impl Host {
         .expect("write");
         let mut text = String::new();
         stream.read_to_string(&mut text).expect("read");
-        let status = text.lines().next().unwrap_or_default().to_owned();
-        let body = text
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_owned();
-        (status, body)
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (head.to_ascii_lowercase(), body.to_owned())
     }
 }
 
@@ -385,4 +389,90 @@ fn a_relative_data_dir_is_resolved_where_the_host_starts() {
         !log.contains("Cache directory path has to be absolute"),
         "{log}"
     );
+}
+
+/// An origin on a thread whose every answer names the tags `product-<path>`
+/// and `site` (`Surrogate-Key`), and counts in its body the requests it got.
+fn tagging_origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 8192];
+            let read = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..read]).into_owned();
+            let path = request
+                .split(' ')
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
+            let body = format!("{path} #{}", n + 1);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: max-age=3600\r\nsurrogate-key: product-{path} site\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_operator_purges_by_tag_from_the_shell() {
+    let origin = tagging_origin();
+    let dir = workdir();
+    let cwd = dir.path();
+    let host = Host::start(
+        cwd,
+        &["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"],
+    );
+    std::fs::write(
+        cwd.join("shop.json"),
+        format!(
+            r#"{{"aliases": ["shop.test"], "origins": [{{"id": "web", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
+        ),
+    )
+    .expect("shop.json");
+    let endpoint = format!("EDGE_ENDPOINT={}", host.control);
+    let id = sh_ok(
+        cwd,
+        &format!("{endpoint} edge dist create --config shop.json -o id"),
+    );
+    let first = [host.get("shop.test", "/1").1, host.get("shop.test", "/2").1];
+    let (head, body) = host.get_whole("shop.test", "/1");
+    assert_eq!(body, first[0], "stored");
+    assert!(!head.contains("surrogate-key"), "{head}");
+
+    // One product's objects, by the tag the origin gave them.
+    let dropped = sh_ok(
+        cwd,
+        &format!("{endpoint} edge invalidate {id} --tag product-1 -o json | jq -r .dropped"),
+    );
+    assert_eq!(dropped, "1");
+    assert_ne!(host.get("shop.test", "/1").1, first[0]);
+    assert_eq!(host.get("shop.test", "/2").1, first[1]);
+
+    // A soft purge of the whole site: marked stale, not dropped; with no
+    // validator to revalidate by, the next request refetches.
+    let soft = sh_ok(
+        cwd,
+        &format!(
+            "{endpoint} edge invalidate {id} --tag site --soft -o json | jq -r '[.status, .soft, .dropped] | join(\" \")'"
+        ),
+    );
+    assert_eq!(soft, "Completed true 2");
+    assert_ne!(host.get("shop.test", "/2").1, first[1]);
+    let history = sh_ok(cwd, &format!("{endpoint} edge invalidations {id}"));
+    assert!(
+        history.contains("TAGS") && history.contains("product-1") && history.contains("2 (soft)"),
+        "{history}"
+    );
+
+    // Neither paths nor tags: the CLI says what it needs.
+    let out = sh(cwd, &format!("{endpoint} edge invalidate {id}"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tag"), "{err}");
 }

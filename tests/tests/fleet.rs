@@ -220,7 +220,9 @@ async fn an_invalidation_empties_every_hosts_cache_before_it_is_completed() {
     let counter = fetched.clone();
     let origin = Origin::start(move |_| {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        Reply::ok(format!("v{n}")).header("cache-control", "max-age=3600")
+        Reply::ok(format!("v{n}"))
+            .header("cache-control", "max-age=3600")
+            .header("surrogate-key", "home")
     })
     .await;
     let created = a.create(site("inv.example.com", &origin, json!({}))).await;
@@ -257,6 +259,30 @@ async fn an_invalidation_empties_every_hosts_cache_before_it_is_completed() {
     let refetched = b.get("inv.example.com", "/").await;
     assert_ne!(refetched.text(), cached_b);
     assert_eq!(fetched.load(Ordering::SeqCst), before + 1);
+
+    // A purge by tag, taken by B, travels the same way: A's copy (stored
+    // before) is gone once it is Completed.
+    let cached_a = a.get("inv.example.com", "/").await.text();
+    assert_eq!(a.get("inv.example.com", "/").await.cache(), "Hit");
+    let got = b
+        .api(
+            "POST",
+            &format!("/v1/distributions/{id}/invalidations"),
+            Some(json!({"tags": ["home"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+    let location = got.header("location").expect("location").to_owned();
+    assert!(
+        eventually(PROPAGATION, || async {
+            b.api("GET", &location, None, &[]).await.json()["status"] == "Completed"
+        })
+        .await
+    );
+    let refetched = a.get("inv.example.com", "/").await;
+    assert_eq!(refetched.cache(), "Miss");
+    assert_ne!(refetched.text(), cached_a);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,19 +5,23 @@
 pub mod flight;
 pub mod freshness;
 pub mod key;
+pub mod tags;
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{AGE, DATE, ETAG, HeaderName, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use moka::Expiry;
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use flight::Flights;
 use freshness::Freshness;
+use tags::TagIndex;
 
 /// How long past its freshness (and `stale-*` windows) an object with a
 /// validator is kept for revalidation, space allowing.
@@ -76,6 +80,18 @@ pub struct Tags {
     pub path: Box<str>,
     /// The key of the resource (its variants, if it varies, hang off it).
     pub base: Arc<str>,
+    /// The tags its `Surrogate-Key` and `Cache-Tag` fields named.
+    pub cache_tags: Arc<[Arc<str>]>,
+}
+
+impl Tags {
+    /// The distributions an invalidation of which reaches the object: the
+    /// one that served it and, if another, the one the viewer asked for.
+    fn scopes(&self) -> ([&str; 2], usize) {
+        let served = &*self.distribution_id;
+        let primary = &*self.primary_id;
+        ([served, primary], if served == primary { 1 } else { 2 })
+    }
 }
 
 /// A stored response. Headers are stored already stripped of hop-by-hop fields.
@@ -88,6 +104,8 @@ pub struct CachedObject {
     pub stored_at: Instant,
     pub freshness: Freshness,
     pub tags: Tags,
+    /// When a soft purge marked it stale (its freshness then ends there).
+    soft_purged: OnceLock<Instant>,
 }
 
 impl CachedObject {
@@ -106,6 +124,7 @@ impl CachedObject {
             stored_at,
             freshness,
             tags,
+            soft_purged: OnceLock::new(),
         }
     }
 
@@ -116,15 +135,47 @@ impl CachedObject {
             .saturating_add(now.saturating_duration_since(self.stored_at))
     }
 
-    /// Whether the object is still fresh at `now`.
+    /// Whether the object is still fresh at `now` (a soft purge ends that).
     pub fn is_fresh(&self, now: Instant) -> bool {
-        self.age(now) < self.freshness.ttl
+        self.staleness(now).is_none()
+    }
+
+    /// How long past its freshness the object is at `now` (`None` while
+    /// fresh): past its lifetime, or since a soft purge marked it stale,
+    /// whichever is longer.
+    pub fn staleness(&self, now: Instant) -> Option<Duration> {
+        let age = self.age(now);
+        let aged = age.checked_sub(self.freshness.ttl);
+        let purged = self
+            .soft_purged
+            .get()
+            .map(|at| now.saturating_duration_since(*at));
+        match (aged, purged) {
+            (Some(a), Some(p)) => Some(a.max(p)),
+            (a, p) => a.or(p),
+        }
     }
 
     /// Whether a stale object is within `window` past its freshness, so it may
     /// still be served (never for `must-revalidate` and the like).
     pub fn stale_within(&self, now: Instant, window: Duration) -> bool {
-        !self.freshness.must_revalidate && self.age(now) < self.freshness.ttl.saturating_add(window)
+        !self.freshness.must_revalidate && self.staleness(now).is_none_or(|s| s < window)
+    }
+
+    /// Marks the object stale from `now` on (a soft purge); an object already
+    /// marked keeps its first mark.
+    pub fn mark_stale(&self, now: Instant) {
+        let _ = self.soft_purged.set(now);
+    }
+
+    /// The object with `freshness` in place of its own.
+    pub fn with_freshness(self, freshness: Freshness) -> Self {
+        Self { freshness, ..self }
+    }
+
+    /// Whether a soft purge has marked it.
+    pub fn is_soft_purged(&self) -> bool {
+        self.soft_purged.get().is_some()
     }
 
     /// The validators to revalidate it with: its `ETag` and `Last-Modified`.
@@ -164,6 +215,7 @@ impl CachedObject {
             stored_at: now,
             freshness,
             tags: self.tags.clone(),
+            soft_purged: OnceLock::new(),
         }
     }
 
@@ -244,6 +296,18 @@ pub struct SharedCache {
     /// What each resource that varies varies on, by its base key.
     vary: Cache<Arc<str>, Arc<VarySpec>>,
     vary_epochs: Arc<AtomicU64>,
+    /// The keys of stored objects by tag, for purges by tag.
+    tag_index: Arc<TagIndex>,
+}
+
+/// What one invalidation purges of a distribution: objects whose path
+/// matches one of `paths` (exact, or a prefix when it ends with `*`) or that
+/// carry one of `tags`; dropped, or with `soft`, marked stale.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Purge<'a> {
+    pub paths: &'a [String],
+    pub tags: &'a [String],
+    pub soft: bool,
 }
 
 /// The request fields a resource's `Vary` names, and the epoch its variants
@@ -317,10 +381,20 @@ impl SharedCache {
     /// A cache holding at most `capacity_bytes` (keys, headers and bodies), and
     /// no single object whose body is over `max_object_bytes`.
     pub fn new(capacity_bytes: u64, max_object_bytes: u64) -> Self {
+        let tag_index = Arc::new(TagIndex::default());
+        let index = tag_index.clone();
         let inner = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|k: &Arc<str>, v: &Arc<CachedObject>| CachedObject::weight(k, v))
             .expire_after(KeepFor)
+            .eviction_listener(
+                move |key: Arc<Arc<str>>, obj: Arc<CachedObject>, _: RemovalCause| {
+                    if !obj.tags.cache_tags.is_empty() {
+                        let (scopes, n) = obj.tags.scopes();
+                        index.remove(&scopes[..n], &obj.tags.cache_tags, &key);
+                    }
+                },
+            )
             .build();
         Self {
             inner,
@@ -337,6 +411,7 @@ impl SharedCache {
                 .time_to_idle(REVALIDATION_RETENTION)
                 .build(),
             vary_epochs: Arc::new(AtomicU64::new(0)),
+            tag_index,
         }
     }
 
@@ -421,6 +496,12 @@ impl SharedCache {
         if obj.body.len() as u64 > self.max_object_bytes || self.stamp(&obj.tags) != since {
             return;
         }
+        // Indexed before it can be found, so a purge by tag never misses
+        // it; the eviction listener counts it out again.
+        if !obj.tags.cache_tags.is_empty() {
+            let (scopes, n) = obj.tags.scopes();
+            self.tag_index.add(&scopes[..n], &obj.tags.cache_tags, &key);
+        }
         self.inner.insert(key, obj);
     }
 
@@ -428,25 +509,70 @@ impl SharedCache {
     /// its viewers through a staging distribution) whose path matches `path`
     /// (exact, or a prefix when `path` ends with `*`). Returns how many matched.
     pub fn invalidate(&self, distribution_id: &str, path: &str) -> usize {
+        let paths = [path.to_owned()];
+        self.purge(
+            distribution_id,
+            Purge {
+                paths: &paths,
+                ..Purge::default()
+            },
+        )
+    }
+
+    /// Purges what `purge` names of `distribution_id` (served by its config,
+    /// or to its viewers through a staging distribution): paths by one scan
+    /// of the cache, tags through the tag index. Returns how many objects
+    /// matched. Fetches under way when it begins store nothing.
+    pub fn purge(&self, distribution_id: &str, purge: Purge<'_>) -> usize {
         self.bump(distribution_id);
-        // Stored paths are normalized; so is what names them.
-        let path = crate::path::normalize_invalidation(path);
-        let prefix = path.strip_suffix('*');
-        let mut dropped = 0;
-        for (key, obj) in &self.inner {
-            let tags = &obj.tags;
-            let matches = (&*tags.distribution_id == distribution_id
-                || &*tags.primary_id == distribution_id)
-                && match prefix {
-                    Some(p) => tags.path.starts_with(p),
-                    None => *tags.path == *path,
-                };
-            if matches {
-                self.inner.invalidate(&*key);
-                dropped += 1;
+        let now = Instant::now();
+        let mut matched: HashSet<Arc<str>> = HashSet::new();
+        let mut apply = |key: Arc<str>, obj: &CachedObject| {
+            if purge.soft {
+                obj.mark_stale(now);
+            } else {
+                self.inner.invalidate(&key);
+            }
+            matched.insert(key);
+        };
+        if !purge.paths.is_empty() {
+            // Stored paths are normalized; so is what names them.
+            let paths: Vec<String> = purge
+                .paths
+                .iter()
+                .map(|p| crate::path::normalize_invalidation(p).into_owned())
+                .collect();
+            let exact: HashSet<&str> = paths
+                .iter()
+                .filter(|p| !p.ends_with('*'))
+                .map(String::as_str)
+                .collect();
+            let prefixes: Vec<&str> = paths.iter().filter_map(|p| p.strip_suffix('*')).collect();
+            for (key, obj) in &self.inner {
+                let tags = &obj.tags;
+                let matches = (&*tags.distribution_id == distribution_id
+                    || &*tags.primary_id == distribution_id)
+                    && (exact.contains(&*tags.path)
+                        || prefixes.iter().any(|p| tags.path.starts_with(p)));
+                if matches {
+                    apply(Arc::clone(&key), &obj);
+                }
             }
         }
-        dropped
+        for tag in purge.tags {
+            for key in self.tag_index.keys(distribution_id, tag) {
+                let Some(obj) = self.inner.get(&key) else {
+                    continue;
+                };
+                let (scopes, n) = obj.tags.scopes();
+                if scopes[..n].contains(&distribution_id)
+                    && obj.tags.cache_tags.iter().any(|t| **t == **tag)
+                {
+                    apply(key, &obj);
+                }
+            }
+        }
+        matched.len()
     }
 
     /// Drops what is stored for the resource with base key `base`, its
@@ -466,6 +592,11 @@ impl SharedCache {
 
     pub fn object_count(&self) -> u64 {
         self.inner.entry_count()
+    }
+
+    /// How many (distribution, tag) names the tag index holds.
+    pub fn indexed_tags(&self) -> usize {
+        self.tag_index.len()
     }
 }
 
@@ -500,6 +631,7 @@ mod tests {
                 primary_id: dist.into(),
                 path: path.into(),
                 base: format!("{dist}{path}").into(),
+                cache_tags: Arc::from([]),
             },
         )
     }

@@ -1,5 +1,6 @@
 //! `edge invalidate` and `edge invalidations`: dropping cached objects by
-//! path, and the distribution's invalidations.
+//! path or tag (or, soft, marking them stale), and the distribution's
+//! invalidations.
 
 use std::path::Path;
 
@@ -27,7 +28,7 @@ pub(super) async fn invalidate(
         .send_json(
             Method::POST,
             &format!("/v1/distributions/{}/invalidations", seg(&args.id)),
-            &json!({ "paths": args.paths }),
+            &json!({ "paths": args.paths, "tags": args.tags, "soft": args.soft }),
             None,
         )
         .await?;
@@ -41,6 +42,8 @@ pub(super) async fn invalidate(
                 ("id", text(&v["id"])),
                 ("status", text(&v["status"])),
                 ("paths", text(&v["paths"])),
+                ("tags", text(&v["tags"])),
+                ("soft", text(&v["soft"])),
                 ("dropped", text(&v["dropped"])),
             ],
         ),
@@ -64,7 +67,7 @@ pub(super) async fn invalidations(
         out,
         output,
         &v,
-        &["ID", "STATUS", "CREATED", "DROPPED", "PATHS"],
+        &["ID", "STATUS", "CREATED", "DROPPED", "PATHS", "TAGS"],
         |i: &InvalidationView| {
             let status = match i.status {
                 InvalidationStatus::Completed => "Completed",
@@ -74,8 +77,13 @@ pub(super) async fn invalidations(
                 i.id.clone(),
                 status.to_owned(),
                 i.create_time.clone(),
-                i.dropped.to_string(),
+                if i.soft {
+                    format!("{} (soft)", i.dropped)
+                } else {
+                    i.dropped.to_string()
+                },
                 i.paths.join(","),
+                i.tags.join(","),
             ]
         },
     )

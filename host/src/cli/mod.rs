@@ -79,7 +79,8 @@ pub enum Command {
     /// Continuous deployment: staging copies, traffic policies, promote.
     #[command(subcommand)]
     Cd(CdCommand),
-    /// Drop cached objects of a distribution by path (`'/img/*'` for a prefix, quoted).
+    /// Drop cached objects of a distribution by path (`'/img/*'` for a prefix, quoted)
+    /// or by tag (`--tag`), or with `--soft` mark them stale.
     Invalidate(InvalidateArgs),
     /// List a distribution's invalidations, newest first.
     Invalidations(IdArgs),
@@ -528,14 +529,26 @@ pub struct PolicySpec {
     pub auto_min_requests: Option<u64>,
 }
 
-/// `edge invalidate`.
+/// `edge invalidate`: paths, tags, or both.
 #[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["paths", "tags"])),
+    override_usage = "edge invalidate <ID> <PATHS>... [--soft]\n       edge invalidate <ID> --tag <TAG>... [--soft]"
+)]
 pub struct InvalidateArgs {
     /// The distribution.
     pub id: String,
     /// Paths to drop: exact (`/index.html`) or a prefix (`'/img/*'`, quoted so the shell does not expand it).
-    #[arg(required = true)]
     pub paths: Vec<String>,
+    /// A tag to drop the objects of: what origins name in `Surrogate-Key`
+    /// or `Cache-Tag` (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Mark what matches stale instead of dropping it: served within its
+    /// `stale-while-revalidate` and `stale-if-error` windows, revalidated
+    /// on its next request.
+    #[arg(long)]
+    pub soft: bool,
     #[command(flatten)]
     pub conn: Connection,
 }

@@ -24,6 +24,8 @@ pub struct Behavior {
     pub store_set_cookie: bool,
     /// The forwarding fields the host sets on requests to the origin.
     pub forwarding: Forwarding,
+    /// Viewers see the origin's `Surrogate-Key` and `Cache-Tag` fields.
+    pub keep_tag_headers: bool,
 }
 
 /// The forwarding fields the host sets on a behavior's origin requests, each
@@ -148,6 +150,7 @@ pub(super) fn validate_behavior(
         forward,
         store_set_cookie: b.store_set_cookie,
         forwarding,
+        keep_tag_headers: b.keep_tag_headers,
     })
 }
 

@@ -806,6 +806,7 @@ impl Importer {
             origin_request,
             store_set_cookie: false,
             forwarding_headers: None,
+            keep_tag_headers: false,
             hooks: HooksConfig::default(),
         })
     }

@@ -134,6 +134,11 @@ pub struct CacheBehaviorConfig {
     /// origin unless the cache key names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarding_headers: Option<Vec<String>>,
+    /// Pass the origin's `Surrogate-Key` and `Cache-Tag` fields on to
+    /// viewers. Off by default: they name the tags purges use, which are
+    /// the operator's, not the viewer's (Fastly and Cloudflare strip them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_tag_headers: bool,
     #[serde(default)]
     pub hooks: HooksConfig,
 }

@@ -192,12 +192,7 @@ impl ControlPlane {
             for (dist, list) in &next.invalidations {
                 for record in list {
                     if applied.insert(record.stored.id.clone()) {
-                        let dropped: usize = record
-                            .stored
-                            .paths
-                            .iter()
-                            .map(|p| self.cache.invalidate(dist, p))
-                            .sum();
+                        let dropped = self.cache.purge(dist, record.stored.purge());
                         tracing::info!(distribution = %dist, id = %record.stored.id, dropped, "invalidated by another host");
                     }
                 }

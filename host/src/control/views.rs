@@ -157,7 +157,14 @@ pub struct InvalidationView {
     pub status: InvalidationStatus,
     pub create_time: String,
     pub paths: Vec<String>,
-    /// Objects it dropped on the host that took it.
+    /// Tags whose objects it purges.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Whether it marks what matches stale instead of dropping it.
+    #[serde(default)]
+    pub soft: bool,
+    /// Objects it matched on the host that took it (dropped, or marked
+    /// stale when soft).
     pub dropped: usize,
 }
 
@@ -172,6 +179,8 @@ impl InvalidationView {
             },
             create_time: s.create_time.clone(),
             paths: s.paths.clone(),
+            tags: s.tags.clone(),
+            soft: s.soft,
             dropped: s.dropped,
         }
     }

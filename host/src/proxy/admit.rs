@@ -28,6 +28,15 @@ pub(super) struct Slot {
     pub guard: Option<FlightGuard>,
 }
 
+impl Slot {
+    /// Tags what will be stored with the tags its response named.
+    pub fn tag(&mut self, cache_tags: Arc<[Arc<str>]>) {
+        if let Some((tags, _)) = &mut self.store {
+            tags.cache_tags = cache_tags;
+        }
+    }
+}
+
 /// The body a response to be admitted has; `B` is the origin's.
 pub(super) enum Fetched<B> {
     /// A hook replaced it.
@@ -122,7 +131,7 @@ impl<O: Origins> Proxy<O> {
         let probe = obj.refreshed(answered, obj.freshness, now);
         match self.freshness(ex, obj.status, &probe.headers, behavior) {
             Some(freshness) => {
-                let refreshed = Arc::new(CachedObject { freshness, ..probe });
+                let refreshed = Arc::new(probe.with_freshness(freshness));
                 if let Some((tags, stamp)) = slot.store {
                     let key = self
                         .cache
@@ -168,6 +177,7 @@ impl<O: Origins> Proxy<O> {
             primary_id: ctx.primary_id.clone().unwrap_or_else(|| dist.id.clone()),
             path: path.into(),
             base,
+            cache_tags: Arc::from([]),
         }
     }
 

@@ -298,7 +298,7 @@ impl<O: Origins> Proxy<O> {
         } = trip;
         let behavior = dist.config.behavior_at(index);
         let hooks = dist.hooks.get(index).unwrap_or(&NO_HOOKS);
-        let slot = self.slot(dist, ctx, ex, base, guard);
+        let mut slot = self.slot(dist, ctx, ex, base, guard);
 
         // 6: the origin-request hook. An answer here is stored like an
         // origin response.
@@ -310,6 +310,10 @@ impl<O: Origins> Proxy<O> {
                     head.status = generated.status;
                     head.headers = generated.headers;
                     head.headers.remove(CONTENT_LENGTH);
+                    slot.tag(cache::tags::take(
+                        &mut head.headers,
+                        behavior.keep_tag_headers,
+                    ));
                     let body = match generated.body {
                         Some(body) => {
                             self.admit(ex, behavior, slot, &head, Fetched::Replaced(body))
@@ -375,7 +379,9 @@ impl<O: Origins> Proxy<O> {
         let (mut head, incoming) = resp.into_parts();
         crate::fields::strip_hop_by_hop(&mut head.headers);
         if let (true, StatusCode::NOT_MODIFIED, Some(obj)) = (revalidating, head.status, &stale) {
-            // 9 for a revalidation: the stale object is still good.
+            // 9 for a revalidation: the stale object is still good, with
+            // the tags it was stored with.
+            cache::tags::take(&mut head.headers, behavior.keep_tag_headers);
             let refreshed = self.refresh(ex, behavior, obj, &head.headers, slot);
             ctx.cache_status = CacheStatus::RefreshHit;
             return Ok(stored::respond(
@@ -403,7 +409,12 @@ impl<O: Origins> Proxy<O> {
             }
         }
 
-        // 9: admit.
+        // 9: admit, the object tagged by what the response (or the hook)
+        // named in its tag fields.
+        slot.tag(cache::tags::take(
+            &mut head.headers,
+            behavior.keep_tag_headers,
+        ));
         let body = self.admit(ex, behavior, slot, &head, fetched);
         Ok(Response::from_parts(head, body))
     }

@@ -22,11 +22,29 @@ pub fn invalidation_key(dist: &str, id: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct StoredInvalidation {
     pub id: String,
+    #[serde(default)]
     pub paths: Vec<String>,
+    /// Tags (`Surrogate-Key`, `Cache-Tag`) whose objects it purges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Marks what matches stale instead of dropping it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft: bool,
     /// RFC 3339.
     pub create_time: String,
     /// How many cached objects it dropped on the host that made it.
     pub dropped: usize,
+}
+
+impl StoredInvalidation {
+    /// What it purges of its distribution's cached objects.
+    pub fn purge(&self) -> crate::cache::Purge<'_> {
+        crate::cache::Purge {
+            paths: &self.paths,
+            tags: &self.tags,
+            soft: self.soft,
+        }
+    }
 }
 
 /// An invalidation with the revision that recorded it (for ordering).

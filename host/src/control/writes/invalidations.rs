@@ -1,5 +1,6 @@
-//! Invalidations: drop cached objects by path (exact, or a prefix with a
-//! trailing `*`), effective before the API answers, kept in a history.
+//! Invalidations: drop cached objects (or, soft, mark them stale) by path
+//! (exact, or a prefix with a trailing `*`) or by tag, effective before the
+//! API answers, kept in a history.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,15 +18,42 @@ use crate::time::rfc3339;
 
 /// Paths one invalidation may list (CloudFront's limit).
 pub const MAX_PATHS: usize = 3000;
+/// Tags one invalidation may list.
+pub const MAX_TAGS: usize = 1000;
 /// Invalidations kept in a distribution's history; older ones are dropped.
 pub const HISTORY: usize = 100;
 const MAX_PATH_LEN: usize = 4096;
 
-/// The body of `POST /v1/distributions/{id}/invalidations`.
+/// The body of `POST /v1/distributions/{id}/invalidations`: paths, tags or
+/// both; `soft` marks what matches stale instead of dropping it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InvalidationRequest {
+    #[serde(default)]
     pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub soft: bool,
+}
+
+/// Checks one tag: what a `Surrogate-Key` or `Cache-Tag` field can name.
+fn validate_tag(tag: &str) -> Result<(), String> {
+    if tag.is_empty() || tag.len() > crate::cache::tags::MAX_TAG_BYTES {
+        return Err(format!(
+            "a tag is 1 to {} bytes",
+            crate::cache::tags::MAX_TAG_BYTES
+        ));
+    }
+    if tag.trim() != tag || tag.contains(',') {
+        return Err(format!(
+            "{tag:?}: a tag neither starts nor ends with a space and holds no comma"
+        ));
+    }
+    if tag.bytes().any(|b| b < b' ' || b == 0x7f) || !tag.is_ascii() {
+        return Err(format!("{tag:?} holds a control or non-ASCII character"));
+    }
+    Ok(())
 }
 
 /// Checks one path: starts with `/`, no spaces or control characters, `*`
@@ -55,21 +83,36 @@ impl ControlPlane {
         dist_id: &str,
         request: InvalidationRequest,
     ) -> Result<Arc<InvalidationRecord>, ApiError> {
-        let paths = request.paths;
-        if paths.is_empty() || paths.len() > MAX_PATHS {
+        let InvalidationRequest { paths, tags, soft } = request;
+        if paths.is_empty() && tags.is_empty() {
+            return Err(ApiError::invalid_argument(
+                "list the paths or the tags to invalidate (\"paths\": [\"/img/*\"], \"tags\": [\"product-42\"])",
+            ));
+        }
+        if paths.len() > MAX_PATHS {
             return Err(ApiError::invalid_argument(format!(
-                "paths: list between 1 and {MAX_PATHS} paths"
+                "paths: at most {MAX_PATHS} paths"
+            )));
+        }
+        if tags.len() > MAX_TAGS {
+            return Err(ApiError::invalid_argument(format!(
+                "tags: at most {MAX_TAGS} tags"
             )));
         }
         for (i, path) in paths.iter().enumerate() {
             validate_path(path)
                 .map_err(|m| ApiError::invalid_argument(format!("paths[{i}]: {m}")))?;
         }
+        for (i, tag) in tags.iter().enumerate() {
+            validate_tag(tag).map_err(|m| ApiError::invalid_argument(format!("tags[{i}]: {m}")))?;
+        }
         let (_guard, state) = self.begin_write().await?;
         state.distribution(dist_id)?;
         let mut stored = StoredInvalidation {
             id: crate::ids::prefixed_id('I'),
             paths,
+            tags,
+            soft,
             create_time: rfc3339(SystemTime::now()),
             dropped: 0,
         };
@@ -81,11 +124,7 @@ impl ControlPlane {
         let expired = history.len().saturating_sub(HISTORY - 1);
         // Drop first, then record: the count goes into the record, and a
         // failed commit leaves only objects refetched, never stale ones served.
-        stored.dropped = stored
-            .paths
-            .iter()
-            .map(|p| self.cache.invalidate(dist_id, p))
-            .sum();
+        stored.dropped = self.cache.purge(dist_id, stored.purge());
         self.fleet.mark_applied(&stored.id);
         let mut txn = Txn::default();
         txn.ops.push(put_json(key(&stored.id), &stored)?);
@@ -124,5 +163,15 @@ mod tests {
         assert!(validate_path("img/*").is_err());
         assert!(validate_path("/a*/b").is_err());
         assert!(validate_path("/a b").is_err());
+    }
+
+    #[test]
+    fn tags_are_checked() {
+        assert!(validate_tag("product-42").is_ok());
+        assert!(validate_tag("a b").is_ok());
+        for bad in ["", " a", "a ", "a,b", "a\tb", "é"] {
+            assert!(validate_tag(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_tag(&"x".repeat(1025)).is_err());
     }
 }
