@@ -21,6 +21,8 @@ command -v npm >/dev/null || missing+=(nodejs npm)
 # README's examples (host/tests/readme.rs) use curl and jq.
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+# The cache-tests step fetches the suite's pinned commit with git.
+command -v git >/dev/null || missing+=(git)
 if ((${#missing[@]})); then
     sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo)
@@ -62,6 +64,15 @@ all_tests() {
     return "$rc"
 }
 all_tests 2>&1 | tee "$log" || status=$?
+# The http-tests/cache-tests conformance suite, both the npm package (2021)
+# and the repository's pinned commit, against the debug host the tests just
+# built: a required test listed in scripts/cache-tests/expected-*.txt that
+# does not pass fails the command; a new pass is reported, to be listed.
+edge_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/edge"
+for suite in npm current; do
+    SUITE="$suite" EDGE_BIN="$edge_bin" EXPECTED="scripts/cache-tests/expected-$suite.txt" \
+        FAILURES=1 ./scripts/cache-tests/run.sh || status=$?
+done
 # Coverage-guided fuzzing of the config, hook-output and Cache-Control
 # parsers, FUZZ_SECONDS each (their seed corpora also ran as tests above).
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}" ./scripts/fuzz.sh || status=$?
