@@ -18,7 +18,7 @@
 //!
 //! The ground floor, which every room may use and which uses none of them:
 //! [`path`] (request-path normalization), [`fields`] (header-field rules),
-//! [`tls`] (viewer certificates), [`time`], [`limits`], [`ids`].
+//! [`tls`] (viewer certificates), [`time`], [`limits`], [`ids`], [`priority`].
 
 #![forbid(unsafe_code)]
 
@@ -36,6 +36,7 @@ pub mod limits;
 pub mod metrics;
 pub mod origin;
 pub mod path;
+pub mod priority;
 pub mod proxy;
 pub mod server;
 pub mod store;

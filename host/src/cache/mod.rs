@@ -7,9 +7,9 @@ pub mod freshness;
 pub mod key;
 pub mod tags;
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -106,6 +106,9 @@ pub struct CachedObject {
     pub tags: Tags,
     /// When a soft purge marked it stale (its freshness then ends there).
     soft_purged: OnceLock<Instant>,
+    /// A purge dropped it: never served again, whatever the cache still
+    /// holds until the purge's removal reaches it.
+    dropped: AtomicBool,
 }
 
 impl CachedObject {
@@ -125,6 +128,7 @@ impl CachedObject {
             freshness,
             tags,
             soft_purged: OnceLock::new(),
+            dropped: AtomicBool::new(false),
         }
     }
 
@@ -173,6 +177,16 @@ impl CachedObject {
         Self { freshness, ..self }
     }
 
+    /// Marks the object dropped (a purge): it is never served again.
+    fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::Release);
+    }
+
+    /// Whether a purge dropped it.
+    pub fn is_dropped(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
+    }
+
     /// Whether a soft purge has marked it.
     pub fn is_soft_purged(&self) -> bool {
         self.soft_purged.get().is_some()
@@ -216,6 +230,7 @@ impl CachedObject {
             freshness,
             tags: self.tags.clone(),
             soft_purged: OnceLock::new(),
+            dropped: AtomicBool::new(false),
         }
     }
 
@@ -258,6 +273,30 @@ impl CachedObject {
     }
 }
 
+/// The nice value of the thread that removes a purge's objects.
+const PURGE_THREAD_NICE: i32 = 15;
+/// Dropped objects removed at a time, and the pause after each batch: at
+/// most 2,000 a second, a few percent of one core (a removal costs moka
+/// about 10 µs, part of it on the threads serving viewers).
+const REAP_BATCH: usize = 10;
+const REAP_PAUSE: Duration = Duration::from_millis(5);
+
+/// How long the removal thread waits for more work before it ends.
+const REAP_IDLE: Duration = Duration::from_secs(1);
+
+/// What the removal thread has to do, whether it runs, and how it is woken.
+#[derive(Default)]
+struct Reaper {
+    work: Mutex<ReaperWork>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct ReaperWork {
+    queue: VecDeque<(Arc<CachedObject>, Arc<str>)>,
+    running: bool,
+}
+
 /// Buckets of distribution invalidation counters.
 const BUCKETS: usize = 1024;
 /// Resources whose `Vary` the cache remembers.
@@ -296,8 +335,10 @@ pub struct SharedCache {
     /// What each resource that varies varies on, by its base key.
     vary: Cache<Arc<str>, Arc<VarySpec>>,
     vary_epochs: Arc<AtomicU64>,
-    /// The keys of stored objects by tag, for purges by tag.
-    tag_index: Arc<TagIndex>,
+    /// The stored objects by tag, for purges by tag.
+    tag_index: Arc<TagIndex<CachedObject>>,
+    /// Removes what hard purges dropped, behind them.
+    reaper: Arc<Reaper>,
 }
 
 /// What one invalidation purges of a distribution: objects whose path
@@ -388,10 +429,10 @@ impl SharedCache {
             .weigher(|k: &Arc<str>, v: &Arc<CachedObject>| CachedObject::weight(k, v))
             .expire_after(KeepFor)
             .eviction_listener(
-                move |key: Arc<Arc<str>>, obj: Arc<CachedObject>, _: RemovalCause| {
+                move |_: Arc<Arc<str>>, obj: Arc<CachedObject>, _: RemovalCause| {
                     if !obj.tags.cache_tags.is_empty() {
                         let (scopes, n) = obj.tags.scopes();
-                        index.remove(&scopes[..n], &obj.tags.cache_tags, &key);
+                        index.remove(&scopes[..n], &obj.tags.cache_tags, &obj);
                     }
                 },
             )
@@ -412,6 +453,7 @@ impl SharedCache {
                 .build(),
             vary_epochs: Arc::new(AtomicU64::new(0)),
             tag_index,
+            reaper: Arc::new(Reaper::default()),
         }
     }
 
@@ -473,9 +515,10 @@ impl SharedCache {
         self.max_object_bytes
     }
 
-    /// The object stored for `key`, fresh or stale.
+    /// The object stored for `key`, fresh or stale (never one a purge
+    /// dropped).
     pub fn lookup(&self, key: &str) -> Option<Arc<CachedObject>> {
-        self.inner.get(key)
+        self.inner.get(key).filter(|obj| !obj.is_dropped())
     }
 
     /// A fresh object for `key`, if any.
@@ -497,12 +540,18 @@ impl SharedCache {
             return;
         }
         // Indexed before it can be found, so a purge by tag never misses
-        // it; the eviction listener counts it out again.
+        // it; the eviction listener takes it out again.
+        self.index(&key, &obj);
+        self.inner.insert(key, obj);
+    }
+
+    /// Adds `obj`, about to be stored under `key`, to the tag index.
+    fn index(&self, key: &Arc<str>, obj: &Arc<CachedObject>) {
         if !obj.tags.cache_tags.is_empty() {
             let (scopes, n) = obj.tags.scopes();
-            self.tag_index.add(&scopes[..n], &obj.tags.cache_tags, &key);
+            self.tag_index
+                .add(&scopes[..n], &obj.tags.cache_tags, obj, key);
         }
-        self.inner.insert(key, obj);
     }
 
     /// Drops every object of `distribution_id` (served by its config, or to
@@ -523,18 +572,16 @@ impl SharedCache {
     /// or to its viewers through a staging distribution): paths by one scan
     /// of the cache, tags through the tag index. Returns how many objects
     /// matched. Fetches under way when it begins store nothing.
+    ///
+    /// Each match is marked, which is all a viewer can notice: a soft
+    /// purge's match is stale from now on, a hard purge's is never served
+    /// again. A hard purge's matches then leave the cache in the background,
+    /// a batch at a time, so a purge of many objects costs the requests
+    /// beside it little.
     pub fn purge(&self, distribution_id: &str, purge: Purge<'_>) -> usize {
         self.bump(distribution_id);
         let now = Instant::now();
-        let mut matched: HashSet<Arc<str>> = HashSet::new();
-        let mut apply = |key: Arc<str>, obj: &CachedObject| {
-            if purge.soft {
-                obj.mark_stale(now);
-            } else {
-                self.inner.invalidate(&key);
-            }
-            matched.insert(key);
-        };
+        let mut matched: Vec<(Arc<CachedObject>, Arc<str>)> = Vec::new();
         if !purge.paths.is_empty() {
             // Stored paths are normalized; so is what names them.
             let paths: Vec<String> = purge
@@ -555,24 +602,112 @@ impl SharedCache {
                     && (exact.contains(&*tags.path)
                         || prefixes.iter().any(|p| tags.path.starts_with(p)));
                 if matches {
-                    apply(Arc::clone(&key), &obj);
+                    matched.push((obj, Arc::clone(&key)));
                 }
             }
         }
         for tag in purge.tags {
-            for key in self.tag_index.keys(distribution_id, tag) {
-                let Some(obj) = self.inner.get(&key) else {
-                    continue;
-                };
+            for (obj, key) in self.tag_index.objects(distribution_id, tag) {
                 let (scopes, n) = obj.tags.scopes();
                 if scopes[..n].contains(&distribution_id)
                     && obj.tags.cache_tags.iter().any(|t| **t == **tag)
                 {
-                    apply(key, &obj);
+                    matched.push((obj, key));
                 }
             }
         }
-        matched.len()
+        // An object two tags (or a path and a tag) name counts once.
+        matched.sort_unstable_by_key(|(obj, _)| Arc::as_ptr(obj) as usize);
+        matched.dedup_by(|a, b| Arc::ptr_eq(&a.0, &b.0));
+        matched.retain(|(obj, _)| !obj.is_dropped());
+        for (obj, _) in &matched {
+            if purge.soft {
+                obj.mark_stale(now);
+            } else {
+                obj.mark_dropped();
+            }
+        }
+        let count = matched.len();
+        if !purge.soft && !matched.is_empty() {
+            self.remove_in_background(matched);
+        }
+        count
+    }
+
+    /// Hands dropped objects to the thread that removes them from the cache,
+    /// starting it if it does not run (it ends after [`REAP_IDLE`] without
+    /// work, so an idle cache holds no thread).
+    fn remove_in_background(&self, dropped: Vec<(Arc<CachedObject>, Arc<str>)>) {
+        let reaper = &self.reaper;
+        let mut work = reaper.work.lock().unwrap_or_else(PoisonError::into_inner);
+        work.queue.extend(dropped);
+        if work.running {
+            reaper.wake.notify_one();
+            return;
+        }
+        let cache = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cache-purge".to_owned())
+            .spawn(move || cache.reap());
+        match spawned {
+            Ok(_) => work.running = true,
+            // No thread to spare: the objects stay marked, never served,
+            // until the cache evicts them or the next purge's thread
+            // removes them.
+            Err(err) => tracing::warn!(error = %err, "purged objects are left to eviction"),
+        }
+    }
+
+    /// The removal thread: takes dropped objects out of the cache at a
+    /// bounded rate ([`REAP_BATCH`] every [`REAP_PAUSE`]), at a low CPU
+    /// priority, so the requests beside it keep their latency however many
+    /// objects purges drop. A key that holds another object by then keeps
+    /// it: one stored between the check and the removal is put back (and
+    /// indexed again).
+    fn reap(&self) {
+        crate::priority::lower_this_thread(PURGE_THREAD_NICE, "cache purge");
+        let reaper = &self.reaper;
+        loop {
+            let batch: Vec<_> = {
+                let mut work = reaper.work.lock().unwrap_or_else(PoisonError::into_inner);
+                if work.queue.is_empty() {
+                    work = reaper
+                        .wake
+                        .wait_timeout(work, REAP_IDLE)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                if work.queue.is_empty() {
+                    work.running = false;
+                    return;
+                }
+                let n = work.queue.len().min(REAP_BATCH);
+                work.queue.drain(..n).collect()
+            };
+            for (obj, key) in batch {
+                let ours = |current: &Arc<CachedObject>| Arc::ptr_eq(current, &obj);
+                if !self.inner.get(&key).is_some_and(|current| ours(&current)) {
+                    continue;
+                }
+                if let Some(current) = self.inner.remove(&key)
+                    && !ours(&current)
+                {
+                    self.index(&key, &current);
+                    self.inner.insert(key, current);
+                }
+            }
+            std::thread::sleep(REAP_PAUSE);
+        }
+    }
+
+    /// Dropped objects still waiting for their removal.
+    pub fn awaiting_removal(&self) -> usize {
+        self.reaper
+            .work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .queue
+            .len()
     }
 
     /// Drops what is stored for the resource with base key `base`, its
@@ -779,6 +914,65 @@ mod tests {
         let mut star = HeaderMap::new();
         star.insert(VARY, HeaderValue::from_static("accept, *"));
         assert!(vary_names(&star).is_none());
+    }
+
+    fn tagged(dist: &str, path: &str, tags: &[&str]) -> CachedObject {
+        let mut obj = object(dist, path, 1, 60);
+        obj.tags.cache_tags = tags.iter().map(|t| Arc::from(*t)).collect();
+        obj
+    }
+
+    #[test]
+    fn a_tag_purge_marks_at_once_and_removes_behind_sparing_what_replaced_it() {
+        let cache = SharedCache::new(1 << 24, 1 << 20);
+        for i in 0..1000 {
+            let tag = if i % 10 == 0 { "hot" } else { "cold" };
+            cache.insert(
+                format!("k{i}").into(),
+                tagged("E1", &format!("/{i}"), &[tag, "all"]),
+                STAMP,
+            );
+        }
+        fn purge(tags: &[String], soft: bool) -> Purge<'_> {
+            Purge {
+                tags,
+                soft,
+                ..Purge::default()
+            }
+        }
+        let hot = ["hot".to_owned()];
+        // Soft: still found, but stale; a second soft purge finds them again.
+        assert_eq!(cache.purge("E1", purge(&hot, true)), 100);
+        let k0 = cache.lookup("k0").expect("kept");
+        assert!(k0.is_soft_purged() && !k0.is_fresh(Instant::now()));
+        assert!(cache.get("k1").is_some());
+        // Two tags naming one object count it once.
+        let both = ["hot".to_owned(), "all".to_owned()];
+        assert_eq!(cache.purge("E2", purge(&both, false)), 0);
+        assert_eq!(cache.purge("E1", purge(&both, false)), 1000);
+        assert!(cache.lookup("k0").is_none() && cache.lookup("k1").is_none());
+        // Stored again right after: the removal behind leaves the new one.
+        cache.insert(
+            "k0".into(),
+            tagged("E1", "/0", &["hot"]),
+            cache.stamp(&tagged("E1", "/0", &[]).tags),
+        );
+        for _ in 0..500 {
+            cache.weighted_bytes();
+            if cache.object_count() == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            cache.object_count(),
+            1,
+            "the dropped objects left the cache"
+        );
+        assert!(cache.get("k0").is_some());
+        // The index let the removed objects go.
+        assert_eq!(cache.indexed_tags(), 1);
+        assert_eq!(cache.purge("E1", purge(&hot, false)), 1);
     }
 
     #[test]

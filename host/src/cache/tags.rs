@@ -9,7 +9,7 @@
 //! (the rest are ignored), Fastly's and Cloudflare's limits.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use http::HeaderMap;
 use http::header::HeaderName;
@@ -62,18 +62,20 @@ pub fn take(headers: &mut HeaderMap, keep: bool) -> Arc<[Arc<str>]> {
 /// Shards of the index, each behind its own lock.
 const SHARDS: usize = 16;
 
-/// Which stored keys carry each tag, per distribution: the keys of a tag
-/// with how many stored objects under the key carry it (an object replaced
-/// by one with the same tag counts twice until the old one is gone).
+/// Which stored objects carry each tag, per distribution: by the object's
+/// address, the object (weakly: the cache owns it) and the key it is stored
+/// under. An object is added once when it is stored and removed once when
+/// the cache lets it go, so a key replaced by another object is never
+/// confused with it.
 #[derive(Debug)]
-pub struct TagIndex {
-    shards: [Mutex<Shard>; SHARDS],
+pub struct TagIndex<V> {
+    shards: [Mutex<Shard<V>>; SHARDS],
 }
 
-/// One shard: for each (distribution, tag) name, its keys and their counts.
-type Shard = HashMap<Box<str>, HashMap<Arc<str>, u32>>;
+/// One shard: for each (distribution, tag) name, its objects.
+type Shard<V> = HashMap<Box<str>, HashMap<usize, (Weak<V>, Arc<str>)>>;
 
-impl Default for TagIndex {
+impl<V> Default for TagIndex<V> {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::default()),
@@ -97,47 +99,43 @@ fn shard_of(name: &str) -> usize {
     (hash % SHARDS as u64) as usize
 }
 
-impl TagIndex {
-    fn with_shard<T>(&self, name: &str, f: impl FnOnce(&mut Shard) -> T) -> T {
+impl<V> TagIndex<V> {
+    fn with_shard<T>(&self, name: &str, f: impl FnOnce(&mut Shard<V>) -> T) -> T {
         let mut shard = self.shards[shard_of(name)]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         f(&mut shard)
     }
 
-    /// Records that an object stored under `key` carries `tags` for each of
+    /// Records that `object`, stored under `key`, carries `tags` for each of
     /// the distributions `scopes`.
-    pub fn add(&self, scopes: &[&str], tags: &[Arc<str>], key: &Arc<str>) {
+    pub fn add(&self, scopes: &[&str], tags: &[Arc<str>], object: &Arc<V>, key: &Arc<str>) {
+        let id = Arc::as_ptr(object) as usize;
         for scope in scopes {
             for tag in tags {
                 let name = scoped(scope, tag);
                 self.with_shard(&name, |shard| {
-                    *shard
+                    shard
                         .entry(name.as_str().into())
                         .or_default()
-                        .entry(key.clone())
-                        .or_default() += 1;
+                        .insert(id, (Arc::downgrade(object), key.clone()));
                 });
             }
         }
     }
 
     /// Records that an object [`Self::add`] recorded is no longer stored.
-    pub fn remove(&self, scopes: &[&str], tags: &[Arc<str>], key: &str) {
+    pub fn remove(&self, scopes: &[&str], tags: &[Arc<str>], object: &Arc<V>) {
+        let id = Arc::as_ptr(object) as usize;
         for scope in scopes {
             for tag in tags {
                 let name = scoped(scope, tag);
                 self.with_shard(&name, |shard| {
-                    let Some(keys) = shard.get_mut(name.as_str()) else {
+                    let Some(objects) = shard.get_mut(name.as_str()) else {
                         return;
                     };
-                    if let Some(count) = keys.get_mut(key) {
-                        *count -= 1;
-                        if *count == 0 {
-                            keys.remove(key);
-                        }
-                    }
-                    if keys.is_empty() {
+                    objects.remove(&id);
+                    if objects.is_empty() {
                         shard.remove(name.as_str());
                     }
                 });
@@ -145,13 +143,19 @@ impl TagIndex {
         }
     }
 
-    /// The keys of objects of distribution `scope` that carry `tag`.
-    pub fn keys(&self, scope: &str, tag: &str) -> Vec<Arc<str>> {
+    /// The stored objects of distribution `scope` that carry `tag`, with
+    /// their keys.
+    pub fn objects(&self, scope: &str, tag: &str) -> Vec<(Arc<V>, Arc<str>)> {
         let name = scoped(scope, tag);
         self.with_shard(&name, |shard| {
             shard
                 .get(name.as_str())
-                .map(|keys| keys.keys().cloned().collect())
+                .map(|objects| {
+                    objects
+                        .values()
+                        .filter_map(|(object, key)| Some((object.upgrade()?, key.clone())))
+                        .collect()
+                })
                 .unwrap_or_default()
         })
     }
@@ -207,20 +211,32 @@ mod tests {
     }
 
     #[test]
-    fn the_index_counts_each_stored_object() {
+    fn the_index_holds_each_stored_object_once() {
         let index = TagIndex::default();
         let key: Arc<str> = "k".into();
         let tags: Vec<Arc<str>> = vec!["t".into()];
-        index.add(&["E1", "EP"], &tags, &key);
-        // Replaced by an object with the same tag: both counted until the
-        // old one's removal.
-        index.add(&["E1", "EP"], &tags, &key);
-        index.remove(&["E1", "EP"], &tags, &key);
-        assert_eq!(index.keys("E1", "t"), std::slice::from_ref(&key));
-        assert_eq!(index.keys("EP", "t"), std::slice::from_ref(&key));
-        assert!(index.keys("E2", "t").is_empty());
-        index.remove(&["E1", "EP"], &tags, &key);
-        assert!(index.keys("E1", "t").is_empty());
-        assert!(index.is_empty());
+        let (old, new) = (Arc::new(1), Arc::new(2));
+        index.add(&["E1", "EP"], &tags, &old, &key);
+        // Replaced under the same key by an object with the same tag: the
+        // old one's removal leaves the new one.
+        index.add(&["E1", "EP"], &tags, &new, &key);
+        index.remove(&["E1", "EP"], &tags, &old);
+        for scope in ["E1", "EP"] {
+            let found = index.objects(scope, "t");
+            assert_eq!(found.len(), 1);
+            assert!(Arc::ptr_eq(&found[0].0, &new) && found[0].1 == key);
+        }
+        assert!(index.objects("E2", "t").is_empty());
+        // An object the cache no longer holds is not handed out.
+        let gone = Arc::new(3);
+        index.add(&["E1"], &tags, &gone, &"g".into());
+        drop(gone);
+        assert_eq!(index.objects("E1", "t").len(), 1);
+        index.remove(&["E1", "EP"], &tags, &new);
+        assert_eq!(
+            index.len(),
+            1,
+            "the dead object's entry stays until its removal"
+        );
     }
 }

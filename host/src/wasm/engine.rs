@@ -84,8 +84,5 @@ impl HookRuntime {
 
 /// Lowers the calling thread's CPU priority to [`HOOK_THREAD_NICE`].
 pub(super) fn lower_priority() {
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), HOOK_THREAD_NICE) {
-        tracing::warn!("hook thread keeps its CPU priority: setpriority: {e}");
-    }
+    crate::priority::lower_this_thread(HOOK_THREAD_NICE, "hook");
 }
