@@ -722,3 +722,44 @@ async fn an_invalid_age_is_ignored_and_a_list_uses_its_first_value() {
     edge.get("age.test", "/huge").await;
     assert_eq!(edge.get("age.test", "/huge").await.cache(), "Miss");
 }
+
+#[tokio::test]
+async fn cdn_cache_control_that_is_not_a_structured_dictionary_is_ignored() {
+    let o = Origin::start(|req| {
+        // Cache-Control tells every cache not to store; CDN-Cache-Control
+        // would override it for this one, when it is valid.
+        let (cache_control, cdn) = match req.target.as_str() {
+            "/unknown-type" => ("no-store", "max-age=10000, &&&&&"),
+            "/wrong-type" => ("no-store", "max-age=\"10000\""),
+            "/negative" => ("no-store", "max-age=-1"),
+            "/valid" => ("no-store", "foobar, max-age=10000"),
+            // Ignored, it leaves Cache-Control to decide.
+            _ => ("max-age=60", "max-age=10000, &&&&&"),
+        };
+        Reply::ok("body")
+            .header("cache-control", cache_control)
+            .header("cdn-cache-control", cdn)
+    })
+    .await;
+    let edge = host_for("sf.test", &o).await;
+    for (path, second) in [
+        ("/unknown-type", "Miss"),
+        ("/wrong-type", "Miss"),
+        ("/negative", "Miss"),
+        ("/valid", "Hit"),
+        ("/cache-control", "Hit"),
+    ] {
+        let first = edge.get("sf.test", path).await;
+        assert_eq!(
+            (first.status, first.cache()),
+            (StatusCode::OK, "Miss"),
+            "{path}"
+        );
+        assert!(
+            first.header("cdn-cache-control").is_some(),
+            "{path}: viewers get the field as sent"
+        );
+        assert_eq!(edge.get("sf.test", path).await.cache(), second, "{path}");
+    }
+    assert_eq!(o.hits(), 3 * 2 + 2);
+}
