@@ -124,9 +124,23 @@ pub struct Freshness {
     /// Never served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`,
     /// `no-cache`): once stale, only a revalidation may serve it again.
     pub must_revalidate: bool,
+    /// Kept past its freshness, validator or not, to be served while the
+    /// origin cannot be reached (the behavior's `serve_stale_on_error`; see
+    /// [`Self::kept_for_outages`]).
+    pub keep_stale: bool,
 }
 
 impl Freshness {
+    /// With `serve_stale_on_error` (the behavior's), the response is kept
+    /// past its freshness to be served while the origin cannot be reached
+    /// (RFC 9111 4.2.4); never one that may not be served stale.
+    pub fn kept_for_outages(self, serve_stale_on_error: bool) -> Self {
+        Self {
+            keep_stale: serve_stale_on_error && !self.must_revalidate,
+            ..self
+        }
+    }
+
     /// The age up to which the response may be served at all: fresh, then
     /// stale within the longer `stale-*` window (saturating, never panics).
     pub fn usable_until(&self) -> Duration {
@@ -480,6 +494,7 @@ pub fn decide(
         stale_while_revalidate: window(cc.stale_while_revalidate),
         stale_if_error: window(cc.stale_if_error),
         must_revalidate,
+        keep_stale: false,
     };
     let usable = freshness.usable_until() > initial_age;
     (usable || has_validator(headers)).then_some(freshness)
@@ -899,6 +914,33 @@ mod tests {
             ttl_of(&[("surrogate-control", "MAX-AGE=\"70\"")], TTL),
             Some(70)
         );
+    }
+
+    #[test]
+    fn kept_for_outages_unless_it_may_not_be_served_stale() {
+        let f = |cc: &str, serve_stale_on_error: bool| {
+            decide(
+                &Method::GET,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &headers(&[("cache-control", cc)]),
+                TTL,
+                false,
+                SystemTime::now(),
+            )
+            .unwrap()
+            .kept_for_outages(serve_stale_on_error)
+            .keep_stale
+        };
+        assert!(f("max-age=60", true));
+        assert!(!f("max-age=60", false));
+        for strict in [
+            "max-age=60, must-revalidate",
+            "max-age=60, proxy-revalidate",
+            "s-maxage=60",
+        ] {
+            assert!(!f(strict, true), "{strict}");
+        }
     }
 
     #[test]

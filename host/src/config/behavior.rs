@@ -24,6 +24,8 @@ pub struct Behavior {
     pub store_set_cookie: bool,
     /// The forwarding fields the host sets on requests to the origin.
     pub forwarding: Forwarding,
+    /// Serve a stale stored response when the origin cannot be reached.
+    pub serve_stale_on_error: bool,
 }
 
 /// The forwarding fields the host sets on a behavior's origin requests, each
@@ -148,6 +150,7 @@ pub(super) fn validate_behavior(
         forward,
         store_set_cookie: b.store_set_cookie,
         forwarding,
+        serve_stale_on_error: b.serve_stale_on_error,
     })
 }
 

@@ -806,6 +806,7 @@ impl Importer {
             origin_request,
             store_set_cookie: false,
             forwarding_headers: None,
+            serve_stale_on_error: true,
             hooks: HooksConfig::default(),
         })
     }
