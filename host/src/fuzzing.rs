@@ -267,7 +267,7 @@ pub fn freshness(data: &[u8]) {
         },
     );
     let retention = object.retention();
-    assert!(retention <= bound * 2 + crate::cache::REVALIDATION_RETENTION);
+    assert!(retention <= bound * 2 + crate::cache::STALE_RETENTION);
     for now in [Some(stored_at), stored_at.checked_add(elapsed)]
         .into_iter()
         .flatten()

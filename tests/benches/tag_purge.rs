@@ -51,6 +51,7 @@ fn object(i: usize) -> CachedObject {
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             must_revalidate: false,
+            keep_stale: false,
         },
         Tags {
             distribution_id: "E1".into(),

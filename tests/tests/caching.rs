@@ -722,3 +722,254 @@ async fn an_invalid_age_is_ignored_and_a_list_uses_its_first_value() {
     edge.get("age.test", "/huge").await;
     assert_eq!(edge.get("age.test", "/huge").await.cache(), "Miss");
 }
+
+#[tokio::test]
+async fn cdn_cache_control_that_is_not_a_structured_dictionary_is_ignored() {
+    let o = Origin::start(|req| {
+        // Cache-Control tells every cache not to store; CDN-Cache-Control
+        // would override it for this one, when it is valid.
+        let (cache_control, cdn) = match req.target.as_str() {
+            "/unknown-type" => ("no-store", "max-age=10000, &&&&&"),
+            "/wrong-type" => ("no-store", "max-age=\"10000\""),
+            "/negative" => ("no-store", "max-age=-1"),
+            "/valid" => ("no-store", "foobar, max-age=10000"),
+            // Ignored, it leaves Cache-Control to decide.
+            _ => ("max-age=60", "max-age=10000, &&&&&"),
+        };
+        Reply::ok("body")
+            .header("cache-control", cache_control)
+            .header("cdn-cache-control", cdn)
+    })
+    .await;
+    let edge = host_for("sf.test", &o).await;
+    for (path, second) in [
+        ("/unknown-type", "Miss"),
+        ("/wrong-type", "Miss"),
+        ("/negative", "Miss"),
+        ("/valid", "Hit"),
+        ("/cache-control", "Hit"),
+    ] {
+        let first = edge.get("sf.test", path).await;
+        assert_eq!(
+            (first.status, first.cache()),
+            (StatusCode::OK, "Miss"),
+            "{path}"
+        );
+        assert!(
+            first.header("cdn-cache-control").is_some(),
+            "{path}: viewers get the field as sent"
+        );
+        assert_eq!(edge.get("sf.test", path).await.cache(), second, "{path}");
+    }
+    assert_eq!(o.hits(), 3 * 2 + 2);
+}
+
+/// How [`FaultyOrigin`] answers, as the test switches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Each path's response (`v1`, with the fields [`FaultyOrigin`] lists).
+    None,
+    /// Reads the request head, then closes the connection without a word.
+    Drop,
+    /// Reads the request head, then says nothing.
+    Hang,
+    /// `503 Service Unavailable`, with no freshness of its own.
+    Busy,
+}
+
+/// An origin at the byte level whose faults the test switches; every
+/// response closes its connection. It records the `If-None-Match` of each
+/// request it reads, by path.
+struct FaultyOrigin {
+    addr: std::net::SocketAddr,
+    fault: Arc<std::sync::Mutex<Fault>>,
+    conditionals: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyOrigin {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let fault = Arc::new(std::sync::Mutex::new(Fault::None));
+        let conditionals = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (f, seen) = (fault.clone(), conditionals.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (fault, seen) = (f.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    if let Some(etag) = head.lines().find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("if-none-match")
+                            .then(|| value.trim().to_owned())
+                    }) {
+                        seen.lock()
+                            .expect("not poisoned")
+                            .push((path.clone(), etag));
+                    }
+                    let fault = *fault.lock().expect("not poisoned");
+                    let fields = match path.trim_start_matches("/off") {
+                        "/validated" => "cache-control: max-age=1\r\netag: \"v1\"",
+                        "/must-revalidate" => "cache-control: max-age=1, must-revalidate",
+                        "/proxy-revalidate" => "cache-control: max-age=1, proxy-revalidate",
+                        "/s-maxage" => "cache-control: s-maxage=1",
+                        "/no-cache" => "cache-control: no-cache\r\netag: \"v1\"",
+                        _ => "cache-control: max-age=1",
+                    };
+                    let reply = match fault {
+                        Fault::None => format!(
+                            "HTTP/1.1 200 OK\r\n{fields}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nv1"
+                        ),
+                        Fault::Busy => "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy".to_owned(),
+                        Fault::Hang => {
+                            tokio::time::sleep(Duration::from_secs(10)).await;
+                            return;
+                        }
+                        Fault::Drop => return,
+                    };
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self {
+            addr,
+            fault,
+            conditionals,
+            task,
+        }
+    }
+
+    fn set(&self, fault: Fault) {
+        *self.fault.lock().expect("not poisoned") = fault;
+    }
+
+    /// The `If-None-Match` values `path` was requested with so far.
+    fn conditionals(&self, path: &str) -> Vec<String> {
+        let seen = self.conditionals.lock().expect("not poisoned");
+        seen.iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, etag)| etag.clone())
+            .collect()
+    }
+
+    /// Stops listening: connecting is refused from now on.
+    async fn close(&self) {
+        self.task.abort();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the origin still listens");
+    }
+}
+
+#[tokio::test]
+async fn a_stale_object_is_served_while_the_origin_cannot_be_reached() {
+    let origin = FaultyOrigin::start().await;
+    let edge = Edge::start().await;
+    edge.create(json!({
+        "aliases": ["outage.test"],
+        "origins": [{"id": "o", "domain_name": origin.addr.to_string(), "protocol": "http",
+                     "connect_timeout_ms": 500, "read_timeout_ms": 300}],
+        "default_cache_behavior": {"target_origin_id": "o"},
+        "cache_behaviors": [{"path_pattern": "/off/*", "target_origin_id": "o",
+                             "serve_stale_on_error": false}],
+    }))
+    .await;
+    // Served stale: no validator (kept for outages all the same), and one
+    // the cache revalidates first.
+    let lenient = ["/plain", "/validated"];
+    // Never served stale: by its directives, or by its behavior.
+    let strict = [
+        "/must-revalidate",
+        "/proxy-revalidate",
+        "/s-maxage",
+        "/no-cache",
+        "/off/plain",
+        "/off/validated",
+    ];
+    for path in lenient.iter().chain(&strict) {
+        let got = edge.get("outage.test", path).await;
+        assert_eq!(
+            (got.status, got.text(), got.cache()),
+            (StatusCode::OK, "v1".to_owned(), "Miss"),
+            "{path}"
+        );
+    }
+    // All stale now (max-age=1).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let stale_then_error = |fault: Fault, error: StatusCode| {
+        let edge = &edge;
+        let origin = &origin;
+        async move {
+            for path in lenient {
+                let before = origin.conditionals(path).len();
+                let got = edge.get("outage.test", path).await;
+                assert_eq!(
+                    (got.status, got.text(), got.cache()),
+                    (StatusCode::OK, "v1".to_owned(), "Hit"),
+                    "{fault:?} {path}"
+                );
+                assert!(got.header("age").is_some(), "{fault:?} {path}");
+                assert!(
+                    got.header("warning").is_none(),
+                    "{fault:?} {path}: RFC 9111 has no Warning"
+                );
+                if path == "/validated" && fault != Fault::None {
+                    assert!(
+                        origin.conditionals(path).len() > before,
+                        "{fault:?}: the revalidation was sent"
+                    );
+                }
+            }
+            for path in strict {
+                let got = edge.get("outage.test", path).await;
+                assert_eq!(
+                    (got.status, got.cache()),
+                    (error, "Error"),
+                    "{fault:?} {path}: {}",
+                    got.text()
+                );
+            }
+        }
+    };
+    // Dropped before a response head, then no answer in time.
+    origin.set(Fault::Drop);
+    stale_then_error(Fault::Drop, StatusCode::BAD_GATEWAY).await;
+    origin.set(Fault::Hang);
+    stale_then_error(Fault::Hang, StatusCode::GATEWAY_TIMEOUT).await;
+    // With the stored object's own validator (a connection dropped before
+    // its head is tried once more on a new one).
+    let sent = origin.conditionals("/validated");
+    assert!(sent.iter().all(|etag| etag == "\"v1\""), "{sent:?}");
+
+    // An answer, even a 5xx, is not an outage: without stale-if-error it
+    // goes through.
+    origin.set(Fault::Busy);
+    let got = edge.get("outage.test", "/plain").await;
+    assert_eq!(
+        (got.status, got.text()),
+        (StatusCode::SERVICE_UNAVAILABLE, "busy".to_owned())
+    );
+
+    // Refused: the stale copies once more.
+    origin.close().await;
+    stale_then_error(Fault::None, StatusCode::BAD_GATEWAY).await;
+}

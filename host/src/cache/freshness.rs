@@ -1,10 +1,12 @@
 //! Whether a response may be stored, and for how long (RFC 9111, clamped by the
 //! behavior's min/default/max TTL as CloudFront does).
 
+use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
 
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, DATE, ETAG, EXPIRES, HeaderName, LAST_MODIFIED, SET_COOKIE,
+    AGE, AUTHORIZATION, CACHE_CONTROL, DATE, ETAG, EXPIRES, HeaderName, HeaderValue, LAST_MODIFIED,
+    SET_COOKIE,
 };
 
 /// `CDN-Cache-Control` (RFC 9213): cache directives for CDNs alone.
@@ -44,6 +46,27 @@ impl CacheControl {
     /// [`DELTA_MAX`] as [`DELTA_MAX`], per RFC 9111 1.2.2).
     pub fn parse(headers: &HeaderMap) -> Self {
         Self::parse_field(headers, &CACHE_CONTROL, None)
+    }
+
+    /// Parses the lines of `field` as a structured-field dictionary (RFC 9651
+    /// 3.2), the syntax of `CDN-Cache-Control` (RFC 9213 2.1): the lines are
+    /// one list, keys are lower case, and each directive this cache reads
+    /// must have the type it takes (`max-age` a non-negative Integer, so not
+    /// `"60"`, `60.0` or `-1`; `no-store` a Boolean). An error means the
+    /// field is not valid and the cache ignores it altogether.
+    pub fn parse_structured(headers: &HeaderMap, field: &HeaderName) -> Result<Self, sfv::Error> {
+        let mut lines = headers.get_all(field).iter();
+        let first = lines.next().map_or(&b""[..], HeaderValue::as_bytes);
+        let mut joined = Vec::new();
+        for line in lines {
+            if joined.is_empty() {
+                joined.extend_from_slice(first);
+            }
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(line.as_bytes());
+        }
+        let value = if joined.is_empty() { first } else { &joined };
+        sfv::Parser::new(value).parse_dictionary_with_visitor(Directives::default())
     }
 
     /// Parses the lines of `field`. With `target`, a directive may name the
@@ -101,9 +124,23 @@ pub struct Freshness {
     /// Never served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`,
     /// `no-cache`): once stale, only a revalidation may serve it again.
     pub must_revalidate: bool,
+    /// Kept past its freshness, validator or not, to be served while the
+    /// origin cannot be reached (the behavior's `serve_stale_on_error`; see
+    /// [`Self::kept_for_outages`]).
+    pub keep_stale: bool,
 }
 
 impl Freshness {
+    /// With `serve_stale_on_error` (the behavior's), the response is kept
+    /// past its freshness to be served while the origin cannot be reached
+    /// (RFC 9111 4.2.4); never one that may not be served stale.
+    pub fn kept_for_outages(self, serve_stale_on_error: bool) -> Self {
+        Self {
+            keep_stale: serve_stale_on_error && !self.must_revalidate,
+            ..self
+        }
+    }
+
     /// The age up to which the response may be served at all: fresh, then
     /// stale within the longer `stale-*` window (saturating, never panics).
     pub fn usable_until(&self) -> Duration {
@@ -118,24 +155,201 @@ pub fn has_validator(headers: &HeaderMap) -> bool {
     headers.contains_key(ETAG) || headers.contains_key(LAST_MODIFIED)
 }
 
-/// The directives this cache obeys: a targeted field when the origin sends one
-/// (`CDN-Cache-Control`, else `Surrogate-Control` with directives untargeted or
-/// targeted at [`SURROGATE_TARGET`]), which then replaces `Cache-Control` and
-/// `Expires` altogether (RFC 9213 2.1); else `Cache-Control`. The flag says
-/// whether a targeted field was used.
+/// The directives this cache obeys: a targeted field when the origin sends a
+/// valid one (`CDN-Cache-Control`, else `Surrogate-Control` with directives
+/// untargeted or targeted at [`SURROGATE_TARGET`]), which then replaces
+/// `Cache-Control` and `Expires` altogether (RFC 9213 2.1); else
+/// `Cache-Control`. A `CDN-Cache-Control` that is not a valid structured
+/// dictionary ([`CacheControl::parse_structured`]) is ignored, as if absent.
+/// The flag says whether a targeted field was used.
 pub fn effective_cache_control(headers: &HeaderMap) -> (CacheControl, bool) {
-    for (field, target) in [
-        (&CDN_CACHE_CONTROL, None),
-        (&SURROGATE_CONTROL, Some(SURROGATE_TARGET)),
-    ] {
-        if headers.contains_key(field) {
-            let cc = CacheControl::parse_field(headers, field, target);
-            if cc != CacheControl::default() {
-                return (cc, true);
-            }
+    let targeted = [
+        headers
+            .contains_key(&CDN_CACHE_CONTROL)
+            .then(|| CacheControl::parse_structured(headers, &CDN_CACHE_CONTROL).ok())
+            .flatten(),
+        headers.contains_key(&SURROGATE_CONTROL).then(|| {
+            CacheControl::parse_field(headers, &SURROGATE_CONTROL, Some(SURROGATE_TARGET))
+        }),
+    ];
+    match targeted
+        .into_iter()
+        .flatten()
+        .find(|cc| *cc != CacheControl::default())
+    {
+        Some(cc) => (cc, true),
+        None => (CacheControl::parse(headers), false),
+    }
+}
+
+/// A directive of a structured field whose value has a type the directive
+/// cannot take, which makes the whole field invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectiveError {
+    #[error("the value of {directive} is not {expected}")]
+    WrongType {
+        directive: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// The value types a cache directive takes, as RFC 9213 2.1 maps them onto
+/// structured fields.
+#[derive(Debug, Clone, Copy)]
+enum Takes {
+    /// No value: a Boolean (`true` when written bare).
+    Flag,
+    /// No value, or a list of field names (`no-cache="set-cookie"`, read as
+    /// the unqualified directive).
+    FlagOrNames,
+    /// A non-negative Integer (delta-seconds).
+    Seconds,
+}
+
+impl Takes {
+    fn expected(self) -> &'static str {
+        match self {
+            Self::Flag => "a Boolean",
+            Self::FlagOrNames => "a Boolean, a String or a Token",
+            Self::Seconds => "a non-negative Integer",
         }
     }
-    (CacheControl::parse(headers), false)
+}
+
+/// The directives [`CacheControl::parse_structured`] reads; others are
+/// extensions, skipped whatever their value.
+const STRUCTURED: [(&str, Takes); 11] = [
+    ("no-store", Takes::Flag),
+    ("must-understand", Takes::Flag),
+    ("no-cache", Takes::FlagOrNames),
+    ("private", Takes::FlagOrNames),
+    ("public", Takes::Flag),
+    ("must-revalidate", Takes::Flag),
+    ("proxy-revalidate", Takes::Flag),
+    ("max-age", Takes::Seconds),
+    ("s-maxage", Takes::Seconds),
+    ("stale-while-revalidate", Takes::Seconds),
+    ("stale-if-error", Takes::Seconds),
+];
+
+/// What the last instance of one of the [`STRUCTURED`] directives said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Said {
+    #[default]
+    Nothing,
+    /// Present (a `false` Boolean counts as absent).
+    Set,
+    Seconds(u64),
+    WrongType,
+}
+
+impl Said {
+    fn read(takes: Takes, value: &sfv::BareItemFromInput<'_>) -> Self {
+        use sfv::GenericBareItem as Item;
+        match (takes, value) {
+            (Takes::Flag | Takes::FlagOrNames, Item::Boolean(set)) => {
+                if *set {
+                    Self::Set
+                } else {
+                    Self::Nothing
+                }
+            }
+            (Takes::FlagOrNames, Item::String(_) | Item::Token(_)) => Self::Set,
+            (Takes::Seconds, Item::Integer(n)) => {
+                u64::try_from(*n).map_or(Self::WrongType, |n| Self::Seconds(n.min(DELTA_MAX)))
+            }
+            _ => Self::WrongType,
+        }
+    }
+}
+
+/// Reads a structured dictionary of cache directives into [`STRUCTURED`]'s
+/// slots: a later instance of a directive replaces an earlier one (RFC 9651
+/// 4.2.2), parameters are ignored.
+#[derive(Debug, Default)]
+struct Directives {
+    said: [Said; STRUCTURED.len()],
+}
+
+/// One directive's value on its way into its slot.
+struct Slot<'a> {
+    said: &'a mut Said,
+    takes: Takes,
+}
+
+impl<'de> sfv::visitor::DictionaryVisitor<'de> for Directives {
+    type Out = CacheControl;
+    type Error = DirectiveError;
+
+    fn entry(
+        &mut self,
+        key: &'de sfv::KeyRef,
+    ) -> Result<impl sfv::visitor::EntryVisitor<'de>, Self::Error> {
+        let at = STRUCTURED
+            .iter()
+            .position(|(name, _)| *name == key.as_str());
+        Ok(at.and_then(|at| {
+            let takes = STRUCTURED[at].1;
+            self.said.get_mut(at).map(|said| Slot { said, takes })
+        }))
+    }
+
+    fn finish(self) -> Result<CacheControl, DirectiveError> {
+        let mut cc = CacheControl::default();
+        for ((directive, takes), said) in STRUCTURED.iter().zip(self.said) {
+            let seconds = match said {
+                Said::Nothing => continue,
+                Said::WrongType => {
+                    return Err(DirectiveError::WrongType {
+                        directive,
+                        expected: takes.expected(),
+                    });
+                }
+                Said::Set => None,
+                Said::Seconds(n) => Some(n),
+            };
+            match *directive {
+                "no-store" => cc.no_store = true,
+                "must-understand" => cc.must_understand = true,
+                "no-cache" => cc.no_cache = true,
+                "private" => cc.private = true,
+                "public" => cc.public = true,
+                "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
+                "max-age" => cc.max_age = seconds,
+                "s-maxage" => cc.s_maxage = seconds,
+                "stale-while-revalidate" => cc.stale_while_revalidate = seconds,
+                "stale-if-error" => cc.stale_if_error = seconds,
+                _ => {}
+            }
+        }
+        Ok(cc)
+    }
+}
+
+impl<'de> sfv::visitor::EntryVisitor<'de> for Slot<'_> {
+    type Error = Infallible;
+
+    fn item(self) -> Result<impl sfv::visitor::ItemVisitor<'de>, Self::Error> {
+        Ok(self)
+    }
+
+    fn inner_list(self) -> Result<impl sfv::visitor::InnerListVisitor<'de>, Self::Error> {
+        *self.said = Said::WrongType;
+        Ok(sfv::visitor::Ignored)
+    }
+}
+
+impl<'de> sfv::visitor::ItemVisitor<'de> for Slot<'_> {
+    type Out = ();
+    type Error = Infallible;
+
+    fn bare_item(
+        self,
+        value: sfv::BareItemFromInput<'de>,
+    ) -> Result<impl sfv::visitor::ParameterVisitor<'de, Out = ()>, Self::Error> {
+        *self.said = Said::read(self.takes, &value);
+        Ok(sfv::visitor::Ignored)
+    }
 }
 
 /// A delta-seconds argument (RFC 9111 1.2.2): digits, saturated at
@@ -280,6 +494,7 @@ pub fn decide(
         stale_while_revalidate: window(cc.stale_while_revalidate),
         stale_if_error: window(cc.stale_if_error),
         must_revalidate,
+        keep_stale: false,
     };
     let usable = freshness.usable_until() > initial_age;
     (usable || has_validator(headers)).then_some(freshness)
@@ -610,6 +825,125 @@ mod tests {
     }
 
     #[test]
+    fn cdn_cache_control_must_be_a_valid_structured_dictionary() {
+        // Not a dictionary, or a directive with a value of the wrong type:
+        // the field is ignored, and Cache-Control's no-store applies.
+        for cdn in [
+            "max-age=10000, &&&&&",
+            "max-age=\"10000\"",
+            "max-age=10000.0",
+            "max-age=-1",
+            "max-age",
+            "max-age=(10000)",
+            "max-age=1000000000000000",
+            "MaX-aGe=10000",
+            "max-age =10000",
+            "max-age= 10000",
+            "max-age=10000,",
+            "max-age=10000, no-store=1",
+            "max-age=10000, private=(a b)",
+        ] {
+            let pairs = [("cache-control", "no-store"), ("cdn-cache-control", cdn)];
+            assert_eq!(ttl_of(&pairs, TTL), None, "{cdn:?}");
+            assert!(
+                CacheControl::parse_structured(&headers(&pairs), &CDN_CACHE_CONTROL).is_err(),
+                "{cdn:?}"
+            );
+            // Ignored, not refused: Cache-Control decides.
+            let pairs = [("cache-control", "max-age=30"), ("cdn-cache-control", cdn)];
+            assert_eq!(ttl_of(&pairs, TTL), Some(30), "{cdn:?}");
+        }
+        let wrong = CacheControl::parse_structured(
+            &headers(&[("cdn-cache-control", "max-age=\"60\"")]),
+            &CDN_CACHE_CONTROL,
+        )
+        .unwrap_err();
+        assert!(wrong.to_string().contains("max-age"), "{wrong}");
+
+        // Valid: extensions of any type, parameters and a Boolean false are
+        // skipped; a repeated directive takes its last value; the lines are
+        // one dictionary.
+        for (cdn, ttl) in [
+            ("foobar, max-age=60", Some(60)),
+            ("ext=\"x\", other=(1 2);p, max-age=60", Some(60)),
+            ("max-age=60;note=\"a\"", Some(60)),
+            ("max-age=\"60\", max-age=70", Some(70)),
+            ("max-age=60, no-store=?0", Some(60)),
+            ("max-age=60, no-store", None),
+            ("max-age=60, private=\"set-cookie\"", None),
+            ("max-age=60, private=set-cookie", None),
+            ("max-age=999999999999999", Some(1000)),
+        ] {
+            let pairs = [("cache-control", "max-age=30"), ("cdn-cache-control", cdn)];
+            assert_eq!(ttl_of(&pairs, TTL), ttl, "{cdn:?}");
+        }
+        let mut lines = headers(&[
+            ("cache-control", "max-age=30"),
+            ("cdn-cache-control", "max-age=60"),
+        ]);
+        lines.append(&CDN_CACHE_CONTROL, HeaderValue::from_static("s-maxage=90"));
+        let cc = CacheControl::parse_structured(&lines, &CDN_CACHE_CONTROL).unwrap();
+        assert_eq!((cc.max_age, cc.s_maxage), (Some(60), Some(90)));
+        lines.append(&CDN_CACHE_CONTROL, HeaderValue::from_static("&&&"));
+        assert!(CacheControl::parse_structured(&lines, &CDN_CACHE_CONTROL).is_err());
+        assert_eq!(
+            effective_cache_control(&lines),
+            (CacheControl::parse(&lines), false),
+            "one invalid line makes the whole field invalid"
+        );
+        // A qualified no-cache is read as no-cache.
+        let no_cache = CacheControl::parse_structured(
+            &headers(&[("cdn-cache-control", "no-cache=\"set-cookie\", max-age=60")]),
+            &CDN_CACHE_CONTROL,
+        )
+        .unwrap();
+        assert!(no_cache.no_cache);
+    }
+
+    #[test]
+    fn an_invalid_cdn_cache_control_leaves_surrogate_control_to_decide() {
+        let pairs = [
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=\"10\""),
+            ("surrogate-control", "max-age=70"),
+        ];
+        assert_eq!(ttl_of(&pairs, TTL), Some(70));
+        // Surrogate-Control keeps its lenient reading: a quoted or upper-case
+        // max-age still counts there.
+        assert_eq!(
+            ttl_of(&[("surrogate-control", "MAX-AGE=\"70\"")], TTL),
+            Some(70)
+        );
+    }
+
+    #[test]
+    fn kept_for_outages_unless_it_may_not_be_served_stale() {
+        let f = |cc: &str, serve_stale_on_error: bool| {
+            decide(
+                &Method::GET,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &headers(&[("cache-control", cc)]),
+                TTL,
+                false,
+                SystemTime::now(),
+            )
+            .unwrap()
+            .kept_for_outages(serve_stale_on_error)
+            .keep_stale
+        };
+        assert!(f("max-age=60", true));
+        assert!(!f("max-age=60", false));
+        for strict in [
+            "max-age=60, must-revalidate",
+            "max-age=60, proxy-revalidate",
+            "s-maxage=60",
+        ] {
+            assert!(!f(strict, true), "{strict}");
+        }
+    }
+
+    #[test]
     fn set_cookie_is_stored_only_when_the_behavior_says_so() {
         let h = headers(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]);
         let now = SystemTime::now();
@@ -673,11 +1007,19 @@ mod tests {
     fn delta_seconds_saturate_at_2_31() {
         const HUGE: &str = "18446744073709551615";
         const HUGER: &str = "99999999999999999999999";
+        // A structured field's Integer has at most 15 digits: longer, and
+        // CDN-Cache-Control is invalid (see above).
+        const LARGEST_INTEGER: &str = "999999999999999";
         let max = Duration::from_secs(DELTA_MAX);
         let loose = TtlPolicy::new(0, u64::MAX, u64::MAX);
-        for big in [HUGE, HUGER] {
+        for big in [HUGE, HUGER, LARGEST_INTEGER] {
             let cc = format!("max-age={big}, stale-while-revalidate={big}, stale-if-error={big}");
-            for field in ["cache-control", "cdn-cache-control", "surrogate-control"] {
+            let fields: &[&str] = if big == LARGEST_INTEGER {
+                &["cache-control", "cdn-cache-control", "surrogate-control"]
+            } else {
+                &["cache-control", "surrogate-control"]
+            };
+            for &field in fields {
                 let f = decide(
                     &Method::GET,
                     &HeaderMap::new(),

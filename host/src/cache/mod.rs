@@ -23,9 +23,11 @@ use flight::Flights;
 use freshness::Freshness;
 use tags::TagIndex;
 
-/// How long past its freshness (and `stale-*` windows) an object with a
-/// validator is kept for revalidation, space allowing.
-pub const REVALIDATION_RETENTION: Duration = Duration::from_secs(86_400);
+/// How long past its freshness (and `stale-*` windows) an object is kept,
+/// space allowing, when it has a validator (to be revalidated) or its
+/// behavior serves stale while the origin cannot be reached; the most stale
+/// such an object is ever served.
+pub const STALE_RETENTION: Duration = Duration::from_secs(86_400);
 
 /// The `x-cache` result of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,14 @@ impl CachedObject {
         self.soft_purged.get().is_some()
     }
 
+    /// Whether a stale object may be served while its origin cannot be
+    /// reached (a behavior's `serve_stale_on_error`, RFC 9111 4.2.4): up to
+    /// [`STALE_RETENTION`] past its freshness, or its `stale-if-error` window
+    /// when longer; never for `must-revalidate` and the like.
+    pub fn servable_while_unreachable(&self, now: Instant) -> bool {
+        self.stale_within(now, self.freshness.stale_if_error.max(STALE_RETENTION))
+    }
+
     /// The validators to revalidate it with: its `ETag` and `Last-Modified`.
     pub fn validators(&self) -> (Option<&HeaderValue>, Option<&HeaderValue>) {
         (self.headers.get(ETAG), self.headers.get(LAST_MODIFIED))
@@ -245,8 +255,8 @@ impl CachedObject {
     }
 }
 
-/// Keeps an object while it is fresh, usable stale, or (with a validator)
-/// worth revalidating.
+/// Keeps an object while it is fresh, usable stale, or worth revalidating
+/// or serving while the origin cannot be reached.
 struct KeepFor;
 
 impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
@@ -262,12 +272,13 @@ impl Expiry<Arc<str>, Arc<CachedObject>> for KeepFor {
 
 impl CachedObject {
     /// How long from its storing the cache keeps the object: while fresh,
-    /// usable stale, or (with a validator) worth revalidating.
+    /// usable stale, or (with a validator, or kept for outages) worth
+    /// revalidating or serving while the origin cannot be reached.
     pub fn retention(&self) -> Duration {
         let f = &self.freshness;
         let mut keep = f.stale_while_revalidate.max(f.stale_if_error);
-        if freshness::has_validator(&self.headers) {
-            keep = keep.max(REVALIDATION_RETENTION);
+        if f.keep_stale || freshness::has_validator(&self.headers) {
+            keep = keep.max(STALE_RETENTION);
         }
         f.ttl.saturating_add(keep).saturating_sub(f.initial_age)
     }
@@ -449,7 +460,7 @@ impl SharedCache {
             flights: Arc::new(Flights::default()),
             vary: Cache::builder()
                 .max_capacity(VARY_SPECS)
-                .time_to_idle(REVALIDATION_RETENTION)
+                .time_to_idle(STALE_RETENTION)
                 .build(),
             vary_epochs: Arc::new(AtomicU64::new(0)),
             tag_index,
@@ -751,6 +762,7 @@ mod tests {
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             must_revalidate: false,
+            keep_stale: false,
         }
     }
 
@@ -845,6 +857,48 @@ mod tests {
         assert_eq!(fresh.headers["x-new"], "1");
         assert_eq!(fresh.headers[CONTENT_LENGTH], "10");
         assert_eq!(fresh.body.len(), 10);
+    }
+
+    #[test]
+    fn objects_kept_for_outages_outlive_their_freshness_validator_or_not() {
+        let cache = SharedCache::new(1 << 20, 1 << 20);
+        let stale = |keep_stale: bool| {
+            let mut obj = object("E1", "/a", 10, 60);
+            obj.freshness.initial_age = Duration::from_secs(61);
+            obj.freshness.keep_stale = keep_stale;
+            obj
+        };
+        cache.insert("kept".into(), stale(true), STAMP);
+        cache.insert("dropped".into(), stale(false), STAMP);
+        let kept = cache.lookup("kept").expect("kept for outages");
+        assert!(!kept.is_fresh(Instant::now()));
+        assert!(kept.servable_while_unreachable(Instant::now()));
+        assert!(
+            cache.lookup("dropped").is_none(),
+            "no validator, no window, not kept: gone once stale"
+        );
+        assert_eq!(
+            stale(true).retention(),
+            Duration::from_secs(60) + STALE_RETENTION - Duration::from_secs(61)
+        );
+    }
+
+    #[test]
+    fn served_while_unreachable_up_to_a_day_or_its_stale_if_error_window() {
+        let now = Instant::now();
+        let mut obj = object("E1", "/a", 1, 10);
+        obj.freshness.initial_age = Duration::from_secs(10) + STALE_RETENTION;
+        assert!(!obj.servable_while_unreachable(now), "a day past freshness");
+        obj.freshness.initial_age -= Duration::from_secs(1);
+        assert!(obj.servable_while_unreachable(now));
+        obj.freshness.initial_age = Duration::from_secs(10) + 2 * STALE_RETENTION;
+        obj.freshness.stale_if_error = 3 * STALE_RETENTION;
+        assert!(
+            obj.servable_while_unreachable(now),
+            "a longer stale-if-error"
+        );
+        obj.freshness.must_revalidate = true;
+        assert!(!obj.servable_while_unreachable(now));
     }
 
     #[test]

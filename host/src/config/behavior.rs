@@ -26,6 +26,8 @@ pub struct Behavior {
     pub forwarding: Forwarding,
     /// Viewers see the origin's `Surrogate-Key` and `Cache-Tag` fields.
     pub keep_tag_headers: bool,
+    /// Serve a stale stored response when the origin cannot be reached.
+    pub serve_stale_on_error: bool,
 }
 
 /// The forwarding fields the host sets on a behavior's origin requests, each
@@ -151,6 +153,7 @@ pub(super) fn validate_behavior(
         store_set_cookie: b.store_set_cookie,
         forwarding,
         keep_tag_headers: b.keep_tag_headers,
+        serve_stale_on_error: b.serve_stale_on_error,
     })
 }
 

@@ -807,6 +807,7 @@ impl Importer {
             store_set_cookie: false,
             forwarding_headers: None,
             keep_tag_headers: false,
+            serve_stale_on_error: true,
             hooks: HooksConfig::default(),
         })
     }

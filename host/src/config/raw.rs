@@ -139,8 +139,18 @@ pub struct CacheBehaviorConfig {
     /// the operator's, not the viewer's (Fastly and Cloudflare strip them).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_tag_headers: bool,
+    /// Serve a stored response past its freshness when the origin cannot be
+    /// reached (the connection refused, or dropped before a response head;
+    /// a timeout), unless its directives forbid serving it stale (RFC 9111
+    /// 4.2.4). On by default, as in Squid and ATS.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub serve_stale_on_error: bool,
     #[serde(default)]
     pub hooks: HooksConfig,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// What the cache key adds beyond distribution, origin, method, host and path.

@@ -129,6 +129,52 @@ fn forwarding_headers_default_to_all_three_and_are_validated() {
 }
 
 #[test]
+fn serve_stale_on_error_is_on_unless_a_behavior_turns_it_off() {
+    let raw = |extra: &str| {
+        parse_json::<DistributionConfig>(
+            format!(
+                r#"{{"origins":[{{"id":"a","domain_name":"x"}}],"default_cache_behavior":{{"target_origin_id":"a"}},
+                "cache_behaviors":[{{"path_pattern":"/live/*","target_origin_id":"a"{extra}}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    };
+    let on = Distribution::try_from(raw("")).unwrap();
+    assert!(on.default_behavior.serve_stale_on_error);
+    assert!(on.behavior_for("/live/feed").1.serve_stale_on_error);
+    let off = raw(r#","serve_stale_on_error":false"#);
+    let d = Distribution::try_from(off.clone()).unwrap();
+    assert!(d.default_behavior.serve_stale_on_error);
+    assert!(!d.behavior_for("/live/feed").1.serve_stale_on_error);
+    // Only a behavior that turns it off says so when the config is written.
+    let written = serde_json::to_string(&off).unwrap();
+    assert_eq!(
+        written.matches("serve_stale_on_error").count(),
+        1,
+        "{written}"
+    );
+    assert!(
+        written.contains(r#""serve_stale_on_error":false"#),
+        "{written}"
+    );
+    assert!(
+        !serde_json::to_string(&raw(""))
+            .unwrap()
+            .contains("serve_stale_on_error")
+    );
+    let wrong = parse_json::<DistributionConfig>(
+        br#"{"origins":[{"id":"a","domain_name":"x"}],"default_cache_behavior":{"target_origin_id":"a","serve_stale_on_error":"no"}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        wrong.starts_with("default_cache_behavior.serve_stale_on_error:"),
+        "{wrong}"
+    );
+}
+
+#[test]
 fn origin_request_forwards_the_union_and_names_the_field_it_refuses() {
     let with = |extra: &str| {
         parse(&format!(

@@ -162,6 +162,7 @@ impl<O: Origins> Proxy<O> {
             behavior.store_set_cookie,
             SystemTime::now(),
         )
+        .map(|f| f.kept_for_outages(behavior.serve_stale_on_error))
     }
 
     /// The tags of what this request stores, for invalidations.

@@ -11,7 +11,7 @@
 //!       │             concurrent misses wait for one fetch      │
 //!   6 origin-request hook ─── may answer (stored) ─────────────┤       (hooks.rs)
 //!   7 upstream ────── fetch, failing over within a group;       │       (upstream.rs)
-//!       │             stale-if-error ───────────────────────────┤
+//!       │             stale on error or unreachable ────────────┤
 //!   8 origin-response hook                                      │       (hooks.rs)
 //!   9 admit ───────── store (a 304 refreshes instead) ──────────┤       (admit.rs)
 //!  10 viewer-response hook ◄────────────────────────────────────┘       (hooks.rs)
@@ -64,7 +64,7 @@ use http_body_util::BodyExt as _;
 use tracing::Instrument as _;
 
 use crate::access_log::AccessLog;
-use crate::cache::{self, CacheStatus, SharedCache};
+use crate::cache::{self, CacheStatus, CachedObject, SharedCache};
 use crate::config::raw::Names;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
@@ -280,7 +280,8 @@ impl<O: Origins> Proxy<O> {
     /// origin-request hook, the fetch (conditional when a stale object can
     /// be revalidated), the origin-response hook, and admission. A `304`
     /// refreshes the stale object (`RefreshHit`); an origin failure serves
-    /// it within `stale-if-error`.
+    /// it within `stale-if-error`, and an origin that cannot be reached
+    /// serves it while the cache keeps it (`serve_stale_on_error`).
     async fn to_origin(
         &self,
         ctx: &mut RequestCtx,
@@ -342,40 +343,35 @@ impl<O: Origins> Proxy<O> {
 
         // 7: the fetch from the origin (or the group, failing over).
         let fetched = self.fetch(dist, &out, viewer_body, ctx).await;
-        let serve_stale = |status: Option<StatusCode>| {
-            let now = Instant::now();
-            stale
+        let now = Instant::now();
+        let within_sie =
+            |obj: &&Arc<CachedObject>| obj.stale_within(now, obj.freshness.stale_if_error);
+        // A stale object answers for an origin that failed: within its
+        // `stale-if-error` window, whatever the failure (a 5xx, or no
+        // answer); and, when the behavior serves stale on error, for an
+        // origin (the last member of a group) that could not be reached at
+        // all, while the cache keeps the object (RFC 9111 4.2.4).
+        let stale_answer = match &fetched {
+            Err(ProxyError::Origin(_)) if behavior.serve_stale_on_error => stale
                 .as_ref()
-                .filter(|_| status.is_none_or(|s| s.is_server_error()))
-                .filter(|obj| obj.stale_within(now, obj.freshness.stale_if_error))
-                .cloned()
+                .filter(|obj| obj.servable_while_unreachable(now)),
+            Err(_) => stale.as_ref().filter(within_sie),
+            Ok((resp, _)) if resp.status().is_server_error() => stale.as_ref().filter(within_sie),
+            Ok(_) => None,
         };
-        let (resp, read_timeout) = match fetched {
-            Ok(fetched) => fetched,
-            Err(err) => {
-                if let Some(obj) = serve_stale(None) {
-                    tracing::info!(request_id = %ctx.request_id, error = %err, "origin failed; serving stale (stale-if-error)");
-                    ctx.cache_status = CacheStatus::Hit;
-                    return Ok(stored::respond(
-                        &obj,
-                        &ex.method,
-                        &ex.headers,
-                        Instant::now(),
-                    ));
+        if let Some(obj) = stale_answer {
+            match &fetched {
+                Err(err) => {
+                    tracing::info!(request_id = %ctx.request_id, error = %err, "origin failed; serving stale");
                 }
-                return Err(err);
+                Ok((resp, _)) => {
+                    tracing::info!(request_id = %ctx.request_id, status = resp.status().as_u16(), "origin error; serving stale (stale-if-error)");
+                }
             }
-        };
-        if let Some(obj) = serve_stale(Some(resp.status())) {
-            tracing::info!(request_id = %ctx.request_id, status = resp.status().as_u16(), "origin error; serving stale (stale-if-error)");
             ctx.cache_status = CacheStatus::Hit;
-            return Ok(stored::respond(
-                &obj,
-                &ex.method,
-                &ex.headers,
-                Instant::now(),
-            ));
+            return Ok(stored::respond(obj, &ex.method, &ex.headers, now));
         }
+        let (resp, read_timeout) = fetched?;
         let (mut head, incoming) = resp.into_parts();
         crate::fields::strip_hop_by_hop(&mut head.headers);
         if let (true, StatusCode::NOT_MODIFIED, Some(obj)) = (revalidating, head.status, &stale) {

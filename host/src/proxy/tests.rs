@@ -367,6 +367,79 @@ async fn a_group_fails_over_to_its_next_member_when_the_first_fails() {
 }
 
 #[tokio::test]
+async fn a_group_serves_stale_only_once_every_member_failed_to_answer() {
+    let json = r#"{"aliases": ["shop.test"],
+        "origins": [{"id": "a", "domain_name": "a.origin.test", "protocol": "http"},
+                    {"id": "b", "domain_name": "b.origin.test", "protocol": "http"}],
+        "origin_groups": [{"id": "ab", "members": ["a", "b"]}],
+        "default_cache_behavior": {"target_origin_id": "ab"},
+        "cache_behaviors": [{"path_pattern": "/strict/*", "target_origin_id": "ab",
+                             "serve_stale_on_error": false}]}"#;
+    let memory = Arc::new(Memory::default());
+    let (proxy, metrics) = build(json, memory.clone());
+    // Stale on arrival, kept for its validator.
+    let stale = |body: &'static str, etag: &str| Canned {
+        status: StatusCode::OK,
+        headers: vec![
+            ("cache-control", "max-age=60".to_owned()),
+            ("age", "100".to_owned()),
+            ("etag", etag.to_owned()),
+        ],
+        body: Bytes::from_static(body.as_bytes()),
+    };
+    for path in ["/feed", "/strict/feed"] {
+        memory.answer("a", path, stale("from a", "\"a1\""));
+        memory.answer("b", path, stale("from b", "\"b1\""));
+        let (status, cache, body) = serve(&proxy, get(path)).await;
+        assert_eq!(
+            (status, cache.as_str(), body.as_str()),
+            (StatusCode::OK, "Miss from edge", "from a")
+        );
+    }
+    // `a` refuses: `b` answers, and what it answers is served, not the
+    // stale copy.
+    memory.fail("a", Some(Failure::Refused));
+    let (status, cache, body) = serve(&proxy, get("/feed")).await;
+    assert_eq!(
+        (status, cache.as_str(), body.as_str()),
+        (StatusCode::OK, "Miss from edge", "from b")
+    );
+    // Neither answers: the stale copy (`b`'s now), after both were asked
+    // to revalidate it.
+    for failure in [Failure::Refused, Failure::Timeout] {
+        memory.fail("a", Some(failure));
+        memory.fail("b", Some(failure));
+        let asked = memory.received().len();
+        let (status, cache, body) = serve(&proxy, get("/feed")).await;
+        assert_eq!(
+            (status, cache.as_str(), body.as_str()),
+            (StatusCode::OK, "Hit from edge", "from b"),
+            "{failure:?}"
+        );
+        let tried: Vec<(String, Option<String>)> = memory.received()[asked..]
+            .iter()
+            .map(|r| {
+                let inm = r.headers.get("if-none-match");
+                (
+                    r.origin.clone(),
+                    inm.map(|v| v.to_str().unwrap_or("").to_owned()),
+                )
+            })
+            .collect();
+        let expected = ["a", "b"].map(|o| (o.to_owned(), Some("\"b1\"".to_owned())));
+        assert_eq!(tried, expected, "{failure:?}");
+    }
+    assert_eq!(counter(&metrics, "edge_origin_errors_total"), 5);
+    // A behavior that does not serve stale on error: the failure goes through.
+    let (status, cache, body) = serve(&proxy, get("/strict/feed")).await;
+    assert_eq!(
+        (status, cache.as_str()),
+        (StatusCode::GATEWAY_TIMEOUT, "Error from edge"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn the_origin_sees_the_normalized_path_the_hosts_fields_and_no_viewer_validators() {
     let (proxy, memory, _) = on_memory();
     let req = Request::get("/x/../a.css?utm=1")
