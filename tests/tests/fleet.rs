@@ -212,6 +212,26 @@ async fn racing_writes_through_two_hosts_have_one_winner() {
     assert_eq!(statuses, [201, 409], "{} / {}", first.text(), second.text());
 }
 
+/// Invalidates through `host` and waits until it reports `Completed`.
+async fn invalidate_until_completed(host: &Edge, id: &str, body: Value) {
+    let got = host
+        .api(
+            "POST",
+            &format!("/v1/distributions/{id}/invalidations"),
+            Some(body),
+            &[],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+    let location = got.header("location").expect("location").to_owned();
+    assert!(
+        eventually(PROPAGATION, || async {
+            host.api("GET", &location, None, &[]).await.json()["status"] == "Completed"
+        })
+        .await
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidation_empties_every_hosts_cache_before_it_is_completed() {
     let etcd = Etcd::start().await;
@@ -239,22 +259,7 @@ async fn an_invalidation_empties_every_hosts_cache_before_it_is_completed() {
     assert_eq!(b.get("inv.example.com", "/").await.text(), cached_b);
     let before = fetched.load(Ordering::SeqCst);
 
-    let got = a
-        .api(
-            "POST",
-            &format!("/v1/distributions/{id}/invalidations"),
-            Some(json!({"paths": ["/*"]})),
-            &[],
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
-    let location = got.header("location").expect("location").to_owned();
-    assert!(
-        eventually(PROPAGATION, || async {
-            a.api("GET", &location, None, &[]).await.json()["status"] == "Completed"
-        })
-        .await
-    );
+    invalidate_until_completed(&a, &id, json!({"paths": ["/*"]})).await;
     // Completed: B's next request goes to the origin.
     let refetched = b.get("inv.example.com", "/").await;
     assert_ne!(refetched.text(), cached_b);
@@ -264,22 +269,7 @@ async fn an_invalidation_empties_every_hosts_cache_before_it_is_completed() {
     // before) is gone once it is Completed.
     let cached_a = a.get("inv.example.com", "/").await.text();
     assert_eq!(a.get("inv.example.com", "/").await.cache(), "Hit");
-    let got = b
-        .api(
-            "POST",
-            &format!("/v1/distributions/{id}/invalidations"),
-            Some(json!({"tags": ["home"]})),
-            &[],
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
-    let location = got.header("location").expect("location").to_owned();
-    assert!(
-        eventually(PROPAGATION, || async {
-            b.api("GET", &location, None, &[]).await.json()["status"] == "Completed"
-        })
-        .await
-    );
+    invalidate_until_completed(&b, &id, json!({"tags": ["home"]})).await;
     let refetched = a.get("inv.example.com", "/").await;
     assert_eq!(refetched.cache(), "Miss");
     assert_ne!(refetched.text(), cached_a);
