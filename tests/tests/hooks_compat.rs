@@ -1,0 +1,93 @@
+//! Hooks built for the `edge:hooks@0.1.0` world keep working: components
+//! built once from that world's SDK (`tests/fixtures/hooks-0.1.0/`, kept as
+//! built, never rebuilt) run on the host as they did when they were built,
+//! whatever the SDK and the world have become since.
+
+use edge_e2e::tls::fixture;
+use edge_e2e::{Edge, Origin, Reply, Value, json};
+
+fn frozen(name: &str) -> String {
+    fixture(&format!("hooks-0.1.0/{name}.wasm"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn site(alias: &str, origins: &[(&str, &Origin)], hooks: Value) -> Value {
+    let list: Vec<Value> = origins
+        .iter()
+        .map(|(id, o)| json!({"id": id, "domain_name": o.domain(), "protocol": "http"}))
+        .collect();
+    json!({
+        "aliases": [alias],
+        "origins": list,
+        "default_cache_behavior": {"target_origin_id": origins[0].0, "hooks": hooks},
+    })
+}
+
+async fn named(name: &'static str) -> Origin {
+    Origin::start(move |req| {
+        Reply::ok(format!("{name} {}", req.target)).header("cache-control", "max-age=60")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_0_1_0_bluegreen_routes_by_cookie_and_kv_weight() {
+    let edge = Edge::start().await;
+    let (blue, green) = (named("blue").await, named("green").await);
+    edge.upload_hook("bluegreen", &frozen("bluegreen")).await;
+    let hook = json!({"module": "bluegreen"});
+    edge.create(site(
+        "bg.compat.test",
+        &[("blue", &blue), ("green", &green)],
+        json!({"viewer_request": hook, "viewer_response": hook}),
+    ))
+    .await;
+    let fresh = edge.get("bg.compat.test", "/").await;
+    assert!(fresh.text().starts_with("blue"), "{}", fresh.text());
+    assert_eq!(
+        fresh.header("set-cookie"),
+        Some("deployment=blue; Path=/; Max-Age=86400")
+    );
+    let g = edge
+        .request(
+            "GET",
+            "bg.compat.test",
+            "/",
+            &[("cookie", "deployment=green")],
+        )
+        .await;
+    assert!(g.text().starts_with("green"), "{}", g.text());
+    assert!(g.header("set-cookie").is_none());
+    // The weight in KV moves every fresh viewer.
+    edge.kv_put("bluegreen", "green_weight", "100").await;
+    let moved = edge.get("bg.compat.test", "/").await;
+    assert!(moved.text().starts_with("green"), "{}", moved.text());
+    assert_eq!(
+        moved.header("set-cookie"),
+        Some("deployment=green; Path=/; Max-Age=86400")
+    );
+}
+
+#[tokio::test]
+async fn a_0_1_0_viewer_response_hook_sets_its_headers_on_hits_and_misses() {
+    let edge = Edge::start().await;
+    let o = Origin::fixed("page", &[("cache-control", "max-age=60")]).await;
+    edge.upload_hook("sec", &frozen("security_headers")).await;
+    edge.create(site(
+        "sec.compat.test",
+        &[("o", &o)],
+        json!({"viewer_response": {"module": "sec", "config": {"csp": "default-src 'none'"}}}),
+    ))
+    .await;
+    for expected in ["Miss", "Hit"] {
+        let got = edge.get("sec.compat.test", "/").await;
+        assert_eq!(got.cache(), expected);
+        assert_eq!(
+            got.header("content-security-policy"),
+            Some("default-src 'none'")
+        );
+        assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(got.text(), "page");
+    }
+}
