@@ -257,6 +257,47 @@ pub async fn assert_new_plugin_routes(edge: &Edge, association: Value) -> (Origi
     (web, canary)
 }
 
+/// The `security-headers` example built at `path`, uploaded and attached to
+/// viewer-response with a CSP in its config: on a Miss and on a Hit, the
+/// response carries the headers it sets (the origin's own value of one
+/// replaced) and the origin's body.
+pub async fn assert_security_headers_hook(path: &str) {
+    let edge = Edge::start().await;
+    let o = Origin::fixed(
+        "page",
+        &[
+            ("cache-control", "max-age=60"),
+            ("x-frame-options", "SAMEORIGIN"),
+        ],
+    )
+    .await;
+    edge.upload_hook("sec", path).await;
+    let mut config = config_for(&[("o", &o)]);
+    config["aliases"] = json!(["sec.example.com"]);
+    config["default_cache_behavior"]["hooks"] =
+        json!({"viewer_response": {"module": "sec", "config": {"csp": "default-src 'none'"}}});
+    edge.create(config).await;
+    for expected in ["Miss", "Hit"] {
+        let got = edge.get("sec.example.com", "/").await;
+        assert_eq!(got.cache(), expected);
+        assert_eq!(
+            got.header("strict-transport-security"),
+            Some("max-age=63072000; includeSubDomains; preload")
+        );
+        assert_eq!(
+            got.header("content-security-policy"),
+            Some("default-src 'none'")
+        );
+        assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(
+            got.header("x-frame-options"),
+            Some("SAMEORIGIN"),
+            "the origin's own value was replaced"
+        );
+        assert_eq!(got.text(), "page");
+    }
+}
+
 /// A config with one HTTP origin per `(id, origin)` and the first as the default target.
 pub fn config_for(origins: &[(&str, &Origin)]) -> Value {
     let list: Vec<Value> = origins

@@ -484,41 +484,7 @@ async fn edge_auth() {
 
 #[tokio::test]
 async fn security_headers() {
-    let edge = Edge::start().await;
-    let o = Origin::fixed(
-        "page",
-        &[
-            ("cache-control", "max-age=60"),
-            ("x-frame-options", "SAMEORIGIN"),
-        ],
-    )
-    .await;
-    edge.upload_hook("sec", SECURITY_HEADERS).await;
-    edge.create(config(
-        "sec.example.com",
-        &[("o", &o)],
-        json!({"viewer_response": {"module": "sec", "config": {"csp": "default-src 'none'"}}}),
-    ))
-    .await;
-    for expected in ["Miss", "Hit"] {
-        let got = edge.get("sec.example.com", "/").await;
-        assert_eq!(got.cache(), expected);
-        assert_eq!(
-            got.header("strict-transport-security"),
-            Some("max-age=63072000; includeSubDomains; preload")
-        );
-        assert_eq!(
-            got.header("content-security-policy"),
-            Some("default-src 'none'")
-        );
-        assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
-        assert_eq!(
-            got.header("x-frame-options"),
-            Some("SAMEORIGIN"),
-            "the origin's own value was replaced"
-        );
-        assert_eq!(got.text(), "page");
-    }
+    edge_e2e::assert_security_headers_hook(SECURITY_HEADERS).await;
 }
 
 /// A host with the misbehave fixture on `<name>.example.com` for each case.

@@ -71,23 +71,5 @@ async fn a_0_1_0_bluegreen_routes_by_cookie_and_kv_weight() {
 
 #[tokio::test]
 async fn a_0_1_0_viewer_response_hook_sets_its_headers_on_hits_and_misses() {
-    let edge = Edge::start().await;
-    let o = Origin::fixed("page", &[("cache-control", "max-age=60")]).await;
-    edge.upload_hook("sec", &frozen("security_headers")).await;
-    edge.create(site(
-        "sec.compat.test",
-        &[("o", &o)],
-        json!({"viewer_response": {"module": "sec", "config": {"csp": "default-src 'none'"}}}),
-    ))
-    .await;
-    for expected in ["Miss", "Hit"] {
-        let got = edge.get("sec.compat.test", "/").await;
-        assert_eq!(got.cache(), expected);
-        assert_eq!(
-            got.header("content-security-policy"),
-            Some("default-src 'none'")
-        );
-        assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
-        assert_eq!(got.text(), "page");
-    }
+    edge_e2e::assert_security_headers_hook(&frozen("security_headers")).await;
 }
