@@ -86,25 +86,31 @@ impl CacheControl {
                     Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
                     None => (directive.trim(), None),
                 };
-                let seconds = || arg.map(delta_seconds);
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => cc.no_store = true,
-                    "must-understand" => cc.must_understand = true,
-                    "no-cache" => cc.no_cache = true,
-                    "private" => cc.private = true,
-                    "public" => cc.public = true,
-                    "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
-                    "max-age" => cc.max_age = cc.max_age.or(seconds()),
-                    "s-maxage" => cc.s_maxage = cc.s_maxage.or(seconds()),
-                    "stale-while-revalidate" => {
-                        cc.stale_while_revalidate = cc.stale_while_revalidate.or(seconds());
-                    }
-                    "stale-if-error" => cc.stale_if_error = cc.stale_if_error.or(seconds()),
-                    _ => {}
-                }
+                cc.set(&name.to_ascii_lowercase(), arg.map(delta_seconds));
             }
         }
         cc
+    }
+
+    /// Records directive `name` (lower-case), with `seconds` for one that
+    /// takes them: a flag is set, a number is kept unless an earlier
+    /// instance gave one (unknown names are ignored).
+    fn set(&mut self, name: &str, seconds: Option<u64>) {
+        match name {
+            "no-store" => self.no_store = true,
+            "must-understand" => self.must_understand = true,
+            "no-cache" => self.no_cache = true,
+            "private" => self.private = true,
+            "public" => self.public = true,
+            "must-revalidate" | "proxy-revalidate" => self.must_revalidate = true,
+            "max-age" => self.max_age = self.max_age.or(seconds),
+            "s-maxage" => self.s_maxage = self.s_maxage.or(seconds),
+            "stale-while-revalidate" => {
+                self.stale_while_revalidate = self.stale_while_revalidate.or(seconds);
+            }
+            "stale-if-error" => self.stale_if_error = self.stale_if_error.or(seconds),
+            _ => {}
+        }
     }
 }
 
@@ -308,19 +314,8 @@ impl<'de> sfv::visitor::DictionaryVisitor<'de> for Directives {
                 Said::Set => None,
                 Said::Seconds(n) => Some(n),
             };
-            match *directive {
-                "no-store" => cc.no_store = true,
-                "must-understand" => cc.must_understand = true,
-                "no-cache" => cc.no_cache = true,
-                "private" => cc.private = true,
-                "public" => cc.public = true,
-                "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
-                "max-age" => cc.max_age = seconds,
-                "s-maxage" => cc.s_maxage = seconds,
-                "stale-while-revalidate" => cc.stale_while_revalidate = seconds,
-                "stale-if-error" => cc.stale_if_error = seconds,
-                _ => {}
-            }
+            // Each directive comes once here, as its last instance said.
+            cc.set(directive, seconds);
         }
         Ok(cc)
     }
