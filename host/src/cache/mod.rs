@@ -87,6 +87,12 @@ pub struct Tags {
 }
 
 impl Tags {
+    /// Whether an invalidation of `distribution_id` reaches the object: it
+    /// is the one that served it, or the one the viewer asked for.
+    fn reached_by(&self, distribution_id: &str) -> bool {
+        &*self.distribution_id == distribution_id || &*self.primary_id == distribution_id
+    }
+
     /// The distributions an invalidation of which reaches the object: the
     /// one that served it and, if another, the one the viewer asked for.
     fn scopes(&self) -> ([&str; 2], usize) {
@@ -568,6 +574,7 @@ impl SharedCache {
     /// Drops every object of `distribution_id` (served by its config, or to
     /// its viewers through a staging distribution) whose path matches `path`
     /// (exact, or a prefix when `path` ends with `*`). Returns how many matched.
+    #[cfg(test)]
     pub fn invalidate(&self, distribution_id: &str, path: &str) -> usize {
         let paths = [path.to_owned()];
         self.purge(
@@ -608,8 +615,7 @@ impl SharedCache {
             let prefixes: Vec<&str> = paths.iter().filter_map(|p| p.strip_suffix('*')).collect();
             for (key, obj) in &self.inner {
                 let tags = &obj.tags;
-                let matches = (&*tags.distribution_id == distribution_id
-                    || &*tags.primary_id == distribution_id)
+                let matches = tags.reached_by(distribution_id)
                     && (exact.contains(&*tags.path)
                         || prefixes.iter().any(|p| tags.path.starts_with(p)));
                 if matches {
@@ -619,8 +625,7 @@ impl SharedCache {
         }
         for tag in purge.tags {
             for (obj, key) in self.tag_index.objects(distribution_id, tag) {
-                let (scopes, n) = obj.tags.scopes();
-                if scopes[..n].contains(&distribution_id)
+                if obj.tags.reached_by(distribution_id)
                     && obj.tags.cache_tags.iter().any(|t| **t == **tag)
                 {
                     matched.push((obj, key));
@@ -709,16 +714,6 @@ impl SharedCache {
             }
             std::thread::sleep(REAP_PAUSE);
         }
-    }
-
-    /// Dropped objects still waiting for their removal.
-    pub fn awaiting_removal(&self) -> usize {
-        self.reaper
-            .work
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .queue
-            .len()
     }
 
     /// Drops what is stored for the resource with base key `base`, its
