@@ -1,5 +1,5 @@
 //! Small helpers the tests share: cookies of a response, waiting for a
-//! condition.
+//! condition, a request head read off a raw connection.
 
 use std::time::Duration;
 
@@ -31,4 +31,23 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Reads a request head (through its blank line) off a raw connection, as a
+/// hand-written origin does before it answers; `None` when the connection
+/// ends or fails first.
+pub async fn read_request_head<S>(stream: &mut S) -> Option<String>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
 }

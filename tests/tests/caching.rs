@@ -789,7 +789,7 @@ struct FaultyOrigin {
 
 impl FaultyOrigin {
     async fn start() -> Self {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::io::AsyncWriteExt as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -801,15 +801,9 @@ impl FaultyOrigin {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let (fault, seen) = (f.clone(), seen.clone());
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let Some(head) = edge_e2e::read_request_head(&mut stream).await else {
+                        return;
+                    };
                     let path = head.split(' ').nth(1).unwrap_or("").to_owned();
                     if let Some(etag) = head.lines().find_map(|line| {
                         let (name, value) = line.split_once(':')?;

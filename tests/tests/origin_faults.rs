@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use edge_e2e::{Edge, json};
 use http::StatusCode;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 
 /// A TCP origin that reads a request head, then writes `reply` and closes
@@ -45,13 +45,8 @@ impl RawOrigin {
                 count.fetch_add(1, Ordering::SeqCst);
                 let steps = steps.clone();
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
+                    if edge_e2e::read_request_head(&mut stream).await.is_none() {
+                        return;
                     }
                     for step in steps.iter() {
                         match step {
