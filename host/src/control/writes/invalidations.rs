@@ -47,7 +47,7 @@ fn validate_tag(tag: &str) -> Result<(), String> {
     }
     if tag.trim() != tag || tag.contains(',') {
         return Err(format!(
-            "{tag:?}: a tag neither starts nor ends with a space and holds no comma"
+            "{tag:?}: a tag may not start or end with a space, nor hold a comma (Cache-Tag separates tags with commas)"
         ));
     }
     if tag.bytes().any(|b| b < b' ' || b == 0x7f) || !tag.is_ascii() {
