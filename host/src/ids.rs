@@ -35,6 +35,12 @@ pub fn token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether two secrets are equal, in a time that does not depend on where
+/// they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 thread_local! {
     static REQUEST_RNG: Cell<u64> = Cell::new({
         let mut seed = [0u8; 8];

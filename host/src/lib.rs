@@ -8,6 +8,7 @@
 //!   records, the one decoder from a committed write to state, the writes.
 //! - [`proxy`]: the per-request pipeline (resolve, behavior, cache, origin, respond).
 //! - [`cache`]: the shared, byte-bounded object cache and freshness rules.
+//! - [`cluster`]: which host of a fleet owns a cache key, and the members a host asks.
 //! - [`origin`]: the trait the proxy reaches origins through; pooled origin clients, timeouts.
 //! - [`server`]: listeners and the wiring of a running host (options, host, listen;
 //!   a viewer connection in plain, https, connection).
@@ -25,6 +26,7 @@
 pub mod access_log;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo;

@@ -139,6 +139,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         hook_versions_kept: args.hook_versions_kept.max(1),
         max_hook_store_bytes: args.max_hook_store_bytes,
         allow_domain_fronting: args.allow_domain_fronting,
+        cluster_listen: args.cluster_listen,
+        cluster_advertise: args.cluster_advertise,
     };
     let (inherited, taken) = if args.take_over {
         let path = edge::server::handover::socket_path(&opts.data_dir);
@@ -168,6 +170,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             writeln!(out, "viewers: https://{addr}")?;
         }
         writeln!(out, "control: http://{}", host.control_addr)?;
+        if let Some(addr) = host.cluster_addr {
+            writeln!(out, "cluster: http://{addr}")?;
+        }
         if let Some(path) = &host.token_path {
             writeln!(out, "token:   {}", path.display())?;
         }

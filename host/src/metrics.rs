@@ -24,6 +24,8 @@ pub struct Metrics {
     viewer_connections: AtomicU64,
     connections_shed: AtomicU64,
     accept_exhausted: AtomicU64,
+    /// What the cache cluster did (see [`crate::cluster`]).
+    pub cluster: ClusterCounters,
     /// Each distribution's counters, by id.
     distributions: Mutex<BTreeMap<String, Arc<DistributionStats>>>,
 }
@@ -170,6 +172,30 @@ impl Metrics {
                 self.accept_exhausted.load(Ordering::Relaxed),
             ),
             (
+                "edge_cluster_members",
+                "gauge",
+                "Live members of the cache cluster, this host included (0: not a member).",
+                self.cluster.members.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_cluster_asked_total",
+                "counter",
+                "Misses sent to the key's owner in the cache cluster.",
+                self.cluster.asked.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_cluster_fallbacks_total",
+                "counter",
+                "Asks of an owner that failed, so the origin was asked instead.",
+                self.cluster.fallbacks.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_cluster_served_total",
+                "counter",
+                "Requests this host answered for other members of the cache cluster.",
+                self.cluster.served.load(Ordering::Relaxed),
+            ),
+            (
                 "edge_config_revision",
                 "gauge",
                 "Store revision of the config being served.",
@@ -192,6 +218,20 @@ impl Metrics {
         self.render_labelled(&mut out, hooks);
         out
     }
+}
+
+/// What the cache cluster did.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    /// Live members, this host included (0: not a member).
+    pub members: AtomicU64,
+    /// Misses sent to their owner.
+    pub asked: AtomicU64,
+    /// Asks that failed (no answer, a broken one, or the owner's own
+    /// error), so the origin was asked instead.
+    pub fallbacks: AtomicU64,
+    /// Requests this host answered for other members.
+    pub served: AtomicU64,
 }
 
 /// The process's open descriptors and resident memory, by the names

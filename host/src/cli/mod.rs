@@ -216,6 +216,21 @@ pub struct ServeArgs {
     /// of answering 421 MisdirectedRequest.
     #[arg(long, env = "EDGE_ALLOW_DOMAIN_FRONTING")]
     pub allow_domain_fronting: bool,
+    /// Join the fleet's cache cluster with an internal listener here
+    /// (`host:port`): misses of distributions with `"cluster": true` are
+    /// fetched from the key's owner among the members, so the origin is
+    /// asked once per object for the whole fleet. Needs `--store etcd://`.
+    #[arg(long, env = "EDGE_CLUSTER_LISTEN", value_name = "ADDR")]
+    pub cluster_listen: Option<SocketAddr>,
+    /// The address other members reach this host's cluster listener at,
+    /// when it is not the one bound (needed for `0.0.0.0`).
+    #[arg(
+        long,
+        env = "EDGE_CLUSTER_ADVERTISE",
+        value_name = "ADDR",
+        requires = "cluster_listen"
+    )]
+    pub cluster_advertise: Option<SocketAddr>,
     /// Take over the listening sockets of the host running on the same data
     /// dir (through `<data-dir>/handover.sock`): this host serves on them,
     /// then the old one drains and exits. No connection is lost.

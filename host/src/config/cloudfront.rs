@@ -517,6 +517,7 @@ impl Importer {
             cache_behaviors,
             continuous_deployment_policy_id: None,
             logging,
+            cluster: false,
         })
     }
 

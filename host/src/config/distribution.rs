@@ -27,6 +27,8 @@ pub struct Distribution {
     pub default_behavior: Behavior,
     pub behaviors: Vec<(PathPattern, Behavior)>,
     pub continuous_deployment_policy_id: Option<String>,
+    /// Misses ask the key's owner in the cache cluster first.
+    pub cluster: bool,
     pub raw: DistributionConfig,
 }
 
@@ -246,6 +248,7 @@ impl TryFrom<DistributionConfig> for Distribution {
             default_behavior,
             behaviors,
             continuous_deployment_policy_id: raw.continuous_deployment_policy_id.clone(),
+            cluster: raw.cluster,
             raw,
         })
     }

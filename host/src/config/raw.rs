@@ -27,6 +27,11 @@ pub struct DistributionConfig {
     /// Access logs for this distribution (written where `--access-log` says).
     #[serde(default, skip_serializing_if = "LoggingConfig::is_off")]
     pub logging: LoggingConfig,
+    /// Share the cache across the hosts of a cache cluster: a miss asks the
+    /// key's owner among the members before the origin (see
+    /// [`crate::cluster`]). No effect on a host that is not a member.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
 }
 
 /// Whether a distribution's requests are written to the access log.

@@ -313,6 +313,7 @@ impl ControlPlane {
                 instance: self.fleet.instance.clone(),
                 revision: self.fleet.loaded.load(Ordering::Relaxed),
                 last_seen: rfc3339(SystemTime::now()),
+                cluster: self.fleet.cluster.clone(),
             })
             .await
     }

@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
+use super::plane::ControlOptions;
 use super::state::{ControlState, DeployStatus};
 use crate::store::{HostReport, Revision};
 
@@ -18,6 +19,8 @@ pub struct FleetState {
     pub(super) host_id: String,
     /// Tells this host's reports from another's under the same id.
     pub(super) instance: String,
+    /// This host's internal listener, reported for the cache cluster.
+    pub(super) cluster: String,
     /// The store revision of the last full load this host serves.
     pub(super) loaded: AtomicU64,
     /// Whether the store answered the last time it was asked.
@@ -29,10 +32,11 @@ pub struct FleetState {
 }
 
 impl FleetState {
-    pub(super) fn new(host_id: &str, instance: &str, state: &ControlState) -> Self {
+    pub(super) fn new(options: &ControlOptions, state: &ControlState) -> Self {
         Self {
-            host_id: host_id.to_owned(),
-            instance: instance.to_owned(),
+            host_id: options.host_id.clone(),
+            instance: options.instance.clone(),
+            cluster: options.cluster.clone(),
             loaded: AtomicU64::new(state.revision),
             connected: AtomicBool::new(true),
             // The cache starts empty: nothing stored so far needs dropping.

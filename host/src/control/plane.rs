@@ -39,6 +39,9 @@ pub struct ControlOptions {
     /// Tells this host's reports from another's under the same id (see
     /// `server::host_id`).
     pub instance: String,
+    /// Where the cache cluster's other members reach this host (`host:port`
+    /// of its internal listener); empty when it is not a member.
+    pub cluster: String,
     /// Versions of one hook kept; older ones no config pins are pruned.
     pub hook_versions_kept: usize,
     /// The most bytes of hook modules the store may hold.
@@ -105,7 +108,7 @@ impl ControlPlane {
         let loaded = store.load().await?;
         let state = decode::load(&loaded, &runtime, &ControlState::default()).await;
         metrics.set_store_connected(true);
-        let fleet = FleetState::new(&options.host_id, &options.instance, &state);
+        let fleet = FleetState::new(&options, &state);
         let plane = Self {
             store,
             write: tokio::sync::Mutex::new(()),

@@ -38,6 +38,9 @@ pub(super) struct RequestCtx {
     pub log: Option<Box<access_log::Record>>,
     /// The counters of the distribution the viewer asked for.
     pub stats: Option<Arc<DistributionStats>>,
+    /// The tags of the stored object that answered, or of the answer on its
+    /// way to be stored (a member of the cache cluster passes them on).
+    pub tags: Option<Arc<[Arc<str>]>>,
 }
 
 impl RequestCtx {
@@ -55,6 +58,7 @@ impl RequestCtx {
             hook_micros: AtomicU64::new(0),
             log: None,
             stats: None,
+            tags: None,
         }
     }
 

@@ -47,6 +47,7 @@ impl<O: Origins> Proxy<O> {
             match self.cache.lookup(&key) {
                 Some(obj) if obj.is_fresh(now) => {
                     ctx.cache_status = CacheStatus::Hit;
+                    ctx.tags = Some(obj.tags.cache_tags.clone());
                     return Some(stored::respond(&obj, &ex.method, &ex.headers, now));
                 }
                 Some(obj) if obj.stale_within(now, obj.freshness.stale_while_revalidate) => {
@@ -55,6 +56,7 @@ impl<O: Origins> Proxy<O> {
                         self.refresh_in_background(trip, obj.clone(), guard);
                     }
                     ctx.cache_status = CacheStatus::Hit;
+                    ctx.tags = Some(obj.tags.cache_tags.clone());
                     return Some(stored::respond(&obj, &ex.method, &ex.headers, now));
                 }
                 stale => trip.stale = stale,
@@ -116,7 +118,7 @@ impl<O: Origins> Proxy<O> {
 
     /// How long a follower waits for its leader: the target's read timeout,
     /// and a little more.
-    fn patience(&self, dist: &ServedDistribution, target_id: &str) -> Duration {
+    pub(super) fn patience(&self, dist: &ServedDistribution, target_id: &str) -> Duration {
         let read = match dist.config.targets.get(target_id) {
             Some(Target::Origin(i)) => dist.config.origins[*i].read_timeout,
             Some(Target::Group { members, .. }) => members

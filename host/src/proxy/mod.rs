@@ -9,6 +9,8 @@
 //!   4 viewer-request hook ─── may answer ──────────────────────┐       (hooks.rs)
 //!   5 lookup ──────── fresh or servable stale: answer ──────────┤       (lookup.rs)
 //!       │             concurrent misses wait for one fetch      │
+//!       │             in a cache cluster, a miss asks the key's │
+//!       │             owner, which runs 6 to 9 for it ──────────┤       (peer.rs)
 //!   6 origin-request hook ─── may answer (stored) ─────────────┤       (hooks.rs)
 //!   7 upstream ────── fetch, failing over within a group;       │       (upstream.rs)
 //!       │             stale on error or unreachable ────────────┤
@@ -42,6 +44,7 @@ mod hooks;
 mod lookup;
 #[cfg(test)]
 mod memory;
+mod peer;
 mod resolve;
 mod respond;
 pub mod routing;
@@ -50,10 +53,9 @@ pub mod stored;
 mod tests;
 mod upstream;
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -65,7 +67,7 @@ use tracing::Instrument as _;
 
 use crate::access_log::AccessLog;
 use crate::cache::{self, CacheStatus, CachedObject, SharedCache};
-use crate::config::raw::Names;
+use crate::cluster::Cluster;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::origin::{BoxError, OriginFetcher, Origins, ViewerBody};
@@ -75,7 +77,6 @@ use body::EdgeBody;
 use ctx::{Decision, Exchange, RequestCtx, Trip};
 pub use resolve::{AmbiguousFraming, OversizedHead};
 use routing::{BehaviorHooks, Routing};
-use upstream::Cookies;
 
 static NO_HOOKS: BehaviorHooks = BehaviorHooks {
     viewer_request: None,
@@ -102,6 +103,8 @@ pub struct Proxy<O = OriginFetcher> {
     access_log: Option<Arc<AccessLog>>,
     /// `--host-id`, the access log's `edge_id`.
     host_id: String,
+    /// The cache cluster this host is a member of (see [`crate::cluster`]).
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl<O: Origins> Proxy<O> {
@@ -132,6 +135,7 @@ impl<O: Origins> Proxy<O> {
             this: this.clone(),
             access_log,
             host_id: host_id.to_owned(),
+            cluster: OnceLock::new(),
         })
     }
 
@@ -209,25 +213,12 @@ impl<O: Origins> Proxy<O> {
         }
 
         let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
-        // What the origin gets: on a request the cache may store, what the
-        // key keeps and what `origin_request` adds; otherwise everything.
-        let (query, cookies) = if cacheable {
-            let forward = &behavior.forward;
-            let query = cache::key::filter_query(ex.query.as_deref(), &forward.query_strings);
-            let cookies = match &forward.cookies {
-                Names::All => Cookies::AsSent,
-                Names::Only(names) => Cookies::Only(cache::key::filter_cookies(&ex.headers, names)),
-            };
-            (query.map(Cow::into_owned), cookies)
-        } else {
-            (ex.query.clone(), Cookies::AsSent)
-        };
         let viewer = headers::Viewer {
             client: ctx.client.ip(),
             tls: ctx.tls,
             host: &host,
         };
-        let out = self.origin_request(&ex, query, cookies, viewer, behavior, cacheable);
+        let out = self.origin_request(&ex, viewer, behavior, cacheable);
         let mut trip = Trip {
             dist: &dist,
             index,
@@ -256,7 +247,10 @@ impl<O: Origins> Proxy<O> {
                 Some(hit) => hit,
                 None => {
                     drop(viewer_body);
-                    self.to_origin(ctx, trip, None).await?
+                    match self.ask_owner(ctx, trip, &host).await {
+                        peer::Asked::Answered(resp) => resp,
+                        peer::Asked::Origin(trip) => self.to_origin(ctx, trip, None).await?,
+                    }
                 }
             }
         } else {
@@ -311,10 +305,9 @@ impl<O: Origins> Proxy<O> {
                     head.status = generated.status;
                     head.headers = generated.headers;
                     head.headers.remove(CONTENT_LENGTH);
-                    slot.tag(cache::tags::take(
-                        &mut head.headers,
-                        behavior.keep_tag_headers,
-                    ));
+                    let tags = cache::tags::take(&mut head.headers, behavior.keep_tag_headers);
+                    ctx.tags = Some(tags.clone());
+                    slot.tag(tags);
                     let body = match generated.body {
                         Some(body) => {
                             self.admit(ex, behavior, slot, &head, Fetched::Replaced(body))
@@ -369,6 +362,7 @@ impl<O: Origins> Proxy<O> {
                 }
             }
             ctx.cache_status = CacheStatus::Hit;
+            ctx.tags = Some(obj.tags.cache_tags.clone());
             return Ok(stored::respond(obj, &ex.method, &ex.headers, now));
         }
         let (resp, read_timeout) = fetched?;
@@ -380,6 +374,7 @@ impl<O: Origins> Proxy<O> {
             cache::tags::take(&mut head.headers, behavior.keep_tag_headers);
             let refreshed = self.refresh(ex, behavior, obj, &head.headers, slot);
             ctx.cache_status = CacheStatus::RefreshHit;
+            ctx.tags = Some(refreshed.tags.cache_tags.clone());
             return Ok(stored::respond(
                 &refreshed,
                 &ex.method,
@@ -407,10 +402,9 @@ impl<O: Origins> Proxy<O> {
 
         // 9: admit, the object tagged by what the response (or the hook)
         // named in its tag fields.
-        slot.tag(cache::tags::take(
-            &mut head.headers,
-            behavior.keep_tag_headers,
-        ));
+        let tags = cache::tags::take(&mut head.headers, behavior.keep_tag_headers);
+        ctx.tags = Some(tags.clone());
+        slot.tag(tags);
         let body = self.admit(ex, behavior, slot, &head, fetched);
         Ok(Response::from_parts(head, body))
     }

@@ -1,6 +1,7 @@
 //! Phase 7, upstream: the request as the origin sees it, and its fetch from
 //! the origin or, failing over, from the members of an origin group.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use http::{Method, Request, Response, Uri};
 use http_body::Body as _;
 
 use crate::cache;
+use crate::config::raw::Names;
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
 use crate::origin::{OriginError, OriginTarget, Origins, UpstreamBody, ViewerBody};
@@ -26,8 +28,8 @@ static SURROGATE_CAPABILITY: HeaderName = HeaderName::from_static("surrogate-cap
 
 impl<O: Origins> Proxy<O> {
     /// The request as the origin will see it: no `Host` (the origin's is set
-    /// when sending), only the cookies the behavior forwards (`cookies`) on a
-    /// cacheable request, none of the viewer's validators on a `GET` the cache may store
+    /// when sending); on a request the cache may store, only the query
+    /// strings and cookies the behavior forwards (everything otherwise); none of the viewer's validators on a `GET` the cache may store
     /// (the cache fetches whole objects and answers conditionals itself), and
     /// the host's forwarding fields set as the behavior says
     /// ([`headers::set_forwarding`]); on a request the cache may store, the
@@ -36,12 +38,21 @@ impl<O: Origins> Proxy<O> {
     pub(super) fn origin_request(
         &self,
         ex: &Exchange,
-        query: Option<String>,
-        cookies: Cookies,
         viewer: headers::Viewer<'_>,
         behavior: &Behavior,
         cacheable: bool,
     ) -> Exchange {
+        let (query, cookies) = if cacheable {
+            let forward = &behavior.forward;
+            let query = cache::key::filter_query(ex.query.as_deref(), &forward.query_strings);
+            let cookies = match &forward.cookies {
+                Names::All => Cookies::AsSent,
+                Names::Only(names) => Cookies::Only(cache::key::filter_cookies(&ex.headers, names)),
+            };
+            (query.map(Cow::into_owned), cookies)
+        } else {
+            (ex.query.clone(), Cookies::AsSent)
+        };
         let mut headers = ex.headers.clone();
         headers.remove(HOST);
         if cacheable {
@@ -166,7 +177,7 @@ impl<O: Origins> Proxy<O> {
 
 /// The viewer's cookies an origin request carries.
 #[derive(Debug)]
-pub(super) enum Cookies {
+enum Cookies {
     /// The `Cookie` fields as the viewer sent them.
     AsSent,
     /// Only these (a `Cookie` value), or none.

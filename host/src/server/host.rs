@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::connection::ViewerLimits;
 use super::https::TlsViewers;
-use super::listen::{serve_control, serve_viewers};
+use super::listen::{serve_control, serve_members, serve_viewers};
 use super::options::HostOptions;
 use super::{data_dir, deadline, handover, host_id, shed};
 use crate::cache::SharedCache;
@@ -66,6 +66,13 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// The cluster listener is bound to an address other hosts cannot use.
+    #[error(
+        "the cluster listener {0} is on every interface: other members cannot reach that address"
+    )]
+    ClusterAddress(SocketAddr),
 }
 
 impl StartError {
@@ -85,6 +92,12 @@ impl StartError {
             ),
             Self::Store(StoreError::Unavailable(_)) => {
                 Some("check that the store in --store answers (etcd's client URL)")
+            }
+            Self::Cluster(crate::cluster::ClusterError::NoFleet) => {
+                Some("start every member with the same --store etcd://host:port")
+            }
+            Self::ClusterAddress(_) => {
+                Some("give --cluster-advertise the address other hosts reach this one at")
             }
             _ => None,
         }
@@ -109,6 +122,9 @@ pub struct RunningHost {
     /// The HTTPS viewer listener, when there is one.
     pub tls_addr: Option<SocketAddr>,
     pub control_addr: SocketAddr,
+    /// Where the other members of the cache cluster reach this host, when
+    /// it is one.
+    pub cluster_addr: Option<SocketAddr>,
     pub token: String,
     /// Where a generated token was saved.
     pub token_path: Option<PathBuf>,
@@ -188,6 +204,24 @@ impl RunningHost {
             None => Vec::new(),
         };
         let store_for_handover = store.clone();
+        let store_for_cluster = store.clone();
+        let cluster_listener = match opts.cluster_listen {
+            Some(addr) => {
+                if store.fleet().is_none() {
+                    return Err(crate::cluster::ClusterError::NoFleet.into());
+                }
+                let listener = bind(addr, opts.reuse_port)?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let advertised = opts.cluster_advertise.unwrap_or(bound);
+                if advertised.ip().is_unspecified() {
+                    return Err(StartError::ClusterAddress(advertised));
+                }
+                Some((listener, advertised))
+            }
+            None => None,
+        };
         let parts = PlaneParts {
             store,
             routing: routing.clone(),
@@ -203,6 +237,10 @@ impl RunningHost {
             domain_suffix: opts.domain_suffix.clone(),
             host_id: identity.id.clone(),
             instance: identity.instance.clone(),
+            cluster: cluster_listener
+                .as_ref()
+                .map(|(_, advertised)| advertised.to_string())
+                .unwrap_or_default(),
             hook_versions_kept: opts.hook_versions_kept.max(1),
             max_hook_store_bytes: opts.max_hook_store_bytes,
         };
@@ -229,6 +267,19 @@ impl RunningHost {
             ),
             None => None,
         };
+        let cluster = match &cluster_listener {
+            Some(_) => {
+                let secret =
+                    crate::cluster::secret(&*store_for_cluster, &crate::ids::token()).await?;
+                Some(Arc::new(crate::cluster::Cluster::new(
+                    &identity.id,
+                    &secret,
+                    fetcher.clone(),
+                    metrics.clone(),
+                )?))
+            }
+            None => None,
+        };
         let proxy = Proxy::new(
             routing,
             cache.clone(),
@@ -239,6 +290,9 @@ impl RunningHost {
             &identity.id,
             access_log,
         );
+        if let Some(cluster) = &cluster {
+            proxy.join_cluster(cluster.clone());
+        }
 
         let adopt = |listener: std::net::TcpListener| {
             TcpListener::from_std(listener).map_err(StartError::Handover)
@@ -325,6 +379,25 @@ impl RunningHost {
                 rx.clone(),
             ));
         }
+        let heartbeat = (opts.fleet_lease / 3).max(Duration::from_millis(100));
+        let cluster_addr = match (cluster_listener, cluster) {
+            (Some((listener, advertised)), Some(cluster)) => {
+                tasks.spawn(crate::cluster::follow(
+                    cluster,
+                    store_for_cluster,
+                    heartbeat,
+                    rx.clone(),
+                ));
+                tasks.spawn(serve_members(
+                    listener,
+                    proxy.clone(),
+                    limits.watchdog,
+                    rx.clone(),
+                ));
+                Some(advertised)
+            }
+            _ => None,
+        };
         tasks.spawn(serve_viewers(
             viewer,
             proxy,
@@ -339,17 +412,13 @@ impl RunningHost {
             rx.clone(),
         ));
         tasks.spawn(run_gates(control.plane().clone(), rx.clone()));
-        tasks.spawn(
-            control
-                .plane()
-                .clone()
-                .follow(rx, (opts.fleet_lease / 3).max(Duration::from_millis(100))),
-        );
-        tracing::info!(%viewer_addr, ?tls_addr, %control_addr, "edge host serving");
+        tasks.spawn(control.plane().clone().follow(rx, heartbeat));
+        tracing::info!(%viewer_addr, ?tls_addr, %control_addr, ?cluster_addr, "edge host serving");
         Ok(Self {
             viewer_addr,
             tls_addr,
             control_addr,
+            cluster_addr,
             token,
             token_path,
             control,

@@ -154,6 +154,64 @@ pub(super) async fn serve_control(
     while conns.join_next().await.is_some() {}
 }
 
+/// Serves the cache cluster's internal listener: other members' requests,
+/// each answered by [`Proxy::serve_member`].
+pub(super) async fn serve_members(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    watchdog: deadline::Watchdog,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!(listener = "cluster", error = %err, "accept failed");
+                    tokio::time::sleep(shed::ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
+            let (stream, progress) = deadline::Timed::new(stream);
+            let watched = progress.clone();
+            let service = service_fn(move |req| {
+                let in_flight = watched.request();
+                let served = proxy.clone().serve_member(req);
+                async move {
+                    let response = served.await;
+                    drop(in_flight);
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT.min(watchdog.idle))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let expired = watchdog.expired(progress);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                why = expired => {
+                    tracing::debug!(deadline = why.as_str(), "cluster connection closed: past its deadline");
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    while conns.join_next().await.is_some() {}
+}
+
 /// Holds a viewer's unsent response bytes in the kernel to
 /// [`VIEWER_UNSENT_BYTES`], so connections that stop reading cannot fill the
 /// machine's TCP memory (which slows every other connection once the kernel

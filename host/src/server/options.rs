@@ -74,6 +74,12 @@ pub struct HostOptions {
     /// cover (SNI for one name, `Host` for another) instead of answering
     /// 421.
     pub allow_domain_fronting: bool,
+    /// The internal listener of the cache cluster; `None`: this host is
+    /// not a member (see [`crate::cluster`]). Needs a shared store.
+    pub cluster_listen: Option<SocketAddr>,
+    /// Where the other members reach the internal listener, when its
+    /// bound address is not it (a listener on `0.0.0.0`, or behind NAT).
+    pub cluster_advertise: Option<SocketAddr>,
 }
 
 impl HostOptions {
@@ -108,6 +114,8 @@ impl HostOptions {
             hook_versions_kept: 5,
             max_hook_store_bytes: 1 << 30,
             allow_domain_fronting: false,
+            cluster_listen: None,
+            cluster_advertise: None,
         }
     }
 }

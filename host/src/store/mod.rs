@@ -175,6 +175,10 @@ pub struct HostReport {
     pub revision: Revision,
     /// When it last reported (RFC 3339).
     pub last_seen: String,
+    /// Where the other members of the cache cluster reach its internal
+    /// listener (`host:port`); empty when it is not a member.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
 }
 
 /// A store shared by a fleet of hosts.
@@ -201,6 +205,14 @@ pub trait Fleet: Send + Sync {
     fn head(&self) -> BoxFuture<'_, Result<Revision, StoreError>>;
     /// The hosts whose reports are alive.
     fn hosts(&self) -> BoxFuture<'_, Result<Vec<HostReport>, StoreError>>;
+    /// The value of the fleet's own key `name` (a `.` key, never config):
+    /// `proposed`, written now, when the key has none yet; else the value
+    /// the first host to ask wrote.
+    fn shared_secret<'a>(
+        &'a self,
+        name: &'a str,
+        proposed: &'a str,
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
 }
 
 #[cfg(test)]

@@ -164,10 +164,6 @@ pub fn bytes(body: Bytes, content_type: &'static str) -> ApiResponse {
     resp
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The token of `Bearer` credentials (RFC 6750 2.1): the scheme is
 /// case-insensitive (RFC 9110 11.1), one or more spaces separate it from the
 /// token. `None` for another scheme.

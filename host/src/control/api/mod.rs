@@ -17,12 +17,13 @@ use ::http::header::{ALLOW, HeaderValue, WWW_AUTHENTICATE};
 use ::http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
-use self::http::{ApiResponse, Route, allowed, bearer_token, constant_time_eq, not_found, only};
+use self::http::{ApiResponse, Route, allowed, bearer_token, not_found, only};
 use super::console;
 use super::error::{ApiError, ErrorCode};
 use super::plane::ControlPlane;
 use super::views::Health;
 use crate::cache::SharedCache;
+use crate::ids::constant_time_eq;
 use crate::metrics::Metrics;
 
 /// Largest JSON body the API reads unless told otherwise

@@ -367,4 +367,40 @@ impl Fleet for EtcdStore {
                 .collect())
         })
     }
+
+    fn shared_secret<'a>(
+        &'a self,
+        name: &'a str,
+        proposed: &'a str,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        debug_assert!(name.starts_with('.'), "a fleet key, never config");
+        Box::pin(async move {
+            let key = self.full(name);
+            // A key that does not exist has mod revision 0.
+            let request = TxnRequest {
+                compare: vec![EtcdCompare::mod_revision_equals(key.clone(), 0)],
+                success: vec![RequestOp::Put(PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: proposed.as_bytes().to_vec(),
+                    lease: 0,
+                })],
+                failure: vec![RequestOp::Range(RangeRequest::key(key))],
+            };
+            let resp = self.client.txn(&request).await.map_err(etcd_err)?;
+            if resp.succeeded {
+                return Ok(proposed.to_owned());
+            }
+            let value = resp
+                .responses
+                .first()
+                .and_then(|r| r.response_range.as_ref())
+                .and_then(|range| range.kvs.first())
+                .map(|kv| kv.value.clone())
+                .ok_or_else(|| {
+                    StoreError::Unavailable(format!("{name} vanished as it was read"))
+                })?;
+            String::from_utf8(value)
+                .map_err(|_| StoreError::Unavailable(format!("{name} is not UTF-8")))
+        })
+    }
 }
