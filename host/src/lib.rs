@@ -19,7 +19,8 @@
 //!
 //! The ground floor, which every room may use and which uses none of them:
 //! [`path`] (request-path normalization), [`fields`] (header-field rules),
-//! [`tls`] (viewer certificates), [`time`], [`limits`], [`ids`], [`priority`].
+//! [`tls`] (viewer certificates), [`time`], [`limits`], [`ids`], [`priority`],
+//! [`interim`] (1xx responses written ahead of hyper's).
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +35,7 @@ pub mod error;
 pub mod fields;
 pub mod fuzzing;
 pub mod ids;
+pub mod interim;
 pub mod limits;
 pub mod metrics;
 pub mod origin;

@@ -51,6 +51,7 @@ const RUN: &[&str] = &[
     "take-over",
     "control-api",
     "fleet",
+    "cluster",
     "hook-loop",
     "import-cloudfront",
 ];
@@ -637,6 +638,11 @@ impl Answer {
 }
 
 fn get(viewer: SocketAddr, host: &str, cookie: Option<&str>) -> Answer {
+    get_path(viewer, host, "/", cookie)
+}
+
+/// `GET path` on `viewer` for `host`.
+fn get_path(viewer: SocketAddr, host: &str, path: &str, cookie: Option<&str>) -> Answer {
     let mut stream = TcpStream::connect_timeout(&viewer, Duration::from_secs(10))
         .expect("connecting to the viewer listener");
     stream
@@ -645,7 +651,7 @@ fn get(viewer: SocketAddr, host: &str, cookie: Option<&str>) -> Answer {
     let cookie = cookie.map_or(String::new(), |c| format!("cookie: {c}\r\n"));
     write!(
         stream,
-        "GET / HTTP/1.1\r\nhost: {host}\r\n{cookie}connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\n{cookie}connection: close\r\n\r\n"
     )
     .expect("writing");
     let mut text = String::new();
@@ -1107,6 +1113,101 @@ fn a_fleet_of_two_hosts_on_etcd_as_written() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop((one, two));
+
+    // The cache cluster's block, on the same etcd: two members, and a
+    // distribution created with the CLI as written; the origin gets one
+    // request per object, whichever member the viewer reaches.
+    let text = block("cluster");
+    let cluster = self::commands(&text);
+    assert_eq!(
+        cluster.len(),
+        2,
+        "edge serve, then edge dist create: {cluster:?}"
+    );
+    let serve = cluster[0]
+        .replace("10.0.0.1:2379", &format!("127.0.0.1:{client}"))
+        .replace("0.0.0.0:80", "127.0.0.1:0")
+        .replace("10.0.1.1:9901", "127.0.0.1:0")
+        .replace("10.0.1.1:9902", "127.0.0.1:0");
+    let one = desk.background_in(&serve, &desk.cwd(), &env, "cluster: http://");
+    let two = desk.background_in(
+        &serve.replace("edge-1", "edge-2"),
+        &machine2,
+        &env,
+        "cluster: http://",
+    );
+    let (origin, fetched) = counting_origin();
+    std::fs::write(
+        desk.cwd().join("site.json"),
+        format!(
+            r#"{{"aliases": ["shared.fleet.test"], "cluster": true, "origins": [{{"id": "web", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
+        ),
+    )
+    .expect("site.json");
+    let mut shell = desk.shell();
+    shell.run(&format!("export EDGE_TOKEN={token}"));
+    let create = cluster[1].replace(
+        "http://10.0.1.1:9901",
+        &format!("http://{}", one.addr("control:")),
+    );
+    let out = shell.run(&create);
+    assert!(out.contains("shared.fleet.test"), "{out}");
+    let members = |host: &Background| {
+        let (status, text) = api(host.addr("control:"), &token, "GET", "/metrics", "");
+        assert_eq!(status, 200);
+        text.contains("\nedge_cluster_members 2\n")
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while !(members(&one)
+        && members(&two)
+        && get_path(two.addr("viewers:"), "shared.fleet.test", "/warm-up", None).status == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the members never saw each other"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = fetched.load(std::sync::atomic::Ordering::SeqCst);
+    for i in 0..10 {
+        let path = format!("/object/{i}");
+        for host in [&one, &two] {
+            let answer = get_path(host.addr("viewers:"), "shared.fleet.test", &path, None);
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            assert_eq!(answer.body, format!("object {path}"));
+        }
+    }
+    assert_eq!(
+        fetched.load(std::sync::atomic::Ordering::SeqCst) - before,
+        10
+    );
+    drop((one, two));
+}
+
+/// An origin answering `object <path>`, cacheable for an hour, that counts
+/// the requests it gets.
+fn counting_origin() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let fetched = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetched.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let read = stream.read(&mut buf).unwrap_or(0);
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let request = String::from_utf8_lossy(&buf[..read]).into_owned();
+            let path = request.split(' ').nth(1).unwrap_or("/").to_owned();
+            let body = format!("object {path}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: max-age=3600\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, fetched)
 }
 
 #[test]

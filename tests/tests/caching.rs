@@ -967,3 +967,201 @@ async fn a_stale_object_is_served_while_the_origin_cannot_be_reached() {
     origin.close().await;
     stale_then_error(Fault::None, StatusCode::BAD_GATEWAY).await;
 }
+
+/// Reads one HTTP/1.1 response (head and a `content-length` body) from
+/// `stream`, keeping what follows in `buf`.
+async fn next_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt as _;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                let whole: Vec<u8> = buf.drain(..end + 4 + length).collect();
+                return String::from_utf8_lossy(&whole).into_owned();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "the connection closed: {}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn an_origins_early_hints_reach_the_viewer_first_and_are_never_stored() {
+    use tokio::io::AsyncWriteExt as _;
+    // An origin that sends 103 Early Hints at once, and its final answer
+    // only when the test says so.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let go = Arc::new(tokio::sync::Notify::new());
+    let release = go.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let release = release.clone();
+            tokio::spawn(async move {
+                while let Some(head) = edge_e2e::read_request_head(&mut stream).await {
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let hints =
+                        "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n";
+                    if path == "/together" {
+                        // The hint and the answer in one write.
+                        let both = format!(
+                            "{hints}HTTP/1.1 200 OK\r\ncache-control: no-store\r\ncontent-length: 4\r\n\r\npage"
+                        );
+                        if stream.write_all(both.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    if stream.write_all(hints.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    release.notified().await;
+                    let cache = if path == "/page" {
+                        "max-age=60"
+                    } else {
+                        "no-store"
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncache-control: {cache}\r\ncontent-length: 4\r\n\r\npage"
+                    );
+                    if stream.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let edge = Edge::start().await;
+    edge.create(json!({
+        "aliases": ["hints.test"],
+        "origins": [{"id": "o", "domain_name": addr.to_string(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "o"},
+    }))
+    .await;
+
+    let mut viewer = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    let mut buf = Vec::new();
+    for path in ["/page", "/fresh", "/fresh"] {
+        viewer
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: hints.test\r\n\r\n").as_bytes())
+            .await
+            .expect("send");
+        // The hint arrives while the origin still holds its answer back.
+        let hint = next_response(&mut viewer, &mut buf).await;
+        assert_eq!(
+            hint, "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n",
+            "{path}"
+        );
+        go.notify_one();
+        let page = next_response(&mut viewer, &mut buf).await;
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        assert!(page.ends_with("\r\n\r\npage"), "{page}");
+    }
+    // A hint that came with its answer still goes first.
+    viewer
+        .write_all(b"GET /together HTTP/1.1\r\nhost: hints.test\r\n\r\n")
+        .await
+        .expect("send");
+    let hint = next_response(&mut viewer, &mut buf).await;
+    assert!(hint.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{hint}");
+    let page = next_response(&mut viewer, &mut buf).await;
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+
+    // A stored answer comes alone: the hint was not stored with it.
+    viewer
+        .write_all(b"GET /page HTTP/1.1\r\nhost: hints.test\r\n\r\n")
+        .await
+        .expect("send");
+    let hit = next_response(&mut viewer, &mut buf).await;
+    assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
+    assert!(hit.to_ascii_lowercase().contains("x-cache: hit"), "{hit}");
+
+    // An HTTP/1.0 viewer gets no 1xx (RFC 9110 15.2).
+    let mut old = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    old.write_all(b"GET /fresh HTTP/1.0\r\nhost: hints.test\r\n\r\n")
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    go.notify_one();
+    let mut buf = Vec::new();
+    let page = next_response(&mut old, &mut buf).await;
+    assert!(page.starts_with("HTTP/1.0 200 OK\r\n"), "{page}");
+}
+
+#[tokio::test]
+async fn a_viewer_that_expects_100_continue_gets_one_and_its_body_goes_through() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // An origin that honours `Expect: 100-continue` itself, then echoes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Some(head) = edge_e2e::read_request_head(&mut stream).await else {
+                    return;
+                };
+                if head.to_ascii_lowercase().contains("expect: 100-continue") {
+                    let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+                }
+                let mut body = [0u8; 5];
+                let body_start = head.split_once("\r\n\r\n").map_or("", |(_, b)| b).len();
+                if stream.read_exact(&mut body[body_start..]).await.is_err() {
+                    return;
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n{}",
+                    String::from_utf8_lossy(&body)
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let edge = Edge::start().await;
+    edge.create(json!({
+        "aliases": ["continue.test"],
+        "origins": [{"id": "o", "domain_name": addr.to_string(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "o"},
+    }))
+    .await;
+    let mut viewer = tokio::net::TcpStream::connect(edge.viewer)
+        .await
+        .expect("connect");
+    viewer
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: continue.test\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n")
+        .await
+        .expect("send");
+    // The body is held back until the 100 comes.
+    let mut buf = Vec::new();
+    let first = next_response(&mut viewer, &mut buf).await;
+    assert_eq!(first, "HTTP/1.1 100 Continue\r\n\r\n");
+    viewer.write_all(b"hello").await.expect("send the body");
+    let answer = next_response(&mut viewer, &mut buf).await;
+    // One 100 only: the origin's own is not passed on as a second.
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+}

@@ -232,3 +232,74 @@ async fn three_members_fetch_each_object_once_and_outlive_a_member() {
     }
     assert_eq!(total(&counts) - before, 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_object_is_revalidated_once_for_the_cluster() {
+    let etcd = Etcd::start().await;
+    let (a, b, c) = (
+        member(&etcd, "a").await,
+        member(&etcd, "b").await,
+        member(&etcd, "c").await,
+    );
+    let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let seen = counts.clone();
+    let origin = Origin::start(move |req| {
+        let mut counts = seen.lock().expect("counts");
+        let n = counts.entry(req.target.clone()).or_insert(0);
+        *n += 1;
+        Reply::ok(format!("v{n}"))
+            .header("cache-control", "max-age=1, stale-while-revalidate=60")
+            .header("etag", &format!("\"v{n}\""))
+    })
+    .await;
+    a.create(site("swr.example.com", &origin, true)).await;
+    for edge in [&a, &b, &c] {
+        assert!(
+            eventually(PROPAGATION, || async {
+                edge.get("swr.example.com", "/warm-up").await.status == StatusCode::OK
+                    && metric(edge, "edge_cluster_members").await == 3
+            })
+            .await
+        );
+    }
+    let requests = |path: &'static str| {
+        let counts = counts.clone();
+        move || {
+            counts
+                .lock()
+                .expect("counts")
+                .get(path)
+                .copied()
+                .unwrap_or(0)
+        }
+    };
+    let page = requests("/page");
+    for edge in [&a, &b, &c] {
+        assert_eq!(edge.get("swr.example.com", "/page").await.text(), "v1");
+    }
+    assert_eq!(page(), 1);
+
+    // Stale everywhere: each member answers stale at once and revalidates
+    // in the background through the owner, which asks the origin once.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for edge in [&a, &b, &c] {
+        let got = edge.get("swr.example.com", "/page").await;
+        assert_eq!((got.text(), got.cache()), ("v1".to_owned(), "Hit"));
+    }
+    assert!(
+        eventually(PROPAGATION, || async {
+            let mut fresh = 0;
+            for edge in [&a, &b, &c] {
+                fresh += usize::from(edge.get("swr.example.com", "/page").await.text() == "v2");
+            }
+            fresh == 3
+        })
+        .await,
+        "the members never all served the revalidated object"
+    );
+    assert_eq!(
+        page(),
+        2,
+        "origin requests for the page, revalidation included"
+    );
+}

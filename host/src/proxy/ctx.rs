@@ -11,6 +11,7 @@ use http::HeaderValue;
 use crate::access_log;
 use crate::cache::flight::FlightGuard;
 use crate::cache::{CacheStatus, CachedObject};
+use crate::interim::InterimSender;
 use crate::metrics::{ArmStats, DistributionStats};
 
 use super::routing::ServedDistribution;
@@ -41,6 +42,9 @@ pub(super) struct RequestCtx {
     /// The tags of the stored object that answered, or of the answer on its
     /// way to be stored (a member of the cache cluster passes them on).
     pub tags: Option<Arc<[Arc<str>]>>,
+    /// Where the origin's 1xx responses go on their way to the viewer (an
+    /// HTTP/1.1 viewer's connection).
+    pub interim: Option<InterimSender>,
 }
 
 impl RequestCtx {
@@ -59,6 +63,7 @@ impl RequestCtx {
             log: None,
             stats: None,
             tags: None,
+            interim: None,
         }
     }
 
@@ -84,6 +89,8 @@ pub(super) use crate::wasm::stage::{Decision, Exchange};
 /// A request on its way to the origin, and what the cache knows of it.
 pub(super) struct Trip<'a> {
     pub dist: &'a Arc<ServedDistribution>,
+    /// The host the viewer asked for (lower-case, no port).
+    pub host: &'a str,
     /// The behavior's index in the distribution.
     pub index: usize,
     /// The viewer's request (after the viewer-request hook).

@@ -4,7 +4,6 @@
 //! invalidation a successful write makes.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,7 +52,7 @@ impl<O: Origins> Proxy<O> {
                 Some(obj) if obj.stale_within(now, obj.freshness.stale_while_revalidate) => {
                     // Serve it stale; one background request revalidates it.
                     if let Flight::Leader(guard) = self.cache.flights.join(&key) {
-                        self.refresh_in_background(trip, obj.clone(), guard);
+                        self.refresh_in_background(ctx, trip, obj.clone(), guard);
                     }
                     ctx.cache_status = CacheStatus::Hit;
                     ctx.tags = Some(obj.tags.cache_tags.clone());
@@ -131,23 +130,34 @@ impl<O: Origins> Proxy<O> {
     }
 
     /// Revalidates a stale object with a request of its own, off the
-    /// viewer's path (`stale-while-revalidate`); the guard keeps the other
-    /// viewers of the key from starting another.
-    fn refresh_in_background(&self, trip: &Trip<'_>, stale: Arc<CachedObject>, guard: FlightGuard) {
+    /// viewer's path (`stale-while-revalidate`), through the key's owner
+    /// in a cache cluster; the guard keeps the other viewers of the key from
+    /// starting another. It is made for the viewer's arm and address.
+    fn refresh_in_background(
+        &self,
+        viewer: &RequestCtx,
+        trip: &Trip<'_>,
+        stale: Arc<CachedObject>,
+        guard: FlightGuard,
+    ) {
         let Some(this) = self.this.upgrade() else {
             return;
         };
-        let (dist, index, ex, out, base) = (
+        let mut ctx = RequestCtx::new(viewer.client, viewer.tls);
+        ctx.staging = viewer.staging;
+        ctx.primary_id.clone_from(&viewer.primary_id);
+        let (dist, host, index, ex, out, base) = (
             trip.dist.clone(),
+            trip.host.to_owned(),
             trip.index,
             trip.ex.clone(),
             trip.out.clone(),
             trip.base.clone(),
         );
         tokio::spawn(async move {
-            let mut ctx = RequestCtx::new(SocketAddr::from(([127, 0, 0, 1], 0)), false);
             let trip = Trip {
                 dist: &dist,
+                host: &host,
                 index,
                 ex: &ex,
                 out,
@@ -156,7 +166,13 @@ impl<O: Origins> Proxy<O> {
                 guard: Some(guard),
             };
             let span = tracing::debug_span!("revalidate", id = %ctx.request_id);
-            let result = this.to_origin(&mut ctx, trip, None).instrument(span).await;
+            let refreshed = async {
+                match this.ask_owner(&mut ctx, trip).await {
+                    super::peer::Asked::Answered(resp) => Ok(resp),
+                    super::peer::Asked::Origin(trip) => this.to_origin(&mut ctx, trip, None).await,
+                }
+            };
+            let result = refreshed.instrument(span).await;
             // Drain the body so a new response is stored as it passes.
             if let Ok(resp) = result {
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;

@@ -69,6 +69,7 @@ use crate::access_log::AccessLog;
 use crate::cache::{self, CacheStatus, CachedObject, SharedCache};
 use crate::cluster::Cluster;
 use crate::error::ProxyError;
+use crate::interim::InterimSender;
 use crate::metrics::Metrics;
 use crate::origin::{BoxError, OriginFetcher, Origins, ViewerBody};
 use crate::wasm::{HookRuntime, KvData};
@@ -154,8 +155,13 @@ impl<O: Origins> Proxy<O> {
         B::Error: Into<BoxError>,
     {
         let mut ctx = RequestCtx::new(client, tls);
+        ctx.interim = req.extensions().get::<InterimSender>().cloned();
         let span = tracing::debug_span!("request", id = %ctx.request_id, method = %req.method(), uri = %req.uri());
         let served = self.serve(req, &mut ctx).instrument(span).await;
+        // The response is on its way: no 1xx after it.
+        if let Some(interim) = &ctx.interim {
+            interim.close();
+        }
         Ok(self.respond(&mut ctx, served))
     }
 
@@ -221,6 +227,7 @@ impl<O: Origins> Proxy<O> {
         let out = self.origin_request(&ex, viewer, behavior, cacheable);
         let mut trip = Trip {
             dist: &dist,
+            host: &host,
             index,
             ex: &ex,
             out,
@@ -247,7 +254,7 @@ impl<O: Origins> Proxy<O> {
                 Some(hit) => hit,
                 None => {
                     drop(viewer_body);
-                    match self.ask_owner(ctx, trip, &host).await {
+                    match self.ask_owner(ctx, trip).await {
                         peer::Asked::Answered(resp) => resp,
                         peer::Asked::Origin(trip) => self.to_origin(ctx, trip, None).await?,
                     }
@@ -284,6 +291,7 @@ impl<O: Origins> Proxy<O> {
     ) -> Result<Response<EdgeBody<O::Body>>, ProxyError> {
         let Trip {
             dist,
+            host: _,
             index,
             ex,
             mut out,

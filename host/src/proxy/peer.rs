@@ -59,7 +59,6 @@ impl<O: Origins> Proxy<O> {
         &self,
         ctx: &mut RequestCtx,
         trip: Trip<'a>,
-        host: &str,
     ) -> Asked<'a, O::Body> {
         let Some(cluster) = self.cluster.get() else {
             return Asked::Origin(trip);
@@ -78,7 +77,7 @@ impl<O: Origins> Proxy<O> {
         let Some(peer) = owner else {
             return Asked::Origin(trip);
         };
-        let request = match self.member_request(cluster, &peer, ctx, &trip, host) {
+        let request = match self.member_request(cluster, &peer, ctx, &trip) {
             Ok(request) => request,
             Err(err) => {
                 tracing::debug!(request_id = %ctx.request_id, error = %err, "not asking the owner");
@@ -116,7 +115,6 @@ impl<O: Origins> Proxy<O> {
         peer: &Peer,
         ctx: &RequestCtx,
         trip: &Trip<'_>,
-        host: &str,
     ) -> Result<Request<UpstreamBody>, http::Error> {
         let ex = trip.ex;
         let mut pq = ex.path.clone();
@@ -148,7 +146,7 @@ impl<O: Origins> Proxy<O> {
                 headers.insert(IF_MODIFIED_SINCE, modified.clone());
             }
         }
-        headers.insert(HOST, HeaderValue::from_str(host)?);
+        headers.insert(HOST, HeaderValue::from_str(trip.host)?);
         headers.insert(&wire::SECRET, cluster.secret().clone());
         headers.insert(&wire::HOP, HeaderValue::from_str(cluster.me())?);
         let primary = ctx.primary_id.as_deref().unwrap_or(&trip.dist.id);
@@ -381,6 +379,7 @@ impl<O: Origins> Proxy<O> {
         );
         let mut trip = Trip {
             dist: &dist,
+            host: &host,
             index,
             ex: &ex,
             out,

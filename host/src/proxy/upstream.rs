@@ -137,9 +137,12 @@ impl<O: Origins> Proxy<O> {
                         failed: viewer_failed.clone(),
                     })
             };
-            let upstream = builder
+            let mut upstream = builder
                 .body(body)
                 .map_err(|e| ProxyError::Internal(format!("building origin request: {e}")))?;
+            if let Some(interim) = &ctx.interim {
+                relay_interim(&mut upstream, interim.clone());
+            }
             self.metrics.record_origin_request();
             let last = n + 1 == members.len();
             let sent = Instant::now();
@@ -173,6 +176,19 @@ impl<O: Origins> Proxy<O> {
             })
             .into())
     }
+}
+
+/// Passes the origin's 1xx responses to this request on to the viewer,
+/// but `100 Continue` (about the request body the host sends, which the
+/// viewer's own connection answers for itself) and `101`. They are never
+/// stored.
+fn relay_interim<B>(request: &mut Request<B>, interim: crate::interim::InterimSender) {
+    hyper::ext::on_informational(request, move |resp| {
+        let status = resp.status();
+        if status != http::StatusCode::CONTINUE && status != http::StatusCode::SWITCHING_PROTOCOLS {
+            interim.send(status, resp.headers());
+        }
+    });
 }
 
 /// The viewer's cookies an origin request carries.

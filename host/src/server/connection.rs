@@ -83,6 +83,8 @@ pub(super) async fn serve_connection<IO>(
     registered.track(&progress);
     let (io, framing) = framing::Watched::new(io, limits.max_header_bytes, limits.max_header_count);
     let io = h2_trailers::Watched::new(io, !matches!(protocol, Protocol::Http1));
+    let interim = crate::interim::Interim::new();
+    let io = interim.wrap(io);
     let served = std::sync::atomic::AtomicU64::new(0);
     let watched = progress.clone();
     let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
@@ -95,6 +97,10 @@ pub(super) async fn serve_connection<IO>(
         }
         if let Some(certificate) = &certificate {
             req.extensions_mut().insert(certificate.clone());
+        }
+        // 1xx responses reach HTTP/1.1 viewers only (RFC 9110 15.2).
+        if req.version() == http::Version::HTTP_11 {
+            req.extensions_mut().insert(interim.sender());
         }
         let in_flight = watched.request();
         let handled = proxy.clone().handle(req, peer, tls);

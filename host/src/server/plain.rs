@@ -127,13 +127,15 @@ async fn serve_plain_cycles(
         }
         framing.clear_wrote();
         let cycle = Arc::new(Cycle::default());
+        let interim = crate::interim::Interim::new();
         let service = {
-            let (served, framing, cycle, proxy, progress) = (
+            let (served, framing, cycle, proxy, progress, interim) = (
                 served.clone(),
                 framing.clone(),
                 cycle.clone(),
                 proxy.clone(),
                 progress.clone(),
+                interim.clone(),
             );
             service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 use hyper::body::Body as _;
@@ -146,6 +148,9 @@ async fn serve_plain_cycles(
                 }
                 // This request's response head has not gone out yet.
                 framing.clear_wrote();
+                if req.version() == http::Version::HTTP_11 {
+                    req.extensions_mut().insert(interim.sender());
+                }
                 let closing = req
                     .headers()
                     .get_all(http::header::CONNECTION)
@@ -178,7 +183,7 @@ async fn serve_plain_cycles(
             .max_headers(limits.max_header_count)
             .max_buf_size(limits.parser_buffer());
         let mut conn = Box::new(builder.serve_connection(
-            TokioIo::new(framing::Rewind::new(std::mem::take(&mut leftover), io)),
+            TokioIo::new(interim.wrap(framing::Rewind::new(std::mem::take(&mut leftover), io))),
             service,
         ));
         let (mut asked, mut stop_asked, mut stopping) = (false, false, false);
@@ -215,12 +220,12 @@ async fn serve_plain_cycles(
         // the connection ends here, as it would have.
         if ended.is_err() || !asked || stop_asked {
             let parts = conn.into_parts();
-            let mut rewind = parts.io.into_inner();
+            let mut rewind = parts.io.into_inner().into_inner();
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut rewind).await;
             return;
         }
         let parts = conn.into_parts();
-        let (unread, watched) = parts.io.into_inner().into_parts();
+        let (unread, watched) = parts.io.into_inner().into_inner().into_parts();
         io = watched;
         leftover = if unread.is_empty() {
             parts.read_buf

@@ -1,12 +1,16 @@
 //! The `edge` binary on a real etcd, started the way a user starts it
 //! (an empty working directory, default flags but `--store` and port-0
 //! listeners): each host names itself in its data dir, keeps the name across
-//! restarts, and a host with a live host's name refuses to start.
+//! restarts, and a host with a live host's name refuses to start; hosts
+//! started with `--cluster-listen` (or `EDGE_CLUSTER_LISTEN`) share one
+//! cache.
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A real etcd on loopback ports, killed when dropped.
@@ -113,11 +117,12 @@ fn serve(cwd: &Path, etcd: &Etcd) -> Command {
     command
 }
 
-/// A running host: the process, its control address and its token.
+/// A running host: the process, its addresses and its token.
 struct Host {
     child: Child,
     /// Kept open: the host prints more after its addresses.
     _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    viewer: SocketAddr,
     control: SocketAddr,
     token: String,
 }
@@ -136,11 +141,15 @@ impl Host {
             .expect("starting edge serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut viewer = None;
         let control = loop {
             let line = lines
                 .next()
                 .expect("edge serve exited before it listened")
                 .expect("reading stdout");
+            if let Some(addr) = line.strip_prefix("viewers: http://") {
+                viewer = Some(addr.parse().expect("viewer address"));
+            }
             if let Some(addr) = line.strip_prefix("control: http://") {
                 break addr.parse().expect("control address");
             }
@@ -153,6 +162,7 @@ impl Host {
         Self {
             child,
             _stdout: lines,
+            viewer: viewer.expect("a viewer address before the control one"),
             control,
             token,
         }
@@ -280,4 +290,158 @@ fn hosts_started_alike_are_told_apart_and_a_copied_name_is_refused() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(b);
+}
+
+/// `GET path` for `host` on a viewer listener: the status, `x-cache` and body.
+fn get(viewer: SocketAddr, host: &str, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect_timeout(&viewer, Duration::from_secs(2)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let cache = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-cache: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, cache, body.to_owned())
+}
+
+/// An origin on a thread answering `object <path>`, cacheable for an hour,
+/// that counts the requests for each path.
+fn counting_origin() -> (SocketAddr, Arc<Mutex<HashMap<String, usize>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let counts = Arc::new(Mutex::new(HashMap::new()));
+    let seen = counts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 8192];
+            let read = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..read]).into_owned();
+            let path = request.split(' ').nth(1).unwrap_or("/").to_owned();
+            *seen
+                .lock()
+                .expect("counts")
+                .entry(path.clone())
+                .or_insert(0) += 1;
+            let body = format!("object {path}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: max-age=3600\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, counts)
+}
+
+/// A metric's value on `host`'s `/metrics`.
+fn metric(host: &Host, name: &str) -> u64 {
+    let (status, text) = host.api("GET", "/metrics", "");
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn members_started_from_the_shell_fetch_each_object_once() {
+    // Without a shared store there is no cluster to join: one line says so,
+    // and one says what to do.
+    let alone = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_edge"))
+        .current_dir(alone.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+        ])
+        .args(["--cluster-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("edge serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cluster-listen needs a shared store"),
+        "{err}"
+    );
+    assert!(err.contains("--store etcd://"), "{err}");
+
+    // A member by flag, and one by environment variable.
+    let etcd = Etcd::start();
+    let (origin, counts) = counting_origin();
+    let (cwd_a, cwd_b) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let a = Host::spawn(
+        cwd_a.path(),
+        serve(cwd_a.path(), &etcd).args(["--cluster-listen", "127.0.0.1:0"]),
+    );
+    let b = Host::spawn(
+        cwd_b.path(),
+        serve(cwd_b.path(), &etcd).env("EDGE_CLUSTER_LISTEN", "127.0.0.1:0"),
+    );
+    let config = format!(
+        r#"{{"aliases": ["shared.example.com"], "cluster": true, "origins": [{{"id": "web", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
+    );
+    let (status, body) = a.api("POST", "/v1/distributions", &config);
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (status, body) = b.api("GET", &format!("/v1/distributions/{id}/config"), "");
+    assert_eq!(status, 200, "{body}");
+    let kept: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(kept["cluster"], true, "{body}");
+    for host in [&a, &b] {
+        wait_for("a member never served the distribution", || {
+            get(host.viewer, "shared.example.com", "/warm-up").0 == 200
+        });
+        wait_for("a member never saw the other", || {
+            metric(host, "edge_cluster_members") == 2
+        });
+    }
+
+    for i in 0..20 {
+        let path = format!("/object/{i}");
+        for host in [&a, &b] {
+            let (status, _, body) = get(host.viewer, "shared.example.com", &path);
+            assert_eq!((status, body), (200, format!("object {path}")));
+        }
+    }
+    let counts = counts.lock().expect("counts");
+    let objects: Vec<usize> = counts
+        .iter()
+        .filter(|(path, _)| path.starts_with("/object/"))
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(
+        objects, [1; 20],
+        "origin requests per object for two members"
+    );
 }
