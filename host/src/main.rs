@@ -115,6 +115,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         domain_suffix: args.domain_suffix,
         cache_bytes: args.cache_bytes,
         max_object_bytes: args.max_object_bytes,
+        cache_dir: args.cache_dir,
+        cache_disk_bytes: args.cache_disk_bytes,
         host_id: args.host_id.unwrap_or_default(),
         max_hook_instances: args.max_hook_instances,
         hook_threads: args.hook_threads.unwrap_or_else(|| {

@@ -476,3 +476,57 @@ fn an_operator_purges_by_tag_from_the_shell() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--tag"), "{err}");
 }
+
+#[test]
+fn a_restarted_host_serves_its_hits_from_a_relative_cache_dir() {
+    let origin = tagging_origin();
+    let dir = workdir();
+    let cwd = dir.path();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--control",
+        "127.0.0.1:0",
+        "--cache-dir",
+        "cache",
+    ];
+    let host = Host::start(cwd, &args);
+    std::fs::write(
+        cwd.join("shop.json"),
+        format!(
+            r#"{{"aliases": ["shop.test"], "origins": [{{"id": "web", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
+        ),
+    )
+    .expect("shop.json");
+    let endpoint = format!("EDGE_ENDPOINT={}", host.control);
+    sh_ok(
+        cwd,
+        &format!("{endpoint} edge dist create --config shop.json -o id"),
+    );
+    let (_, first) = host.get("shop.test", "/1");
+    assert!(first.starts_with("1 #"), "{first}");
+    // The object reaches the cache dir, where the host was started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sh_ok(cwd, "find cache/objects -type f | wc -l") != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was written to cache/"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(host);
+
+    // Started again the same way: a hit at once, the origin not asked.
+    let host = Host::start(cwd, &args);
+    let (head, body) = host.get_whole("shop.test", "/1");
+    assert_eq!(body, first);
+    assert!(head.contains("x-cache: hit from edge"), "{head}");
+    let metrics = sh_ok(
+        cwd,
+        &format!(
+            "curl -s -H \"authorization: Bearer $(cat edge-data/token)\" http://{}/metrics | grep '^edge_cache_disk_hits_total'",
+            host.control
+        ),
+    );
+    assert_eq!(metrics, "edge_cache_disk_hits_total 1");
+}

@@ -279,12 +279,18 @@ async fn a_stale_object_is_revalidated_once_for_the_cluster() {
     }
     assert_eq!(page(), 1);
 
-    // Stale everywhere: each member answers stale at once and revalidates
-    // in the background through the owner, which asks the origin once.
+    // Stale everywhere: each member answers at once from its cache (stale,
+    // or the owner refreshed already) and revalidates in the background
+    // through the owner, which asks the origin once.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for edge in [&a, &b, &c] {
         let got = edge.get("swr.example.com", "/page").await;
-        assert_eq!((got.text(), got.cache()), ("v1".to_owned(), "Hit"));
+        assert_eq!(got.cache(), "Hit");
+        assert!(
+            ["v1", "v2"].contains(&got.text().as_str()),
+            "{}",
+            got.text()
+        );
     }
     assert!(
         eventually(PROPAGATION, || async {

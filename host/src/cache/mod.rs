@@ -2,6 +2,7 @@
 //! freshness. Stale objects stay (within a retention) so they can be
 //! revalidated or served stale as their `stale-*` directives allow.
 
+pub mod disk;
 pub mod flight;
 pub mod freshness;
 pub mod key;
@@ -356,6 +357,11 @@ pub struct SharedCache {
     tag_index: Arc<TagIndex<CachedObject>>,
     /// Removes what hard purges dropped, behind them.
     reaper: Arc<Reaper>,
+    /// Where objects are also kept on disk (`--cache-dir`).
+    disk: Option<Arc<disk::DiskTier>>,
+    /// Purges and removals so far, so an object read from disk while one
+    /// runs is not put in memory.
+    purges: Arc<AtomicU64>,
 }
 
 /// What one invalidation purges of a distribution: objects whose path
@@ -366,6 +372,58 @@ pub struct Purge<'a> {
     pub paths: &'a [String],
     pub tags: &'a [String],
     pub soft: bool,
+}
+
+/// Which stored objects one purge of a distribution reaches.
+struct Matcher<'a> {
+    distribution_id: &'a str,
+    /// Paths named exactly, normalized as stored paths are.
+    exact: HashSet<String>,
+    /// Prefixes (paths named with a trailing `*`).
+    prefixes: Vec<String>,
+    tags: &'a [String],
+}
+
+impl<'a> Matcher<'a> {
+    fn new(distribution_id: &'a str, purge: &Purge<'a>) -> Self {
+        let mut exact = HashSet::new();
+        let mut prefixes = Vec::new();
+        for path in purge.paths {
+            let path = crate::path::normalize_invalidation(path).into_owned();
+            match path.strip_suffix('*') {
+                Some(prefix) => prefixes.push(prefix.to_owned()),
+                None => {
+                    exact.insert(path);
+                }
+            }
+        }
+        Self {
+            distribution_id,
+            exact,
+            prefixes,
+            tags: purge.tags,
+        }
+    }
+
+    /// Whether the purge names the object's path.
+    fn reaches_path(&self, tags: &Tags) -> bool {
+        tags.reached_by(self.distribution_id)
+            && (self.exact.contains(&*tags.path)
+                || self
+                    .prefixes
+                    .iter()
+                    .any(|p| tags.path.starts_with(p.as_str())))
+    }
+
+    /// Whether the purge names the object's path or one of its tags.
+    fn reaches(&self, tags: &Tags) -> bool {
+        self.reaches_path(tags)
+            || (tags.reached_by(self.distribution_id)
+                && tags
+                    .cache_tags
+                    .iter()
+                    .any(|t| self.tags.iter().any(|n| **n == **t)))
+    }
 }
 
 /// The request fields a resource's `Vary` names, and the epoch its variants
@@ -471,7 +529,55 @@ impl SharedCache {
             vary_epochs: Arc::new(AtomicU64::new(0)),
             tag_index,
             reaper: Arc::new(Reaper::default()),
+            disk: None,
+            purges: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The cache with `tier` beneath its memory, and what resources varied
+    /// on when the tier was written (so their variants are found again).
+    pub fn with_disk(mut self, tier: Arc<disk::DiskTier>, recovered: &disk::Recovered) -> Self {
+        let mut latest = 0;
+        for (base, names, epoch) in &recovered.vary {
+            latest = latest.max(*epoch);
+            self.vary.insert(
+                base.clone(),
+                Arc::new(VarySpec {
+                    names: names.clone(),
+                    epoch: *epoch,
+                }),
+            );
+        }
+        self.vary_epochs.fetch_max(latest, Ordering::Relaxed);
+        self.disk = Some(tier);
+        self
+    }
+
+    /// The disk tier, when there is one.
+    pub fn disk(&self) -> Option<&disk::DiskTier> {
+        self.disk.as_deref()
+    }
+
+    /// The object stored for `key` in the disk tier, read back into memory;
+    /// `None` without a disk tier, or when the file is missing or damaged
+    /// (or a purge ran meanwhile).
+    pub async fn load(&self, key: &Arc<str>) -> Option<Arc<CachedObject>> {
+        let tier = self.disk.clone()?;
+        let before = self.purges.load(Ordering::Acquire);
+        let wanted = key.clone();
+        let obj = tokio::task::spawn_blocking(move || tier.load(&wanted))
+            .await
+            .ok()
+            .flatten()?;
+        if self.purges.load(Ordering::Acquire) != before {
+            return None;
+        }
+        let obj = Arc::new(obj);
+        if self.fits_in_memory(key, &obj) {
+            self.index(key, &obj);
+            self.inner.insert(key.clone(), obj.clone());
+        }
+        Some(obj)
     }
 
     /// The key to look `base` up under for a request with `request` fields:
@@ -556,10 +662,29 @@ impl SharedCache {
         if obj.body.len() as u64 > self.max_object_bytes || self.stamp(&obj.tags) != since {
             return;
         }
+        if let Some(tier) = &self.disk {
+            let spec = (*key != *obj.tags.base)
+                .then(|| self.vary.get(&obj.tags.base))
+                .flatten();
+            tier.store(&key, &obj, spec.as_ref().map(|s| (&s.names[..], s.epoch)));
+            if !self.fits_in_memory(&key, &obj) {
+                // On disk alone: in memory it would only push the rest out.
+                self.inner.invalidate(&key);
+                return;
+            }
+        }
         // Indexed before it can be found, so a purge by tag never misses
         // it; the eviction listener takes it out again.
         self.index(&key, &obj);
         self.inner.insert(key, obj);
+    }
+
+    /// Whether `obj` weighs no more than the whole memory tier.
+    fn fits_in_memory(&self, key: &str, obj: &CachedObject) -> bool {
+        self.inner
+            .policy()
+            .max_capacity()
+            .is_none_or(|max| u64::from(CachedObject::weight(key, obj)) <= max)
     }
 
     /// Adds `obj`, about to be stored under `key`, to the tag index.
@@ -598,27 +723,17 @@ impl SharedCache {
     /// beside it little.
     pub fn purge(&self, distribution_id: &str, purge: Purge<'_>) -> usize {
         self.bump(distribution_id);
+        self.purges.fetch_add(1, Ordering::AcqRel);
+        let on_disk = self
+            .disk
+            .as_ref()
+            .map_or(0, |tier| tier.purge(distribution_id, &purge));
         let now = Instant::now();
         let mut matched: Vec<(Arc<CachedObject>, Arc<str>)> = Vec::new();
         if !purge.paths.is_empty() {
-            // Stored paths are normalized; so is what names them.
-            let paths: Vec<String> = purge
-                .paths
-                .iter()
-                .map(|p| crate::path::normalize_invalidation(p).into_owned())
-                .collect();
-            let exact: HashSet<&str> = paths
-                .iter()
-                .filter(|p| !p.ends_with('*'))
-                .map(String::as_str)
-                .collect();
-            let prefixes: Vec<&str> = paths.iter().filter_map(|p| p.strip_suffix('*')).collect();
+            let matcher = Matcher::new(distribution_id, &purge);
             for (key, obj) in &self.inner {
-                let tags = &obj.tags;
-                let matches = tags.reached_by(distribution_id)
-                    && (exact.contains(&*tags.path)
-                        || prefixes.iter().any(|p| tags.path.starts_with(p)));
-                if matches {
+                if matcher.reaches_path(&obj.tags) {
                     matched.push((obj, Arc::clone(&key)));
                 }
             }
@@ -643,7 +758,7 @@ impl SharedCache {
                 obj.mark_dropped();
             }
         }
-        let count = matched.len();
+        let count = matched.len().max(on_disk);
         if !purge.soft && !matched.is_empty() {
             self.remove_in_background(matched);
         }
@@ -721,6 +836,10 @@ impl SharedCache {
     pub fn remove(&self, base: &Arc<str>) {
         let when = self.removals.fetch_add(1, Ordering::AcqRel) + 1;
         self.removed.insert(base.clone(), when);
+        self.purges.fetch_add(1, Ordering::AcqRel);
+        if let Some(tier) = &self.disk {
+            tier.remove_base(base);
+        }
         self.vary.invalidate(base);
         self.inner.invalidate(base);
     }

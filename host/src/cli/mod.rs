@@ -139,6 +139,14 @@ pub struct ServeArgs {
     /// Larger bodies stream through without being stored.
     #[arg(long, env = "EDGE_MAX_OBJECT_BYTES", default_value_t = 16 << 20)]
     pub max_object_bytes: u64,
+    /// Keep every stored object on disk here too (made if missing): what
+    /// memory lets go is served from disk, and a restarted host serves its
+    /// hits at once. Unset: memory only.
+    #[arg(long, env = "EDGE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes of files the disk tier may hold (the oldest writes go first).
+    #[arg(long, env = "EDGE_CACHE_DISK_BYTES", default_value_t = 10 << 30, requires = "cache_dir")]
+    pub cache_disk_bytes: u64,
     /// Names this host in `via` headers and, on a shared store, among the
     /// fleet's hosts (each host of a fleet needs its own); if unset, one is
     /// generated into <data-dir>/host-id and kept.

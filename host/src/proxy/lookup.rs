@@ -1,5 +1,5 @@
 //! Phase 5, lookup: the cache answers a GET or HEAD when it holds a fresh
-//! (or servable stale) object; concurrent misses of a whole GET wait for one
+//! (or servable stale) object, in memory or in the disk tier; concurrent misses of a whole GET wait for one
 //! origin fetch (collapsed forwarding). Also the cache key, and the
 //! invalidation a successful write makes.
 
@@ -43,7 +43,12 @@ impl<O: Origins> Proxy<O> {
             // A resource that varies is looked up by the variant this viewer
             // asks for (what it varies on may have been learnt meanwhile).
             let key = self.cache.lookup_key(base, &ex.headers);
-            match self.cache.lookup(&key) {
+            let found = match self.cache.lookup(&key) {
+                Some(obj) => Some(obj),
+                // What memory let go may still be on disk.
+                None => self.cache.load(&key).await,
+            };
+            match found {
                 Some(obj) if obj.is_fresh(now) => {
                     ctx.cache_status = CacheStatus::Hit;
                     ctx.tags = Some(obj.tags.cache_tags.clone());

@@ -17,6 +17,7 @@ use super::listen::{serve_control, serve_members, serve_viewers};
 use super::options::HostOptions;
 use super::{data_dir, deadline, handover, host_id, shed};
 use crate::cache::SharedCache;
+use crate::cache::disk::DiskTier;
 use crate::control::PlaneParts;
 use crate::control::{ControlApi, ControlOptions, ControlPlane};
 use crate::metrics::Metrics;
@@ -68,6 +69,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error(transparent)]
+    CacheDir(#[from] crate::cache::disk::DiskError),
     /// The cluster listener is bound to an address other hosts cannot use.
     #[error(
         "the cluster listener {0} is on every interface: other members cannot reach that address"
@@ -95,6 +98,9 @@ impl StartError {
             }
             Self::Cluster(crate::cluster::ClusterError::NoFleet) => {
                 Some("start every member with the same --store etcd://host:port")
+            }
+            Self::CacheDir(_) => {
+                Some("give --cache-dir (EDGE_CACHE_DIR) a directory this user may create and write")
             }
             Self::ClusterAddress(_) => {
                 Some("give --cluster-advertise the address other hosts reach this one at")
@@ -181,7 +187,25 @@ impl RunningHost {
         };
 
         let metrics = Arc::new(Metrics::default());
-        let cache = SharedCache::new(opts.cache_bytes, opts.max_object_bytes);
+        let mut cache = SharedCache::new(opts.cache_bytes, opts.max_object_bytes);
+        if let Some(dir) = &opts.cache_dir {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            let capacity = opts.cache_disk_bytes;
+            let path = dir.clone();
+            let (tier, recovered) =
+                tokio::task::spawn_blocking(move || DiskTier::open(&dir, capacity))
+                    .await
+                    .map_err(|e| crate::cache::disk::DiskError {
+                        path,
+                        source: std::io::Error::other(e),
+                    })??;
+            tracing::info!(
+                objects = recovered.objects,
+                removed = recovered.removed,
+                "disk tier opened"
+            );
+            cache = cache.with_disk(tier, &recovered);
+        }
         let routing = Arc::new(ArcSwap::from_pointee(Routing::default()));
         let extra_roots = match &opts.origin_ca_file {
             Some(path) => load_certificates(path).map_err(|reason| StartError::OriginCa {

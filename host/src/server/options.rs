@@ -24,6 +24,10 @@ pub struct HostOptions {
     pub domain_suffix: String,
     pub cache_bytes: u64,
     pub max_object_bytes: u64,
+    /// Where the disk tier keeps its files; `None`: memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// The most bytes of files the disk tier keeps.
+    pub cache_disk_bytes: u64,
     /// Names this host in `via` headers and among the fleet's hosts; empty:
     /// the id kept in `<data-dir>/host-id`, generated on first start.
     pub host_id: String,
@@ -94,6 +98,8 @@ impl HostOptions {
             domain_suffix: "edge.internal".to_owned(),
             cache_bytes: 256 << 20,
             max_object_bytes: 16 << 20,
+            cache_dir: None,
+            cache_disk_bytes: 10 << 30,
             host_id: String::new(),
             max_hook_instances: 1000,
             hook_threads: std::thread::available_parallelism().map_or(1, usize::from),

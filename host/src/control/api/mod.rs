@@ -141,11 +141,14 @@ impl ControlApi {
             }
             ["metrics"] => {
                 return only(&req, &[Method::GET], || {
-                    let text = self.metrics.render(
+                    let mut text = self.metrics.render(
                         self.cache.weighted_bytes(),
                         self.cache.object_count(),
                         &self.plane.runtime.hook_stats(),
                     );
+                    if let Some(tier) = self.cache.disk() {
+                        text.push_str(&tier.metrics_text());
+                    }
                     Ok(http::bytes(text.into(), "text/plain; version=0.0.4"))
                 });
             }
