@@ -260,3 +260,49 @@ async fn purges_reach_the_disk_and_outlive_a_restart() {
         (2, 2, 1)
     );
 }
+
+#[tokio::test]
+async fn a_large_object_is_streamed_from_its_file_ranges_too() {
+    let body: String = (0..(3 << 20) / 8).map(|i| format!("{i:07}\n")).collect();
+    let sent = body.clone();
+    let origin =
+        Origin::start(move |_| Reply::ok(sent.clone()).header("cache-control", "max-age=3600"))
+            .await;
+    let cache = tempfile::tempdir().expect("cache dir");
+    let edge = host(None, cache.path(), 256 << 20).await;
+    edge.create(json!({
+        "aliases": [ALIAS],
+        "origins": [{"id": "o", "domain_name": origin.domain(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "o"},
+    }))
+    .await;
+    let got = edge.get(ALIAS, "/big").await;
+    assert_eq!((got.status, got.cache()), (StatusCode::OK, "Miss"));
+    let file = on_disk(cache.path(), &body[body.len() - 64..]).await;
+    let data = edge.stop().await;
+
+    let edge = host(Some(data), cache.path(), 256 << 20).await;
+    let got = edge.get(ALIAS, "/big").await;
+    assert_eq!((got.status, got.cache()), (StatusCode::OK, "Hit"));
+    assert_eq!(got.text(), body);
+    let part = edge
+        .request("GET", ALIAS, "/big", &[("range", "bytes=8-23")])
+        .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.text(), &body[8..24]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 8-23/{}", body.len()).as_str())
+    );
+    assert_eq!(origin.hits(), 1);
+
+    // Damaged under the running host: a miss, whole and right.
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&file, bytes).expect("damage");
+    let got = edge.get(ALIAS, "/big").await;
+    assert_eq!((got.status, got.cache()), (StatusCode::OK, "Miss"));
+    assert_eq!(got.text(), body);
+    assert_eq!(origin.hits(), 2);
+}

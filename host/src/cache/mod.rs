@@ -108,7 +108,11 @@ impl Tags {
 pub struct CachedObject {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The body, unless it is served from its file in the disk tier.
     pub body: Bytes,
+    /// The body's place in the disk tier, for an object served from its
+    /// file (`body` is then empty).
+    pub file: Option<Arc<disk::FileBody>>,
     /// When the host stored (or last revalidated) it.
     pub stored_at: Instant,
     pub freshness: Freshness,
@@ -133,12 +137,20 @@ impl CachedObject {
             status,
             headers,
             body,
+            file: None,
             stored_at,
             freshness,
             tags,
             soft_purged: OnceLock::new(),
             dropped: AtomicBool::new(false),
         }
+    }
+
+    /// The body's length, in memory or in its file.
+    pub fn body_len(&self) -> u64 {
+        self.file
+            .as_ref()
+            .map_or(self.body.len() as u64, |file| file.len())
     }
 
     /// The current age (RFC 9111 4.2.3), what the `age` header says.
@@ -243,6 +255,7 @@ impl CachedObject {
             status: self.status,
             headers,
             body: self.body.clone(),
+            file: self.file.clone(),
             stored_at: now,
             freshness,
             tags: self.tags.clone(),
@@ -563,6 +576,10 @@ impl SharedCache {
     /// (or a purge ran meanwhile).
     pub async fn load(&self, key: &Arc<str>) -> Option<Arc<CachedObject>> {
         let tier = self.disk.clone()?;
+        // Most misses are misses on disk too: no trip to a blocking thread.
+        if !tier.holds(key) {
+            return None;
+        }
         let before = self.purges.load(Ordering::Acquire);
         let wanted = key.clone();
         let obj = tokio::task::spawn_blocking(move || tier.load(&wanted))
@@ -573,7 +590,7 @@ impl SharedCache {
             return None;
         }
         let obj = Arc::new(obj);
-        if self.fits_in_memory(key, &obj) {
+        if obj.file.is_none() && self.fits_in_memory(key, &obj) {
             self.index(key, &obj);
             self.inner.insert(key.clone(), obj.clone());
         }
@@ -659,7 +676,16 @@ impl SharedCache {
 
     /// [`Self::insert`] for an object already shared.
     pub fn insert_arc(&self, key: Arc<str>, obj: Arc<CachedObject>, since: Stamp) {
-        if obj.body.len() as u64 > self.max_object_bytes || self.stamp(&obj.tags) != since {
+        if obj.body_len() > self.max_object_bytes || self.stamp(&obj.tags) != since {
+            return;
+        }
+        if obj.file.is_some() {
+            // A disk object a 304 refreshed: its file says the old freshness,
+            // and its body is not at hand to write again. The tier lets it
+            // go; the next request fetches it whole.
+            if let Some(tier) = &self.disk {
+                tier.forget_key(&key);
+            }
             return;
         }
         if let Some(tier) = &self.disk {

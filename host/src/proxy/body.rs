@@ -19,6 +19,8 @@ pub enum BodyError {
     Origin(#[from] hyper::Error),
     #[error("origin sent nothing for {0:?}")]
     IdleTimeout(Duration),
+    #[error("reading a cache file failed: {0}")]
+    Disk(std::io::Error),
 }
 
 /// Called with the whole body once an origin stream ends cleanly.
@@ -154,6 +156,8 @@ pub enum EdgeBody<B = Incoming> {
     Origin(Box<OriginBody<B>>),
     /// A body whose end (or abandonment) finishes an access-log record.
     Logged(Box<LoggedBody<B>>),
+    /// Bytes of a file of the disk tier, read a chunk at a time.
+    File(Box<crate::cache::disk::FileChunks>),
 }
 
 /// Counts what reaches the viewer and finishes the access-log record when
@@ -191,6 +195,12 @@ impl<B> EdgeBody<B> {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         Self::Full(Some(bytes.into()))
     }
+
+    /// `len` bytes of a disk-tier object's body from `start`, read from
+    /// its file as the viewer takes them.
+    pub fn file(file: &crate::cache::disk::FileBody, start: u64, len: u64) -> Self {
+        Self::File(Box::new(file.chunks(start, len)))
+    }
 }
 
 impl<B> Body for EdgeBody<B>
@@ -213,6 +223,9 @@ where
                     .map(|b| Ok(Frame::data(b))),
             ),
             Self::Origin(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            Self::File(chunks) => chunks
+                .poll_chunk(cx)
+                .map(|read| read.map(|r| r.map(Frame::data).map_err(BodyError::Disk))),
             Self::Logged(logged) => {
                 let polled = Pin::new(&mut logged.inner).poll_frame(cx);
                 match &polled {
@@ -234,6 +247,7 @@ where
             Self::Empty => true,
             Self::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
             Self::Origin(body) => body.is_end_stream(),
+            Self::File(chunks) => chunks.remaining() == 0,
             Self::Logged(logged) => logged.inner.is_end_stream(),
         }
     }
@@ -243,6 +257,7 @@ where
             Self::Empty => SizeHint::with_exact(0),
             Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Self::Origin(body) => body.size_hint(),
+            Self::File(chunks) => SizeHint::with_exact(chunks.remaining()),
             Self::Logged(logged) => logged.inner.size_hint(),
         }
     }

@@ -50,13 +50,17 @@ pub fn respond<B>(
     let range = (obj.status == StatusCode::OK && method == Method::GET && if_range_holds(obj, req))
         .then(|| req.get(RANGE).and_then(|v| v.to_str().ok()))
         .flatten()
-        .and_then(|spec| parse_range(spec, obj.body.len() as u64));
+        .and_then(|spec| parse_range(spec, obj.body_len()));
     let mut resp = match range {
         Some(Ok((first, last))) => {
-            let mut resp = Response::new(EdgeBody::full(slice(&obj.body, first, last)));
+            let body = match &obj.file {
+                Some(file) => EdgeBody::file(file, first, last + 1 - first),
+                None => EdgeBody::full(slice(&obj.body, first, last)),
+            };
+            let mut resp = Response::new(body);
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
             resp.headers_mut().clone_from(&obj.headers);
-            let len = obj.body.len();
+            let len = obj.body_len();
             set(
                 resp.headers_mut(),
                 CONTENT_RANGE,
@@ -69,15 +73,15 @@ pub fn respond<B>(
         Some(Err(())) => {
             let mut resp = Response::new(EdgeBody::Empty);
             *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            let len = obj.body.len();
+            let len = obj.body_len();
             set(resp.headers_mut(), CONTENT_RANGE, &format!("bytes */{len}"));
             resp
         }
         None => {
-            let body = if head {
-                EdgeBody::Empty
-            } else {
-                EdgeBody::full(obj.body.clone())
+            let body = match (&obj.file, head) {
+                (_, true) => EdgeBody::Empty,
+                (Some(file), false) => EdgeBody::file(file, 0, file.len()),
+                (None, false) => EdgeBody::full(obj.body.clone()),
             };
             let mut resp = Response::new(body);
             *resp.status_mut() = obj.status;
@@ -85,7 +89,7 @@ pub fn respond<B>(
             if !resp.headers().contains_key(CONTENT_LENGTH) && obj.status != StatusCode::NO_CONTENT
             {
                 resp.headers_mut()
-                    .insert(CONTENT_LENGTH, HeaderValue::from(obj.body.len()));
+                    .insert(CONTENT_LENGTH, HeaderValue::from(obj.body_len()));
             }
             resp
         }

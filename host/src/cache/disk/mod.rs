@@ -25,6 +25,7 @@
 pub mod format;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future as _;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,12 @@ use super::{CachedObject, Purge, Tags};
 
 /// Writes waiting for the disk thread at most.
 const QUEUE: usize = 1024;
+/// Bodies longer than this are served from their files a chunk at a time
+/// (checked whole first, a chunk at a time too); shorter ones are read
+/// into memory and kept there.
+pub const STREAM_FROM: u64 = 1 << 20;
+/// What one read of a streamed body takes.
+const CHUNK: u64 = 256 << 10;
 /// The nice value of the disk thread.
 const DISK_THREAD_NICE: i32 = 10;
 
@@ -349,6 +356,11 @@ impl DiskTier {
         self.index.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the index holds `key` (what [`Self::load`] would read).
+    pub fn holds(&self, key: &str) -> bool {
+        self.lock().entries.contains_key(key)
+    }
+
     /// Objects indexed.
     pub fn objects(&self) -> u64 {
         self.lock().entries.len() as u64
@@ -482,6 +494,9 @@ impl DiskTier {
             return None;
         }
         let path = self.path_of(key);
+        if entry.size > STREAM_FROM {
+            return self.open_checked(key, &entry, &path, now);
+        }
         let bytes = match read_whole(&path, entry.size) {
             Ok(bytes) => bytes,
             // Not written yet (the disk thread is behind).
@@ -507,29 +522,53 @@ impl DiskTier {
                 return None;
             }
         };
-        let mut headers = HeaderMap::with_capacity(meta.headers.len());
-        for (name, value) in &meta.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(value),
-            ) {
-                headers.append(name, value);
-            }
-        }
-        let stored = SystemTime::UNIX_EPOCH + Duration::from_nanos(meta.stored_unix_nanos);
-        let age = now.duration_since(stored).unwrap_or(Duration::ZERO);
-        let stored_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        let status = StatusCode::from_u16(meta.status).ok()?;
         let body = Bytes::from(bytes).slice(usize::try_from(head.body_offset()).ok()?..);
+        let obj = object_of(&meta, body, now)?;
         self.counters.hits.fetch_add(1, Ordering::Relaxed);
-        Some(CachedObject::new(
-            status,
-            headers,
-            body,
-            stored_at,
-            meta.freshness,
-            tags_of(&meta),
-        ))
+        Some(obj)
+    }
+
+    /// A large object with its body left in its file: the file is checked
+    /// whole (read a chunk at a time through the CRC) on the descriptor the
+    /// body will be read from.
+    fn open_checked(
+        &self,
+        key: &str,
+        entry: &Entry,
+        path: &Path,
+        now: SystemTime,
+    ) -> Option<CachedObject> {
+        let checked = check_file(path);
+        let (file, head, meta) = match checked {
+            Ok(found) if found.1.seq != entry.seq => return None,
+            Ok(found) if found.2.key != key => {
+                self.corrupt(key, entry.seq);
+                return None;
+            }
+            Ok(found) => found,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "a damaged cache file; dropped");
+                self.corrupt(key, entry.seq);
+                return None;
+            }
+        };
+        let mut obj = object_of(&meta, Bytes::new(), now)?;
+        obj.file = Some(Arc::new(FileBody {
+            file: Arc::new(file),
+            offset: head.body_offset(),
+            len: head.body_len,
+        }));
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        Some(obj)
+    }
+
+    /// Forgets what the tier holds for `key`.
+    pub fn forget_key(&self, key: &str) {
+        let Some(seq) = self.lock().entries.get(key).map(|e| e.seq) else {
+            return;
+        };
+        self.forget(key, seq);
     }
 
     /// Drops `key`'s write `seq` from the index (if it is still the one
@@ -614,6 +653,139 @@ impl DiskTier {
         if let Err(e) = written {
             tracing::warn!(error = %e, "the cache's purge log could not be written: a crash now may bring purged objects back");
         }
+    }
+}
+
+/// The object a file describes, with `body`, as of `now`.
+fn object_of(meta: &Meta, body: Bytes, now: SystemTime) -> Option<CachedObject> {
+    let mut headers = HeaderMap::with_capacity(meta.headers.len());
+    for (name, value) in &meta.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let stored = SystemTime::UNIX_EPOCH + Duration::from_nanos(meta.stored_unix_nanos);
+    let age = now.duration_since(stored).unwrap_or(Duration::ZERO);
+    let stored_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+    let status = StatusCode::from_u16(meta.status).ok()?;
+    Some(CachedObject::new(
+        status,
+        headers,
+        body,
+        stored_at,
+        meta.freshness,
+        tags_of(meta),
+    ))
+}
+
+/// A file read through: its head and description decoded, its length and
+/// its body's CRC checked (a chunk at a time); the open file, for the body
+/// to be read from.
+fn check_file(path: &Path) -> Result<(std::fs::File, format::Head, Meta), ReadError> {
+    use std::os::unix::fs::FileExt as _;
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut fixed = [0u8; format::HEAD];
+    file.read_exact_at(&mut fixed, 0)?;
+    let head = format::decode_head(&fixed)?;
+    if len != head.file_len() {
+        return Err(FormatError::Truncated.into());
+    }
+    let mut meta = vec![0u8; head.meta_len as usize];
+    file.read_exact_at(&mut meta, format::HEAD as u64)?;
+    let meta = format::decode_meta(&head, &meta)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; usize::try_from(CHUNK).unwrap_or(1 << 18)];
+    let mut at = head.body_offset();
+    let end = head.file_len();
+    while at < end {
+        let n = usize::try_from((end - at).min(CHUNK)).unwrap_or(buf.len());
+        file.read_exact_at(&mut buf[..n], at)?;
+        crc.update(&buf[..n]);
+        at += n as u64;
+    }
+    if crc.finalize() != head.body_crc {
+        return Err(FormatError::BodyCrc.into());
+    }
+    Ok((file, head, meta))
+}
+
+/// Where a disk-tier object's body is: its open file (checked when opened),
+/// the body's offset in it and its length.
+#[derive(Debug)]
+pub struct FileBody {
+    file: Arc<std::fs::File>,
+    offset: u64,
+    len: u64,
+}
+
+impl FileBody {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `len` bytes of the body from `start`, to read a chunk at a time.
+    pub fn chunks(&self, start: u64, len: u64) -> FileChunks {
+        FileChunks {
+            file: self.file.clone(),
+            at: self.offset + start,
+            remaining: len.min(self.len.saturating_sub(start)),
+            reading: None,
+        }
+    }
+}
+
+/// Part of a body read from its file a chunk at a time, each read on a
+/// blocking thread.
+#[derive(Debug)]
+pub struct FileChunks {
+    file: Arc<std::fs::File>,
+    at: u64,
+    remaining: u64,
+    reading: Option<tokio::task::JoinHandle<std::io::Result<Bytes>>>,
+}
+
+impl FileChunks {
+    /// Bytes still to read.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// The next chunk; `None` at the end.
+    pub fn poll_chunk(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::io::Result<Bytes>>> {
+        use std::os::unix::fs::FileExt as _;
+        if self.remaining == 0 && self.reading.is_none() {
+            return std::task::Poll::Ready(None);
+        }
+        let reading = self.reading.get_or_insert_with(|| {
+            let (file, at) = (self.file.clone(), self.at);
+            let n = usize::try_from(self.remaining.min(CHUNK)).unwrap_or(1 << 18);
+            tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                file.read_exact_at(&mut buf, at)?;
+                Ok(Bytes::from(buf))
+            })
+        });
+        let read = std::task::ready!(std::pin::Pin::new(reading).poll(cx));
+        self.reading = None;
+        let chunk = match read {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => return std::task::Poll::Ready(Some(Err(e))),
+            Err(e) => return std::task::Poll::Ready(Some(Err(std::io::Error::other(e)))),
+        };
+        self.at += chunk.len() as u64;
+        self.remaining -= chunk.len() as u64;
+        std::task::Poll::Ready(Some(Ok(chunk)))
     }
 }
 
@@ -920,6 +1092,51 @@ mod tests {
             tier.load(&key("/tagged")).expect("a hit").body,
             "tagged again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_large_body_is_served_from_its_file_checked_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (tier, _) = DiskTier::open(dir.path(), 64 << 20).expect("open");
+        let body: String = (0..(3 << 20) / 8)
+            .map(|i| format!("{:07}\n", i % 10_000_000))
+            .collect();
+        let path = store(&tier, "/big", &body, &[]);
+        let wanted = key("/big");
+        let tier2 = tier.clone();
+        let obj = tokio::task::spawn_blocking(move || tier2.load(&wanted))
+            .await
+            .expect("join")
+            .expect("a hit");
+        // Nothing of the body in memory: it is read from the file as sent.
+        assert!(obj.body.is_empty());
+        let file = obj.file.as_ref().expect("served from its file");
+        assert_eq!(obj.body_len(), body.len() as u64);
+        let mut chunks = file.chunks(0, file.len());
+        let mut read = Vec::new();
+        while let Some(chunk) = std::future::poll_fn(|cx| chunks.poll_chunk(cx)).await {
+            read.extend_from_slice(&chunk.expect("a chunk"));
+        }
+        assert_eq!(read, body.as_bytes());
+        let mut part = file.chunks(8, 16);
+        let piece = std::future::poll_fn(|cx| part.poll_chunk(cx))
+            .await
+            .expect("a chunk")
+            .expect("read");
+        assert_eq!(&piece[..], &body.as_bytes()[8..24]);
+
+        // One byte wrong near the end: a miss before anything is sent.
+        let mut bytes = std::fs::read(&path).expect("read");
+        let at = bytes.len() - 100;
+        bytes[at] ^= 0x04;
+        std::fs::write(&path, bytes).expect("damage");
+        let wanted = key("/big");
+        let tier2 = tier.clone();
+        let again = tokio::task::spawn_blocking(move || tier2.load(&wanted))
+            .await
+            .expect("join");
+        assert!(again.is_none());
+        assert_eq!(tier.counters.corrupt.load(Ordering::Relaxed), 1);
     }
 
     #[test]
