@@ -17,12 +17,13 @@ import subprocess
 import sys
 from collections import defaultdict
 
-THROUGHPUT = ["hit-1k", "hit-100k", "pass-1k", "pass-100k", "hook-1k", "hooks4-1k", "churn"]
+THROUGHPUT = ["hit-1k", "hit-100k", "hit-100k-disk", "pass-1k", "pass-100k", "hook-1k", "hooks4-1k", "churn"]
 CONTENDERS = ["edge", "nginx-cache", "varnish", "nginx-pass", "haproxy"]
 # scenario -> (reference, second reference); a reference is (scenario, contender).
 REFS = {
     "hit-1k": (("hit-1k", "nginx-cache"), ("hit-1k", "varnish")),
     "hit-100k": (("hit-100k", "nginx-cache"), ("hit-100k", "varnish")),
+    "hit-100k-disk": (("hit-100k-disk", "nginx-cache"), ("hit-100k", "edge")),
     "pass-1k": (("pass-1k", "nginx-pass"), ("pass-1k", "haproxy")),
     "pass-100k": (("pass-100k", "nginx-pass"), ("pass-100k", "haproxy")),
     "hook-1k": (("hit-1k", "nginx-cache"), ("hit-1k", "edge")),
@@ -299,6 +300,9 @@ def main():
             r = e / n if e is not None and n else None
             target(p, f"{sc}: edge p99 ≤ nginx proxy_cache's", r, r is not None and r <= 1.0,
                    f"{fmt(e)} vs {fmt(n)} µs ({plain(r)}×)" if r is not None else "")
+        r, _ = ratio(p, "hit-100k-disk", "edge", ("hit-100k-disk", "nginx-cache"))
+        target(p, "hit-100k-disk: edge CPU/req from its disk tier ≤ 1.0× nginx proxy_cache", r,
+               r is not None and r <= 1.0, f"{plain(r)}×")
         r, _ = ratio(p, "hook-1k", "edge", ("hit-1k", "nginx-cache"))
         target(p, "hook-1k: edge CPU/req ≤ 1.3× nginx proxy_cache (no hook)", r, r is not None and r <= 1.3, f"{plain(r)}×")
         for sc in ("pass-1k", "pass-100k"):

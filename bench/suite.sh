@@ -33,6 +33,10 @@
 #
 # Scenarios (SCENARIOS, in this order):
 #   hit-1k hit-100k   cache hits: edge, nginx-cache, varnish (reference nginx-cache)
+#   hit-100k-disk     cache hits from disk: edge restarted with --cache-dir and a memory
+#                     tier too small for the object (every hit read from its file), beside
+#                     nginx-cache (proxy_cache serves from files with sendfile); edge is
+#                     then started again as before
 #   pass-1k pass-100k no cache: edge (ttl 0 behavior), nginx-pass, haproxy (ref nginx-pass)
 #   hook-1k           edge hit with the bluegreen hook on viewer_request (ref nginx-cache hit-1k)
 #   hooks4-1k         edge hit with hooks on all four events (ref nginx-cache hit-1k)
@@ -58,7 +62,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/bench"
-ALL_SCENARIOS="hit-1k hit-100k pass-1k pass-100k hook-1k hooks4-1k churn stream-1g idle-10k hostile-10k"
+ALL_SCENARIOS="hit-1k hit-100k hit-100k-disk pass-1k pass-100k hook-1k hooks4-1k churn stream-1g idle-10k hostile-10k"
 RUNS="${RUNS:-3}"; DURATION="${DURATION:-10s}"; CONNS="${CONNS:-50}"; WARMUP="${WARMUP:-2s}"
 PASSES="${PASSES:-1 all}"; SCENARIOS="${SCENARIOS:-$ALL_SCENARIOS}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
@@ -324,6 +328,7 @@ api() { # curl args... (fails on HTTP errors)
     curl -sS -f -H "authorization: Bearer $TOKEN" "$@"
 }
 EDGE_D="$BENCH_DIR/edge"
+EDGE_EXTRA=()  # more `edge serve` flags (hit-100k-disk)
 start_edge() { # workers
     need_free_port "$EDGE_PORT"; need_free_port "$CONTROL_PORT"; need_free_port "$EDGE_TLS_PORT"
     rm -rf "$EDGE_D"; mkdir -p "$EDGE_D/certs"
@@ -334,7 +339,7 @@ start_edge() { # workers
     cat "$EDGE_D/cert.pem" "$EDGE_D/key.pem" > "$EDGE_D/certs/hit.pem"
     RUST_LOG=warn "$EDGE_BIN" serve --data-dir "$EDGE_D/data" --listen "127.0.0.1:$EDGE_PORT" \
         --tls-listen "127.0.0.1:$EDGE_TLS_PORT" --tls-cert-dir "$EDGE_D/certs" \
-        --control "127.0.0.1:$CONTROL_PORT" --token "$TOKEN" --workers "$1" >"$EDGE_D/edge.log" 2>&1 &
+        --control "127.0.0.1:$CONTROL_PORT" --token "$TOKEN" --workers "$1" "${EDGE_EXTRA[@]}" >"$EDGE_D/edge.log" 2>&1 &
     EDGE_PID=$!
     local i
     for i in $(seq 1 200); do
@@ -611,6 +616,27 @@ run_pass() { # pass
                 measure "$pass" "$sc" nginx-cache "$NGINX_CACHE_PORT" bench.test "$obj"
                 check_hit varnish bench.test "http://127.0.0.1:$VARNISH_PORT$obj"
                 measure "$pass" "$sc" varnish "$VARNISH_PORT" bench.test "$obj";;
+            hit-100k-disk)
+                stop_edge
+                rm -rf "$BENCH_DIR/edge-cache"
+                EDGE_EXTRA=(--cache-dir "$BENCH_DIR/edge-cache" --cache-bytes 65536)
+                start_edge "$workers"; configure_edge
+                curl -sS -o /dev/null -H "Host: hit.bench.test" "$e/100k.html"
+                sleep 1
+                check_hit edge hit.bench.test "$e/100k.html"
+                curl -sf "http://127.0.0.1:$CONTROL_PORT/metrics" | grep -q '^edge_cache_disk_hits_total [1-9]' ||
+                    die "edge did not answer /100k.html from its disk tier"
+                measure "$pass" "$sc" edge "$EDGE_PORT" hit.bench.test /100k.html
+                check_hit nginx-cache bench.test "http://127.0.0.1:$NGINX_CACHE_PORT/100k.html"
+                measure "$pass" "$sc" nginx-cache "$NGINX_CACHE_PORT" bench.test /100k.html
+                log "  edge disk tier: $(curl -sf "http://127.0.0.1:$CONTROL_PORT/metrics" | awk '/^edge_cache_disk_(hits|corrupt)_total/ {printf "%s=%s ", $1, $2}')"
+                stop_edge
+                EDGE_EXTRA=()
+                start_edge "$workers"; configure_edge
+                for obj in 1k.html 100k.html; do
+                    for sc in hit hook hooks4; do curl -sS -o /dev/null -H "Host: $sc.bench.test" "$e/$obj"; done
+                done
+                sc=hit-100k-disk;;
             pass-1k|pass-100k)
                 obj=/${sc#pass-}.html
                 check_pass edge pass.bench.test "$e$obj"

@@ -209,15 +209,21 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            write_metric(&mut out, name, kind, help, value);
         }
         render_process(&mut out);
         self.render_labelled(&mut out, hooks);
         out
     }
+}
+
+/// One unlabelled metric in the Prometheus text format: its help, type and
+/// value.
+pub fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// What the cache cluster did.

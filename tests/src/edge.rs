@@ -73,6 +73,14 @@ impl Edge {
         self.dir
     }
 
+    /// An unlabelled metric's value on `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.api("GET", "/metrics", None, &[]).await.text();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+
     /// A control API request with the token.
     pub async fn api(
         &self,

@@ -52,14 +52,6 @@ fn site(alias: &str, origin: &Origin, cluster: bool) -> Value {
     })
 }
 
-/// A metric's value on `edge`'s `/metrics`.
-async fn metric(edge: &Edge, name: &str) -> u64 {
-    let text = edge.api("GET", "/metrics", None, &[]).await.text();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
 /// GETs `path` of `alias` through `edge` and checks the object came whole.
 async fn fetch(edge: &Edge, alias: &str, path: &str) -> String {
     let got = edge.get(alias, path).await;
@@ -93,7 +85,7 @@ async fn three_members_fetch_each_object_once_and_outlive_a_member() {
         );
         assert!(
             eventually(PROPAGATION, || async {
-                metric(edge, "edge_cluster_members").await == 3
+                edge.metric("edge_cluster_members").await == 3
             })
             .await,
             "a member never saw the other two"
@@ -125,9 +117,9 @@ async fn three_members_fetch_each_object_once_and_outlive_a_member() {
     );
     for edge in [&a, &b, &c] {
         // Each member asked the others for their keys and answered for its own.
-        assert!(metric(edge, "edge_cluster_asked_total").await >= 100);
-        assert!(metric(edge, "edge_cluster_served_total").await >= 100);
-        assert_eq!(metric(edge, "edge_cluster_fallbacks_total").await, 0);
+        assert!(edge.metric("edge_cluster_asked_total").await >= 100);
+        assert!(edge.metric("edge_cluster_served_total").await >= 100);
+        assert_eq!(edge.metric("edge_cluster_fallbacks_total").await, 0);
         // And now holds every object itself.
         assert_eq!(fetch(edge, "shared.example.com", "/object/7").await, "Hit");
     }
@@ -202,8 +194,8 @@ async fn three_members_fetch_each_object_once_and_outlive_a_member() {
     assert!(progress.load(Ordering::Relaxed) == 600);
     // Some asks went to C after it died, and were fetched from the origin.
     assert!(
-        metric(&a, "edge_cluster_fallbacks_total").await
-            + metric(&b, "edge_cluster_fallbacks_total").await
+        a.metric("edge_cluster_fallbacks_total").await
+            + b.metric("edge_cluster_fallbacks_total").await
             > 0
     );
     let late = counts
@@ -217,7 +209,7 @@ async fn three_members_fetch_each_object_once_and_outlive_a_member() {
     for edge in [&a, &b] {
         assert!(
             eventually(PROPAGATION, || async {
-                metric(edge, "edge_cluster_members").await == 2
+                edge.metric("edge_cluster_members").await == 2
             })
             .await,
             "C's lease ended but a member still counts it"
@@ -257,7 +249,7 @@ async fn a_stale_object_is_revalidated_once_for_the_cluster() {
         assert!(
             eventually(PROPAGATION, || async {
                 edge.get("swr.example.com", "/warm-up").await.status == StatusCode::OK
-                    && metric(edge, "edge_cluster_members").await == 3
+                    && edge.metric("edge_cluster_members").await == 3
             })
             .await
         );

@@ -106,13 +106,6 @@ async fn on_disk(cache: &Path, body: &str) -> PathBuf {
     file_of(cache, body)
 }
 
-async fn metric(edge: &Edge, name: &str) -> u64 {
-    let text = edge.api("GET", "/metrics", None, &[]).await.text();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
 #[tokio::test]
 async fn a_restarted_host_serves_its_hits_from_disk() {
     let (origin, counts) = counting_origin().await;
@@ -152,8 +145,8 @@ async fn a_restarted_host_serves_its_hits_from_disk() {
     assert_eq!(get(&edge, "/lang", Some("de")).await.0, "Miss");
     assert_eq!(fetched(&counts, "/a"), 1);
     assert_eq!(fetched(&counts, "/lang"), 3);
-    assert!(metric(&edge, "edge_cache_disk_hits_total").await >= 3);
-    assert_eq!(metric(&edge, "edge_cache_disk_objects").await, 4);
+    assert!(edge.metric("edge_cache_disk_hits_total").await >= 3);
+    assert_eq!(edge.metric("edge_cache_disk_objects").await, 4);
 }
 
 #[tokio::test]
@@ -189,7 +182,7 @@ async fn what_memory_lets_go_is_served_from_disk_and_damage_is_a_miss() {
         ("Miss".to_owned(), "object /flip".to_owned())
     );
     assert_eq!(fetched(&counts, "/flip"), 2);
-    assert_eq!(metric(&edge, "edge_cache_disk_corrupt_total").await, 1);
+    assert_eq!(edge.metric("edge_cache_disk_corrupt_total").await, 1);
 
     // Files cut short and zeroed while the host is down: misses after it
     // starts again, with the right bodies; the others are hits.

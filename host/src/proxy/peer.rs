@@ -14,10 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{
-    CONTENT_LENGTH, HOST, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    IF_UNMODIFIED_SINCE, RANGE,
-};
+use http::header::{CONTENT_LENGTH, HOST, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 
@@ -129,14 +126,7 @@ impl<O: Origins> Proxy<O> {
             .build()?;
         let mut headers = ex.headers.clone();
         wire::strip(&mut headers);
-        for name in [
-            IF_NONE_MATCH,
-            IF_MODIFIED_SINCE,
-            IF_MATCH,
-            IF_UNMODIFIED_SINCE,
-        ] {
-            headers.remove(name);
-        }
+        super::upstream::strip_conditionals(&mut headers);
         if let Some(obj) = &trip.stale {
             let (etag, modified) = obj.validators();
             if let Some(etag) = etag {

@@ -65,14 +65,7 @@ impl<O: Origins> Proxy<O> {
             }
         }
         if ex.method == Method::GET && !ex.headers.contains_key(RANGE) {
-            for name in [
-                IF_NONE_MATCH,
-                IF_MODIFIED_SINCE,
-                IF_MATCH,
-                IF_UNMODIFIED_SINCE,
-            ] {
-                headers.remove(name);
-            }
+            strip_conditionals(&mut headers);
         }
         headers::set_forwarding(&mut headers, behavior.forwarding, viewer);
         // Tell the origin it may target Surrogate-Control directives at us.
@@ -175,6 +168,19 @@ impl<O: Origins> Proxy<O> {
                 reason: "no origin answered".to_owned(),
             })
             .into())
+    }
+}
+
+/// Drops a request's conditional fields (the cache fetches whole objects
+/// and answers the viewer's conditionals itself).
+pub(super) fn strip_conditionals(headers: &mut http::HeaderMap) {
+    for name in [
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_MATCH,
+        IF_UNMODIFIED_SINCE,
+    ] {
+        headers.remove(name);
     }
 }
 

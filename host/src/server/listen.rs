@@ -119,36 +119,13 @@ pub(super) async fn serve_control(
         };
         reserve.refill();
         let api = api.clone();
-        let mut stop = shutdown.clone();
-        conns.spawn(async move {
-            let (stream, progress) = deadline::Timed::new(stream);
-            let watched = progress.clone();
-            let service = service_fn(move |req| {
-                let in_flight = watched.request();
-                let handled = api.clone().handle(req);
-                async move {
-                    let response = handled.await;
-                    drop(in_flight);
-                    response
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT.min(watchdog.idle))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let expired = watchdog.expired(progress);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                why = expired => {
-                    tracing::debug!(deadline = why.as_str(), "control connection closed: past its deadline");
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+        conns.spawn(serve_http1(
+            stream,
+            watchdog,
+            shutdown.clone(),
+            "control",
+            move |req| api.clone().handle(req),
+        ));
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
@@ -177,39 +154,64 @@ pub(super) async fn serve_members(
         };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
-        let mut stop = shutdown.clone();
-        conns.spawn(async move {
-            let (stream, progress) = deadline::Timed::new(stream);
-            let watched = progress.clone();
-            let service = service_fn(move |req| {
-                let in_flight = watched.request();
+        conns.spawn(serve_http1(
+            stream,
+            watchdog,
+            shutdown.clone(),
+            "cluster",
+            move |req| {
                 let served = proxy.clone().serve_member(req);
-                async move {
-                    let response = served.await;
-                    drop(in_flight);
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT.min(watchdog.idle))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let expired = watchdog.expired(progress);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                why = expired => {
-                    tracing::debug!(deadline = why.as_str(), "cluster connection closed: past its deadline");
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+                async move { Ok::<_, std::convert::Infallible>(served.await) }
+            },
+        ));
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// One connection of an internal listener (the control API's, the cache
+/// cluster's), its HTTP/1.1 requests answered by `handle`, closed past the
+/// connection deadlines, drained when the host stops.
+async fn serve_http1<F, Fut, B>(
+    stream: tokio::net::TcpStream,
+    watchdog: deadline::Watchdog,
+    mut stop: watch::Receiver<bool>,
+    listener: &'static str,
+    handle: F,
+) where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<http::Response<B>, std::convert::Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (stream, progress) = deadline::Timed::new(stream);
+    let watched = progress.clone();
+    let service = service_fn(move |req| {
+        let in_flight = watched.request();
+        let handled = handle(req);
+        async move {
+            let response = handled.await;
+            drop(in_flight);
+            response
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT.min(watchdog.idle))
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let expired = watchdog.expired(progress);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        why = expired => {
+            tracing::debug!(listener, deadline = why.as_str(), "connection closed: past its deadline");
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// Holds a viewer's unsent response bytes in the kernel to

@@ -408,9 +408,7 @@ impl DiskTier {
         ];
         let mut out = String::new();
         for (name, kind, help, value) in lines {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
+            crate::metrics::write_metric(&mut out, name, kind, help, value);
         }
         out
     }
