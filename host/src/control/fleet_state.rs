@@ -8,7 +8,6 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-use super::plane::ControlOptions;
 use super::state::{ControlState, DeployStatus};
 use crate::store::{HostReport, Revision};
 
@@ -32,11 +31,13 @@ pub struct FleetState {
 }
 
 impl FleetState {
-    pub(super) fn new(options: &ControlOptions, state: &ControlState) -> Self {
+    /// What host `host_id` (of `instance`, reachable by the cache cluster
+    /// at `cluster`) knows of its fleet when it opens `state`.
+    pub(super) fn new(host_id: &str, instance: &str, cluster: &str, state: &ControlState) -> Self {
         Self {
-            host_id: options.host_id.clone(),
-            instance: options.instance.clone(),
-            cluster: options.cluster.clone(),
+            host_id: host_id.to_owned(),
+            instance: instance.to_owned(),
+            cluster: cluster.to_owned(),
             loaded: AtomicU64::new(state.revision),
             connected: AtomicBool::new(true),
             // The cache starts empty: nothing stored so far needs dropping.

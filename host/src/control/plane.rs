@@ -108,7 +108,12 @@ impl ControlPlane {
         let loaded = store.load().await?;
         let state = decode::load(&loaded, &runtime, &ControlState::default()).await;
         metrics.set_store_connected(true);
-        let fleet = FleetState::new(&options, &state);
+        let fleet = FleetState::new(
+            &options.host_id,
+            &options.instance,
+            &options.cluster,
+            &state,
+        );
         let plane = Self {
             store,
             write: tokio::sync::Mutex::new(()),

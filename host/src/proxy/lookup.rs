@@ -171,13 +171,7 @@ impl<O: Origins> Proxy<O> {
                 guard: Some(guard),
             };
             let span = tracing::debug_span!("revalidate", id = %ctx.request_id);
-            let refreshed = async {
-                match this.ask_owner(&mut ctx, trip).await {
-                    super::peer::Asked::Answered(resp) => Ok(resp),
-                    super::peer::Asked::Origin(trip) => this.to_origin(&mut ctx, trip, None).await,
-                }
-            };
-            let result = refreshed.instrument(span).await;
+            let result = this.fill(&mut ctx, trip).instrument(span).await;
             // Drain the body so a new response is stored as it passes.
             if let Ok(resp) = result {
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;

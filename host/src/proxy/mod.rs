@@ -254,10 +254,7 @@ impl<O: Origins> Proxy<O> {
                 Some(hit) => hit,
                 None => {
                     drop(viewer_body);
-                    match self.ask_owner(ctx, trip).await {
-                        peer::Asked::Answered(resp) => resp,
-                        peer::Asked::Origin(trip) => self.to_origin(ctx, trip, None).await?,
-                    }
+                    self.fill(ctx, trip).await?
                 }
             }
         } else {

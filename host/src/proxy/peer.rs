@@ -35,7 +35,7 @@ use super::{headers, stored};
 const READ_WHOLE_UP_TO: u64 = 1 << 20;
 
 /// What asking the owner came to.
-pub(super) enum Asked<'a, B> {
+enum Asked<'a, B> {
     /// The owner answered; this is the viewer's response.
     Answered(Response<EdgeBody<B>>),
     /// Not asked, or no usable answer: go to the origin with the trip.
@@ -43,6 +43,19 @@ pub(super) enum Asked<'a, B> {
 }
 
 impl<O: Origins> Proxy<O> {
+    /// Phases 6 to 9 for a GET or HEAD the cache missed: through the key's
+    /// owner in a cache cluster, else from the origin.
+    pub(super) async fn fill(
+        &self,
+        ctx: &mut RequestCtx,
+        trip: Trip<'_>,
+    ) -> Result<Response<EdgeBody<O::Body>>, ProxyError> {
+        match self.ask_owner(ctx, trip).await {
+            Asked::Answered(resp) => Ok(resp),
+            Asked::Origin(trip) => self.to_origin(ctx, trip, None).await,
+        }
+    }
+
     /// The cluster this host is a member of, if any.
     pub fn join_cluster(&self, cluster: Arc<Cluster>) {
         if self.cluster.set(cluster).is_err() {
@@ -52,11 +65,7 @@ impl<O: Origins> Proxy<O> {
 
     /// Asks the owner of the trip's key for a GET missed here, when the
     /// distribution shares its cache and another member owns the key.
-    pub(super) async fn ask_owner<'a>(
-        &self,
-        ctx: &mut RequestCtx,
-        trip: Trip<'a>,
-    ) -> Asked<'a, O::Body> {
+    async fn ask_owner<'a>(&self, ctx: &mut RequestCtx, trip: Trip<'a>) -> Asked<'a, O::Body> {
         let Some(cluster) = self.cluster.get() else {
             return Asked::Origin(trip);
         };

@@ -371,10 +371,10 @@ impl DiskTier {
         self.lock().bytes
     }
 
-    /// The tier's lines of `/metrics` (Prometheus text).
-    pub fn metrics_text(&self) -> String {
+    /// The tier's metrics for `/metrics`: name, type, help and value.
+    pub fn metrics(&self) -> [(&'static str, &'static str, &'static str, u64); 5] {
         let c = &self.counters;
-        let lines = [
+        [
             (
                 "edge_cache_disk_objects",
                 "gauge",
@@ -405,12 +405,7 @@ impl DiskTier {
                 "Writes to the disk tier dropped because its thread was behind.",
                 c.dropped_writes.load(Ordering::Relaxed),
             ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, value) in lines {
-            crate::metrics::write_metric(&mut out, name, kind, help, value);
-        }
-        out
+        ]
     }
 
     /// Writes `obj` for `key` (replacing what the tier held for it), with

@@ -147,7 +147,9 @@ impl ControlApi {
                         &self.plane.runtime.hook_stats(),
                     );
                     if let Some(tier) = self.cache.disk() {
-                        text.push_str(&tier.metrics_text());
+                        for (name, kind, help, value) in tier.metrics() {
+                            crate::metrics::write_metric(&mut text, name, kind, help, value);
+                        }
                     }
                     Ok(http::bytes(text.into(), "text/plain; version=0.0.4"))
                 });
