@@ -433,9 +433,12 @@ impl DiskTier {
                 (names.iter().map(|n| n.as_str().to_owned()).collect(), epoch)
             }),
         };
-        let mut index = self.lock();
-        let seq = index.next_seq;
-        index.next_seq += 1;
+        let seq = {
+            let mut index = self.lock();
+            index.next_seq += 1;
+            index.next_seq - 1
+        };
+        // The body's CRC is taken outside the lock.
         let head = format::encode(seq, &meta, &obj.body);
         let entry = Entry {
             seq,
@@ -443,6 +446,11 @@ impl DiskTier {
             expires: expires_of(&meta),
             tags: obj.tags.clone(),
         };
+        let mut index = self.lock();
+        if index.entries.get(key).is_some_and(|e| e.seq > seq) {
+            // A newer write of the key got in first.
+            return;
+        }
         index.insert(key.clone(), entry);
         let job = Job::Write {
             key: key.clone(),
