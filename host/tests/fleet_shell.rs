@@ -28,7 +28,18 @@ fn free_port() -> u16 {
 }
 
 impl Etcd {
+    /// Starts etcd on free ports; again on new ones when another process
+    /// took one of them before etcd bound it (etcd then exits at once).
     fn start() -> Self {
+        for _ in 0..5 {
+            if let Some(etcd) = Self::try_start() {
+                return etcd;
+            }
+        }
+        panic!("etcd did not become healthy");
+    }
+
+    fn try_start() -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let client = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let peer = format!("http://127.0.0.1:{}", free_port());
@@ -45,7 +56,7 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting etcd (the README's test command installs etcd-server)");
-        let etcd = Self {
+        let mut etcd = Self {
             child,
             client,
             _dir: dir,
@@ -55,7 +66,10 @@ impl Etcd {
             if let Ok((200, body)) = http(client, "GET", "/health", None, "")
                 && body.contains("true")
             {
-                return etcd;
+                return Some(etcd);
+            }
+            if matches!(etcd.child.try_wait(), Ok(Some(_))) {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -28,16 +28,27 @@ fn free_port() -> u16 {
 }
 
 impl Etcd {
-    /// Starts etcd and waits until it answers.
+    /// Starts etcd and waits until it answers. The ports are free when
+    /// chosen, but another process (a host binding port 0) may take one
+    /// before etcd binds it: then etcd is started again on new ones.
     pub async fn start() -> Self {
-        let mut etcd = Self {
-            child: None,
-            dir: tempfile::tempdir().expect("temp dir"),
-            client_port: free_port(),
-            peer_port: free_port(),
-        };
-        etcd.launch().await;
-        etcd
+        let mut attempts = 0;
+        loop {
+            let mut etcd = Self {
+                child: None,
+                dir: tempfile::tempdir().expect("temp dir"),
+                client_port: free_port(),
+                peer_port: free_port(),
+            };
+            match etcd.try_launch().await {
+                Ok(()) => return etcd,
+                Err(log) if log.contains("address already in use") && attempts < 5 => {
+                    attempts += 1;
+                    etcd.stop().await;
+                }
+                Err(log) => panic!("etcd did not become healthy:\n{log}"),
+            }
+        }
     }
 
     /// What `--store` names this etcd with.
@@ -67,10 +78,13 @@ impl Etcd {
     /// Starts etcd again on the same ports and data.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.launch().await;
+        if let Err(log) = self.try_launch().await {
+            panic!("etcd did not become healthy:\n{log}");
+        }
     }
 
-    async fn launch(&mut self) {
+    /// Starts etcd and waits until it answers; its log when it does not.
+    async fn try_launch(&mut self) -> Result<(), String> {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::OpenOptions::new()
@@ -104,12 +118,18 @@ impl Etcd {
                 && got.status == StatusCode::OK
                 && got.text().contains("true")
             {
-                return;
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let log = std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
-        panic!("etcd did not become healthy:\n{log}");
+        Err(std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default())
     }
 }
 
