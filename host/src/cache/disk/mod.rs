@@ -51,6 +51,12 @@ const CHUNK: u64 = 256 << 10;
 /// The nice value of the disk thread.
 const DISK_THREAD_NICE: i32 = 10;
 
+/// Where the file of `key` is under `objects`.
+fn path_in(objects: &Path, key: &str) -> PathBuf {
+    let name = file_name(key);
+    objects.join(&name[..2]).join(name)
+}
+
 /// What a file of the tier names its object by.
 fn file_name(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
@@ -166,10 +172,19 @@ struct Record {
     base: Option<String>,
 }
 
+/// What one record of `purges.log` reaches, made once for a whole start.
+enum Reach<'a> {
+    /// The variants of one resource.
+    Base(&'a str),
+    /// What a purge of a distribution names.
+    Purge(super::Matcher<'a>),
+    Nothing,
+}
+
 impl Record {
-    fn reaches(&self, tags: &Tags) -> bool {
+    fn reach(&self) -> Reach<'_> {
         if let Some(base) = &self.base {
-            return *tags.base == **base;
+            return Reach::Base(base);
         }
         match &self.distribution {
             Some(dist) => {
@@ -178,9 +193,19 @@ impl Record {
                     tags: &self.tags,
                     soft: false,
                 };
-                super::Matcher::new(dist, &purge).reaches(tags)
+                Reach::Purge(super::Matcher::new(dist, &purge))
             }
-            None => false,
+            None => Reach::Nothing,
+        }
+    }
+}
+
+impl Reach<'_> {
+    fn reaches(&self, tags: &Tags) -> bool {
+        match self {
+            Self::Base(base) => *tags.base == **base,
+            Self::Purge(matcher) => matcher.reaches(tags),
+            Self::Nothing => false,
         }
     }
 }
@@ -262,6 +287,8 @@ impl DiskTier {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(err(&log)(e)),
         };
+        let reaches: Vec<(u64, Reach<'_>)> =
+            records.iter().map(|r| (r.before, r.reach())).collect();
         let now = unix_nanos(SystemTime::now());
         let mut found: Vec<(Arc<str>, Entry, Option<VarySpec>)> = Vec::new();
         let mut recovered = Recovered::default();
@@ -273,27 +300,28 @@ impl DiskTier {
             };
             for file in files.flatten() {
                 let path = file.path();
-                let kept = read_description(&path).ok().filter(|(head, meta)| {
-                    let tags = tags_of(meta);
-                    path.file_name().and_then(|n| n.to_str()) == Some(&file_name(&meta.key))
-                        && expires_of(meta) > now
-                        && !records
+                let kept = describe(&path).ok().and_then(|(_, head, meta)| {
+                    let entry = Entry {
+                        seq: head.seq,
+                        size: head.file_len(),
+                        expires: expires_of(&meta),
+                        tags: tags_of(&meta),
+                    };
+                    let keep = path.file_name().and_then(|n| n.to_str())
+                        == Some(&file_name(&meta.key))
+                        && entry.expires > now
+                        && !reaches
                             .iter()
-                            .any(|r| head.seq < r.before && r.reaches(&tags))
+                            .any(|(before, r)| entry.seq < *before && r.reaches(&entry.tags));
+                    keep.then_some((entry, meta))
                 });
-                let Some((head, meta)) = kept else {
+                let Some((entry, meta)) = kept else {
                     let _ = std::fs::remove_file(&path);
                     recovered.removed += 1;
                     continue;
                 };
-                next_seq = next_seq.max(head.seq + 1);
+                next_seq = next_seq.max(entry.seq + 1);
                 let key: Arc<str> = meta.key.as_str().into();
-                let entry = Entry {
-                    seq: head.seq,
-                    size: head.file_len(),
-                    expires: expires_of(&meta),
-                    tags: tags_of(&meta),
-                };
                 let vary = meta.vary.as_ref().map(|(names, epoch)| {
                     let names = names
                         .iter()
@@ -318,7 +346,7 @@ impl DiskTier {
             index.insert(key, entry);
         }
         for (key, _) in index.shrink_to(capacity) {
-            let _ = std::fs::remove_file(objects.join(&file_name(&key)[..2]).join(file_name(&key)));
+            let _ = std::fs::remove_file(path_in(&objects, &key));
             recovered.removed += 1;
         }
         recovered.objects = index.entries.len();
@@ -348,8 +376,7 @@ impl DiskTier {
     }
 
     fn path_of(&self, key: &str) -> PathBuf {
-        let name = file_name(key);
-        self.objects.join(&name[..2]).join(name)
+        path_in(&self.objects, key)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -440,10 +467,11 @@ impl DiskTier {
         };
         // The body's CRC is taken outside the lock.
         let head = format::encode(seq, &meta, &obj.body);
+        let retention = u64::try_from(obj.retention().as_nanos()).unwrap_or(u64::MAX);
         let entry = Entry {
             seq,
             size: (head.len() + obj.body.len()) as u64,
-            expires: expires_of(&meta),
+            expires: meta.stored_unix_nanos.saturating_add(retention),
             tags: obj.tags.clone(),
         };
         let mut index = self.lock();
@@ -495,73 +523,49 @@ impl DiskTier {
             return None;
         }
         let path = self.path_of(key);
-        if entry.size > STREAM_FROM {
-            return self.open_checked(key, &entry, &path, now);
-        }
-        let bytes = match read_whole(&path, entry.size) {
-            Ok(bytes) => bytes,
-            // Not written yet (the disk thread is behind).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "a cache file could not be read; dropped");
-                self.corrupt(key, entry.seq);
-                return None;
-            }
+        let obj = if entry.size > STREAM_FROM {
+            // Left in its file, read from the descriptor it was checked on.
+            let (file, head, meta) = self.accept(key, &entry, &path, check_file(&path))?;
+            let mut obj = object_of(&meta, Bytes::new(), now)?;
+            obj.file = Some(Arc::new(FileBody {
+                file: Arc::new(file),
+                offset: head.body_offset(),
+                len: head.body_len,
+            }));
+            obj
+        } else {
+            let (body, _, meta) = self.accept(key, &entry, &path, read_small(&path, entry.size))?;
+            object_of(&meta, body, now)?
         };
-        let read = decode_whole(&bytes);
-        let (head, meta) = match read {
-            // Another write of the key (the one indexed is not on disk yet).
-            Ok((head, _)) if head.seq != entry.seq => return None,
-            Ok((_, meta)) if meta.key != key => {
-                self.corrupt(key, entry.seq);
-                return None;
-            }
-            Ok(whole) => whole,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "a damaged cache file; dropped");
-                self.corrupt(key, entry.seq);
-                return None;
-            }
-        };
-        let body = Bytes::from(bytes).slice(usize::try_from(head.body_offset()).ok()?..);
-        let obj = object_of(&meta, body, now)?;
         self.counters.hits.fetch_add(1, Ordering::Relaxed);
         Some(obj)
     }
 
-    /// A large object with its body left in its file: the file is checked
-    /// whole (read a chunk at a time through the CRC) on the descriptor the
-    /// body will be read from.
-    fn open_checked(
+    /// What a read of `key`'s file found, when it is the write the index
+    /// holds, whole: a file not written yet (or another write of the key)
+    /// is `None` alone; one that fails a check is counted and removed.
+    fn accept<T>(
         &self,
         key: &str,
         entry: &Entry,
         path: &Path,
-        now: SystemTime,
-    ) -> Option<CachedObject> {
-        let checked = check_file(path);
-        let (file, head, meta) = match checked {
-            Ok(found) if found.1.seq != entry.seq => return None,
-            Ok(found) if found.2.key != key => {
+        read: Result<(T, format::Head, Meta), ReadError>,
+    ) -> Option<(T, format::Head, Meta)> {
+        match read {
+            Ok((_, head, _)) if head.seq != entry.seq => None,
+            Ok((_, _, meta)) if meta.key != key => {
                 self.corrupt(key, entry.seq);
-                return None;
+                None
             }
-            Ok(found) => found,
-            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Ok(whole) => Some(whole),
+            // Not written yet (the disk thread is behind).
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "a damaged cache file; dropped");
+                tracing::warn!(file = %path.display(), error = %e, "a damaged or unreadable cache file; dropped");
                 self.corrupt(key, entry.seq);
-                return None;
+                None
             }
-        };
-        let mut obj = object_of(&meta, Bytes::new(), now)?;
-        obj.file = Some(Arc::new(FileBody {
-            file: Arc::new(file),
-            offset: head.body_offset(),
-            len: head.body_len,
-        }));
-        self.counters.hits.fetch_add(1, Ordering::Relaxed);
-        Some(obj)
+        }
     }
 
     /// Forgets what the tier holds for `key`.
@@ -687,17 +691,7 @@ fn object_of(meta: &Meta, body: Bytes, now: SystemTime) -> Option<CachedObject> 
 /// to be read from.
 fn check_file(path: &Path) -> Result<(std::fs::File, format::Head, Meta), ReadError> {
     use std::os::unix::fs::FileExt as _;
-    let file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut fixed = [0u8; format::HEAD];
-    file.read_exact_at(&mut fixed, 0)?;
-    let head = format::decode_head(&fixed)?;
-    if len != head.file_len() {
-        return Err(FormatError::Truncated.into());
-    }
-    let mut meta = vec![0u8; head.meta_len as usize];
-    file.read_exact_at(&mut meta, format::HEAD as u64)?;
-    let meta = format::decode_meta(&head, &meta)?;
+    let (file, head, meta) = describe(path)?;
     let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; usize::try_from(CHUNK).unwrap_or(1 << 18)];
     let mut at = head.body_offset();
@@ -826,42 +820,39 @@ fn tags_of(meta: &Meta) -> Tags {
     }
 }
 
-/// Reads a file's head and description (not its body), and checks its
-/// length against the head.
-fn read_description(path: &Path) -> Result<(format::Head, Meta), ReadError> {
-    let mut file = std::fs::File::open(path)?;
+/// Opens a file and reads its head and description (not its body),
+/// checking its length against the head.
+fn describe(path: &Path) -> Result<(std::fs::File, format::Head, Meta), ReadError> {
+    use std::os::unix::fs::FileExt as _;
+    let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let mut fixed = [0u8; format::HEAD];
-    file.read_exact(&mut fixed)?;
+    file.read_exact_at(&mut fixed, 0)?;
     let head = format::decode_head(&fixed)?;
     if len != head.file_len() {
         return Err(FormatError::Truncated.into());
     }
     let mut meta = vec![0u8; head.meta_len as usize];
-    file.read_exact(&mut meta)?;
+    file.read_exact_at(&mut meta, format::HEAD as u64)?;
     let meta = format::decode_meta(&head, &meta)?;
-    Ok((head, meta))
+    Ok((file, head, meta))
 }
 
-/// A file read in full, when it is `size` bytes long.
-fn read_whole(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+/// A small file read whole, every check passed: its body, head and
+/// description.
+fn read_small(path: &Path, size: u64) -> Result<(Bytes, format::Head, Meta), ReadError> {
     let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut bytes = Vec::with_capacity(usize::try_from(len.min(size)).unwrap_or(0));
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// A whole file's head, description and body, every check passed.
-fn decode_whole(bytes: &[u8]) -> Result<(format::Head, Meta), FormatError> {
     let head = format::decode_head(bytes.get(..format::HEAD).ok_or(FormatError::Truncated)?)?;
     if bytes.len() as u64 != head.file_len() {
-        return Err(FormatError::Truncated);
+        return Err(FormatError::Truncated.into());
     }
     let body_at = usize::try_from(head.body_offset()).map_err(|_| FormatError::Truncated)?;
     let meta = format::decode_meta(&head, &bytes[format::HEAD..body_at])?;
     format::check_body(&head, &bytes[body_at..])?;
-    Ok((head, meta))
+    let body = Bytes::from(bytes).slice(body_at..);
+    Ok((body, head, meta))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -961,7 +952,10 @@ mod tests {
         let path = tier.path_of(key);
         let seq = tier.lock().entries.get(key).expect("indexed").seq;
         for _ in 0..500 {
-            if read_description(&path).is_ok_and(|(head, _)| head.seq == seq) {
+            if describe(&path)
+                .map(|(_, head, meta)| (head, meta))
+                .is_ok_and(|(head, _)| head.seq == seq)
+            {
                 return path;
             }
             std::thread::sleep(Duration::from_millis(10));
