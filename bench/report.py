@@ -17,8 +17,9 @@ import subprocess
 import sys
 from collections import defaultdict
 
-THROUGHPUT = ["hit-1k", "hit-100k", "hit-100k-disk", "pass-1k", "pass-100k", "hook-1k", "hooks4-1k", "churn"]
-CONTENDERS = ["edge", "nginx-cache", "varnish", "nginx-pass", "haproxy"]
+THROUGHPUT = ["hit-1k", "hit-100k", "hit-100k-disk", "pass-1k", "pass-100k", "hook-1k", "hooks4-1k",
+              "bluegreen-1k", "churn"]
+CONTENDERS = ["edge", "nginx-cache", "nginx-njs", "varnish", "nginx-pass", "haproxy"]
 # scenario -> (reference, second reference); a reference is (scenario, contender).
 REFS = {
     "hit-1k": (("hit-1k", "nginx-cache"), ("hit-1k", "varnish")),
@@ -28,6 +29,7 @@ REFS = {
     "pass-100k": (("pass-100k", "nginx-pass"), ("pass-100k", "haproxy")),
     "hook-1k": (("hit-1k", "nginx-cache"), ("hit-1k", "edge")),
     "hooks4-1k": (("hit-1k", "nginx-cache"), ("hit-1k", "edge")),
+    "bluegreen-1k": (("bluegreen-1k", "nginx-njs"), ("hit-1k", "edge")),
     "churn": (("hit-1k", "edge"), ("hit-1k", "nginx-cache")),
 }
 STREAM_HWM_FLAT_MIB = 8  # "flat": peak RSS grows less than this while 1 GiB streams
@@ -305,6 +307,20 @@ def main():
                r is not None and r <= 1.0, f"{plain(r)}×")
         r, _ = ratio(p, "hook-1k", "edge", ("hit-1k", "nginx-cache"))
         target(p, "hook-1k: edge CPU/req ≤ 1.3× nginx proxy_cache (no hook)", r, r is not None and r <= 1.3, f"{plain(r)}×")
+        r, _ = ratio(p, "hook-1k", "edge", ("hit-1k", "edge"))
+        target(p, "hook-1k: edge CPU/req ≤ 1.5× its plain hit", r, r is not None and r <= 1.5, f"{plain(r)}×")
+        r, _ = ratio(p, "bluegreen-1k", "edge", ("bluegreen-1k", "nginx-njs"))
+        target(p, "bluegreen-1k: edge CPU/req ≤ 1.0× nginx + njs", r, r is not None and r <= 1.0, f"{plain(r)}×")
+        # The routing's own cost: each one's CPU/req over its plain hit.
+        cpu = lambda sc, who: agg.get((p, sc, who), {}).get("cpu")
+        e_bg, e_hit, n_bg, n_hit = (cpu("bluegreen-1k", "edge"), cpu("hit-1k", "edge"),
+                                    cpu("bluegreen-1k", "nginx-njs"), cpu("hit-1k", "nginx-cache"))
+        if None not in (e_bg, e_hit, n_bg, n_hit):
+            e_cost, n_cost = e_bg - e_hit, n_bg - n_hit
+            target(p, "bluegreen-1k: the hook adds ≤ njs's cost over a plain hit", e_cost,
+                   e_cost <= n_cost, f"{e_cost:.1f} vs {n_cost:.1f} µs")
+            target(p, "bluegreen-1k (moonshot): the hook adds ≤ 10 µs over a plain hit", e_cost,
+                   e_cost <= 10, f"{e_cost:.1f} µs")
         for sc in ("pass-1k", "pass-100k"):
             for peer, label in (("haproxy", "HAProxy"), ("nginx-pass", "nginx proxy_pass")):
                 r, _ = ratio(p, sc, "edge", (sc, peer))
@@ -378,7 +394,7 @@ def main():
         return
     gp = os.path.join(work, "chart.gp")
     colors = {"edge": "#1f77b4", "nginx-cache": "#2ca02c", "varnish": "#9467bd", "nginx-pass": "#8c564b",
-              "haproxy": "#ff7f0e"}
+              "haproxy": "#ff7f0e", "nginx-njs": "#17becf"}
     with open(gp, "w", encoding="utf-8") as f:
         f.write(f"set terminal pngcairo size 1200,{430 * len(panels) + 30} font 'sans,10'\n")
         f.write(f"set output '{os.path.join(out_dir, 'suite.png')}'\n")

@@ -40,6 +40,11 @@
 #   pass-1k pass-100k no cache: edge (ttl 0 behavior), nginx-pass, haproxy (ref nginx-pass)
 #   hook-1k           edge hit with the bluegreen hook on viewer_request (ref nginx-cache hit-1k)
 #   hooks4-1k         edge hit with hooks on all four events (ref nginx-cache hit-1k)
+#   bluegreen-1k      the bluegreen routing on a hit, for a fresh viewer each request (no
+#                     cookie; green's share 50 %, so both arms and the Set-Cookie run): edge
+#                     with the bluegreen hook on viewer_request and viewer_response, beside
+#                     nginx-njs (proxy_cache with the same routing in njs, bench/peers/
+#                     bluegreen.js); each one's hook cost is its CPU/req over its plain hit-1k
 #   churn             edge hit-1k while a config PUT lands every second (ref edge hit-1k req/s)
 #   stream-1g         1 GiB through edge and nginx-pass with curl: throughput, VmHWM before/after
 #   idle-10k          RSS before/after IDLE_CONNS keep-alive connections that sent one request
@@ -62,7 +67,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/bench"
-ALL_SCENARIOS="hit-1k hit-100k hit-100k-disk pass-1k pass-100k hook-1k hooks4-1k churn stream-1g idle-10k hostile-10k"
+ALL_SCENARIOS="hit-1k hit-100k hit-100k-disk pass-1k pass-100k hook-1k hooks4-1k bluegreen-1k churn stream-1g idle-10k hostile-10k"
 RUNS="${RUNS:-3}"; DURATION="${DURATION:-10s}"; CONNS="${CONNS:-50}"; WARMUP="${WARMUP:-2s}"
 PASSES="${PASSES:-1 all}"; SCENARIOS="${SCENARIOS:-$ALL_SCENARIOS}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
@@ -76,6 +81,7 @@ SKIP_BUILD="${SKIP_BUILD:-0}"
 
 ORIGIN_PORT=18180; NGINX_PASS_PORT=18181; NGINX_CACHE_PORT=18182; VARNISH_PORT=18183
 HAPROXY_PORT=18184; EDGE_PORT=18185; CONTROL_PORT=18186; EDGE_TLS_PORT=18187
+NGINX_NJS_PORT=18188
 ORIGIN="127.0.0.1:$ORIGIN_PORT"
 TOKEN="suite-token-$$"
 HZ=$(getconf CLK_TCK)
@@ -93,9 +99,9 @@ for p in $PASSES; do
 done
 [[ "$DURATION" =~ ^[0-9]+s$ ]] || die "DURATION must be whole seconds like 10s"
 want() { case " $SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
-# hook-1k, hooks4-1k and churn are compared with hit-1k of the same pass.
-if ! want hit-1k && { want hook-1k || want hooks4-1k || want churn; }; then
-    SCENARIOS="hit-1k $SCENARIOS"; log "adding hit-1k: hook-1k, hooks4-1k and churn are compared with it"
+# hook-1k, hooks4-1k, bluegreen-1k and churn are compared with hit-1k of the same pass.
+if ! want hit-1k && { want hook-1k || want hooks4-1k || want bluegreen-1k || want churn; }; then
+    SCENARIOS="hit-1k $SCENARIOS"; log "adding hit-1k: hook-1k, hooks4-1k, bluegreen-1k and churn are compared with it"
 fi
 
 # ---------------------------------------------------------------- tools
@@ -113,6 +119,17 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "missing: ${missing[*]}. Install with:" >&2
         echo "    $APT_LINE" >&2
         exit 1
+    fi
+fi
+# nginx's JavaScript module, for the nginx-njs contender (bluegreen-1k).
+NJS_MODULE=/usr/lib/nginx/modules/ngx_http_js_module.so
+if want bluegreen-1k && [ ! -f "$NJS_MODULE" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing libnginx-mod-http-js with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y libnginx-mod-http-js >&2 || {
+            apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y libnginx-mod-http-js >&2; }
+    else
+        die "bluegreen-1k needs nginx's njs module ($NJS_MODULE): apt-get install -y libnginx-mod-http-js"
     fi
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
@@ -205,7 +222,7 @@ cleanup() {
     [ -n "$IDLE_PID" ] && stop_pid "$IDLE_PID"
     [ -n "$HOSTILE_PID" ] && stop_pid "$HOSTILE_PID"
     stop_edge
-    for p in nginx-cache nginx-pass varnish haproxy origin; do stop_peer "$p"; done
+    for p in nginx-cache nginx-pass nginx-njs varnish haproxy origin; do stop_peer "$p"; done
     [ $rc = 0 ] || log "stopped everything after an error (exit $rc); logs in $BENCH_DIR"
     exit $rc
 }
@@ -296,6 +313,7 @@ start_nginx() { # name template port workers
     need_free_port "$port"
     rm -rf "$d"; mkdir -p "$d/tmp"; chmod 755 "$d"
     render "$tpl" "$name" "$port" "$workers" > "$d/nginx.conf"
+    [ "$name" = nginx-njs ] && cp "$HERE/peers/bluegreen.js" "$d/"
     nginx -q -t -e "$d/error.log" -p "$d" -c "$d/nginx.conf" >&2 || die "$name: nginx -t failed"
     nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf" || die "$name: nginx did not start"
     wait_port "$port"
@@ -363,6 +381,9 @@ dist_config() { # name [comment]
                 "$comment" "$(origin_json origin)";;
         hook) printf '{"comment":"%s","aliases":["hook.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","hooks":{"viewer_request":{"module":"bluegreen"}}}}' \
                 "$comment" "$(origin_json blue)" "$(origin_json green)";;
+        # bluegreen on both viewer events, green's share from its own KV namespace (50 %).
+        bluegreen) printf '{"comment":"%s","aliases":["bluegreen.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","hooks":{"viewer_request":{"module":"bluegreen","config":{"kv_namespace":"bg50"}},"viewer_response":{"module":"bluegreen","config":{"kv_namespace":"bg50"}}}}}' \
+                "$comment" "$(origin_json blue)" "$(origin_json green)";;
         hooks4) printf '{"comment":"%s","aliases":["hooks4.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","hooks":{"viewer_request":{"module":"bluegreen"},"origin_request":{"module":"header-router"},"origin_response":{"module":"security-headers"},"viewer_response":{"module":"security-headers"}}}}' \
                 "$comment" "$(origin_json blue)" "$(origin_json green)";;
     esac
@@ -373,7 +394,8 @@ configure_edge() {
     for h in $HOOKS; do
         api -X PUT --data-binary "@$WASM_DIR/${h//-/_}.wasm" "http://127.0.0.1:$CONTROL_PORT/v1/hooks/$h" >/dev/null
     done
-    for name in hit pass hook hooks4; do
+    api -X PUT --data-binary 50 "http://127.0.0.1:$CONTROL_PORT/v1/kv/bg50/green_weight" >/dev/null
+    for name in hit pass hook hooks4 bluegreen; do
         out=$(api -D "$EDGE_D/create-$name.hdr" -X POST -H 'content-type: application/json' \
             -d "$(dist_config "$name")" "http://127.0.0.1:$CONTROL_PORT/v1/distributions")
         DIST_ID[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$out")
@@ -401,11 +423,36 @@ check_hit() { # contender host url
     case $who in
         edge*) v=$(header_of x-cache "$host" "$url"); [ "$v" = "Hit from edge" ] ||
             die "$who ($host) does not answer $url from its cache (x-cache: $v)";;
-        nginx-cache) v=$(header_of x-cache-status "$host" "$url"); [ "$v" = HIT ] ||
-            die "nginx-cache does not answer $url from its cache (X-Cache-Status: $v)";;
+        nginx-cache|nginx-njs) v=$(header_of x-cache-status "$host" "$url"); [ "$v" = HIT ] ||
+            die "$who does not answer $url from its cache (X-Cache-Status: $v)";;
         varnish) v=$(header_of x-varnish "$host" "$url"); [[ "$v" == *" "* ]] ||
             die "varnish does not answer $url from its cache (X-Varnish: $v)";;
     esac
+}
+# The bluegreen routing caches each arm apart: fill both (a viewer with each cookie),
+# so a fresh viewer hits whichever arm it draws.
+warm_arms() { # contender host url
+    local arm
+    for arm in blue green; do
+        curl -sS -o /dev/null -H "Host: $2" -H "Cookie: deployment=$arm" "$3"
+        curl -sS -o /dev/null -H "Host: $2" -H "Cookie: deployment=$arm" "$3"
+    done
+}
+# A fresh viewer (no cookie) gets a sticky cookie for the arm it drew, and both arms
+# are drawn (green's share is 50 %).
+check_fresh_viewer() { # contender host url
+    local who=$1 host=$2 url=$3 i c seen=""
+    for i in $(seq 1 40); do
+        c=$(header_of set-cookie "$host" "$url")
+        case $c in
+            deployment=blue\;*|deployment=green\;*) seen="$seen ${c%%;*}";;
+            *) die "$who ($host) set no deployment cookie for a fresh viewer (set-cookie: '$c')";;
+        esac
+    done
+    [[ "$seen" == *deployment=blue* && "$seen" == *deployment=green* ]] ||
+        die "$who ($host) drew one arm only in 40 fresh viewers:$seen"
+    [ -z "$(header_of set-cookie "$host" "$url" -H 'Cookie: deployment=green')" ] ||
+        die "$who ($host) set a cookie for a viewer that had one"
 }
 # A pass-through contender must send every request to the origin: two probes in a
 # row both reach it (and edge says Miss both times).
@@ -592,12 +639,14 @@ run_pass() { # pass
     start_nginx nginx-pass nginx-pass.conf "$NGINX_PASS_PORT" "$nginx_workers"
     start_varnish
     start_haproxy "$workers"
+    want bluegreen-1k && start_nginx nginx-njs nginx-njs.conf "$NGINX_NJS_PORT" "$nginx_workers"
     start_edge "$workers"
     configure_edge
     local e="http://127.0.0.1:$EDGE_PORT" obj sc
     # Fill every cache, then take edge's idle RSS (no viewer connections).
     for obj in 1k.html 100k.html; do
         for sc in hit hook hooks4; do curl -sS -o /dev/null -H "Host: $sc.bench.test" "$e/$obj"; done
+        warm_arms edge bluegreen.bench.test "$e/$obj"
         curl -sS -o /dev/null "http://127.0.0.1:$NGINX_CACHE_PORT/$obj"
         curl -sS -o /dev/null "http://127.0.0.1:$VARNISH_PORT/$obj"
     done
@@ -635,6 +684,7 @@ run_pass() { # pass
                 start_edge "$workers"; configure_edge
                 for obj in 1k.html 100k.html; do
                     for sc in hit hook hooks4; do curl -sS -o /dev/null -H "Host: $sc.bench.test" "$e/$obj"; done
+        warm_arms edge bluegreen.bench.test "$e/$obj"
                 done
                 sc=hit-100k-disk;;
             pass-1k|pass-100k)
@@ -653,6 +703,17 @@ run_pass() { # pass
                 [ -n "$(header_of strict-transport-security hooks4.bench.test "$e/1k.html")" ] ||
                     die "hooks4: the viewer_response hook (security-headers) did not run"
                 measure "$pass" "$sc" edge "$EDGE_PORT" hooks4.bench.test /1k.html;;
+            bluegreen-1k)
+                local njs="http://127.0.0.1:$NGINX_NJS_PORT/1k.html"
+                # Both arms filled now: what the fill above stored may be stale by now.
+                warm_arms edge bluegreen.bench.test "$e/1k.html"
+                warm_arms nginx-njs bench.test "$njs"
+                check_hit edge bluegreen.bench.test "$e/1k.html"
+                check_fresh_viewer edge bluegreen.bench.test "$e/1k.html"
+                measure "$pass" "$sc" edge "$EDGE_PORT" bluegreen.bench.test /1k.html
+                check_hit nginx-njs bench.test "$njs"
+                check_fresh_viewer nginx-njs bench.test "$njs"
+                measure "$pass" "$sc" nginx-njs "$NGINX_NJS_PORT" bench.test /1k.html;;
             churn)
                 check_hit edge hit.bench.test "$e/1k.html"
                 local state="$EDGE_D/churn.state" stop="$BENCH_DIR/churn.stop" ok bad etag
@@ -691,11 +752,12 @@ run_pass() { # pass
     stop_edge
     log "edge stopped"
     for p in nginx-cache nginx-pass varnish haproxy; do stop_peer "$p"; log "$p stopped"; done
+    want bluegreen-1k && { stop_peer nginx-njs; log "nginx-njs stopped"; }
 }
 
 # ---------------------------------------------------------------- main
 log "runtime dir $BENCH_DIR; RUNS=$RUNS DURATION=$DURATION CONNS=$CONNS PASSES='$PASSES' SCENARIOS='$SCENARIOS'"
-for p in nginx-cache nginx-pass varnish haproxy origin; do stop_peer "$p"; done  # leftovers of a killed run
+for p in nginx-cache nginx-pass nginx-njs varnish haproxy origin; do stop_peer "$p"; done  # leftovers of a killed run
 mkdir -p "$BENCH_DIR"; chmod 755 "$BENCH_DIR"
 rm -f "$BENCH_DIR/churn.stop"
 : > "$RAW"

@@ -1,11 +1,14 @@
 // The Edge hook SDK for JavaScript: helpers over the `hooks` world of
 // guest-sdk/wit/, the same contract the Rust SDK (edge-sdk) binds. A hook is
-// an ES module that exports the four events; `defineHooks` fills in the ones
-// it leaves out with pass-through defaults:
+// an ES module that exports `events`, the four event functions; `defineHooks`
+// fills in the ones it leaves out with pass-through defaults:
 //
 //   import { defineHooks, forward } from "./edge.js";
-//   export const { viewerRequest, originRequest, originResponse, viewerResponse } =
-//     defineHooks({ viewerRequest: (ctx, req) => forward(req, "green") });
+//   export const events = defineHooks({ viewerRequest: (ctx, req) => forward(req, "green") });
+//
+// One instance of the hook serves every event of one request it is attached
+// to: a module-level variable set in viewerRequest is there in viewerResponse
+// of the same request, and in no other request.
 //
 // `node build.mjs hook.js hook.wasm` turns it into a component with
 // componentize-js (StarlingMonkey); see README "JavaScript hooks".
@@ -16,9 +19,9 @@
 // an absent option is `undefined`, and a request-action is
 // `{tag: "forward", val: {request, originId}}` or `{tag: "respond", val: response}`.
 
-import { get as kvGet } from "edge:hooks/kv@0.1.0";
-import { get as configGet, json as configJson } from "edge:hooks/config@0.1.0";
-import { log as hostLog } from "edge:hooks/log@0.1.0";
+import { get as kvGet } from "edge:hooks/kv@0.2.0";
+import { get as configGet, json as configJson } from "edge:hooks/config@0.2.0";
+import { log as hostLog } from "edge:hooks/log@0.2.0";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -57,7 +60,7 @@ const passThrough = {
   viewerResponse: (_ctx, _req, resp) => resp,
 };
 
-/** The four event functions: `events`' own, pass-through for the rest. */
+/** The four event functions (export them as `events`): `events`' own, pass-through for the rest. */
 export function defineHooks(events) {
   for (const name of Object.keys(events)) {
     if (!(name in passThrough)) throw new Error(`defineHooks: unknown event ${name}`);

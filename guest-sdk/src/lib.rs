@@ -23,6 +23,11 @@
 //! Build with `cargo build --target wasm32-wasip2 --release` and upload the
 //! `.wasm` with `PUT /v1/hooks/{name}`.
 //!
+//! One instance of the hook serves every event of one request it is attached
+//! to, and only that request: a `static` set in `viewer_request` is there in
+//! `viewer_response` of the same request (the `request-state` example), and
+//! starts from its initial value in every other request.
+//!
 //! ## `no_std` hooks
 //!
 //! The default `std` feature gives a hook the standard library and the
@@ -92,13 +97,14 @@ pub trait Hooks {
     }
 }
 
-/// Exports a type implementing [`Hooks`] as the component's `hooks` world.
+/// Exports a type implementing [`Hooks`] as the component's `events`
+/// (the `edge:hooks@0.2.0` world).
 #[macro_export]
 macro_rules! export {
     ($ty:ty) => {
         const _: () = {
             struct EdgeHooksExport;
-            impl $crate::bindings::Guest for EdgeHooksExport {
+            impl $crate::bindings::exports::edge::hooks::events::Guest for EdgeHooksExport {
                 fn viewer_request(
                     ctx: $crate::Context,
                     req: $crate::Request,

@@ -117,6 +117,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_object_bytes: args.max_object_bytes,
         cache_dir: args.cache_dir,
         cache_disk_bytes: args.cache_disk_bytes,
+        compile_cache_dir: None,
+        parallel_compile: false,
         host_id: args.host_id.unwrap_or_default(),
         max_hook_instances: args.max_hook_instances,
         hook_threads: args.hook_threads.unwrap_or_else(|| {

@@ -530,3 +530,34 @@ fn a_restarted_host_serves_its_hits_from_a_relative_cache_dir() {
     );
     assert_eq!(metrics, "edge_cache_disk_hits_total 1");
 }
+
+#[test]
+fn a_hook_author_tests_a_hook_twice_and_waits_for_one_compile() {
+    // `edge hook test` keeps what it compiled under EDGE_COMPILE_CACHE (a
+    // relative folder here, as a person would set it), so the second run of
+    // the same component compiles nothing. A component built for the
+    // 0.1.0 world is named as such.
+    let dir = workdir();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/hooks-0.1.0/request_state.wasm");
+    std::fs::copy(&fixture, dir.path().join("state.wasm")).expect("copying the fixture");
+    let first = sh_ok(
+        dir.path(),
+        "EDGE_COMPILE_CACHE=cache edge hook test state.wasm",
+    );
+    assert!(first.contains("edge:hooks@0.1.0, compiled in"), "{first}");
+    assert!(first.contains("+ x-calls: 1"), "{first}");
+    assert!(dir.path().join("cache/wasm-cache").is_dir());
+    assert!(dir.path().join("cache/wasm-functions").is_dir());
+    let second = sh_ok(
+        dir.path(),
+        "EDGE_COMPILE_CACHE=cache edge hook test state.wasm -o json | jq -r .compile.cached",
+    );
+    assert_eq!(second, "true");
+    // The flag names another folder: compiled afresh there.
+    let other = sh_ok(
+        dir.path(),
+        "edge hook test --compile-cache other state.wasm --json | jq -r .compile.cached",
+    );
+    assert_eq!(other, "false");
+}

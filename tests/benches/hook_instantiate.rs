@@ -18,6 +18,8 @@ use edge::wasm::{self, BoundHook, HookRuntime, KvData, RuntimeOptions};
 fn bench(c: &mut Criterion) {
     let runtime = HookRuntime::new(&RuntimeOptions {
         cache_dir: None,
+        function_cache_dir: None,
+        parallel_compile: false,
         max_instances: 100,
         measure_cpu: false,
         threads: 0,
@@ -78,14 +80,78 @@ fn bench(c: &mut Criterion) {
         &format!("{name} viewer-request: instantiate + call + drop"),
         |b| {
             b.to_async(&rt).iter(|| async {
+                let instances = wasm::RequestHooks::default();
                 let ran = runtime
-                    .request_event(&hook, "R", kv.clone(), ctx.clone(), req.clone())
+                    .request_event(&hook, &instances, "R", kv.clone(), ctx.clone(), req.clone())
                     .await
                     .expect("hook ran");
                 std::hint::black_box(ran.value);
             });
         },
     );
+
+    // One request's two viewer events: one instance for both (the current
+    // world), against the 0.1.0 build of the same hook, an instance each.
+    let resp = wasm::Response {
+        status: 200,
+        headers: Vec::new(),
+        body: None,
+    };
+    let frozen = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/hooks-0.1.0/bluegreen.wasm");
+    let frozen = std::fs::read(&frozen).unwrap_or_else(|e| panic!("{}: {e}", frozen.display()));
+    for (label, bytes) in [
+        ("one instance (0.2.0)", &bytes),
+        ("an instance each (0.1.0)", &frozen),
+    ] {
+        let compiled = Arc::new(runtime.compile("bluegreen", bytes).expect("compile"));
+        let on = |event| BoundHook {
+            compiled: compiled.clone(),
+            event,
+            ..hook.clone()
+        };
+        let (request, response) = (
+            on(wasm::Event::ViewerRequest),
+            on(wasm::Event::ViewerResponse),
+        );
+        c.bench_function(
+            &format!("bluegreen viewer-request + viewer-response, {label}"),
+            |b| {
+                b.to_async(&rt).iter(|| async {
+                    let instances = wasm::RequestHooks::default();
+                    let ran = runtime
+                        .request_event(
+                            &request,
+                            &instances,
+                            "R",
+                            kv.clone(),
+                            ctx.clone(),
+                            req.clone(),
+                        )
+                        .await
+                        .expect("viewer-request ran");
+                    std::hint::black_box(ran.value);
+                    let ctx = wasm::Context {
+                        event: wasm::Event::ViewerResponse,
+                        ..ctx.clone()
+                    };
+                    let ran = runtime
+                        .response_event(
+                            &response,
+                            &instances,
+                            "R",
+                            kv.clone(),
+                            ctx,
+                            req.clone(),
+                            resp.clone(),
+                        )
+                        .await
+                        .expect("viewer-response ran");
+                    std::hint::black_box(ran.value);
+                });
+            },
+        );
+    }
 }
 
 criterion_group!(benches, bench);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use edge_e2e::examples::{BLUEGREEN, EDGE_AUTH, MISBEHAVE};
+use edge_e2e::examples::{BLUEGREEN, EDGE_AUTH, MISBEHAVE, REQUEST_STATE};
 use edge_e2e::{Edge, Origin, Reply, TOKEN, Value, config_for, json};
 
 /// One CLI run: exit code, stdout, stderr.
@@ -842,6 +842,14 @@ async fn hook_test_runs_the_events_the_way_the_host_does() {
     let log = write_json(&dir, "log.json", &json!({"origin_request": "log"}));
     let out = hook_test(&[MISBEHAVE, "--config", &log]).await.ok();
     assert!(out.contains("log: origin_request saw /"), "{out}");
+
+    // The events of one run share one instance, as one request's do in the
+    // host: what viewer-request kept, viewer-response reports.
+    let out = hook_test(&[REQUEST_STATE]).await.ok();
+    assert!(out.contains("+ x-calls: 4"), "{out}");
+    assert!(out.contains("+ x-first-path: /"), "{out}");
+    assert_eq!(out.matches("(instantiate ").count(), 1, "{out}");
+    assert_eq!(out.matches("(the request's instance)").count(), 3, "{out}");
 }
 
 #[tokio::test]
@@ -920,8 +928,15 @@ async fn edge_dev_reloads_config_and_hooks_when_their_files_change() {
         hooks: vec![format!("sec={}", hook_path.display())],
         listen: "127.0.0.1:0".parse().expect("address"),
         control: "127.0.0.1:0".parse().expect("address"),
+        compile_cache: edge::cli::CompileCacheArgs {
+            compile_cache: Some(dir.path().join("compiled")),
+        },
     };
     let session = DevSession::start(&args).await.expect("edge dev starts");
+    // What it compiled is kept where `edge hook test` keeps it, not in the
+    // session's throw-away data dir.
+    assert!(dir.path().join("compiled/wasm-cache").is_dir());
+    assert!(dir.path().join("compiled/wasm-functions").is_dir());
     let client = edge_e2e::HttpClient::default();
     let viewer = session.host.viewer_addr;
     let get = |host: &'static str| {

@@ -538,12 +538,138 @@ async fn escape() {
 
 #[tokio::test]
 async fn misbehave() {
-    // Every invocation is a fresh instance: a global counter never passes 1.
-    let (edge, _o, _) = misbehaving(&[("count", json!({"viewer_request": "count"}))]).await;
+    // Every request gets a fresh instance: a global counter bumped in
+    // viewer-request never passes 1, and the same instance serves the
+    // request's origin-request, where it reaches 2.
+    let (edge, _o, _) = misbehaving(&[
+        ("count", json!({"viewer_request": "count"})),
+        (
+            "count2",
+            json!({"viewer_request": "count", "origin_request": "count"}),
+        ),
+    ])
+    .await;
     for i in 0..20 {
         let got = edge.get("count.example.com", &format!("/n{i}")).await;
         assert_eq!(got.text(), format!("origin /n{i} count=1"));
+        let got = edge.get("count2.example.com", &format!("/n{i}")).await;
+        assert_eq!(got.text(), format!("origin /n{i} count=2"));
     }
+}
+
+#[tokio::test]
+async fn request_state() {
+    // One instance serves every event of a request the component is
+    // attached to, and no other request.
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("state", REQUEST_STATE).await;
+    let listed = edge.api("GET", "/v1/hooks/state", None, &[]).await.json();
+    assert_eq!(
+        listed["versions"][0]["world"], "edge:hooks@0.2.0",
+        "{listed}"
+    );
+    let hook = json!({"module": "state"});
+    edge.create(config(
+        "state.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": hook, "origin_request": hook, "origin_response": hook, "viewer_response": hook}),
+    ))
+    .await;
+    let miss = edge.get("state.example.com", "/a").await;
+    assert_eq!(miss.cache(), "Miss");
+    assert_eq!(
+        miss.header("x-events"),
+        Some("viewer-request,origin-request,origin-response,viewer-response")
+    );
+    assert_eq!(miss.header("x-calls"), Some("4"));
+    assert_eq!(miss.header("x-first-path"), Some("/a"));
+    assert_eq!(
+        miss.header("x-first-request-id"),
+        miss.header("x-edge-request-id")
+    );
+    // A hit runs the two viewer events, in a new instance of its own.
+    let hit = edge.get("state.example.com", "/a").await;
+    assert_eq!(hit.cache(), "Hit");
+    assert_eq!(
+        hit.header("x-events"),
+        Some("viewer-request,viewer-response")
+    );
+    assert_eq!(
+        hit.header("x-first-request-id"),
+        hit.header("x-edge-request-id")
+    );
+    assert_ne!(
+        hit.header("x-edge-request-id"),
+        miss.header("x-edge-request-id")
+    );
+    // Many requests at once: each sees only what its own viewer-request kept.
+    let edge = std::sync::Arc::new(edge);
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let edge = edge.clone();
+            tokio::spawn(async move { (i, edge.get("state.example.com", &format!("/p{i}")).await) })
+        })
+        .collect();
+    for task in tasks {
+        let (i, got) = task.await.expect("request task");
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+        assert_eq!(got.header("x-first-path"), Some(format!("/p{i}").as_str()));
+        assert_eq!(got.header("x-calls"), Some("4"), "/p{i}");
+        assert_eq!(
+            got.header("x-first-request-id"),
+            got.header("x-edge-request-id")
+        );
+    }
+    // Every instance went back when its request ended.
+    assert_eq!(edge.metric("edge_hook_instances_live").await, 0);
+}
+
+/// The hook instances alive while a request waits on a slow origin, with a
+/// component of the current world on `events`.
+async fn live_during_a_slow_fetch(events: &[&str]) -> (u64, u64) {
+    let edge = Edge::start().await;
+    let o = Origin::start(|_| {
+        Reply::ok("slow")
+            .header("cache-control", "max-age=60")
+            .delay(Duration::from_millis(1500))
+    })
+    .await;
+    edge.upload_hook("state", REQUEST_STATE).await;
+    let hook = json!({"module": "state"});
+    let hooks: serde_json::Map<String, serde_json::Value> = events
+        .iter()
+        .map(|e| ((*e).to_owned(), hook.clone()))
+        .collect();
+    edge.create(config("slow.example.com", &[("o", &o)], hooks.into()))
+        .await;
+    let edge = std::sync::Arc::new(edge);
+    let waiting = {
+        let edge = edge.clone();
+        tokio::spawn(async move { edge.get("slow.example.com", "/").await })
+    };
+    while o.hits() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let during = edge.metric("edge_hook_instances_live").await;
+    let got = waiting.await.expect("request task");
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    (during, edge.metric("edge_hook_instances_live").await)
+}
+
+#[tokio::test]
+async fn an_instance_is_kept_through_the_fetch_only_for_an_event_after_it() {
+    // viewer-request and viewer-response: the instance waits for the origin.
+    assert_eq!(
+        live_during_a_slow_fetch(&["viewer_request", "viewer_response"]).await,
+        (1, 0)
+    );
+    // viewer-request and origin-request only: nothing is held while the
+    // origin takes its time.
+    assert_eq!(
+        live_during_a_slow_fetch(&["viewer_request", "origin_request"]).await,
+        (0, 0)
+    );
 }
 
 #[tokio::test]

@@ -73,3 +73,31 @@ async fn a_0_1_0_bluegreen_routes_by_cookie_and_kv_weight() {
 async fn a_0_1_0_viewer_response_hook_sets_its_headers_on_hits_and_misses() {
     edge_e2e::assert_security_headers_hook(&frozen("security_headers")).await;
 }
+
+#[tokio::test]
+async fn a_0_1_0_component_gets_a_fresh_instance_for_every_event() {
+    // The same source as the `request-state` example, built for 0.1.0: its
+    // globals never outlive an event.
+    let edge = Edge::start().await;
+    let o = named("o").await;
+    edge.upload_hook("state", &frozen("request_state")).await;
+    let listed = edge.api("GET", "/v1/hooks/state", None, &[]).await.json();
+    assert_eq!(
+        listed["versions"][0]["world"], "edge:hooks@0.1.0",
+        "{listed}"
+    );
+    let hook = json!({"module": "state"});
+    edge.create(site(
+        "state.compat.test",
+        &[("o", &o)],
+        json!({"viewer_request": hook, "origin_request": hook, "origin_response": hook, "viewer_response": hook}),
+    ))
+    .await;
+    for path in ["/a", "/a"] {
+        let got = edge.get("state.compat.test", path).await;
+        assert_eq!(got.header("x-calls"), Some("1"));
+        assert_eq!(got.header("x-events"), Some("viewer-response"));
+        assert_eq!(got.header("x-first-path"), Some("-"));
+    }
+    assert_eq!(edge.metric("edge_hook_instances_live").await, 0);
+}

@@ -16,7 +16,7 @@ import { config, cookie, defineHooks, forward, kv, log, randomU64, setCookie, we
 
 const setting = (name, fallback) => config.get(name) ?? fallback;
 
-export const { viewerRequest, originRequest, originResponse, viewerResponse } = defineHooks({
+export const events = defineHooks({
   viewerRequest(ctx, req) {
     let arm = cookie(req, setting("cookie", "deployment"));
     if (arm !== "blue" && arm !== "green") {

@@ -2,8 +2,8 @@
 //! config keys `viewer_request`, `origin_request`, `origin_response` and
 //! `viewer_response` (absent: pass through).
 //!
-//! Request events: `count` (a global counter in `x-count`, proving each call
-//! gets a fresh instance), `loop` (spins forever), `alloc` (asks for 64 MiB),
+//! Request events: `count` (a global counter in `x-count`, proving each
+//! request gets a fresh instance, shared by its events), `loop` (spins forever), `alloc` (asks for 64 MiB),
 //! `panic`, `bad-header` (a CR/LF value), `hop-header` (adds `connection`),
 //! `via` (adds `via`), `bad-status` (answers 99), `bad-origin` (routes to an
 //! unknown origin), `long-uri` (a 9000-byte path), `big-body` (answers 50 KB),

@@ -45,6 +45,8 @@ pub struct DevArgs {
     /// The control API listener.
     #[arg(long, default_value = "127.0.0.1:9901")]
     pub control: SocketAddr,
+    #[command(flatten)]
+    pub compile_cache: super::CompileCacheArgs,
 }
 
 /// Where a hook's component comes from.
@@ -102,6 +104,8 @@ impl DevSession {
         opts.listen = args.listen;
         opts.control = args.control;
         opts.host_id = "edge-dev".to_owned();
+        opts.compile_cache_dir = args.compile_cache.dir();
+        opts.parallel_compile = true;
         let host = RunningHost::start(opts)
             .await
             .map_err(|e| local(format!("starting the host: {e}")))?;

@@ -93,11 +93,16 @@ pub(super) async fn run(cmd: HookCommand, output: Output, out: Out<'_>) -> Resul
                         version,
                         text(&ver["size"]),
                         text(&ver["uploaded"]),
+                        text(&ver["world"]),
                         mark.to_owned(),
                     ]
                 })
                 .collect();
-            table(out, &["VERSION", "SIZE", "UPLOADED", "LATEST"], rows)
+            table(
+                out,
+                &["VERSION", "SIZE", "UPLOADED", "WORLD", "LATEST"],
+                rows,
+            )
         }
     }
 }

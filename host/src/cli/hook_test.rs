@@ -64,6 +64,8 @@ pub struct HookTestArgs {
     /// Print JSON instead of lines (the same as `-o json`).
     #[arg(long, hide = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub compile_cache: super::CompileCacheArgs,
 }
 
 fn local(message: impl Into<String>) -> CliError {
@@ -245,11 +247,14 @@ fn ran_json<R>(ran: &wasm::Ran<R>) -> Value {
 }
 
 fn ran_line<R>(ran: &wasm::Ran<R>) -> String {
+    let instance = match ran.instantiate {
+        Some(took) => format!("instantiate {:.3} ms", millis(took)),
+        None => "the request's instance".to_owned(),
+    };
     format!(
-        "{:.3} ms, CPU {:.3} ms (instantiate {:.3} ms), memory {:.1} MiB",
+        "{:.3} ms, CPU {:.3} ms ({instance}), memory {:.1} MiB",
         millis(ran.took),
         ran.cpu.map_or(0.0, millis),
-        ran.instantiate.map_or(0.0, millis),
         ran.memory_peak as f64 / f64::from(1u32 << 20),
     )
 }
@@ -263,6 +268,8 @@ struct Runner {
     memory: usize,
     client: IpAddr,
     origins: Vec<String>,
+    /// The instance the events share (one request's).
+    instances: wasm::RequestHooks,
 }
 
 impl Runner {
@@ -282,6 +289,7 @@ impl Runner {
     fn stage(&self) -> HookStage<'_> {
         HookStage {
             runtime: &self.runtime,
+            instances: &self.instances,
             kv: self.kv.clone(),
             request_id: "test-request",
             client: self.client,
@@ -426,8 +434,11 @@ fn failed(event: &str, err: wasm::HookError) -> CliError {
 pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let bytes = std::fs::read(&args.wasm)
         .map_err(|e| local(format!("reading {}: {e}", args.wasm.display())))?;
+    let cache = args.compile_cache.dir();
     let runtime = HookRuntime::new(&RuntimeOptions {
-        cache_dir: None,
+        cache_dir: cache.as_ref().map(|d| d.join("wasm-cache")),
+        function_cache_dir: cache.as_ref().map(|d| d.join("wasm-functions")),
+        parallel_compile: true,
         max_instances: 16,
         measure_cpu: true,
         threads: 0,
@@ -437,9 +448,15 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         .wasm
         .file_stem()
         .map_or_else(|| "hook".to_owned(), |s| s.to_string_lossy().into_owned());
+    let began = std::time::Instant::now();
     let compiled = runtime
         .compile(&name, &bytes)
         .map_err(|e| local(format!("{}: {}", args.wasm.display(), e.0)))?;
+    let compile = Compile {
+        took: began.elapsed(),
+        cached: runtime.cache_hits() > 0,
+        world: compiled.world.name(),
+    };
     let config = match &args.config {
         Some(path) => match read_json(path)? {
             Value::Object(map) => map,
@@ -490,6 +507,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
             }),
         client,
         origins: args.origins.clone(),
+        instances: wasm::RequestHooks::default(),
     };
 
     let mut steps = Vec::new();
@@ -503,7 +521,12 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
                 v
             })
             .collect();
-        let mut report = json!({"hook": compiled_label(&runner.compiled), "events": events});
+        let mut report = json!({
+            "hook": compiled_label(&runner.compiled),
+            "world": compile.world,
+            "compile": {"ms": millis(compile.took), "cached": compile.cached},
+            "events": events,
+        });
         match &result {
             Ok(status) => report["status"] = json!(status.as_u16()),
             Err(e) => report["error"] = json!(e.to_string()),
@@ -516,6 +539,22 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         writeln!(out, "{line}").map_err(|e| local(e.to_string()))
     };
     w(out, format!("hook {}", compiled_label(&runner.compiled)))?;
+    w(
+        out,
+        format!(
+            "{:<16} {}, {}",
+            "compile",
+            compile.world,
+            if compile.cached {
+                format!(
+                    "from the compile cache in {:.3} s",
+                    compile.took.as_secs_f64()
+                )
+            } else {
+                format!("compiled in {:.1} s", compile.took.as_secs_f64())
+            }
+        ),
+    )?;
     for step in &steps {
         let mut lines = step.lines.iter();
         if let Some(first) = lines.next() {
@@ -527,6 +566,14 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
     }
     let status = result?;
     w(out, format!("viewer gets {}", status.as_u16()))
+}
+
+/// How the component was compiled, for the report.
+struct Compile {
+    took: Duration,
+    /// Whole, from the on-disk cache.
+    cached: bool,
+    world: &'static str,
 }
 
 fn compiled_label(compiled: &CompiledHook) -> String {

@@ -58,6 +58,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where `edge hook test` and `edge dev` keep compiled hooks, so a run
+/// after the first compiles nothing it compiled before: `--compile-cache DIR`
+/// or `EDGE_COMPILE_CACHE`, else `$XDG_CACHE_HOME/edge`, else
+/// `~/.cache/edge` (the same `wasm-cache/` and `wasm-functions/` folders a
+/// host keeps under its data dir).
+#[derive(Debug, Clone, Args)]
+pub struct CompileCacheArgs {
+    /// The folder compiled hooks are cached in.
+    #[arg(long = "compile-cache", env = "EDGE_COMPILE_CACHE", value_name = "DIR")]
+    pub compile_cache: Option<PathBuf>,
+}
+
+impl CompileCacheArgs {
+    /// The folder to use (absolute); `None` when there is no home to put
+    /// it in.
+    pub fn dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.compile_cache {
+            return Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+        }
+        let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        nonempty("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| nonempty("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .map(|base| base.join("edge"))
+    }
+}
+
 /// The top-level verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {

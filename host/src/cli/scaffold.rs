@@ -219,7 +219,7 @@ fn js_source(name: &str) -> String {
 // pass through; edge.d.ts has the types.
 import {{ defineHooks, forward, header, setHeader }} from "./edge.js";
 
-export const {{ viewerRequest, originRequest, originResponse, viewerResponse }} = defineHooks({{
+export const events = defineHooks({{
   // Sends requests marked `x-canary: 1` to the origin `canary`, if the
   // behavior has one (an origin id it lacks fails the request with 502).
   viewerRequest(_ctx, req) {{

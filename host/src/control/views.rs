@@ -217,6 +217,10 @@ pub struct HookVersionView {
     pub version: String,
     pub size: usize,
     pub uploaded: String,
+    /// The hooks world it was built for: `edge:hooks@0.2.0` (one instance
+    /// per request) or `edge:hooks@0.1.0` (one per event).
+    #[serde(default)]
+    pub world: String,
 }
 
 /// `PUT /v1/hooks/{name}`: the version the upload made.

@@ -13,6 +13,7 @@ use crate::cache::flight::FlightGuard;
 use crate::cache::{CacheStatus, CachedObject};
 use crate::interim::InterimSender;
 use crate::metrics::{ArmStats, DistributionStats};
+use crate::wasm::RequestHooks;
 
 use super::routing::ServedDistribution;
 
@@ -45,6 +46,8 @@ pub(super) struct RequestCtx {
     /// Where the origin's 1xx responses go on their way to the viewer (an
     /// HTTP/1.1 viewer's connection).
     pub interim: Option<InterimSender>,
+    /// The hook instances that serve the request's later events.
+    pub hooks: RequestHooks,
 }
 
 impl RequestCtx {
@@ -64,6 +67,7 @@ impl RequestCtx {
             stats: None,
             tags: None,
             interim: None,
+            hooks: RequestHooks::default(),
         }
     }
 

@@ -22,6 +22,7 @@ impl<O: Origins> Proxy<O> {
     fn stage<'a>(&'a self, ctx: &'a RequestCtx, dist: &'a ServedDistribution) -> HookStage<'a> {
         HookStage {
             runtime: &self.hooks,
+            instances: &ctx.hooks,
             kv: self.kv.load_full(),
             request_id: &ctx.request_id,
             client: ctx.client.ip(),
@@ -112,7 +113,11 @@ impl<O: Origins> Proxy<O> {
         let (mut head, body) = resp.into_parts();
         let answer = self
             .response_hook(hook, ctx, dist, ex, head.status, &head.headers)
-            .await?;
+            .await;
+        // The last event: the request's instances go back before the body
+        // streams.
+        ctx.hooks.clear();
+        let answer = answer?;
         if let Some(refused) = answer.status_refused {
             tracing::debug!(request_id = %ctx.request_id, hook = %hook.label(), "viewer-response cannot change the status to {refused}; kept {}", head.status);
         }

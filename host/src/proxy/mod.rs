@@ -72,7 +72,7 @@ use crate::error::ProxyError;
 use crate::interim::InterimSender;
 use crate::metrics::Metrics;
 use crate::origin::{BoxError, OriginFetcher, Origins, ViewerBody};
-use crate::wasm::{HookRuntime, KvData};
+use crate::wasm::{Event, HookRuntime, KvData};
 use admit::Fetched;
 use body::EdgeBody;
 use ctx::{Decision, Exchange, RequestCtx, Trip};
@@ -214,6 +214,9 @@ impl<O: Origins> Proxy<O> {
                 }
             }
         }
+        // A component only viewer-request runs gives its instance back now,
+        // not after the origin answered.
+        ctx.hooks.keep_only(hooks.after(Event::ViewerRequest));
         if let Some(record) = &mut ctx.log {
             record.origin = Some(ex.target_id.clone());
         }
@@ -251,7 +254,10 @@ impl<O: Origins> Proxy<O> {
             );
             trip.base = Some(base.clone());
             match self.lookup(ctx, &mut trip, &base).await {
-                Some(hit) => hit,
+                Some(hit) => {
+                    ctx.hooks.keep_only(hooks.after(Event::OriginResponse));
+                    hit
+                }
                 None => {
                     drop(viewer_body);
                     self.fill(ctx, trip).await?
@@ -323,6 +329,9 @@ impl<O: Origins> Proxy<O> {
                 }
             }
         }
+        // The origin may take a while: only the instances of the events
+        // after its answer are kept through it.
+        ctx.hooks.keep_only(hooks.after(Event::OriginRequest));
         // Revalidate with the stale object's own validators.
         let revalidating = match &stale {
             Some(obj) => {
@@ -403,6 +412,7 @@ impl<O: Origins> Proxy<O> {
                 head.headers.remove(CONTENT_LENGTH);
                 fetched = Fetched::Replaced(body);
             }
+            ctx.hooks.keep_only(hooks.after(Event::OriginResponse));
         }
 
         // 9: admit, the object tagged by what the response (or the hook)

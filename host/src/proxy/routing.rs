@@ -8,7 +8,7 @@ use crate::config::Distribution;
 use crate::config::policy::Policy;
 use crate::metrics::{ArmStats, DistributionStats};
 use crate::origin::{OriginFetcher, PoolClient};
-use crate::wasm::BoundHook;
+use crate::wasm::{BoundHook, Event};
 
 /// The hooks bound to one cache behavior, by event.
 #[derive(Debug, Default)]
@@ -17,6 +17,24 @@ pub struct BehaviorHooks {
     pub origin_request: Option<Arc<BoundHook>>,
     pub origin_response: Option<Arc<BoundHook>>,
     pub viewer_response: Option<Arc<BoundHook>>,
+}
+
+impl BehaviorHooks {
+    /// The hooks of the events that may still run after `event`, so a
+    /// request drops the instances no later event can use.
+    pub fn after(&self, event: Event) -> [Option<&BoundHook>; 3] {
+        let (req, resp, viewer) = (
+            self.origin_request.as_deref(),
+            self.origin_response.as_deref(),
+            self.viewer_response.as_deref(),
+        );
+        match event {
+            Event::ViewerRequest => [req, resp, viewer],
+            Event::OriginRequest => [resp, viewer, None],
+            Event::OriginResponse => [viewer, None, None],
+            Event::ViewerResponse => [None, None, None],
+        }
+    }
 }
 
 /// One distribution as the request path sees it.

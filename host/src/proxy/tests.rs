@@ -114,6 +114,8 @@ fn build<O: Origins>(json: &str, origins: Arc<O>) -> (Arc<Proxy<O>>, Arc<Metrics
     let routing = Arc::new(ArcSwap::from_pointee(Routing::build(1, [Arc::new(served)])));
     let hooks = HookRuntime::new(&RuntimeOptions {
         cache_dir: None,
+        function_cache_dir: None,
+        parallel_compile: false,
         max_instances: 4,
         measure_cpu: false,
         threads: 0,

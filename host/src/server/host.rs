@@ -215,8 +215,11 @@ impl RunningHost {
             None => Vec::new(),
         };
         let fetcher = Arc::new(OriginFetcher::with_roots(&extra_roots));
+        let compile_cache = opts.compile_cache_dir.as_ref().unwrap_or(&opts.data_dir);
         let runtime = Arc::new(HookRuntime::new(&RuntimeOptions {
-            cache_dir: Some(opts.data_dir.join("wasm-cache")),
+            cache_dir: Some(compile_cache.join("wasm-cache")),
+            function_cache_dir: Some(compile_cache.join("wasm-functions")),
+            parallel_compile: opts.parallel_compile,
             max_instances: opts.max_hook_instances,
             measure_cpu: true,
             threads: opts.hook_threads,

@@ -31,6 +31,12 @@ pub struct HostOptions {
     /// Names this host in `via` headers and among the fleet's hosts; empty:
     /// the id kept in `<data-dir>/host-id`, generated on first start.
     pub host_id: String,
+    /// Where compiled hooks are cached (`wasm-cache/`, `wasm-functions/`);
+    /// `None`: the data dir.
+    pub compile_cache_dir: Option<PathBuf>,
+    /// Compile uploads on every core (`edge dev`, where a person waits);
+    /// a host serving viewers leaves the other cores to its workers.
+    pub parallel_compile: bool,
     /// Hook instances that may run at once.
     pub max_hook_instances: u32,
     /// Threads, below the workers' CPU priority, that take over hook
@@ -99,6 +105,8 @@ impl HostOptions {
             cache_bytes: 256 << 20,
             max_object_bytes: 16 << 20,
             cache_dir: None,
+            compile_cache_dir: None,
+            parallel_compile: false,
             cache_disk_bytes: 10 << 30,
             host_id: String::new(),
             max_hook_instances: 1000,

@@ -1,4 +1,4 @@
-//! Compiling an upload: a component of the `hooks` world, importing only what the host gives.
+//! Compiling an upload: a component of a `hooks` world (0.2.0 or 0.1.0), importing only what the host gives.
 
 use super::*;
 
@@ -91,12 +91,43 @@ impl HookRuntime {
             .instantiate_pre(&component)
             .map_err(|e| InvalidHook(format!("imports something hooks cannot use: {e:#}")))?;
         // Checks every export's presence and type once, here, so an
-        // invocation only looks up the one it calls.
-        bindings::HooksPre::new(pre.clone())
-            .map_err(|e| InvalidHook(format!("does not export the hooks world: {e:#}")))?;
+        // invocation only looks up the one it calls. The current world
+        // first, as `wasmtime serve` tries its newest proxy world first.
+        let (world, parent) = if bindings::v0_2::HooksPre::new(pre.clone()).is_ok() {
+            let events = component
+                .get_export_index(None, bindings::EVENTS_EXPORT)
+                .ok_or_else(|| {
+                    InvalidHook(format!("does not export {}", bindings::EVENTS_EXPORT))
+                })?;
+            (World::V0_2, Some(events))
+        } else if let Err(old) = bindings::v0_1::HooksPre::new(pre.clone()) {
+            let current = bindings::v0_2::HooksPre::new(pre.clone())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            return Err(InvalidHook(format!(
+                "does not export the hooks world: neither `{}` (edge:hooks@0.2.0: {current}) nor the four events of edge:hooks@0.1.0 ({old:#}); build it with the current SDK",
+                bindings::EVENTS_EXPORT
+            )));
+        } else {
+            (World::V0_1, None)
+        };
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| name.starts_with("edge:hooks/") && !name.ends_with(world.suffix()))
+            .collect();
+        if !imports.is_empty() {
+            return Err(InvalidHook(format!(
+                "exports the events of edge:hooks{} but imports {}: a component is built for one world",
+                world.suffix(),
+                imports.join(", ")
+            )));
+        }
         let export = |name: &str| {
             component
-                .get_export_index(None, name)
+                .get_export_index(parent.as_ref(), name)
                 .ok_or_else(|| InvalidHook(format!("does not export {name}")))
         };
         let exports = [
@@ -116,10 +147,53 @@ impl HookRuntime {
             name: name.into(),
             version: version_of(bytes),
             pre,
+            world,
             exports,
             stats,
             javascript: embeds_javascript_engine(bytes),
             demoted: Default::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> HookRuntime {
+        HookRuntime::new(&RuntimeOptions {
+            cache_dir: None,
+            function_cache_dir: None,
+            parallel_compile: false,
+            max_instances: 4,
+            measure_cpu: false,
+            threads: 0,
+        })
+        .expect("hook runtime")
+    }
+
+    #[test]
+    fn a_component_built_for_0_1_0_is_taken_as_that_world() {
+        let bytes = include_bytes!("../../../tests/fixtures/hooks-0.1.0/request_state.wasm");
+        let compiled = runtime()
+            .compile("state", bytes)
+            .expect("a 0.1.0 component");
+        assert_eq!(compiled.world, World::V0_1);
+    }
+
+    #[test]
+    fn a_component_of_neither_world_is_refused_naming_both() {
+        // The empty component: a preamble, no imports, no exports.
+        let empty = b"\0asm\x0d\0\x01\0";
+        let err = runtime().compile("empty", empty).expect_err("refused");
+        assert!(err.0.contains(bindings::EVENTS_EXPORT), "{}", err.0);
+        assert!(err.0.contains("edge:hooks@0.1.0"), "{}", err.0);
+    }
+
+    #[test]
+    fn both_worlds_interfaces_are_provided_and_nothing_else_of_the_package() {
+        assert!(is_provided_import("edge:hooks/kv@0.1.0"));
+        assert!(is_provided_import("edge:hooks/kv@0.2.0"));
+        assert!(!is_provided_import("edge:hooks/secrets@0.1.0"));
     }
 }

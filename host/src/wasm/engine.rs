@@ -25,6 +25,7 @@ impl HookRuntime {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .memory_init_cow(true)
+            .parallel_compilation(opts.parallel_compile)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = match &opts.cache_dir {
             Some(dir) => {
@@ -35,10 +36,21 @@ impl HookRuntime {
             None => None,
         };
         config.cache(cache.clone());
+        if let Some(dir) = &opts.function_cache_dir {
+            config
+                .enable_incremental_compilation(Arc::new(incremental::FunctionCache::new(
+                    dir.clone(),
+                )))
+                .map_err(err)?;
+        }
         let engine = Engine::new(&config).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
-        bindings::Hooks::add_to_linker::<HookState, HasSelf<HookState>>(&mut linker, |s| s)
+        // Both worlds' imports: their versions are not semver-compatible,
+        // so `edge:hooks/kv@0.1.0` and `@0.2.0` are two names in one linker.
+        bindings::v0_2::Hooks::add_to_linker::<HookState, HasSelf<HookState>>(&mut linker, |s| s)
+            .map_err(err)?;
+        bindings::v0_1::Hooks::add_to_linker::<HookState, HasSelf<HookState>>(&mut linker, |s| s)
             .map_err(err)?;
 
         let ticker = ticker::Ticker::start(engine.clone(), EPOCH_TICK)
@@ -74,6 +86,14 @@ impl HookRuntime {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Hook instances alive now: running, or kept for a later event of their
+    /// request.
+    pub fn live_instances(&self) -> u64 {
+        self.engine
+            .pooling_allocator_metrics()
+            .map_or(0, |m| m.component_instances())
     }
 
     /// Compilations served from the on-disk cache since start.

@@ -1,4 +1,4 @@
-//! Invoking an event: a fresh store and instance, run here until it yields, then on the hook threads.
+//! Invoking an event: the request's instance (or a fresh one), run here until it yields, then on the hook threads.
 
 use super::*;
 
@@ -17,8 +17,8 @@ impl HookRuntime {
     async fn run<R: Send + 'static>(
         &self,
         hook: &BoundHook,
-        mut invocation: Pin<Box<impl Future<Output = Result<Ran<R>, HookError>> + Send + 'static>>,
-    ) -> Result<Ran<R>, HookError> {
+        mut invocation: Pin<Box<impl Future<Output = Invoked<R>> + Send + 'static>>,
+    ) -> Invoked<R> {
         let Some(threads) = &self.threads else {
             return invocation.await;
         };
@@ -27,7 +27,7 @@ impl HookRuntime {
         if credit == 0 {
             let first = std::future::poll_fn(|cx| Poll::Ready(invocation.as_mut().poll(cx))).await;
             if let Poll::Ready(out) = first {
-                if out.is_err() {
+                if out.1.is_err() {
                     hook.compiled.demote(hook.event);
                 }
                 return out;
@@ -47,57 +47,118 @@ impl HookRuntime {
                 invocation.as_mut().poll(cx)
             })
             .await;
-            if polls > 1 || out.is_err() {
+            if polls > 1 || out.1.is_err() {
                 compiled.demote(event);
             }
             out
         }));
         match (&mut task.0).await {
-            Ok(ran) => ran,
+            Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(HookError::Stopped {
-                hook: hook.label(),
-                event: event_name(hook.event),
-            }),
+            Err(_) => (
+                None,
+                Err(HookError::Stopped {
+                    hook: hook.label(),
+                    event: event_name(hook.event),
+                }),
+            ),
         }
     }
 
-    /// Runs a `viewer-request` or `origin-request` event.
+    /// Runs a `viewer-request` or `origin-request` event, in the request's
+    /// instance of the component when `instances` holds one.
     pub async fn request_event(
         &self,
         hook: &BoundHook,
+        instances: &RequestHooks,
         request_id: &str,
         kv: Arc<KvData>,
         ctx: Context,
         req: Request,
     ) -> Result<Ran<RequestAction>, HookError> {
-        let ran = self
-            .invoke::<_, (RequestAction,)>(hook, request_id, kv, (ctx, req))
-            .await?;
-        Ok(ran.map(|(action,)| action))
+        match hook.compiled.world {
+            World::V0_2 => {
+                let ran = self
+                    .invoke::<_, (RequestAction,)>(
+                        hook,
+                        Some(instances),
+                        request_id,
+                        kv,
+                        (ctx, req),
+                    )
+                    .await?;
+                Ok(ran.map(|(action,)| action))
+            }
+            World::V0_1 => {
+                use bindings::v0_1::edge::hooks::types as old;
+                let ran = self
+                    .invoke::<_, (old::RequestAction,)>(
+                        hook,
+                        None,
+                        request_id,
+                        kv,
+                        (old::Context::from(ctx), old::Request::from(req)),
+                    )
+                    .await?;
+                Ok(ran.map(|(action,)| action.into()))
+            }
+        }
     }
 
-    /// Runs an `origin-response` or `viewer-response` event.
+    /// Runs an `origin-response` or `viewer-response` event, in the
+    /// request's instance of the component when `instances` holds one.
+    #[expect(clippy::too_many_arguments, reason = "one event's whole input")]
     pub async fn response_event(
         &self,
         hook: &BoundHook,
+        instances: &RequestHooks,
         request_id: &str,
         kv: Arc<KvData>,
         ctx: Context,
         req: Request,
         resp: Response,
     ) -> Result<Ran<Response>, HookError> {
-        let ran = self
-            .invoke::<_, (Response,)>(hook, request_id, kv, (ctx, req, resp))
-            .await?;
-        Ok(ran.map(|(response,)| response))
+        match hook.compiled.world {
+            World::V0_2 => {
+                let ran = self
+                    .invoke::<_, (Response,)>(
+                        hook,
+                        Some(instances),
+                        request_id,
+                        kv,
+                        (ctx, req, resp),
+                    )
+                    .await?;
+                Ok(ran.map(|(response,)| response))
+            }
+            World::V0_1 => {
+                use bindings::v0_1::edge::hooks::types as old;
+                let ran = self
+                    .invoke::<_, (old::Response,)>(
+                        hook,
+                        None,
+                        request_id,
+                        kv,
+                        (
+                            old::Context::from(ctx),
+                            old::Request::from(req),
+                            old::Response::from(resp),
+                        ),
+                    )
+                    .await?;
+                Ok(ran.map(|(response,)| response.into()))
+            }
+        }
     }
 
-    /// One invocation of `hook`'s event export with `params`: a fresh store
-    /// and instance, metered, concluded, run through [`Self::run`].
+    /// One invocation of `hook`'s event export with `params`: in the
+    /// request's instance of the component if `instances` has one, else in a
+    /// fresh one (kept in `instances` afterwards when given and the call
+    /// succeeded); metered, concluded, run through [`Self::run`].
     async fn invoke<P, R>(
         &self,
         hook: &BoundHook,
+        instances: Option<&RequestHooks>,
         request_id: &str,
         kv: Arc<KvData>,
         params: P,
@@ -115,7 +176,13 @@ impl HookRuntime {
             + 'static,
     {
         use tracing::Instrument as _;
-        let mut store = new_store(&self.engine, hook, request_id, kv);
+        let mut live = match instances.and_then(|i| i.take(&hook.compiled)) {
+            Some(mut live) => {
+                live.enter(hook);
+                live
+            }
+            None => Box::new(Live::new(&self.engine, hook, request_id, kv)),
+        };
         let measure = self.measure_cpu;
         let hook_owned = hook.clone();
         let running = self.ticker.enter();
@@ -126,17 +193,33 @@ impl HookRuntime {
             let began = Instant::now();
             let mut instantiated = None;
             let call = async {
-                let instance = hook.compiled.pre.instantiate_async(&mut store).await?;
-                instantiated = Some(began.elapsed());
-                let func = instance.get_typed_func::<P, R>(&mut store, export)?;
-                func.call_async(&mut store, params).await
+                let Live { store, instance } = &mut *live;
+                let instance = match instance {
+                    Some(instance) => *instance,
+                    None => {
+                        let made = hook.compiled.pre.instantiate_async(&mut *store).await?;
+                        instantiated = Some(began.elapsed());
+                        *instance.insert(made)
+                    }
+                };
+                let func = instance.get_typed_func::<P, R>(&mut *store, export)?;
+                func.call_async(&mut *store, params).await
             };
             let (result, cpu) = metered(call, hook.budget, wall_limit(hook.budget), measure).await;
-            conclude(&hook, store, result, began, instantiated, cpu)
+            let out = conclude(&hook, &mut live.store, result, began, instantiated, cpu);
+            (out.is_ok().then_some(live), out)
         };
-        self.run(hook, Box::pin(invocation.in_current_span())).await
+        let (live, out) = self.run(hook, Box::pin(invocation.in_current_span())).await;
+        if let (Some(instances), Some(live)) = (instances, live) {
+            instances.put(&hook.compiled, live);
+        }
+        out
     }
 }
+
+/// What an invocation gives back: the instance, when it may serve a later
+/// event of the request, and the outcome.
+type Invoked<R> = (Option<Box<Live>>, Result<Ran<R>, HookError>);
 
 /// A spawned invocation, aborted when the request waiting for it goes away.
 pub(super) struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
@@ -151,21 +234,27 @@ impl<T> Drop for AbortOnDrop<T> {
 /// `result` is `None` when the invocation ran past its wall-time limit.
 pub(super) fn finish<R>(
     hook: &BoundHook,
-    mut store: Store<HookState>,
+    store: &mut Store<HookState>,
     result: Option<wasmtime::Result<R>>,
 ) -> Result<Ran<R>, HookError> {
     let state = store.data_mut();
-    let pipes = state
-        .wasi
-        .as_ref()
-        .map(|w| [("stdout", &w.stdout), ("stderr", &w.stderr)]);
-    for (stream, pipe) in pipes.iter().flatten() {
-        let out = pipe.contents();
-        for line in String::from_utf8_lossy(&out)
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
-            tracing::info!(request_id = %state.request_id, hook = %state.hook, stream, "{line}");
+    if let Some(wasi) = &mut state.wasi {
+        // What this call printed: an instance that served an earlier event
+        // of the request printed the start of each pipe.
+        let [out_printed, err_printed] = &mut wasi.printed;
+        for (stream, pipe, printed) in [
+            ("stdout", &wasi.stdout, out_printed),
+            ("stderr", &wasi.stderr, err_printed),
+        ] {
+            let out = pipe.contents();
+            let new = out.get(*printed..).unwrap_or_default();
+            *printed = out.len();
+            for line in String::from_utf8_lossy(new)
+                .lines()
+                .filter(|l| !l.is_empty())
+            {
+                tracing::info!(request_id = %state.request_id, hook = %state.hook, stream, "{line}");
+            }
         }
     }
     let logs = std::mem::take(&mut state.logs);
@@ -222,7 +311,7 @@ pub(super) fn finish<R>(
 /// [`Self::finish`], timed and counted in the hook's stats.
 pub(super) fn conclude<R>(
     hook: &BoundHook,
-    store: Store<HookState>,
+    store: &mut Store<HookState>,
     result: Option<wasmtime::Result<R>>,
     began: Instant,
     instantiated: Option<Duration>,
@@ -255,7 +344,8 @@ pub struct Ran<R> {
     pub logs: Vec<String>,
     /// The most linear memory the instance grew to (bytes).
     pub memory_peak: usize,
-    /// Creating the fresh instance.
+    /// Creating the instance; `None` when an earlier event of the request
+    /// made it.
     pub instantiate: Option<Duration>,
     /// From instantiation to the export's return (wall time).
     pub took: Duration,

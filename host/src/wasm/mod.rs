@@ -1,15 +1,18 @@
 //! WebAssembly hooks: one engine per process, each component compiled once, a fresh
-//! bounded instance for every invocation.
+//! bounded instance for every request (for every event, for components of the 0.1.0 world).
 //!
 //! The engine uses the pooling allocator with copy-on-write memory images and
 //! epoch interruption (a ticker thread advances the epoch every millisecond
 //! while hooks run; [`ticker`]).
 //! Each uploaded component is compiled once (and cached on disk by content hash,
 //! so a restart does not recompile) into an `InstancePre`, with the export of
-//! each event looked up once. An invocation gets a new `Store` with a CPU budget,
-//! a memory cap, WASI without files, sockets or host environment, and
-//! stdout/stderr captured for the log, instantiates, and calls the one export
-//! its event needs.
+//! each event looked up once, for the world it was built for ([`World`]). The
+//! first event of a request that runs a component gets a new `Store` with a
+//! memory cap, WASI without files, sockets or host environment, and
+//! stdout/stderr captured for the log, and instantiates; each event's call
+//! has its own CPU budget. A component of the current world keeps its
+//! instance for the request's later events ([`RequestHooks`]); one of the
+//! 0.1.0 world gets a fresh instance for every event, as it was built for.
 //!
 //! The CPU budget counts the CPU time of the thread running the guest, not
 //! wall time: the epoch deadline only says when to look (every tick), and the
@@ -33,8 +36,8 @@
 //! the invocation itself).
 //!
 //! By concern: the engine and its threads (`engine.rs`), compiling and
-//! checking an upload (`compile.rs`), invoking an event (`invoke.rs`), one
-//! invocation's store (`store.rs`), CPU metering (`meter.rs`), errors
+//! checking an upload (`compile.rs`), invoking an event (`invoke.rs`), a
+//! request's instances (`instance.rs`), an instance's store (`store.rs`), CPU metering (`meter.rs`), errors
 //! (`error.rs`), one event of one request as the proxy and `edge hook test`
 //! both run it (`stage.rs`); one host file per WIT interface (`kv.rs`, `config.rs`,
 //! `log.rs`) and the conversions between WIT and HTTP types (`convert.rs`).
@@ -49,12 +52,16 @@ mod ticker;
 mod compile;
 mod engine;
 mod error;
+mod incremental;
+mod instance;
 mod invoke;
 mod meter;
 pub mod stage;
 mod store;
 
 pub use error::{HookError, InvalidHook, RuntimeError};
+use instance::Live;
+pub use instance::RequestHooks;
 pub use invoke::Ran;
 use meter::*;
 pub use store::HookState;
@@ -123,12 +130,43 @@ pub fn event_name(event: Event) -> &'static str {
     }
 }
 
-/// A component compiled and checked against the `hooks` world.
+/// The hooks world a component was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// `edge:hooks@0.1.0`: the four events exported by the world; a fresh
+    /// instance per event.
+    V0_1,
+    /// `edge:hooks@0.2.0`: the four events in the `events` interface; one
+    /// instance per request.
+    V0_2,
+}
+
+impl World {
+    /// `@0.2.0`: how the world's interface names end.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::V0_1 => "@0.1.0",
+            Self::V0_2 => "@0.2.0",
+        }
+    }
+
+    /// `edge:hooks@0.2.0`, as the API shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V0_1 => "edge:hooks@0.1.0",
+            Self::V0_2 => "edge:hooks@0.2.0",
+        }
+    }
+}
+
+/// A component compiled and checked against a `hooks` world.
 pub struct CompiledHook {
     pub name: Arc<str>,
     /// `sha256:<hex>` of the component bytes.
     pub version: String,
     pre: InstancePre<HookState>,
+    /// The world it was built for.
+    pub world: World,
     /// The export of each event, indexed by [`event_index`].
     exports: [ComponentExportIndex; 4],
     /// Counters shared by every version of the name.
@@ -215,6 +253,10 @@ impl BoundHook {
 pub struct RuntimeOptions {
     /// Where compiled artifacts are cached by content hash; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    /// Where compiled functions are cached by their own hash, so a
+    /// component that changed a little compiles only what changed (a folder
+    /// apart: the artifact cache's cleaner removes what it did not write).
+    pub function_cache_dir: Option<PathBuf>,
     /// Instances that may run at once (pool slots).
     pub max_instances: u32,
     /// Report each invocation's CPU time in [`Ran::cpu`] and the hooks' CPU
@@ -222,6 +264,10 @@ pub struct RuntimeOptions {
     /// tick or waits (the clock is read for the budget then anyway), the wall
     /// time of its one poll for one that finishes within it (no clock read).
     pub measure_cpu: bool,
+    /// Compile a component's functions on every core: for a command a
+    /// person waits on (`edge hook test`, `edge dev`). A host serving viewers
+    /// compiles an upload on one thread, beside its workers.
+    pub parallel_compile: bool,
     /// Threads that take over invocations once they yield, at
     /// [`HOOK_THREAD_NICE`]; 0 runs every invocation on the caller's threads.
     pub threads: usize,

@@ -16,7 +16,9 @@ use http::{HeaderMap, Method, StatusCode};
 
 use super::bindings::Arm;
 use super::convert::{self, CheckedResponse};
-use super::{BoundHook, Context, Event, HookError, HookRuntime, KvData, Ran, RequestAction};
+use super::{
+    BoundHook, Context, Event, HookError, HookRuntime, KvData, Ran, RequestAction, RequestHooks,
+};
 
 /// The events in the order the host runs them on a miss. An answer from a
 /// request event skips what follows it up to viewer-response: a
@@ -69,6 +71,8 @@ pub type TargetCheck<'a> = &'a (dyn Fn(&str) -> Result<(), String> + Send + Sync
 /// Where one request's hooks run, and what their context tells them.
 pub struct HookStage<'a> {
     pub runtime: &'a HookRuntime,
+    /// The request's instances, which a later event of the request reuses.
+    pub instances: &'a RequestHooks,
     pub kv: Arc<KvData>,
     pub request_id: &'a str,
     pub client: IpAddr,
@@ -122,6 +126,7 @@ impl HookStage<'_> {
             .runtime
             .request_event(
                 hook,
+                self.instances,
                 self.request_id,
                 self.kv.clone(),
                 self.context(hook.event, &ex.target_id),
@@ -173,6 +178,7 @@ impl HookStage<'_> {
             .runtime
             .response_event(
                 hook,
+                self.instances,
                 self.request_id,
                 self.kv.clone(),
                 self.context(hook.event, &ex.target_id),

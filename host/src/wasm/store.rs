@@ -1,4 +1,4 @@
-//! The store of one invocation: its WASI context (made on first use), memory cap and log.
+//! The store of an instance: its WASI context (made on first use), memory cap and log.
 
 use super::*;
 
@@ -26,6 +26,8 @@ pub(super) struct Wasi {
     pub(super) ctx: WasiCtx,
     pub(super) stdout: MemoryOutputPipe,
     pub(super) stderr: MemoryOutputPipe,
+    /// How much of stdout and stderr is in the log already.
+    pub(super) printed: [usize; 2],
 }
 
 impl Wasi {
@@ -41,6 +43,7 @@ impl Wasi {
             ctx,
             stdout,
             stderr,
+            printed: [0; 2],
         }
     }
 }

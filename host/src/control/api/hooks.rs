@@ -73,6 +73,7 @@ pub(super) async fn handle(
                     version: version.clone(),
                     size: v.meta.size,
                     uploaded: v.meta.uploaded.clone(),
+                    world: v.compiled.world.name().to_owned(),
                 })
                 .collect();
             Ok(json(

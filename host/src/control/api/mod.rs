@@ -146,6 +146,13 @@ impl ControlApi {
                         self.cache.object_count(),
                         &self.plane.runtime.hook_stats(),
                     );
+                    crate::metrics::write_metric(
+                        &mut text,
+                        "edge_hook_instances_live",
+                        "gauge",
+                        "Hook instances alive: running, or kept for a later event of their request.",
+                        self.plane.runtime.live_instances(),
+                    );
                     if let Some(tier) = self.cache.disk() {
                         for (name, kind, help, value) in tier.metrics() {
                             crate::metrics::write_metric(&mut text, name, kind, help, value);
