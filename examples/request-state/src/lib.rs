@@ -32,7 +32,9 @@ static SEEN: Mutex<Seen> = Mutex::new(Seen {
 });
 
 fn note(ctx: &Context) -> std::sync::MutexGuard<'static, Seen> {
-    let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     seen.events.push(match ctx.event {
         Event::ViewerRequest => "viewer-request",
         Event::OriginRequest => "origin-request",
