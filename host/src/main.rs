@@ -121,6 +121,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         parallel_compile: false,
         host_id: args.host_id.unwrap_or_default(),
         max_hook_instances: args.max_hook_instances,
+        hook_held_memory_mib: args.hook_held_memory_mib,
         hook_threads: args.hook_threads.unwrap_or_else(|| {
             args.workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))

@@ -20,6 +20,7 @@ fn bench(c: &mut Criterion) {
         cache_dir: None,
         function_cache_dir: None,
         parallel_compile: false,
+        held_memory_mib: 1024,
         max_instances: 100,
         measure_cpu: false,
         threads: 0,

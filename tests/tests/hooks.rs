@@ -658,6 +658,53 @@ async fn live_during_a_slow_fetch(events: &[&str]) -> (u64, u64) {
 }
 
 #[tokio::test]
+async fn instances_kept_through_slow_fetches_share_a_memory_bound() {
+    // 1 MiB for every instance kept through an origin fetch: one slow miss
+    // holds it all, the one beside it is refused rather than held too.
+    let edge = Edge::start_with(|o| o.hook_held_memory_mib = 1).await;
+    let o = Origin::start(|_| {
+        Reply::ok("slow")
+            .header("cache-control", "max-age=60")
+            .delay(Duration::from_millis(1000))
+    })
+    .await;
+    edge.upload_hook("state", REQUEST_STATE).await;
+    let hook = json!({"module": "state"});
+    edge.create(config(
+        "held.example.com",
+        &[("o", &o)],
+        json!({"viewer_request": hook, "viewer_response": hook}),
+    ))
+    .await;
+    let edge = std::sync::Arc::new(edge);
+    let tasks: Vec<_> = ["/a", "/b"]
+        .into_iter()
+        .map(|path| {
+            let edge = edge.clone();
+            tokio::spawn(async move { edge.get("held.example.com", path).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let got = task.await.expect("request task");
+        if got.status == StatusCode::OK {
+            assert_eq!(got.header("x-calls"), Some("2"));
+        } else {
+            assert_eq!(got.error_code(), "HookLimitExceeded", "{}", got.text());
+        }
+        statuses.push(got.status.as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 503]);
+    assert_eq!(o.hits(), 1, "the refused request never reached the origin");
+    // Given back: the next slow miss is kept through its fetch again.
+    assert_eq!(edge.metric("edge_hook_held_memory_mib").await, 0);
+    let got = edge.get("held.example.com", "/c").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(edge.metric("edge_hook_instances_live").await, 0);
+}
+
+#[tokio::test]
 async fn an_instance_is_kept_through_the_fetch_only_for_an_event_after_it() {
     // viewer-request and viewer-response: the instance waits for the origin.
     assert_eq!(

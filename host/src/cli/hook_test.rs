@@ -439,6 +439,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         cache_dir: cache.as_ref().map(|d| d.join("wasm-cache")),
         function_cache_dir: cache.as_ref().map(|d| d.join("wasm-functions")),
         parallel_compile: true,
+        held_memory_mib: 1024,
         max_instances: 16,
         measure_cpu: true,
         threads: 0,

@@ -87,6 +87,10 @@ impl CompileCacheArgs {
 
 /// The top-level verbs.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; `serve`'s flags are simply many"
+)]
 pub enum Command {
     /// Serve viewers and the control API from the configs under the data dir.
     Serve(ServeArgs),
@@ -196,6 +200,11 @@ pub struct ServeArgs {
     /// Hook instances that may run at once (pooling allocator slots).
     #[arg(long, env = "EDGE_MAX_HOOK_INSTANCES", default_value_t = 1000)]
     pub max_hook_instances: u32,
+    /// Memory (MiB) that hook instances kept through origin fetches, for a
+    /// later event of their request, may hold in all; a request that would
+    /// pass it gets 503.
+    #[arg(long, env = "EDGE_HOOK_HELD_MEMORY_MIB", default_value_t = 1024)]
+    pub hook_held_memory_mib: u32,
     /// Threads, at a lower CPU priority than the workers, that take over hook
     /// invocations running past 250 µs, so a hook burning its budget does not
     /// slow the requests beside it (default: as many as workers; 0 keeps

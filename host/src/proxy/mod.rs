@@ -332,6 +332,7 @@ impl<O: Origins> Proxy<O> {
         // The origin may take a while: only the instances of the events
         // after its answer are kept through it.
         ctx.hooks.keep_only(hooks.after(Event::OriginRequest));
+        ctx.hooks.hold(&self.hooks).await?;
         // Revalidate with the stale object's own validators.
         let revalidating = match &stale {
             Some(obj) => {

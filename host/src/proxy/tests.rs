@@ -116,6 +116,7 @@ fn build<O: Origins>(json: &str, origins: Arc<O>) -> (Arc<Proxy<O>>, Arc<Metrics
         cache_dir: None,
         function_cache_dir: None,
         parallel_compile: false,
+        held_memory_mib: 1024,
         max_instances: 4,
         measure_cpu: false,
         threads: 0,

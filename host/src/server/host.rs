@@ -220,6 +220,7 @@ impl RunningHost {
             cache_dir: Some(compile_cache.join("wasm-cache")),
             function_cache_dir: Some(compile_cache.join("wasm-functions")),
             parallel_compile: opts.parallel_compile,
+            held_memory_mib: opts.hook_held_memory_mib,
             max_instances: opts.max_hook_instances,
             measure_cpu: true,
             threads: opts.hook_threads,

@@ -39,6 +39,8 @@ pub struct HostOptions {
     pub parallel_compile: bool,
     /// Hook instances that may run at once.
     pub max_hook_instances: u32,
+    /// MiB that hook instances kept through origin fetches may hold in all.
+    pub hook_held_memory_mib: u32,
     /// Threads, below the workers' CPU priority, that take over hook
     /// invocations running past 250 µs; 0 keeps every invocation on the
     /// workers.
@@ -110,6 +112,7 @@ impl HostOptions {
             cache_disk_bytes: 10 << 30,
             host_id: String::new(),
             max_hook_instances: 1000,
+            hook_held_memory_mib: 1024,
             hook_threads: std::thread::available_parallelism().map_or(1, usize::from),
             origin_ca_file: None,
             max_header_count: 100,

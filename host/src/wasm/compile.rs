@@ -165,6 +165,7 @@ mod tests {
             cache_dir: None,
             function_cache_dir: None,
             parallel_compile: false,
+            held_memory_mib: 1024,
             max_instances: 4,
             measure_cpu: false,
             threads: 0,

@@ -38,8 +38,9 @@ impl HookRuntime {
         config.cache(cache.clone());
         if let Some(dir) = &opts.function_cache_dir {
             config
-                .enable_incremental_compilation(Arc::new(incremental::FunctionCache::new(
+                .enable_incremental_compilation(Arc::new(incremental::FunctionCache::open(
                     dir.clone(),
+                    incremental::FUNCTION_CACHE_BYTES,
                 )))
                 .map_err(err)?;
         }
@@ -75,6 +76,10 @@ impl HookRuntime {
             stats: std::sync::Mutex::default(),
             measure_cpu: opts.measure_cpu,
             threads,
+            held: Arc::new(tokio::sync::Semaphore::new(
+                opts.held_memory_mib.max(1) as usize
+            )),
+            held_limit_mib: opts.held_memory_mib.max(1),
         })
     }
 
@@ -94,6 +99,11 @@ impl HookRuntime {
         self.engine
             .pooling_allocator_metrics()
             .map_or(0, |m| m.component_instances())
+    }
+
+    /// MiB the instances kept through origin fetches hold now.
+    pub fn held_memory_mib(&self) -> u64 {
+        u64::from(self.held_limit_mib).saturating_sub(self.held.available_permits() as u64)
     }
 
     /// Compilations served from the on-disk cache since start.

@@ -44,6 +44,10 @@ pub enum HookError {
     Capacity { hook: String, event: &'static str },
     #[error("hook {hook} ({event}) did not run: the hook runtime is stopping")]
     Stopped { hook: String, event: &'static str },
+    #[error(
+        "hook {hook} keeps its instance for a later event of the request, and the instances kept through origin fetches already hold the host's {limit_mib} MiB for them (--hook-held-memory-mib)"
+    )]
+    Held { hook: String, limit_mib: u32 },
 }
 
 impl HookError {
@@ -56,6 +60,7 @@ impl HookError {
                 | Self::Memory { .. }
                 | Self::Capacity { .. }
                 | Self::Stopped { .. }
+                | Self::Held { .. }
         )
     }
 }

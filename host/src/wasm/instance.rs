@@ -6,7 +6,9 @@
 //! run uses it ([`RequestHooks::keep_only`]) or when the request ends. An
 //! instance whose call failed is never called again. Each call keeps its own
 //! association's limits: its CPU budget, its memory cap (memory an earlier
-//! event grew stays), its config and its log allowance.
+//! event grew stays), its config and its log allowance. Instances kept
+//! through an origin fetch share a memory bound ([`RequestHooks::hold`]);
+//! the pool's instance count bounds them too.
 
 use super::*;
 
@@ -28,7 +30,13 @@ impl std::fmt::Debug for RequestHooks {
 pub(super) struct Live {
     pub(super) store: Store<HookState>,
     pub(super) instance: Option<wasmtime::component::Instance>,
+    /// Its share of the memory instances may hold through origin fetches.
+    hold: Option<tokio::sync::OwnedSemaphorePermit>,
 }
+
+/// How long a request waits for memory to keep its instances through an
+/// origin fetch before it is refused.
+const HOLD_WAIT: Duration = Duration::from_millis(10);
 
 impl RequestHooks {
     /// How many instances the request holds.
@@ -48,22 +56,56 @@ impl RequestHooks {
         if slots.is_empty() {
             return;
         }
-        let dropped: Vec<_> = {
-            let (keep, drop): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut *slots)
-                    .into_iter()
-                    .partition(|(compiled, _)| {
-                        later
-                            .clone()
-                            .into_iter()
-                            .flatten()
-                            .any(|hook| Arc::ptr_eq(&hook.compiled, compiled))
-                    });
-            *slots = keep;
-            drop
+        let used_later = |compiled: &Arc<CompiledHook>| {
+            later
+                .clone()
+                .into_iter()
+                .flatten()
+                .any(|hook| Arc::ptr_eq(&hook.compiled, compiled))
         };
+        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut *slots)
+            .into_iter()
+            .partition(|(compiled, _)| used_later(compiled));
+        *slots = keep;
         drop(slots);
-        drop(dropped);
+        // Dropped outside the lock: a store's drop resets its memory.
+        drop(gone);
+    }
+
+    /// Before a wait outside hooks (the origin fetch): every instance kept
+    /// takes its share of the host's memory for kept instances, its memory
+    /// in MiB (as grown so far, at least 1). A request that cannot get it
+    /// within [`HOLD_WAIT`] is refused (a 503), so instances waiting on slow
+    /// origins cannot hold more than the bound between them.
+    pub async fn hold(&self, runtime: &HookRuntime) -> Result<(), HookError> {
+        let needed: Vec<(Arc<CompiledHook>, u32)> = self
+            .lock()
+            .iter()
+            .filter(|(_, live)| live.hold.is_none())
+            .map(|(compiled, live)| {
+                let mib = live.store.data().limiter.peak.div_ceil(1 << 20).max(1);
+                let mib = u32::try_from(mib).unwrap_or(u32::MAX);
+                (compiled.clone(), mib.min(runtime.held_limit_mib))
+            })
+            .collect();
+        for (compiled, mib) in needed {
+            let permit =
+                tokio::time::timeout(HOLD_WAIT, runtime.held.clone().acquire_many_owned(mib)).await;
+            let Ok(Ok(permit)) = permit else {
+                return Err(HookError::Held {
+                    hook: compiled.name.to_string(),
+                    limit_mib: runtime.held_limit_mib,
+                });
+            };
+            if let Some((_, live)) = self
+                .lock()
+                .iter_mut()
+                .find(|(c, _)| Arc::ptr_eq(c, &compiled))
+            {
+                live.hold = Some(permit);
+            }
+        }
+        Ok(())
     }
 
     /// Drops every instance.
@@ -102,6 +144,7 @@ impl Live {
         Self {
             store: new_store(engine, hook, request_id, kv),
             instance: None,
+            hold: None,
         }
     }
 

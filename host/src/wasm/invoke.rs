@@ -193,7 +193,9 @@ impl HookRuntime {
             let began = Instant::now();
             let mut instantiated = None;
             let call = async {
-                let Live { store, instance } = &mut *live;
+                let Live {
+                    store, instance, ..
+                } = &mut *live;
                 let instance = match instance {
                     Some(instance) => *instance,
                     None => {

@@ -264,6 +264,9 @@ pub struct RuntimeOptions {
     /// tick or waits (the clock is read for the budget then anyway), the wall
     /// time of its one poll for one that finishes within it (no clock read).
     pub measure_cpu: bool,
+    /// The memory (MiB) the instances kept through origin fetches may hold
+    /// in all ([`RequestHooks::hold`]).
+    pub held_memory_mib: u32,
     /// Compile a component's functions on every core: for a command a
     /// person waits on (`edge hook test`, `edge dev`). A host serving viewers
     /// compiles an upload on one thread, beside its workers.
@@ -297,6 +300,10 @@ pub struct HookRuntime {
     measure_cpu: bool,
     /// The hook threads' executor, when invocations run apart.
     threads: Option<tokio::runtime::Runtime>,
+    /// Permits, one a MiB, for the memory of instances kept through origin
+    /// fetches.
+    held: Arc<tokio::sync::Semaphore>,
+    held_limit_mib: u32,
 }
 
 impl std::fmt::Debug for HookRuntime {

@@ -153,6 +153,13 @@ impl ControlApi {
                         "Hook instances alive: running, or kept for a later event of their request.",
                         self.plane.runtime.live_instances(),
                     );
+                    crate::metrics::write_metric(
+                        &mut text,
+                        "edge_hook_held_memory_mib",
+                        "gauge",
+                        "Memory (MiB) held by hook instances kept through origin fetches for a later event of their request.",
+                        self.plane.runtime.held_memory_mib(),
+                    );
                     if let Some(tier) = self.cache.disk() {
                         for (name, kind, help, value) in tier.metrics() {
                             crate::metrics::write_metric(&mut text, name, kind, help, value);
