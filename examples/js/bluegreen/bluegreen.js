@@ -16,12 +16,19 @@ import { config, cookie, defineHooks, forward, kv, log, randomU64, setCookie, we
 
 const setting = (name, fallback) => config.get(name) ?? fallback;
 
+// One instance serves both events of a request: viewer-request leaves the
+// arm a fresh viewer drew here for viewer-response (undefined: the viewer
+// had the cookie, or viewer-request did not run in this instance).
+let drawn;
+
 export const events = defineHooks({
   viewerRequest(ctx, req) {
     let arm = cookie(req, setting("cookie", "deployment"));
+    drawn = undefined;
     if (arm !== "blue" && arm !== "green") {
       const green = Math.min(100, Math.max(0, kv.getNumber(setting("kv_namespace", "bluegreen"), "green_weight") ?? 0));
       arm = weightedIndex(randomU64(), [100 - green, green]) === 1 ? "green" : "blue";
+      drawn = arm;
     }
     const origin = setting(`${arm}_origin`, arm);
     log.debug(`${ctx.requestId}: ${arm} (${origin})`);
@@ -30,8 +37,11 @@ export const events = defineHooks({
 
   viewerResponse(ctx, req, resp) {
     const name = setting("cookie", "deployment");
-    if (cookie(req, name) === undefined) {
-      const arm = ctx.originId === setting("green_origin", "green") ? "green" : "blue";
+    // Attached to viewer-response alone: the arm the request went to.
+    const arm = drawn ?? (cookie(req, name) === undefined
+      ? (ctx.originId === setting("green_origin", "green") ? "green" : "blue")
+      : undefined);
+    if (arm !== undefined) {
       const maxAge = Number.parseInt(setting("max_age", "86400"), 10);
       setCookie(resp, name, arm, { maxAge: Number.isNaN(maxAge) ? 86400 : maxAge });
     }
