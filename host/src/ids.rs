@@ -28,11 +28,21 @@ pub fn prefixed_id(prefix: char) -> String {
     id
 }
 
+/// Lower-case hex of `bytes`, two digits each.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// A bearer token: 32 random bytes, hex.
 pub fn token() -> String {
     let mut bytes = [0u8; 32];
     random_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
 }
 
 /// Whether two secrets are equal, in a time that does not depend on where
@@ -75,6 +85,12 @@ pub fn request_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn ids_have_their_shape_and_differ() {

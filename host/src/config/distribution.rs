@@ -58,12 +58,7 @@ fn fingerprint(origins: &[Arc<Origin>], target: &Target) -> Arc<str> {
     }
     // A short digest keeps the key small; the text can be long.
     let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&text));
-    digest
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        .into()
+    crate::ids::hex(&digest[..12]).into()
 }
 
 impl Distribution {

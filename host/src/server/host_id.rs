@@ -44,12 +44,7 @@ pub fn resolve(data_dir: &Path, given: &str) -> std::io::Result<HostIdentity> {
     digest.update(hostname().as_bytes());
     digest.update([0]);
     digest.update(dir.as_os_str().as_encoded_bytes());
-    let instance = digest
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let instance = crate::ids::hex(&digest.finalize()[..8]);
     Ok(HostIdentity {
         id,
         kept_in,
@@ -67,14 +62,7 @@ fn load_or_generate(path: &Path) -> std::io::Result<String> {
     }
     let mut suffix = [0u8; 3];
     crate::ids::random_bytes(&mut suffix);
-    let id = format!(
-        "{}-{}",
-        id_safe(&hostname()),
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let id = format!("{}-{}", id_safe(&hostname()), crate::ids::hex(&suffix));
     // Written whole under another name, then renamed: a crash leaves either
     // no file or the whole id.
     let partial = path.with_extension("partial");

@@ -51,13 +51,7 @@ pub(super) fn is_provided_import(name: &str) -> bool {
 /// `sha256:<hex>` of a component's bytes.
 pub fn version_of(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("sha256:{}", crate::ids::hex(&sha2::Sha256::digest(bytes)))
 }
 
 impl HookRuntime {

@@ -41,11 +41,7 @@ impl FunctionCache {
 
     fn path(&self, key: &[u8]) -> PathBuf {
         use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(key);
-        let mut name = String::with_capacity(64);
-        for b in digest {
-            name.push_str(&format!("{b:02x}"));
-        }
+        let name = crate::ids::hex(&sha2::Sha256::digest(key));
         self.dir.join(&name[..2]).join(&name[2..])
     }
 }

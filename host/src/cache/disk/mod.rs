@@ -60,7 +60,7 @@ fn path_in(objects: &Path, key: &str) -> PathBuf {
 /// What a file of the tier names its object by.
 fn file_name(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex(&digest[..16])
 }
 
 fn unix_nanos(t: SystemTime) -> u64 {
