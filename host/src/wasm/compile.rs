@@ -67,12 +67,15 @@ impl HookRuntime {
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| InvalidHook(format!("not a valid WebAssembly component: {e:#}")))?;
-        let refused: Vec<String> = component
+        let imports: Vec<String> = component
             .component_type()
             .imports(&self.engine)
-            .map(|(name, _)| name)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let refused: Vec<&str> = imports
+            .iter()
+            .map(String::as_str)
             .filter(|name| !is_provided_import(name))
-            .map(str::to_owned)
             .collect();
         if !refused.is_empty() {
             return Err(InvalidHook(format!(
@@ -87,36 +90,35 @@ impl HookRuntime {
         // Checks every export's presence and type once, here, so an
         // invocation only looks up the one it calls. The current world
         // first, as `wasmtime serve` tries its newest proxy world first.
-        let (world, parent) = if bindings::v0_2::HooksPre::new(pre.clone()).is_ok() {
-            let events = component
-                .get_export_index(None, bindings::EVENTS_EXPORT)
-                .ok_or_else(|| {
-                    InvalidHook(format!("does not export {}", bindings::EVENTS_EXPORT))
-                })?;
-            (World::V0_2, Some(events))
-        } else if let Err(old) = bindings::v0_1::HooksPre::new(pre.clone()) {
-            let current = bindings::v0_2::HooksPre::new(pre.clone())
-                .err()
-                .map(|e| format!("{e:#}"))
-                .unwrap_or_default();
-            return Err(InvalidHook(format!(
-                "does not export the hooks world: neither `{}` (edge:hooks@0.2.0: {current}) nor the four events of edge:hooks@0.1.0 ({old:#}); build it with the current SDK",
-                bindings::EVENTS_EXPORT
-            )));
-        } else {
-            (World::V0_1, None)
+        let (world, parent) = match bindings::v0_2::HooksPre::new(pre.clone()) {
+            Ok(_) => {
+                let events = component
+                    .get_export_index(None, bindings::EVENTS_EXPORT)
+                    .ok_or_else(|| {
+                        InvalidHook(format!("does not export {}", bindings::EVENTS_EXPORT))
+                    })?;
+                (World::V0_2, Some(events))
+            }
+            Err(current) => match bindings::v0_1::HooksPre::new(pre.clone()) {
+                Ok(_) => (World::V0_1, None),
+                Err(old) => {
+                    return Err(InvalidHook(format!(
+                        "does not export the hooks world: neither `{}` (edge:hooks@0.2.0: {current:#}) nor the four events of edge:hooks@0.1.0 ({old:#}); build it with the current SDK",
+                        bindings::EVENTS_EXPORT
+                    )));
+                }
+            },
         };
-        let imports: Vec<String> = component
-            .component_type()
-            .imports(&self.engine)
-            .map(|(name, _)| name.to_owned())
+        let other_world: Vec<&str> = imports
+            .iter()
+            .map(String::as_str)
             .filter(|name| name.starts_with("edge:hooks/") && !name.ends_with(world.suffix()))
             .collect();
-        if !imports.is_empty() {
+        if !other_world.is_empty() {
             return Err(InvalidHook(format!(
                 "exports the events of edge:hooks{} but imports {}: a component is built for one world",
                 world.suffix(),
-                imports.join(", ")
+                other_world.join(", ")
             )));
         }
         let export = |name: &str| {

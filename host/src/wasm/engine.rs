@@ -93,17 +93,24 @@ impl HookRuntime {
             .collect()
     }
 
-    /// Hook instances alive now: running, or kept for a later event of their
-    /// request.
-    pub fn live_instances(&self) -> u64 {
-        self.engine
-            .pooling_allocator_metrics()
-            .map_or(0, |m| m.component_instances())
-    }
-
-    /// MiB the instances kept through origin fetches hold now.
-    pub fn held_memory_mib(&self) -> u64 {
-        u64::from(self.held_limit_mib).saturating_sub(self.held.available_permits() as u64)
+    /// The runtime's gauges for `/metrics`: name, type, help, value.
+    pub fn metrics(&self) -> [(&'static str, &'static str, &'static str, u64); 2] {
+        [
+            (
+                "edge_hook_instances_live",
+                "gauge",
+                "Hook instances alive: running, or kept for a later event of their request.",
+                self.engine
+                    .pooling_allocator_metrics()
+                    .map_or(0, |m| m.component_instances()),
+            ),
+            (
+                "edge_hook_held_memory_mib",
+                "gauge",
+                "Memory (MiB) held by hook instances kept through origin fetches for a later event of their request.",
+                u64::from(self.held_limit_mib).saturating_sub(self.held.available_permits() as u64),
+            ),
+        ]
     }
 
     /// Compilations served from the on-disk cache since start.

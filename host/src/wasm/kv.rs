@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::HookState;
-use super::bindings::{v0_1, v0_2};
+use super::bindings::v0_2::edge::hooks::kv;
 
 /// Every namespace's keys, as of one control-plane write. Immutable; swapped whole.
 #[derive(Debug, Default, Clone)]
@@ -59,13 +59,7 @@ impl KvData {
     }
 }
 
-impl v0_2::edge::hooks::kv::Host for HookState {
-    fn get(&mut self, namespace: String, key: String) -> Option<Vec<u8>> {
-        self.kv.get(&namespace, &key).map(|v| v.to_vec())
-    }
-}
-
-impl v0_1::edge::hooks::kv::Host for HookState {
+impl kv::Host for HookState {
     fn get(&mut self, namespace: String, key: String) -> Option<Vec<u8>> {
         self.kv.get(&namespace, &key).map(|v| v.to_vec())
     }

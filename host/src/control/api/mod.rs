@@ -146,24 +146,15 @@ impl ControlApi {
                         self.cache.object_count(),
                         &self.plane.runtime.hook_stats(),
                     );
-                    crate::metrics::write_metric(
-                        &mut text,
-                        "edge_hook_instances_live",
-                        "gauge",
-                        "Hook instances alive: running, or kept for a later event of their request.",
-                        self.plane.runtime.live_instances(),
-                    );
-                    crate::metrics::write_metric(
-                        &mut text,
-                        "edge_hook_held_memory_mib",
-                        "gauge",
-                        "Memory (MiB) held by hook instances kept through origin fetches for a later event of their request.",
-                        self.plane.runtime.held_memory_mib(),
-                    );
-                    if let Some(tier) = self.cache.disk() {
-                        for (name, kind, help, value) in tier.metrics() {
-                            crate::metrics::write_metric(&mut text, name, kind, help, value);
-                        }
+                    let disk = self.cache.disk().map(|tier| tier.metrics());
+                    for (name, kind, help, value) in self
+                        .plane
+                        .runtime
+                        .metrics()
+                        .into_iter()
+                        .chain(disk.into_iter().flatten())
+                    {
+                        crate::metrics::write_metric(&mut text, name, kind, help, value);
                     }
                     Ok(http::bytes(text.into(), "text/plain; version=0.0.4"))
                 });

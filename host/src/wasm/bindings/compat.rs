@@ -1,5 +1,7 @@
-//! A 0.1.0 component's calls in the current world's types: what the host
-//! passes goes down to 0.1.0, what the component returns comes up.
+//! A 0.1.0 component in the current world: its imports are served by the
+//! current world's (their types brought up), and its calls are made in the
+//! current world's types: what the host passes goes down to 0.1.0, what the
+//! component returns comes up.
 //!
 //! The two worlds' types are the same records today; the current world may
 //! grow fields a 0.1.0 component never sees, and then its conversions here
@@ -7,6 +9,40 @@
 
 use super::v0_1::edge::hooks::types as old;
 use super::v0_2::edge::hooks::types as new;
+use super::{v0_1, v0_2};
+use crate::wasm::HookState;
+
+// A 0.1.0 component's imports: each the current world's, its types brought up.
+
+impl v0_1::edge::hooks::kv::Host for HookState {
+    fn get(&mut self, namespace: String, key: String) -> Option<Vec<u8>> {
+        v0_2::edge::hooks::kv::Host::get(self, namespace, key)
+    }
+}
+
+impl v0_1::edge::hooks::config::Host for HookState {
+    fn get(&mut self, name: String) -> Option<String> {
+        v0_2::edge::hooks::config::Host::get(self, name)
+    }
+
+    fn json(&mut self) -> String {
+        v0_2::edge::hooks::config::Host::json(self)
+    }
+}
+
+impl v0_1::edge::hooks::log::Host for HookState {
+    fn log(&mut self, level: v0_1::edge::hooks::log::Level, message: String) {
+        use v0_1::edge::hooks::log::Level as Old;
+        use v0_2::edge::hooks::log::Level as New;
+        let level = match level {
+            Old::Debug => New::Debug,
+            Old::Info => New::Info,
+            Old::Warn => New::Warn,
+            Old::Error => New::Error,
+        };
+        v0_2::edge::hooks::log::Host::log(self, level, message);
+    }
+}
 
 fn headers_down(headers: Vec<new::Header>) -> Vec<old::Header> {
     headers
