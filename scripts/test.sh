@@ -42,6 +42,8 @@ cargo clippy --manifest-path examples/Cargo.toml --target wasm32-wasip2 --releas
 # uses it: alone, since one build with the other examples would turn `std` on.
 cargo clippy --manifest-path examples/Cargo.toml --target wasm32-wasip2 --release --locked -p bluegreen -- -D warnings
 cargo clippy -p edge-sdk --no-default-features --all-targets --locked -- -D warnings
+# The examples' own unit tests (their pure helpers), on this machine's target.
+cargo test --manifest-path examples/Cargo.toml --locked --quiet
 
 # Supply chain (deny.toml): licenses, duplicate versions, sources; the
 # advisories too when the RustSec database on GitHub can be fetched.

@@ -20,6 +20,12 @@ export interface Context {
   arm: Arm;
   /** The origin (or origin group) id the request is routed to so far. */
   originId: string;
+  /**
+   * The body this event was given is only its first bytes (the whole is
+   * longer than the association's `body_limit_kib`). Handed back unchanged,
+   * the whole body goes on.
+   */
+  bodyTruncated: boolean;
 }
 
 export interface Request {
@@ -30,12 +36,20 @@ export interface Request {
   query?: string;
   headers: Header[];
   clientAddress: string;
+  /**
+   * The request body, with `include_body` on the association. Handed back
+   * unchanged (or `undefined`) it is kept; other bytes replace it.
+   */
+  body?: Uint8Array;
 }
 
 export interface Response {
   status: number;
   headers: Header[];
-  /** A body to send instead of the origin's; `undefined` keeps it. */
+  /**
+   * The origin's body in origin-response with `include_body`. Handed back
+   * unchanged (or `undefined`) it is kept; other bytes replace it.
+   */
   body?: Uint8Array;
 }
 
@@ -74,6 +88,10 @@ export interface CookieOptions {
 }
 export function setCookie(response: Response, name: string, value: string, options?: CookieOptions): void;
 export function queryParam(request: Request, name: string): string | undefined;
+
+type WithBody = { body?: Uint8Array; headers: Header[] };
+export function bodyText(message: WithBody): string | undefined;
+export function setBody(message: WithBody, body: string | Uint8Array): void;
 
 export function response(status: number, contentType: string, body: string | Uint8Array): Response;
 export function textResponse(status: number, body: string): Response;

@@ -150,6 +150,22 @@ export function queryParam(request, name) {
   return undefined;
 }
 
+// --- bodies -----------------------------------------------------------------
+
+/**
+ * A request's or response's body as text (UTF-8): what the event was given
+ * with `include_body` on its association, `undefined` without.
+ */
+export function bodyText(message) {
+  return message.body === undefined ? undefined : text(message.body);
+}
+
+/** Replaces the body (text or bytes); the host sets its length. */
+export function setBody(message, body) {
+  message.body = bytes(body);
+  removeHeader(message, "content-length");
+}
+
 // --- generated responses ----------------------------------------------------
 
 /** A response with a body. */

@@ -1,4 +1,5 @@
-//! Helpers on requests, responses and actions: headers, cookies, redirects.
+//! Helpers on requests, responses and actions: headers, cookies, redirects,
+//! bodies.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -81,6 +82,20 @@ impl Request {
             .filter_map(|h| core::str::from_utf8(&h.value).ok())
     }
 
+    /// The body as text, when the event was given it (`include_body` on the
+    /// association) and it is UTF-8. `ctx.body_truncated` says whether it is
+    /// only the body's start.
+    pub fn body_text(&self) -> Option<&str> {
+        core::str::from_utf8(self.body.as_deref()?).ok()
+    }
+
+    /// Replaces the body the origin gets (not sent with GET or HEAD); the
+    /// host sets its length.
+    pub fn set_body(&mut self, body: impl Into<Vec<u8>>) {
+        self.body = Some(body.into());
+        remove(&mut self.headers, "content-length");
+    }
+
     /// The value of a query parameter (not percent-decoded).
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.query.as_deref()?.split('&').find_map(|pair| {
@@ -135,6 +150,18 @@ impl Response {
         remove(&mut self.headers, name);
     }
 
+    /// The body as text, when the event was given it (origin-response with
+    /// `include_body`) and it is UTF-8.
+    pub fn body_text(&self) -> Option<&str> {
+        core::str::from_utf8(self.body.as_deref()?).ok()
+    }
+
+    /// Replaces the body; the host sets its length.
+    pub fn set_body(&mut self, body: impl Into<Vec<u8>>) {
+        self.body = Some(body.into());
+        remove(&mut self.headers, "content-length");
+    }
+
     /// Adds a `Set-Cookie` header.
     #[cfg(feature = "std")]
     pub fn set_cookie(&mut self, cookie: &cookie::Cookie<'_>) {
@@ -186,6 +213,7 @@ mod tests {
                 })
                 .collect(),
             client_address: "127.0.0.1".into(),
+            body: None,
         }
     }
 
@@ -204,6 +232,20 @@ mod tests {
         assert_eq!(r.header("x-one"), Some("2"));
         assert_eq!(r.headers.iter().filter(|h| h.name == "x-one").count(), 1);
         assert_eq!(r.query_param("b"), Some("two"));
+    }
+
+    #[test]
+    fn bodies_as_text_and_replaced() {
+        let mut r = req(&[("content-length", "3")]);
+        assert_eq!(r.body_text(), None);
+        r.body = Some(b"abc".to_vec());
+        assert_eq!(r.body_text(), Some("abc"));
+        r.set_body("abcd");
+        assert_eq!(r.body.as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(r.header("content-length"), None);
+        let mut resp = Response::text(200, "x");
+        resp.set_body(alloc::vec![0xff]);
+        assert_eq!(resp.body_text(), None);
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub enum ProxyError {
     TransferCodingNotImplemented { coding: String },
     #[error("a {method} request has no body to send")]
     BodyNotAllowed { method: http::Method },
+    #[error("the request body is longer than the {limit} bytes a hook of this path reads")]
+    BodyTooLarge { limit: usize },
+    #[error("the origin's body is longer than the {limit} bytes its origin-response hook reads")]
+    OriginBodyTooLarge { limit: usize },
     #[error(transparent)]
     Origin(#[from] OriginError),
     #[error(transparent)]
@@ -83,8 +87,9 @@ impl ProxyError {
             | Self::AmbiguousFraming
             | Self::TransferCodingNotImplemented { .. }
             | Self::HeadTooLarge
-            | Self::BodyNotAllowed { .. } => ErrorSource::Viewer,
-            Self::Origin(_) => ErrorSource::Origin,
+            | Self::BodyNotAllowed { .. }
+            | Self::BodyTooLarge { .. } => ErrorSource::Viewer,
+            Self::Origin(_) | Self::OriginBodyTooLarge { .. } => ErrorSource::Origin,
             Self::Hook(_) => ErrorSource::Hook,
             Self::Internal(_) => ErrorSource::Internal,
         }
@@ -113,6 +118,8 @@ impl ProxyError {
                 (StatusCode::NOT_IMPLEMENTED, "TransferCodingNotImplemented")
             }
             Self::BodyNotAllowed { .. } => (StatusCode::BAD_REQUEST, "RequestBodyNotAllowed"),
+            Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge"),
+            Self::OriginBodyTooLarge { .. } => (StatusCode::BAD_GATEWAY, "OriginBodyTooLarge"),
             Self::Origin(OriginError::Timeout { .. }) => {
                 (StatusCode::GATEWAY_TIMEOUT, "OriginTimeout")
             }
@@ -145,6 +152,9 @@ impl ProxyError {
             }
             Self::Origin(OriginError::Tls { .. }) => {
                 "the TLS connection to the origin failed".into()
+            }
+            Self::OriginBodyTooLarge { .. } => {
+                "the origin's body is longer than this path's hook reads".into()
             }
             Self::Hook(e) if e.is_limit() => "a hook ran past one of its limits".into(),
             Self::Hook(HookError::InvalidOutput { .. }) => "a hook returned invalid output".into(),

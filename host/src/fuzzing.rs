@@ -140,6 +140,7 @@ pub fn hook_output(data: &[u8]) {
             query,
             headers: headers.into_iter().skip(1).collect(),
             client_address: "192.0.2.1".to_owned(),
+            body: None,
         };
         if let Ok(checked) = convert::request_from_wit(request, &before) {
             assert!(checked.path.starts_with('/'));

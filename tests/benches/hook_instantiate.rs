@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
         config: Arc::new(serde_json::Map::new()),
         budget: Duration::from_millis(5),
         memory_limit: wasm::DEFAULT_MEMORY_LIMIT,
+        body: None,
     };
     let mut kv = KvData::default();
     kv.insert(
@@ -55,6 +56,7 @@ fn bench(c: &mut Criterion) {
         request_id: "R".into(),
         arm: wasm::bindings::Arm::Primary,
         origin_id: "blue".into(),
+        body_truncated: false,
     };
     let req = wasm::Request {
         method: "GET".into(),
@@ -71,6 +73,7 @@ fn bench(c: &mut Criterion) {
             },
         ],
         client_address: "127.0.0.1".into(),
+        body: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

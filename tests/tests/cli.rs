@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use edge_e2e::examples::{BLUEGREEN, EDGE_AUTH, MISBEHAVE, REQUEST_STATE};
+use edge_e2e::examples::{BLUEGREEN, EDGE_AUTH, HTML_REWRITE, MISBEHAVE, REQUEST_STATE};
 use edge_e2e::{Edge, Origin, Reply, TOKEN, Value, config_for, json};
 
 /// One CLI run: exit code, stdout, stderr.
@@ -736,6 +736,109 @@ async fn hook_test(args: &[&str]) -> Run {
     let mut argv = vec!["edge", "hook", "test"];
     argv.extend_from_slice(args);
     local_verb(&argv).await
+}
+
+#[tokio::test]
+async fn hook_test_gives_bodies_with_include_body() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let response = write_json(
+        &dir,
+        "page.json",
+        &json!({"status": 200, "headers": {"content-type": "text/html", "etag": "\"a\""},
+                "body": "<body><p>hi</p></body>"}),
+    );
+    let config = write_json(&dir, "config.json", &json!({"banner": "<b>B</b>"}));
+    let args = [HTML_REWRITE, "--response", &response, "--config", &config];
+    // Without --include-body origin-response is given no body and changes
+    // nothing.
+    let plain = hook_test(&args).await;
+    assert_eq!(plain.code, 0, "{}{}", plain.out, plain.err);
+    assert!(!plain.out.contains("body replaced"), "{}", plain.out);
+    // With it, the page is given and rewritten, and the report shows both.
+    let mut with_body = args.to_vec();
+    with_body.push("--include-body");
+    let run = hook_test(&with_body).await;
+    assert_eq!(run.code, 0, "{}{}", run.out, run.err);
+    assert!(run.out.contains("given the body (22 bytes)"), "{}", run.out);
+    assert!(
+        run.out
+            .contains(r#"body: "<body><b>B</b><p>hi</p></body>""#),
+        "{}",
+        run.out
+    );
+    with_body.push("--json");
+    let report = hook_test(&with_body).await.json();
+    assert_eq!(
+        report["events"][3]["body_replaced"], "<body><b>B</b><p>hi</p></body>",
+        "{report}"
+    );
+    // Over the limit: given truncated, or refused with the host's answer.
+    let long = write_json(
+        &dir,
+        "long.json",
+        &json!({"headers": {"content-type": "text/html"}, "body": "x".repeat(2000)}),
+    );
+    let truncated = hook_test(&[
+        HTML_REWRITE,
+        "--response",
+        &long,
+        "--include-body",
+        "--body-limit-kib",
+        "1",
+    ])
+    .await;
+    assert!(
+        truncated
+            .out
+            .contains("given the first 1024 of 2000 body bytes (truncated)"),
+        "{}",
+        truncated.out
+    );
+    assert!(
+        !truncated.out.contains("body replaced"),
+        "{}",
+        truncated.out
+    );
+    let refused = hook_test(&[
+        HTML_REWRITE,
+        "--response",
+        &long,
+        "--include-body",
+        "--body-limit-kib",
+        "1",
+        "--body-over-limit",
+        "reject",
+    ])
+    .await;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .err
+            .contains("the host would answer 502 OriginBodyTooLarge"),
+        "{}",
+        refused.err
+    );
+    // A request body reaches viewer-request the same way.
+    let request = write_json(
+        &dir,
+        "post.json",
+        &json!({"method": "POST", "uri": "/form", "body": "a=1"}),
+    );
+    let config = write_json(&dir, "upper.json", &json!({"viewer_request": "body-upper"}));
+    let run = hook_test(&[
+        MISBEHAVE,
+        "--request",
+        &request,
+        "--config",
+        &config,
+        "--include-body",
+    ])
+    .await;
+    assert!(
+        run.out.contains("body replaced (3 bytes): \"A=1\""),
+        "{}",
+        run.out
+    );
 }
 
 #[tokio::test]

@@ -625,6 +625,62 @@ async fn request_state() {
     assert_eq!(edge.metric("edge_hook_instances_live").await, 0);
 }
 
+#[tokio::test]
+async fn html_rewrite() {
+    // origin-response with include_body injects a banner into HTML pages;
+    // the cache keeps the rewritten page; other pages pass as they came.
+    let edge = Edge::start().await;
+    let o = Origin::start(|req| {
+        let reply = match req.target.as_str() {
+            "/page" => Reply::ok("<html><head></head><body class=\"home\"><p>Hi</p></body></html>")
+                .header("content-type", "text/html; charset=utf-8")
+                .header("etag", "\"v1\""),
+            "/data" => Reply::ok("{\"a\": 1}").header("content-type", "application/json"),
+            "/gz" => Reply::ok("not really gzip")
+                .header("content-type", "text/html")
+                .header("content-encoding", "gzip"),
+            _ => Reply::ok(format!("<body>{}</body>", "x".repeat(4000)))
+                .header("content-type", "text/html"),
+        };
+        reply.header("cache-control", "max-age=60")
+    })
+    .await;
+    edge.upload_hook("html-rewrite", HTML_REWRITE).await;
+    let banner = "<div class=\"banner\">Staging</div>";
+    edge.create(config(
+        "html.example.com",
+        &[("o", &o)],
+        json!({"origin_response": {"module": "html-rewrite", "include_body": true,
+               "body_limit_kib": 2, "config": {"banner": banner}}}),
+    ))
+    .await;
+    let page = edge.get("html.example.com", "/page").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let expected =
+        format!("<html><head></head><body class=\"home\">{banner}<p>Hi</p></body></html>");
+    assert_eq!(page.text(), expected);
+    assert_eq!(
+        page.header("content-length"),
+        Some(expected.len().to_string().as_str())
+    );
+    assert_eq!(page.header("x-html-rewrite"), Some("banner"));
+    assert_eq!(page.header("etag"), Some("W/\"v1\""));
+    // The rewritten page is what the cache serves, without the origin.
+    let hit = edge.get("html.example.com", "/page").await;
+    assert_eq!((hit.cache(), hit.text()), ("Hit", expected));
+    // JSON, an encoded page, and a page longer than the limit the hook is
+    // given pass whole and unchanged.
+    let data = edge.get("html.example.com", "/data").await;
+    assert_eq!(data.text(), "{\"a\": 1}");
+    assert_eq!(data.header("x-html-rewrite"), None);
+    let gz = edge.get("html.example.com", "/gz").await;
+    assert_eq!(gz.text(), "not really gzip");
+    let long = edge.get("html.example.com", "/long").await;
+    assert_eq!(long.text(), format!("<body>{}</body>", "x".repeat(4000)));
+    assert_eq!(long.header("x-html-rewrite"), None);
+    assert_eq!(o.hits(), 4);
+}
+
 /// The hook instances alive while a request waits on a slow origin, with a
 /// component of the current world on `events`.
 async fn live_during_a_slow_fetch(events: &[&str]) -> (u64, u64) {

@@ -112,6 +112,52 @@ async fn the_javascript_bluegreen_routes_by_cookie_and_by_kv_weight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_html_rewrite_reads_and_replaces_the_origins_body() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wasm = dir.path().join("html-rewrite-js.wasm");
+    tokio::task::spawn_blocking({
+        let wasm = wasm.clone();
+        move || js::build("examples/js/html-rewrite/html-rewrite.js", &wasm)
+    })
+    .await
+    .expect("build task");
+    let origin = Origin::start(|req| {
+        let body = if req.target == "/long" {
+            format!("<body>{}</body>", "x".repeat(3000))
+        } else {
+            "<html><body><p>hi</p></body></html>".to_owned()
+        };
+        Reply::ok(body)
+            .header("content-type", "text/html")
+            .header("etag", "\"e1\"")
+            .header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Edge::start().await;
+    edge.upload_hook("html-js", &wasm.to_string_lossy()).await;
+    edge.create(json!({
+        "aliases": ["js-html.example.com"],
+        "origins": [{"id": "o", "domain_name": origin.domain(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "o", "hooks": {
+            "origin_response": {"module": "html-js", "include_body": true, "body_limit_kib": 2,
+                                "config": {"banner": "<b>JS</b>"}}}},
+    }))
+    .await;
+    let page = edge.get("js-html.example.com", "/").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.text(), "<html><body><b>JS</b><p>hi</p></body></html>");
+    assert_eq!(page.header("etag"), Some("W/\"e1\""));
+    assert_eq!(page.header("x-html-rewrite"), Some("banner"));
+    let hit = edge.get("js-html.example.com", "/").await;
+    assert_eq!(hit.cache(), "Hit");
+    assert_eq!(hit.text(), page.text());
+    // Longer than the 2 KiB the hook is given: passed whole, as it came.
+    let long = edge.get("js-html.example.com", "/long").await;
+    assert_eq!(long.text(), format!("<body>{}</body>", "x".repeat(3000)));
+    assert_eq!(long.header("x-html-rewrite"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let parent = dir.path().to_string_lossy().into_owned();

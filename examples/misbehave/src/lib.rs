@@ -14,9 +14,12 @@
 //! (tries to read a file, read the environment and list the root folder,
 //! and answers with what each attempt got; a hook that opens sockets is the
 //! `escape` example, refused at upload), `recurse` (recurses
-//! until the stack runs out).
+//! until the stack runs out), `body-seen` (adds `x-body-seen: <bytes given>`
+//! and `x-body-truncated`, and keeps the body), `body-upper` (the same, and
+//! replaces the body with it in upper case).
 //! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
-//! `body` (replaces the body), `panic`, `bad-header`.
+//! `body` (replaces the body), `body-seen` and `body-upper` (as above),
+//! `panic`, `bad-header`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -92,6 +95,15 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
             req.path = format!("/rewritten{}", req.path);
             RequestAction::forward(req)
         }
+        Some(mode @ ("body-seen" | "body-upper")) => {
+            let (seen, upper) = body_seen(req.body.as_deref());
+            req.set_header("x-body-seen", &seen);
+            req.set_header("x-body-truncated", &ctx.body_truncated.to_string());
+            if mode == "body-upper" {
+                req.set_body(upper);
+            }
+            RequestAction::forward(req)
+        }
         Some("log") => {
             log::info(&format!("{event} saw {}", req.path));
             println!("printed by {event}");
@@ -142,9 +154,27 @@ fn recurse(depth: u64) -> u64 {
     recurse(frame[0] + 1) + frame[63]
 }
 
+/// What `body-seen` reports of a body given (`none` when none was), and
+/// the body in upper case.
+fn body_seen(body: Option<&[u8]>) -> (String, Vec<u8>) {
+    match body {
+        None => ("none".to_owned(), Vec::new()),
+        Some(bytes) => (bytes.len().to_string(), bytes.to_ascii_uppercase()),
+    }
+}
+
 fn response_event(ctx: Context, mut resp: Response) -> Response {
     let event = event_name(ctx.event);
     match config::get(event).as_deref() {
+        Some(mode @ ("body-seen" | "body-upper")) => {
+            let (seen, upper) = body_seen(resp.body.as_deref());
+            resp.set_header("x-body-seen", &seen);
+            resp.set_header("x-body-truncated", &ctx.body_truncated.to_string());
+            if mode == "body-upper" {
+                resp.set_body(upper);
+            }
+            resp
+        }
         Some("tag") => {
             resp.set_header(&format!("x-{}", event.replace('_', "-")), "1");
             resp

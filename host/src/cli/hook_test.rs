@@ -7,7 +7,9 @@
 //! what the host would skip: a viewer-request answer goes straight to
 //! viewer-response, an origin-request answer skips the origin and
 //! origin-response. A hook that fails stops the run, with the status the
-//! host would answer.
+//! host would answer. With `--include-body` the events are given bodies as
+//! an association with `include_body` is: the request's `body` to the
+//! request events, the `--response`'s `body` to origin-response.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -15,14 +17,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Args;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::client::CliError;
-use crate::wasm::stage::{Decision, Exchange, HookStage, ORDER};
+use crate::config::raw::BodyOverLimit;
+use crate::wasm::stage::{Decision, Exchange, HookStage, ORDER, SeenBody};
 use crate::wasm::{
-    self, BoundHook, CompiledHook, Event, HookRuntime, KvData, RuntimeOptions, convert,
+    self, BodyRead, BoundHook, CompiledHook, Event, HookRuntime, KvData, RuntimeOptions, convert,
 };
 
 /// `edge hook test`.
@@ -31,7 +35,7 @@ pub struct HookTestArgs {
     /// The plugin's `.wasm` component.
     pub wasm: PathBuf,
     /// The viewer request, JSON: `{"method", "uri", "headers": {name: value
-    /// or [values]}, "client_ip"}` (default: `GET /`).
+    /// or [values]}, "client_ip", "body"}` (default: `GET /`).
     #[arg(long, conflicts_with = "har")]
     pub request: Option<PathBuf>,
     /// Take the viewer request from a HAR file (a browser's network export).
@@ -40,7 +44,8 @@ pub struct HookTestArgs {
     /// Which HAR entry (0 is the first).
     #[arg(long, default_value_t = 0)]
     pub entry: usize,
-    /// The origin's answer, JSON: `{"status", "headers"}` (default: 200).
+    /// The origin's answer, JSON: `{"status", "headers", "body"}` (default:
+    /// 200).
     #[arg(long)]
     pub response: Option<PathBuf>,
     /// The hook association's `config` object, a JSON file.
@@ -61,6 +66,15 @@ pub struct HookTestArgs {
     /// Memory cap per event (MiB; default 16).
     #[arg(long)]
     pub memory_limit_mib: Option<u64>,
+    /// Give the events their bodies, as `include_body: true` does.
+    #[arg(long)]
+    pub include_body: bool,
+    /// The most of a body an event is given (KiB; default 1024).
+    #[arg(long, requires = "include_body")]
+    pub body_limit_kib: Option<u64>,
+    /// What a longer body gets: `truncate` or `reject`.
+    #[arg(long, requires = "include_body", value_parser = body_over_limit)]
+    pub body_over_limit: Option<BodyOverLimit>,
     /// Print JSON instead of lines (the same as `-o json`).
     #[arg(long, hide = true)]
     pub json: bool,
@@ -70,6 +84,31 @@ pub struct HookTestArgs {
 
 fn local(message: impl Into<String>) -> CliError {
     CliError::Local(message.into())
+}
+
+fn body_over_limit(value: &str) -> Result<BodyOverLimit, String> {
+    match value {
+        "truncate" => Ok(BodyOverLimit::Truncate),
+        "reject" => Ok(BodyOverLimit::Reject),
+        other => Err(format!("{other:?}: expected truncate or reject")),
+    }
+}
+
+/// A `"body"` string of a `--request` or `--response` file.
+fn body_from(value: Option<&Value>, what: &str) -> Result<Bytes, CliError> {
+    match value {
+        None | Some(Value::Null) => Ok(Bytes::new()),
+        Some(Value::String(text)) => Ok(Bytes::from(text.clone())),
+        Some(_) => Err(local(format!("{what}.body: expected a string"))),
+    }
+}
+
+/// A body's start, for a line of the report.
+fn preview(body: &[u8]) -> String {
+    const SHOWN: usize = 120;
+    let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]);
+    let more = if body.len() > SHOWN { "…" } else { "" };
+    format!("{text:?}{more}")
 }
 
 fn read_json(path: &Path) -> Result<Value, CliError> {
@@ -114,8 +153,8 @@ fn split_uri(uri: &str) -> (String, Option<String>) {
     }
 }
 
-/// The viewer request from `--request`, `--har`, or `GET /`.
-fn viewer_request(args: &HookTestArgs) -> Result<(Exchange, IpAddr), CliError> {
+/// The viewer request from `--request`, `--har`, or `GET /`, with its body.
+fn viewer_request(args: &HookTestArgs) -> Result<(Exchange, IpAddr, Bytes), CliError> {
     let default_ip = IpAddr::from([203, 0, 113, 10]);
     let mut ex = Exchange {
         method: Method::GET,
@@ -140,7 +179,7 @@ fn viewer_request(args: &HookTestArgs) -> Result<(Exchange, IpAddr), CliError> {
                 .map_err(|_| local(format!("request.client_ip: {ip:?} is not an address")))?,
             None => default_ip,
         };
-        return Ok((ex, ip));
+        return Ok((ex, ip, body_from(v.get("body"), "request")?));
     }
     if let Some(path) = &args.har {
         let v = read_json(path)?;
@@ -196,9 +235,13 @@ fn viewer_request(args: &HookTestArgs) -> Result<(Exchange, IpAddr), CliError> {
         {
             ex.headers.insert(http::header::HOST, host);
         }
-        return Ok((ex, default_ip));
+        let body = request
+            .pointer("/postData/text")
+            .and_then(Value::as_str)
+            .map_or_else(Bytes::new, |t| Bytes::from(t.to_owned()));
+        return Ok((ex, default_ip, body));
     }
-    Ok((ex, default_ip))
+    Ok((ex, default_ip, Bytes::new()))
 }
 
 /// What one event did, for the report.
@@ -270,6 +313,8 @@ struct Runner {
     origins: Vec<String>,
     /// The instance the events share (one request's).
     instances: wasm::RequestHooks,
+    /// How the events are given bodies (`--include-body`).
+    body: Option<BodyRead>,
 }
 
 impl Runner {
@@ -281,7 +326,38 @@ impl Runner {
             config: self.config.clone(),
             budget: self.budget.unwrap_or(default),
             memory_limit: self.memory,
+            body: self.body.filter(|_| event != Event::ViewerResponse),
         }
+    }
+
+    /// What `event` is given of `body`, as the host would give it; a body
+    /// the association rejects stops the run with the host's answer.
+    fn seen(&self, event: Event, name: &str, body: &Bytes) -> Result<Option<SeenBody>, CliError> {
+        let Some(read) = self.bound(event).body else {
+            return Ok(None);
+        };
+        if body.len() <= read.limit {
+            return Ok(Some(SeenBody {
+                bytes: body.clone(),
+                truncated: false,
+            }));
+        }
+        if read.reject {
+            let status = if event == Event::OriginResponse {
+                "502 OriginBodyTooLarge"
+            } else {
+                "413 RequestBodyTooLarge"
+            };
+            return Err(local(format!(
+                "{name}: the body is {} bytes, over the {} byte limit, which this association rejects (the host would answer {status})",
+                body.len(),
+                read.limit
+            )));
+        }
+        Ok(Some(SeenBody {
+            bytes: body.slice(..read.limit),
+            truncated: true,
+        }))
     }
 
     /// The stage the events run on, as the host's for a distribution
@@ -299,14 +375,16 @@ impl Runner {
         }
     }
 
-    /// A request event: the next request, or the hook's answer.
+    /// A request event: the next request and its body, or the hook's answer.
     async fn request(
         &self,
         event: Event,
         name: &'static str,
         ex: &Exchange,
+        body: &mut Bytes,
     ) -> Result<(Step, Result<Exchange, convert::CheckedResponse>), CliError> {
         let hook = self.bound(event);
+        let seen = self.seen(event, name, body)?;
         let targets = |id: &str| {
             if self.origins.is_empty() || self.origins.iter().any(|o| o == id) {
                 Ok(())
@@ -316,13 +394,28 @@ impl Runner {
         };
         let ran = self
             .stage()
-            .request_event(&hook, ex, &targets)
+            .request_event(&hook, ex, seen.as_ref(), &targets)
             .await
             .map_err(|e| failed(name, e))?;
         let mut json = ran_json(&ran);
         let mut lines = vec![ran_line(&ran)];
+        if let Some(seen) = &seen {
+            lines.push(given(seen, body.len()));
+        }
         let outcome = match ran.value {
-            Decision::Forward(next) => {
+            Decision::Forward {
+                request: next,
+                body: replaced,
+            } => {
+                if let Some(replaced) = replaced {
+                    lines.push(format!(
+                        "body replaced ({} bytes): {}",
+                        replaced.len(),
+                        preview(&replaced)
+                    ));
+                    json["body_replaced"] = json!(String::from_utf8_lossy(&replaced));
+                    *body = replaced;
+                }
                 let (added, removed) = header_changes(&ex.headers, &next.headers);
                 lines.insert(
                     0,
@@ -365,7 +458,8 @@ impl Runner {
         ))
     }
 
-    /// A response event on `status` and `headers`.
+    /// A response event on `status`, `headers` and (when the event is given
+    /// it) `body`.
     async fn response(
         &self,
         event: Event,
@@ -373,11 +467,13 @@ impl Runner {
         ex: &Exchange,
         status: StatusCode,
         headers: &HeaderMap,
+        body: &Bytes,
     ) -> Result<(Step, convert::CheckedResponse), CliError> {
         let hook = self.bound(event);
+        let seen = self.seen(event, name, body)?;
         let ran = self
             .stage()
-            .response_event(&hook, ex, status, headers)
+            .response_event(&hook, ex, status, headers, seen.as_ref())
             .await
             .map_err(|e| failed(name, e))?;
         let answer = &ran.value;
@@ -394,6 +490,12 @@ impl Runner {
             ),
             ran_line(&ran),
         ];
+        if let Some(seen) = &seen {
+            lines.push(given(seen, body.len()));
+        }
+        if let Some(replaced) = &checked.body {
+            lines.push(format!("body: {}", preview(replaced)));
+        }
         if answer.status_refused.is_some() {
             lines.push(format!(
                 "viewer-response cannot change the status: the host keeps {}",
@@ -408,6 +510,9 @@ impl Runner {
         json["status"] = json!(answer.status_refused.unwrap_or(checked.status).as_u16());
         json["headers_added"] = json!(added);
         json["headers_removed"] = json!(removed);
+        if let Some(replaced) = &checked.body {
+            json["body_replaced"] = json!(String::from_utf8_lossy(replaced));
+        }
         let checked = ran.value.response;
         Ok((
             Step {
@@ -417,6 +522,18 @@ impl Runner {
             },
             checked,
         ))
+    }
+}
+
+/// What an event was given of a body of `len` bytes.
+fn given(seen: &SeenBody, len: usize) -> String {
+    if seen.truncated {
+        format!(
+            "given the first {} of {len} body bytes (truncated)",
+            seen.bytes.len()
+        )
+    } else {
+        format!("given the body ({len} bytes)")
     }
 }
 
@@ -473,10 +590,10 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         let (ns, key) = key
             .split_once('/')
             .ok_or_else(|| local(format!("--kv {entry:?}: expected namespace/key=value")))?;
-        kv.insert(ns, key, bytes::Bytes::from(value.to_owned()));
+        kv.insert(ns, key, Bytes::from(value.to_owned()));
     }
-    let (viewer, client) = viewer_request(&args)?;
-    let (origin_status, origin_headers) = match &args.response {
+    let (viewer, client, viewer_body) = viewer_request(&args)?;
+    let (origin_status, origin_headers, origin_body) = match &args.response {
         Some(path) => {
             let v = read_json(path)?;
             let status = v.get("status").and_then(Value::as_u64).unwrap_or(200);
@@ -484,7 +601,11 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
                 .ok()
                 .and_then(|s| StatusCode::from_u16(s).ok())
                 .ok_or_else(|| local(format!("response.status: {status} is not a status")))?;
-            (status, headers_from(v.get("headers"), "response")?)
+            (
+                status,
+                headers_from(v.get("headers"), "response")?,
+                body_from(v.get("body"), "response")?,
+            )
         }
         None => {
             let mut headers = HeaderMap::new();
@@ -492,8 +613,25 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html"),
             );
-            (StatusCode::OK, headers)
+            (StatusCode::OK, headers, Bytes::new())
         }
+    };
+    if let Some(kib) = args.body_limit_kib
+        && !(1..=crate::config::MAX_BODY_LIMIT_KIB).contains(&kib)
+    {
+        return Err(local(format!(
+            "--body-limit-kib: must be between 1 and {}",
+            crate::config::MAX_BODY_LIMIT_KIB
+        )));
+    }
+    let association = crate::config::raw::HookRef {
+        module: name.clone(),
+        config: serde_json::Map::new(),
+        cpu_budget_ms: None,
+        memory_limit_mib: None,
+        include_body: args.include_body,
+        body_limit_kib: args.body_limit_kib,
+        body_over_limit: args.body_over_limit,
     };
     let runner = Runner {
         runtime,
@@ -509,10 +647,16 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         client,
         origins: args.origins.clone(),
         instances: wasm::RequestHooks::default(),
+        body: BodyRead::of(&association),
     };
 
     let mut steps = Vec::new();
-    let result = walk(&runner, viewer, origin_status, &origin_headers, &mut steps).await;
+    let origin = Origin {
+        status: origin_status,
+        headers: origin_headers,
+        body: origin_body,
+    };
+    let result = walk(&runner, viewer, viewer_body, &origin, &mut steps).await;
     if args.json {
         let events: Vec<Value> = steps
             .iter()
@@ -581,12 +725,19 @@ fn compiled_label(compiled: &CompiledHook) -> String {
     format!("{}@{}", compiled.name, compiled.version)
 }
 
+/// The origin's answer (`--response`).
+struct Origin {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
 /// The host's order of events on a miss; the status the viewer would get.
 async fn walk(
     runner: &Runner,
     viewer: Exchange,
-    origin_status: StatusCode,
-    origin_headers: &HeaderMap,
+    mut body: Bytes,
+    origin: &Origin,
     steps: &mut Vec<Step>,
 ) -> Result<StatusCode, CliError> {
     let [
@@ -596,14 +747,14 @@ async fn walk(
         viewer_response,
     ] = ORDER;
     let (step, decided) = runner
-        .request(viewer_request, "viewer-request", &viewer)
+        .request(viewer_request, "viewer-request", &viewer, &mut body)
         .await?;
     steps.push(step);
     let (ex, status, headers) = match decided {
         Err(answer) => (viewer, answer.status, answer.headers),
         Ok(ex) => {
             let (step, decided) = runner
-                .request(origin_request, "origin-request", &ex)
+                .request(origin_request, "origin-request", &ex, &mut body)
                 .await?;
             steps.push(step);
             match decided {
@@ -611,16 +762,17 @@ async fn walk(
                 Ok(ex) => {
                     steps.push(Step {
                         event: "origin",
-                        json: json!({"outcome": "origin", "origin": ex.target_id, "status": origin_status.as_u16()}),
-                        lines: vec![format!("{} answers {} (--response)", ex.target_id, origin_status.as_u16())],
+                        json: json!({"outcome": "origin", "origin": ex.target_id, "status": origin.status.as_u16()}),
+                        lines: vec![format!("{} answers {} (--response)", ex.target_id, origin.status.as_u16())],
                     });
                     let (step, answer) = runner
                         .response(
                             origin_response,
                             "origin-response",
                             &ex,
-                            origin_status,
-                            origin_headers,
+                            origin.status,
+                            &origin.headers,
+                            &origin.body,
                         )
                         .await?;
                     steps.push(step);
@@ -630,7 +782,14 @@ async fn walk(
         }
     };
     let (step, _) = runner
-        .response(viewer_response, "viewer-response", &ex, status, &headers)
+        .response(
+            viewer_response,
+            "viewer-response",
+            &ex,
+            status,
+            &headers,
+            &Bytes::new(),
+        )
         .await?;
     steps.push(step);
     Ok(status)

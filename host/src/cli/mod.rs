@@ -201,8 +201,9 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGE_MAX_HOOK_INSTANCES", default_value_t = 1000)]
     pub max_hook_instances: u32,
     /// Memory (MiB) that hook instances kept through origin fetches, for a
-    /// later event of their request, may hold in all; a request that would
-    /// pass it gets 503.
+    /// later event of their request, and bodies read for hooks
+    /// (`include_body`) may hold in all; a request that would pass it gets
+    /// 503.
     #[arg(long, env = "EDGE_HOOK_HELD_MEMORY_MIB", default_value_t = 1024)]
     pub hook_held_memory_mib: u32,
     /// Threads, at a lower CPU priority than the workers, that take over hook

@@ -788,9 +788,15 @@ impl Importer {
                     .or_else(|| association.get("FunctionARN"))
                     .and_then(Value::as_str)
                     .unwrap_or("?");
+                let body = if association.get("IncludeBody").and_then(Value::as_bool) == Some(true)
+                {
+                    " with include_body: true (it reads the body)"
+                } else {
+                    ""
+                };
                 self.skip(
                     format!("{path}.{key}[{i}]"),
-                    format!("{kind} {arn} on {event}: rewrite it as a Wasm hook, upload it with `edge hook upload`, and attach it under hooks.{}", hook_event(event)),
+                    format!("{kind} {arn} on {event}: rewrite it as a Wasm hook, upload it with `edge hook upload`, and attach it under hooks.{}{body}", hook_event(event)),
                 );
             }
         }
@@ -1169,6 +1175,22 @@ mod tests {
         );
         assert!(
             lambda.reason.contains("hooks.viewer_request"),
+            "{}",
+            lambda.reason
+        );
+        assert!(!lambda.reason.contains("include_body"), "{}", lambda.reason);
+        // A function that reads the body is to be attached with include_body.
+        let mut doc = document();
+        doc["DistributionConfig"]["DefaultCacheBehavior"]["LambdaFunctionAssociations"]["Items"]
+            [0]["IncludeBody"] = Value::Bool(true);
+        let imported = import(&doc).expect("imports");
+        let lambda = imported
+            .not_carried
+            .iter()
+            .find(|n| n.field.contains("Lambda"))
+            .expect("lambda");
+        assert!(
+            lambda.reason.contains("with include_body: true"),
             "{}",
             lambda.reason
         );

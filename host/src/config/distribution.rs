@@ -103,6 +103,14 @@ impl Distribution {
 
     /// Every hook module the config refers to, with the field naming it.
     pub fn hook_modules(&self) -> Vec<(String, &str)> {
+        self.hook_refs()
+            .into_iter()
+            .map(|(field, hook)| (format!("{field}.module"), hook.module.as_str()))
+            .collect()
+    }
+
+    /// Every hook association with its field (`…hooks.viewer_request`).
+    pub fn hook_refs(&self) -> Vec<(String, &raw::HookRef)> {
         let mut out = Vec::new();
         let all = std::iter::once((
             "default_cache_behavior".to_owned(),
@@ -117,10 +125,7 @@ impl Distribution {
         );
         for (field, behavior) in all {
             for (event, hook) in behavior.hooks.iter() {
-                out.push((
-                    format!("{field}.hooks.{event}.module"),
-                    hook.module.as_str(),
-                ));
+                out.push((format!("{field}.hooks.{event}"), hook));
             }
         }
         out

@@ -7,6 +7,9 @@ use super::raw;
 /// The largest CPU budget a hook association may ask for.
 pub const MAX_HOOK_BUDGET_MS: u64 = 10_000;
 
+/// The most of a body a hook may be given, in KiB, and the default.
+pub const MAX_BODY_LIMIT_KIB: u64 = 1024;
+
 /// Checks a hook name: 1-64 of `a-z 0-9 - _`.
 pub fn validate_hook_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
@@ -61,6 +64,33 @@ pub(super) fn validate_hooks(hooks: &raw::HooksConfig, field: &str) -> Result<()
                 format!("{hfield}.memory_limit_mib"),
                 format!("must be between 1 and {max_mib}"),
             ));
+        }
+        if hook.include_body && event == "viewer_response" {
+            return Err(ConfigError::new(
+                format!("{hfield}.include_body"),
+                "viewer_response is never given a body; read it in origin_response (bodies reach viewer_request, origin_request and origin_response)",
+            ));
+        }
+        if let Some(kib) = hook.body_limit_kib
+            && !(1..=MAX_BODY_LIMIT_KIB).contains(&kib)
+        {
+            return Err(ConfigError::new(
+                format!("{hfield}.body_limit_kib"),
+                format!("must be between 1 and {MAX_BODY_LIMIT_KIB}"),
+            ));
+        }
+        if !hook.include_body {
+            for (set, name) in [
+                (hook.body_limit_kib.is_some(), "body_limit_kib"),
+                (hook.body_over_limit.is_some(), "body_over_limit"),
+            ] {
+                if set {
+                    return Err(ConfigError::new(
+                        format!("{hfield}.{name}"),
+                        "applies only with include_body: true",
+                    ));
+                }
+            }
         }
     }
     Ok(())

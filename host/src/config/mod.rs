@@ -35,7 +35,7 @@ mod tests;
 pub use behavior::{Behavior, CacheKeyPolicy, ForwardPolicy, Forwarding, not_forwardable};
 pub use distribution::Distribution;
 pub use error::{ConfigError, ParseError, parse_json};
-pub use hooks::{MAX_HOOK_BUDGET_MS, validate_hook_name};
+pub use hooks::{MAX_BODY_LIMIT_KIB, MAX_HOOK_BUDGET_MS, validate_hook_name};
 pub use names::{is_valid_id, validate_alias};
 pub use origin::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, DEFAULT_READ_TIMEOUT_MS, Origin,

@@ -351,6 +351,33 @@ pub struct HookRef {
     /// Memory cap per invocation; default 16 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit_mib: Option<u64>,
+    /// Give the hook the body: the request's in viewer-request and
+    /// origin-request, the origin's response's in origin-response (never in
+    /// viewer-response). Read whole before the hook runs, up to
+    /// `body_limit_kib`. Without it bodies stream past the hook.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_body: bool,
+    /// The most of a body a hook is given, in KiB: 1 to 1024, default 1024
+    /// (Lambda@Edge's 1 MB for origin-request bodies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_limit_kib: Option<u64>,
+    /// What a body longer than `body_limit_kib` gets: `truncate` (the
+    /// default: the hook is given its first bytes and `body-truncated`, and
+    /// the whole body goes on unless the hook replaces it) or `reject` (413
+    /// for a request body, 502 for an origin's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_over_limit: Option<BodyOverLimit>,
+}
+
+/// What a body longer than a hook association's `body_limit_kib` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyOverLimit {
+    /// The hook is given the body's first bytes, flagged as truncated.
+    #[default]
+    Truncate,
+    /// The request is refused (413), or the origin's answer is (502).
+    Reject,
 }
 
 /// A list of host names, lower-cased (DNS names are case-insensitive, and

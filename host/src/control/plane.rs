@@ -309,10 +309,16 @@ impl ControlPlane {
                 return Err(ApiError::alias_taken(alias, owner));
             }
         }
-        for (field, module) in config.hook_modules() {
-            if state.resolve_hook(module).is_none() {
+        for (field, hook) in config.hook_refs() {
+            let module = &hook.module;
+            let Some(compiled) = state.resolve_hook(module) else {
                 return Err(ApiError::invalid_argument(format!(
-                    "{field}: no hook {module:?} has been uploaded"
+                    "{field}.module: no hook {module:?} has been uploaded"
+                )));
+            };
+            if hook.include_body && compiled.world == wasm::World::V0_1 {
+                return Err(ApiError::invalid_argument(format!(
+                    "{field}.include_body: hook {module:?} is built for edge:hooks@0.1.0, which has no bodies; rebuild it with the current SDK"
                 )));
             }
         }
@@ -394,6 +400,7 @@ fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks>
                         .map_or(wasm::DEFAULT_MEMORY_LIMIT, |m| {
                             usize::try_from(m << 20).unwrap_or(usize::MAX)
                         }),
+                    body: wasm::BodyRead::of(hook),
                 }))
             };
             BehaviorHooks {

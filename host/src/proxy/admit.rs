@@ -39,10 +39,15 @@ impl Slot {
 
 /// The body a response to be admitted has; `B` is the origin's.
 pub(super) enum Fetched<B> {
-    /// A hook replaced it.
-    Replaced(Bytes),
-    /// The origin's, still to stream.
-    Origin { incoming: B, read_timeout: Duration },
+    /// A body in hand: a hook's, or the origin's read whole for one.
+    Whole(Bytes),
+    /// The origin's, still to stream after what was `read` of it already
+    /// (for an origin-response hook that includes the body).
+    Origin {
+        read: Bytes,
+        incoming: B,
+        read_timeout: Duration,
+    },
 }
 
 impl<O: Origins> Proxy<O> {
@@ -83,35 +88,49 @@ impl<O: Origins> Proxy<O> {
             // Followers need not wait for what will not be stored.
             land(guard, Landing::Pass);
             return match fetched {
-                Fetched::Replaced(body) => EdgeBody::full(body),
+                Fetched::Whole(body) => EdgeBody::full(body),
                 Fetched::Origin { .. } if ex.method == Method::HEAD => EdgeBody::Empty,
                 Fetched::Origin {
+                    read,
                     incoming,
                     read_timeout,
-                } => EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, None))),
+                } => EdgeBody::Origin(Box::new(OriginBody::after(
+                    read,
+                    incoming,
+                    read_timeout,
+                    None,
+                ))),
             };
         };
         let key = self.cache.store_key(&tags.base, &ex.headers, &head.headers);
         match fetched {
-            Fetched::Replaced(body) => {
+            Fetched::Whole(body) => {
                 let object = (head.status, head.headers.clone(), body.clone());
                 self.store_whole((key, tags, stamp), object, freshness, guard);
                 EdgeBody::full(body)
             }
             Fetched::Origin {
+                read,
                 incoming,
                 read_timeout,
             } => {
                 let tee = self.tee(head, key, freshness, tags, stamp, guard);
                 // No body follows (a 204, or an empty body the viewer's
                 // connection will never poll): the exchange is complete now.
-                if head.status == StatusCode::NO_CONTENT || incoming.is_end_stream() {
+                if head.status == StatusCode::NO_CONTENT
+                    || (read.is_empty() && incoming.is_end_stream())
+                {
                     if let Some(tee) = tee {
                         tee.complete_empty();
                     }
                     EdgeBody::Empty
                 } else {
-                    EdgeBody::Origin(Box::new(OriginBody::new(incoming, read_timeout, tee)))
+                    EdgeBody::Origin(Box::new(OriginBody::after(
+                        read,
+                        incoming,
+                        read_timeout,
+                        tee,
+                    )))
                 }
             }
         }

@@ -79,6 +79,9 @@ impl Tee {
 /// An origin response body on its way to the viewer.
 #[derive(Debug)]
 pub struct OriginBody<B = Incoming> {
+    /// What was read of the body before it streamed (for a hook): it goes
+    /// first.
+    head: Option<Bytes>,
     inner: B,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
@@ -87,7 +90,13 @@ pub struct OriginBody<B = Incoming> {
 
 impl<B> OriginBody<B> {
     pub fn new(inner: B, idle: Duration, tee: Option<Tee>) -> Self {
+        Self::after(Bytes::new(), inner, idle, tee)
+    }
+
+    /// The body of which `read` was read already; it goes first.
+    pub fn after(read: Bytes, inner: B, idle: Duration, tee: Option<Tee>) -> Self {
         Self {
+            head: Some(read).filter(|r| !r.is_empty()),
             inner,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
@@ -108,6 +117,16 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(head) = this.head.take() {
+            if let Some(tee) = this.tee.as_mut() {
+                tee.push(&head);
+                // Nothing follows: the viewer's side will not poll again.
+                if this.inner.is_end_stream() {
+                    tee.finish();
+                }
+            }
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.deadline.as_mut().reset(Instant::now() + this.idle);
@@ -140,11 +159,20 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.head.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let hint = self.inner.size_hint();
+        let Some(head) = &self.head else {
+            return hint;
+        };
+        let mut out = SizeHint::new();
+        out.set_lower(hint.lower() + head.len() as u64);
+        if let Some(upper) = hint.upper() {
+            out.set_upper(upper + head.len() as u64);
+        }
+        out
     }
 }
 

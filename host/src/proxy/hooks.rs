@@ -3,13 +3,15 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt as _;
 
 use crate::error::ProxyError;
-use crate::origin::Origins;
+use crate::origin::{Origins, ViewerBody};
 use crate::wasm::bindings::Arm;
-use crate::wasm::stage::{Answer, HookStage};
+use crate::wasm::stage::{Answer, HookStage, SeenBody};
 use crate::wasm::{BoundHook, convert};
 
 use super::Proxy;
@@ -36,13 +38,37 @@ impl<O: Origins> Proxy<O> {
         }
     }
 
-    /// Phases 4 and 6: runs a request event.
+    /// Before a request event that includes the body: reads `body` for it
+    /// (see [`super::hook_body`]), and leaves in its place the body that
+    /// goes on. `None` (nothing read) for an event that does not include it;
+    /// an empty body for a request that sends none (`body` is `None`).
+    pub(super) async fn read_request_body(
+        &self,
+        hook: &BoundHook,
+        ctx: &RequestCtx,
+        body: &mut Option<ViewerBody>,
+    ) -> Result<Option<SeenBody>, ProxyError> {
+        let Some(read) = hook.body else {
+            return Ok(None);
+        };
+        let Some(taken) = body.take() else {
+            return Ok(Some(SeenBody::default()));
+        };
+        ctx.hooks.hold_body(&self.hooks, hook, read.limit).await?;
+        let (seen, rest) = super::hook_body::read_viewer(taken, read).await?;
+        *body = Some(rest);
+        Ok(Some(seen))
+    }
+
+    /// Phases 4 and 6: runs a request event on the request and, when the
+    /// association includes it, the body read for it.
     pub(super) async fn request_hook(
         &self,
         hook: &BoundHook,
         ctx: &RequestCtx,
         dist: &ServedDistribution,
         ex: &Exchange,
+        body: Option<&SeenBody>,
     ) -> Result<Decision, ProxyError> {
         let targets = |id: &str| {
             if dist.config.targets.contains_key(id) {
@@ -56,13 +82,18 @@ impl<O: Origins> Proxy<O> {
         let began = Instant::now();
         let ran = self
             .stage(ctx, dist)
-            .request_event(hook, ex, &targets)
+            .request_event(hook, ex, body, &targets)
             .await;
         ctx.add_hook_time(began);
         Ok(ran?.value)
     }
 
-    /// Phases 8 and 10: runs a response event on a status and headers.
+    /// Phases 8 and 10: runs a response event on a status and headers (and
+    /// a body read for it).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the event's request and response, each part distinct"
+    )]
     async fn response_hook(
         &self,
         hook: &BoundHook,
@@ -71,17 +102,23 @@ impl<O: Origins> Proxy<O> {
         ex: &Exchange,
         status: StatusCode,
         headers: &HeaderMap,
+        body: Option<&SeenBody>,
     ) -> Result<Answer, ProxyError> {
         let began = Instant::now();
         let ran = self
             .stage(ctx, dist)
-            .response_event(hook, ex, status, headers)
+            .response_event(hook, ex, status, headers, body)
             .await;
         ctx.add_hook_time(began);
         Ok(ran?.value)
     }
 
-    /// Phase 8: the origin-response hook on the origin's status and headers.
+    /// Phase 8: the origin-response hook on the origin's status and
+    /// headers, and its body when the association includes it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the event's request and response, each part distinct"
+    )]
     pub(super) async fn origin_response(
         &self,
         hook: &BoundHook,
@@ -90,9 +127,10 @@ impl<O: Origins> Proxy<O> {
         ex: &Exchange,
         status: StatusCode,
         headers: &HeaderMap,
+        body: Option<&SeenBody>,
     ) -> Result<convert::CheckedResponse, ProxyError> {
         let answer = self
-            .response_hook(hook, ctx, dist, ex, status, headers)
+            .response_hook(hook, ctx, dist, ex, status, headers, body)
             .await?;
         Ok(answer.response)
     }
@@ -112,7 +150,7 @@ impl<O: Origins> Proxy<O> {
         };
         let (mut head, body) = resp.into_parts();
         let answer = self
-            .response_hook(hook, ctx, dist, ex, head.status, &head.headers)
+            .response_hook(hook, ctx, dist, ex, head.status, &head.headers, None)
             .await;
         // The last event: the request's instances go back before the body
         // streams.
@@ -141,4 +179,28 @@ pub(super) fn generated_response<B>(generated: convert::CheckedResponse) -> Resp
     *resp.headers_mut() = generated.headers;
     resp.headers_mut().remove(CONTENT_LENGTH);
     resp
+}
+
+/// The body a request event replaced the request's with: it goes to the
+/// origin with its own `content-length`. A GET or HEAD sends no body, so
+/// one is dropped there.
+pub(super) fn replace_request_body(
+    request: &mut Exchange,
+    body: &mut Option<ViewerBody>,
+    replaced: Option<Bytes>,
+) {
+    let Some(bytes) = replaced else {
+        return;
+    };
+    if matches!(request.method, Method::GET | Method::HEAD) {
+        return;
+    }
+    request
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    *body = Some(
+        http_body_util::Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
 }

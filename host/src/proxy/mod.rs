@@ -40,6 +40,7 @@ pub mod body;
 mod ctx;
 pub mod deploy;
 pub mod headers;
+mod hook_body;
 mod hooks;
 mod lookup;
 #[cfg(test)]
@@ -178,6 +179,7 @@ impl<O: Origins> Proxy<O> {
         // 1: resolve.
         let resolve::Resolved { host, dist, path } = self.resolve(&req, ctx)?;
         let (parts, viewer_body) = req.into_parts();
+        let mut viewer_body = Some(viewer_body.map_err(Into::into).boxed_unsync());
         let mut viewer_headers = parts.headers;
 
         // 2: the deployment arm, whose config serves every phase from here on.
@@ -206,8 +208,15 @@ impl<O: Origins> Proxy<O> {
 
         // 4: the viewer-request hook. An answer here is not cached.
         if let Some(hook) = &hooks.viewer_request {
-            match self.request_hook(hook, ctx, &dist, &ex).await? {
-                Decision::Forward(next) => ex = next,
+            let seen = self.read_request_body(hook, ctx, &mut viewer_body).await?;
+            match self
+                .request_hook(hook, ctx, &dist, &ex, seen.as_ref())
+                .await?
+            {
+                Decision::Forward { request, body } => {
+                    ex = request;
+                    hooks::replace_request_body(&mut ex, &mut viewer_body, body);
+                }
                 Decision::Respond(generated) => {
                     let resp = hooks::generated_response(generated);
                     return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
@@ -267,8 +276,7 @@ impl<O: Origins> Proxy<O> {
             // 6 to 9, the body streamed. RFC 9111 4.4: a write that
             // succeeded makes what is stored for its URI (and the URIs it
             // names) out of date.
-            let body = viewer_body.map_err(Into::into).boxed_unsync();
-            let resp = self.to_origin(ctx, trip, Some(body)).await?;
+            let resp = self.to_origin(ctx, trip, viewer_body).await?;
             let safe = matches!(ex.method, Method::OPTIONS | Method::TRACE);
             if !safe && (resp.status().is_success() || resp.status().is_redirection()) {
                 self.invalidate_written(&dist, behavior, arm, &host, &ex, resp.headers());
@@ -290,7 +298,7 @@ impl<O: Origins> Proxy<O> {
         &self,
         ctx: &mut RequestCtx,
         trip: Trip<'_>,
-        viewer_body: Option<ViewerBody>,
+        mut viewer_body: Option<ViewerBody>,
     ) -> Result<Response<EdgeBody<O::Body>>, ProxyError> {
         let Trip {
             dist,
@@ -309,8 +317,15 @@ impl<O: Origins> Proxy<O> {
         // 6: the origin-request hook. An answer here is stored like an
         // origin response.
         if let Some(hook) = &hooks.origin_request {
-            match self.request_hook(hook, ctx, dist, &out).await? {
-                Decision::Forward(next) => out = next,
+            let seen = self.read_request_body(hook, ctx, &mut viewer_body).await?;
+            match self
+                .request_hook(hook, ctx, dist, &out, seen.as_ref())
+                .await?
+            {
+                Decision::Forward { request, body } => {
+                    out = request;
+                    hooks::replace_request_body(&mut out, &mut viewer_body, body);
+                }
                 Decision::Respond(generated) => {
                     let (mut head, ()) = Response::new(()).into_parts();
                     head.status = generated.status;
@@ -320,9 +335,7 @@ impl<O: Origins> Proxy<O> {
                     ctx.tags = Some(tags.clone());
                     slot.tag(tags);
                     let body = match generated.body {
-                        Some(body) => {
-                            self.admit(ex, behavior, slot, &head, Fetched::Replaced(body))
-                        }
+                        Some(body) => self.admit(ex, behavior, slot, &head, Fetched::Whole(body)),
                         None => EdgeBody::Empty,
                     };
                     return Ok(Response::from_parts(head, body));
@@ -398,20 +411,51 @@ impl<O: Origins> Proxy<O> {
             ));
         }
 
-        // 8: the origin-response hook.
-        let mut fetched = Fetched::Origin {
-            incoming,
-            read_timeout,
+        // 8: the origin-response hook, given the body when it includes it.
+        let mut seen = None;
+        let reads = hooks
+            .origin_response
+            .as_deref()
+            .and_then(|hook| Some((hook, hook.body?)))
+            .filter(|_| ex.method != Method::HEAD);
+        let mut fetched = match reads {
+            Some((hook, read)) => {
+                ctx.hooks.hold_body(&self.hooks, hook, read.limit).await?;
+                let got =
+                    hook_body::read_origin(incoming, read, read_timeout, &out.target_id).await?;
+                seen = Some(got.seen);
+                match got.rest {
+                    None => Fetched::Whole(got.bytes),
+                    Some(incoming) => Fetched::Origin {
+                        read: got.bytes,
+                        incoming,
+                        read_timeout,
+                    },
+                }
+            }
+            None => Fetched::Origin {
+                read: Bytes::new(),
+                incoming,
+                read_timeout,
+            },
         };
         if let Some(hook) = &hooks.origin_response {
             let checked = self
-                .origin_response(hook, ctx, dist, &out, head.status, &head.headers)
+                .origin_response(
+                    hook,
+                    ctx,
+                    dist,
+                    &out,
+                    head.status,
+                    &head.headers,
+                    seen.as_ref(),
+                )
                 .await?;
             head.status = checked.status;
             head.headers = checked.headers;
             if let Some(body) = checked.body {
                 head.headers.remove(CONTENT_LENGTH);
-                fetched = Fetched::Replaced(body);
+                fetched = Fetched::Whole(body);
             }
             ctx.hooks.keep_only(hooks.after(Event::OriginResponse));
         }

@@ -255,8 +255,9 @@ impl<O: Origins> Proxy<O> {
         }
         slot.tag(tags);
         let fetched = match answer {
-            Answer::Whole(bytes) => Fetched::Replaced(bytes),
+            Answer::Whole(bytes) => Fetched::Whole(bytes),
             Answer::Streamed(incoming) => Fetched::Origin {
+                read: Bytes::new(),
                 incoming,
                 read_timeout: self.patience(dist, &ex.target_id),
             },

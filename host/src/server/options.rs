@@ -39,7 +39,8 @@ pub struct HostOptions {
     pub parallel_compile: bool,
     /// Hook instances that may run at once.
     pub max_hook_instances: u32,
-    /// MiB that hook instances kept through origin fetches may hold in all.
+    /// MiB that hook instances kept through origin fetches and bodies read
+    /// for hooks may hold in all.
     pub hook_held_memory_mib: u32,
     /// Threads, below the workers' CPU priority, that take over hook
     /// invocations running past 250 µs; 0 keeps every invocation on the

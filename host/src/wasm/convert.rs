@@ -36,7 +36,7 @@ pub fn headers_to_wit(headers: &HeaderMap) -> Vec<Header> {
         .collect()
 }
 
-/// A request for a hook.
+/// A request for a hook, without its body.
 pub fn request_to_wit(
     method: &Method,
     path: &str,
@@ -50,6 +50,7 @@ pub fn request_to_wit(
         query: query.map(str::to_owned),
         headers: headers_to_wit(headers),
         client_address: client.to_string(),
+        body: None,
     }
 }
 
@@ -123,7 +124,7 @@ pub struct CheckedResponse {
     pub body: Option<Bytes>,
 }
 
-/// A response for a hook (no body: hooks never see streamed origin bodies).
+/// A response for a hook, with the body it is given (`include_body`).
 pub fn response_to_wit(status: StatusCode, headers: &HeaderMap, body: Option<&Bytes>) -> Response {
     Response {
         status: status.as_u16(),
@@ -182,6 +183,7 @@ mod tests {
             query: None,
             headers,
             client_address: "127.0.0.1".into(),
+            body: None,
         }
     }
 

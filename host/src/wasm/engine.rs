@@ -107,7 +107,7 @@ impl HookRuntime {
             (
                 "edge_hook_held_memory_mib",
                 "gauge",
-                "Memory (MiB) held by hook instances kept through origin fetches for a later event of their request.",
+                "Memory (MiB) held by hook instances kept through origin fetches for a later event of their request, and by bodies read for hooks.",
                 u64::from(self.held_limit_mib).saturating_sub(self.held.available_permits() as u64),
             ),
         ]

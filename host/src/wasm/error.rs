@@ -45,7 +45,7 @@ pub enum HookError {
     #[error("hook {hook} ({event}) did not run: the hook runtime is stopping")]
     Stopped { hook: String, event: &'static str },
     #[error(
-        "hook {hook} keeps its instance for a later event of the request, and the instances kept through origin fetches already hold the host's {limit_mib} MiB for them (--hook-held-memory-mib)"
+        "hook {hook} needs memory kept through the request (its instance for a later event, or a body read for it), and what requests keep already holds the host's {limit_mib} MiB for it (--hook-held-memory-mib)"
     )]
     Held { hook: String, limit_mib: u32 },
 }

@@ -7,8 +7,9 @@
 //! instance whose call failed is never called again. Each call keeps its own
 //! association's limits: its CPU budget, its memory cap (memory an earlier
 //! event grew stays), its config and its log allowance. Instances kept
-//! through an origin fetch share a memory bound ([`RequestHooks::hold`]);
-//! the pool's instance count bounds them too.
+//! through an origin fetch share a memory bound ([`RequestHooks::hold`])
+//! with the bodies read for hooks ([`RequestHooks::hold_body`]); the pool's
+//! instance count bounds them too.
 
 use super::*;
 
@@ -16,6 +17,8 @@ use super::*;
 #[derive(Default)]
 pub struct RequestHooks {
     slots: std::sync::Mutex<Vec<(Arc<CompiledHook>, Box<Live>)>>,
+    /// The shares of the bodies read for the request's hooks.
+    bodies: std::sync::Mutex<Vec<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl std::fmt::Debug for RequestHooks {
@@ -105,6 +108,37 @@ impl RequestHooks {
                 live.hold = Some(permit);
             }
         }
+        Ok(())
+    }
+
+    /// Before a body is read for `hook` (`include_body`): the body takes
+    /// its share of the same memory, `limit` bytes rounded up to MiB, for as
+    /// long as the request runs. Refused like [`RequestHooks::hold`].
+    pub async fn hold_body(
+        &self,
+        runtime: &HookRuntime,
+        hook: &BoundHook,
+        limit: usize,
+    ) -> Result<(), HookError> {
+        let mib = u32::try_from(limit.div_ceil(1 << 20).max(1)).unwrap_or(u32::MAX);
+        let permit = tokio::time::timeout(
+            HOLD_WAIT,
+            runtime
+                .held
+                .clone()
+                .acquire_many_owned(mib.min(runtime.held_limit_mib)),
+        )
+        .await;
+        let Ok(Ok(permit)) = permit else {
+            return Err(HookError::Held {
+                hook: hook.compiled.name.to_string(),
+                limit_mib: runtime.held_limit_mib,
+            });
+        };
+        self.bodies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(permit);
         Ok(())
     }
 

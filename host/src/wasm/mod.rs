@@ -228,6 +228,29 @@ pub struct BoundHook {
     pub config: Arc<serde_json::Map<String, serde_json::Value>>,
     pub budget: Duration,
     pub memory_limit: usize,
+    /// How the event is given the body, if it is (`include_body`).
+    pub body: Option<BodyRead>,
+}
+
+/// How a hook association is given a body (`include_body`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyRead {
+    /// The most bytes it is given.
+    pub limit: usize,
+    /// A longer body is refused rather than given truncated.
+    pub reject: bool,
+}
+
+impl BodyRead {
+    /// What an association asks for; `None` without `include_body`.
+    pub fn of(hook: &crate::config::raw::HookRef) -> Option<Self> {
+        use crate::config::MAX_BODY_LIMIT_KIB;
+        hook.include_body.then(|| Self {
+            limit: usize::try_from(hook.body_limit_kib.unwrap_or(MAX_BODY_LIMIT_KIB) << 10)
+                .unwrap_or(usize::MAX),
+            reject: hook.body_over_limit == Some(crate::config::raw::BodyOverLimit::Reject),
+        })
+    }
 }
 
 impl BoundHook {
@@ -264,8 +287,9 @@ pub struct RuntimeOptions {
     /// tick or waits (the clock is read for the budget then anyway), the wall
     /// time of its one poll for one that finishes within it (no clock read).
     pub measure_cpu: bool,
-    /// The memory (MiB) the instances kept through origin fetches may hold
-    /// in all ([`RequestHooks::hold`]).
+    /// The memory (MiB) the instances kept through origin fetches and the
+    /// bodies read for hooks may hold in all ([`RequestHooks::hold`],
+    /// [`RequestHooks::hold_body`]).
     pub held_memory_mib: u32,
     /// Compile a component's functions on every core: for a command a
     /// person waits on (`edge hook test`, `edge dev`). A host serving viewers

@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
 use super::bindings::Arm;
@@ -45,13 +46,48 @@ pub struct Exchange {
     pub target_id: String,
 }
 
+/// A body read for a hook (`include_body`): its first bytes, and whether
+/// there was more than that.
+#[derive(Debug, Clone, Default)]
+pub struct SeenBody {
+    pub bytes: Bytes,
+    pub truncated: bool,
+}
+
 /// What a request event decided.
 #[derive(Debug)]
 pub enum Decision {
-    /// Go on with this request (to this target).
-    Forward(Exchange),
+    /// Go on with this request (to this target), with this body instead of
+    /// the request's own when `body` is `Some`.
+    Forward {
+        request: Exchange,
+        body: Option<Bytes>,
+    },
     /// Answer with this.
     Respond(CheckedResponse),
+}
+
+/// The body a hook handed back, checked against the one it was given:
+/// `None` keeps the body as it is (nothing handed back, or the bytes it was
+/// given, truncated or not); other bytes replace it, within `max` bytes.
+fn new_body(
+    returned: Option<Vec<u8>>,
+    given: Option<&SeenBody>,
+    max: usize,
+) -> Result<Option<Bytes>, String> {
+    let Some(returned) = returned else {
+        return Ok(None);
+    };
+    if given.is_some_and(|g| g.bytes == returned) {
+        return Ok(None);
+    }
+    if returned.len() > max {
+        return Err(format!(
+            "the body is {} bytes, over the {max} byte limit",
+            returned.len()
+        ));
+    }
+    Ok(Some(Bytes::from(returned)))
 }
 
 /// What a response event returned, checked.
@@ -92,8 +128,9 @@ impl std::fmt::Debug for HookStage<'_> {
 }
 
 impl HookStage<'_> {
-    fn context(&self, event: Event, target: &str) -> Context {
+    fn context(&self, event: Event, target: &str, body: Option<&SeenBody>) -> Context {
         Context {
+            body_truncated: body.is_some_and(|b| b.truncated),
             event,
             distribution_id: self.distribution_id.to_owned(),
             distribution_domain: self.distribution_domain.to_owned(),
@@ -103,23 +140,27 @@ impl HookStage<'_> {
         }
     }
 
-    fn request(&self, ex: &Exchange) -> super::Request {
-        convert::request_to_wit(
+    fn request(&self, ex: &Exchange, body: Option<&SeenBody>) -> super::Request {
+        let mut req = convert::request_to_wit(
             &ex.method,
             &ex.path,
             ex.query.as_deref(),
             &ex.headers,
             self.client,
-        )
+        );
+        req.body = body.map(|b| b.bytes.to_vec());
+        req
     }
 
-    /// Runs a request event (viewer-request, origin-request) on `ex`: the
-    /// request to go on with, or the hook's answer. `targets` checks an
-    /// origin id the hook picks.
+    /// Runs a request event (viewer-request, origin-request) on `ex`, with
+    /// its body when the association includes it: the request to go on
+    /// with, or the hook's answer. `targets` checks an origin id the hook
+    /// picks.
     pub async fn request_event(
         &self,
         hook: &BoundHook,
         ex: &Exchange,
+        body: Option<&SeenBody>,
         targets: TargetCheck<'_>,
     ) -> Result<Ran<Decision>, HookError> {
         let ran = self
@@ -129,8 +170,8 @@ impl HookStage<'_> {
                 self.instances,
                 self.request_id,
                 self.kv.clone(),
-                self.context(hook.event, &ex.target_id),
-                self.request(ex),
+                self.context(hook.event, &ex.target_id, body),
+                self.request(ex, body),
             )
             .await?;
         let invalid = |reason: String| hook.invalid_output(reason);
@@ -145,13 +186,22 @@ impl HookStage<'_> {
                         id.clone()
                     }
                 };
-                Decision::Forward(Exchange {
-                    method: checked.method,
-                    path: checked.path,
-                    query: checked.query,
-                    headers: checked.headers,
-                    target_id,
-                })
+                let replaced = new_body(
+                    forward.request.body.clone(),
+                    body,
+                    convert::max_body(hook.event),
+                )
+                .map_err(invalid)?;
+                Decision::Forward {
+                    request: Exchange {
+                        method: checked.method,
+                        path: checked.path,
+                        query: checked.query,
+                        headers: checked.headers,
+                        target_id,
+                    },
+                    body: replaced,
+                }
             }
             RequestAction::Respond(resp) => Decision::Respond(
                 convert::response_from_wit(
@@ -166,13 +216,15 @@ impl HookStage<'_> {
     }
 
     /// Runs a response event (origin-response, viewer-response) on a status
-    /// and headers.
+    /// and headers, and the body when the association includes it. The
+    /// answer's body is `Some` only when the hook replaced it.
     pub async fn response_event(
         &self,
         hook: &BoundHook,
         ex: &Exchange,
         status: StatusCode,
         headers: &HeaderMap,
+        body: Option<&SeenBody>,
     ) -> Result<Ran<Answer>, HookError> {
         let ran = self
             .runtime
@@ -181,14 +233,18 @@ impl HookStage<'_> {
                 self.instances,
                 self.request_id,
                 self.kv.clone(),
-                self.context(hook.event, &ex.target_id),
-                self.request(ex),
-                convert::response_to_wit(status, headers, None),
+                self.context(hook.event, &ex.target_id, body),
+                self.request(ex, None),
+                convert::response_to_wit(status, headers, body.map(|b| &b.bytes)),
             )
             .await?;
+        let invalid = |reason: String| hook.invalid_output(reason);
+        let mut returned = ran.value.clone();
+        let replaced =
+            new_body(returned.body.take(), body, convert::max_body(hook.event)).map_err(invalid)?;
         let mut response =
-            convert::response_from_wit(ran.value.clone(), headers, convert::max_body(hook.event))
-                .map_err(|reason| hook.invalid_output(reason))?;
+            convert::response_from_wit(returned, headers, usize::MAX).map_err(invalid)?;
+        response.body = replaced;
         let mut status_refused = None;
         if hook.event == Event::ViewerResponse && response.status != status {
             status_refused = Some(response.status);

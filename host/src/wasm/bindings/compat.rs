@@ -3,9 +3,10 @@
 //! current world's types: what the host passes goes down to 0.1.0, what the
 //! component returns comes up.
 //!
-//! The two worlds' types are the same records today; the current world may
-//! grow fields a 0.1.0 component never sees, and then its conversions here
-//! drop them going down and fill them with "keep as it is" coming up.
+//! The current world has fields a 0.1.0 component never sees (the request's
+//! body, the context's `body-truncated`): its conversions here drop them
+//! going down and fill them with "keep as it is" coming up. A 0.1.0
+//! component is never given a body (`include_body` needs the current world).
 
 use super::v0_1::edge::hooks::types as old;
 use super::v0_2::edge::hooks::types as new;
@@ -105,6 +106,7 @@ impl From<old::Request> for new::Request {
             query: req.query,
             headers: headers_up(req.headers),
             client_address: req.client_address,
+            body: None,
         }
     }
 }
@@ -168,8 +170,11 @@ mod tests {
         assert_eq!(forward.request.query.as_deref(), Some("b=1"));
         assert_eq!(forward.request.headers[0].name, "x-a");
         assert_eq!(forward.request.headers[0].value, b"1");
-        // And back down, field for field.
-        let down = old::Request::from(forward.request);
+        // Coming up, the body is "keep as it is"; going down, it is dropped.
+        assert_eq!(forward.request.body, None);
+        let mut request = forward.request;
+        request.body = Some(b"secret".to_vec());
+        let down = old::Request::from(request);
         assert_eq!(down.client_address, "192.0.2.1");
         assert_eq!(down.headers[0].value, b"1");
     }
@@ -183,6 +188,7 @@ mod tests {
             request_id: "r".into(),
             arm: new::Arm::Staging,
             origin_id: "o".into(),
+            body_truncated: true,
         });
         assert!(matches!(ctx.event, old::Event::OriginResponse));
         assert!(matches!(ctx.arm, old::Arm::Staging));
