@@ -89,6 +89,24 @@ export interface CookieOptions {
 export function setCookie(response: Response, name: string, value: string, options?: CookieOptions): void;
 export function queryParam(request: Request, name: string): string | undefined;
 
+export interface OutboundResponse {
+  status: number;
+  headers: Header[];
+  body: Uint8Array;
+}
+export type FetchErrorKind =
+  | "not-permitted" | "not-declared" | "too-many-requests" | "timeout"
+  | "too-large" | "invalid-request" | "failed";
+export class FetchError extends Error {
+  kind: FetchErrorKind;
+  detail?: string;
+}
+/** A request to a declared backend or origin; throws `FetchError`. */
+export function send(
+  url: string,
+  options?: { method?: string; headers?: Record<string, string | number>; body?: string | Uint8Array },
+): OutboundResponse;
+
 type WithBody = { body?: Uint8Array; headers: Header[] };
 export function bodyText(message: WithBody): string | undefined;
 export function setBody(message: WithBody, body: string | Uint8Array): void;

@@ -22,6 +22,7 @@
 import { get as kvGet } from "edge:hooks/kv@0.2.0";
 import { get as configGet, json as configJson } from "edge:hooks/config@0.2.0";
 import { log as hostLog } from "edge:hooks/log@0.2.0";
+import { send as fetchSend } from "edge:hooks/fetch@0.2.0";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -148,6 +149,43 @@ export function queryParam(request, name) {
     }
   }
   return undefined;
+}
+
+// --- requests to backends ---------------------------------------------------
+
+/**
+ * Why `send` got no answer: `kind` is the WIT error's name ("not-permitted",
+ * "not-declared", "too-many-requests", "timeout", "too-large",
+ * "invalid-request", "failed"), `detail` its text when it has one.
+ */
+export class FetchError extends Error {
+  constructor(kind, detail) {
+    super(detail ? `${kind}: ${detail}` : kind);
+    this.name = "FetchError";
+    this.kind = kind;
+    this.detail = detail;
+  }
+}
+
+/**
+ * Sends a request to a server the distribution declares (an origin or one
+ * of its `backends`), for an association with a `fetch` object, and waits
+ * for the whole answer: `{status, headers, body}` (body bytes; `text(resp.body)`
+ * reads it). Options: `method` (default GET), `headers` ({name: value}),
+ * `body` (text or bytes). Throws a `FetchError`.
+ */
+export function send(url, { method = "GET", headers = {}, body } = {}) {
+  const list = Object.entries(headers).map(([name, value]) => ({
+    name: name.toLowerCase(),
+    value: bytes(String(value)),
+  }));
+  try {
+    return fetchSend({ method, url, headers: list, body: body === undefined ? undefined : bytes(body) });
+  } catch (e) {
+    const err = e && e.payload !== undefined ? e.payload : e;
+    if (err && typeof err.tag === "string") throw new FetchError(err.tag, err.val);
+    throw e;
+  }
 }
 
 // --- bodies -----------------------------------------------------------------

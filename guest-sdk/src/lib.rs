@@ -178,6 +178,75 @@ pub mod config {
     }
 }
 
+/// HTTP requests to the servers the distribution declares (its origins and
+/// `backends`), for an association with a `fetch` object.
+///
+/// ```ignore
+/// let resp = edge_sdk::fetch::get("https://auth.internal/check", &[("authorization", token)])?;
+/// if resp.status == 200 { /* ... */ }
+/// ```
+pub mod fetch {
+    use alloc::vec::Vec;
+
+    use crate::Header;
+    pub use crate::bindings::edge::hooks::fetch::{Error, OutboundRequest, OutboundResponse};
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
+        pairs
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.to_ascii_lowercase(),
+                value: value.as_bytes().to_vec(),
+            })
+            .collect()
+    }
+
+    /// Sends `req` and waits for the whole answer.
+    pub fn send(req: &OutboundRequest) -> Result<OutboundResponse, Error> {
+        crate::bindings::edge::hooks::fetch::send(req)
+    }
+
+    /// A GET of `url` with `headers`.
+    pub fn get(url: &str, headers_: &[(&str, &str)]) -> Result<OutboundResponse, Error> {
+        send(&OutboundRequest {
+            method: "GET".into(),
+            url: url.into(),
+            headers: headers(headers_),
+            body: None,
+        })
+    }
+
+    /// A request of any method, with a body.
+    pub fn request(
+        method: &str,
+        url: &str,
+        headers_: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> Result<OutboundResponse, Error> {
+        send(&OutboundRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: headers(headers_),
+            body: Some(body.into()),
+        })
+    }
+
+    impl OutboundResponse {
+        /// The first value of a header, as text.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| core::str::from_utf8(&h.value).ok())
+        }
+
+        /// The body as UTF-8 text.
+        pub fn text(&self) -> Option<&str> {
+            core::str::from_utf8(&self.body).ok()
+        }
+    }
+}
+
 /// Log lines in the host's log, tagged with the request id and the hook.
 pub mod log {
     use crate::bindings::edge::hooks::log::{Level, log};

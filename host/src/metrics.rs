@@ -461,7 +461,14 @@ pub struct HookStats {
     instantiate: Histogram,
     /// CPU time per invocation, when the runtime measures it.
     cpu: [Histogram; 4],
+    /// `fetch` requests, by [`FETCH_OUTCOMES`].
+    fetches: [AtomicU64; 3],
 }
+
+/// How a hook's `fetch` request ended: an answer came, the host refused it
+/// (not permitted, not declared, over the count, invalid), or it failed
+/// (timeout, too large, the server unreachable).
+pub const FETCH_OUTCOMES: [&str; 3] = ["answered", "refused", "failed"];
 
 /// What one hook invocation took.
 #[derive(Debug, Clone, Copy)]
@@ -493,6 +500,14 @@ impl HookStats {
             duration: Default::default(),
             instantiate: Histogram::default(),
             cpu: Default::default(),
+            fetches: Default::default(),
+        }
+    }
+
+    /// A `fetch` request that ended as `FETCH_OUTCOMES[outcome]`.
+    pub fn record_fetch(&self, outcome: usize) {
+        if let Some(n) = self.fetches.get(outcome) {
+            n.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -652,6 +667,20 @@ impl Metrics {
                     label(&h.name),
                     n.load(Ordering::Relaxed)
                 );
+            }
+        }
+        out.push_str("# HELP edge_hook_fetches_total Requests hooks sent with fetch, by how they ended (answered, refused by the host, failed).\n");
+        out.push_str("# TYPE edge_hook_fetches_total counter\n");
+        for h in hooks {
+            for (outcome, n) in FETCH_OUTCOMES.iter().zip(&h.fetches) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "edge_hook_fetches_total{{hook=\"{}\",outcome=\"{outcome}\"}} {n}",
+                        label(&h.name),
+                    );
+                }
             }
         }
         out.push_str("# HELP edge_hook_errors_total Hook invocations that failed (trap, limit, invalid output).\n");

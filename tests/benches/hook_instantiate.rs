@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion) {
         budget: Duration::from_millis(5),
         memory_limit: wasm::DEFAULT_MEMORY_LIMIT,
         body: None,
+        fetch: None,
     };
     let mut kv = KvData::default();
     kv.insert(
@@ -86,7 +87,15 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async {
                 let instances = wasm::RequestHooks::default();
                 let ran = runtime
-                    .request_event(&hook, &instances, "R", kv.clone(), ctx.clone(), req.clone())
+                    .request_event(
+                        &hook,
+                        &instances,
+                        "R",
+                        kv.clone(),
+                        None,
+                        ctx.clone(),
+                        req.clone(),
+                    )
                     .await
                     .expect("hook ran");
                 std::hint::black_box(ran.value);
@@ -129,6 +138,7 @@ fn bench(c: &mut Criterion) {
                             &instances,
                             "R",
                             kv.clone(),
+                            None,
                             ctx.clone(),
                             req.clone(),
                         )
@@ -145,6 +155,7 @@ fn bench(c: &mut Criterion) {
                             &instances,
                             "R",
                             kv.clone(),
+                            None,
                             ctx,
                             req.clone(),
                             resp.clone(),

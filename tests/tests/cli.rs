@@ -739,6 +739,46 @@ async fn hook_test(args: &[&str]) -> Run {
 }
 
 #[tokio::test]
+async fn hook_test_sends_fetch_requests_to_its_backends() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = Origin::start(|req| Reply::ok(format!("api saw {}", req.target))).await;
+    let stranger = Origin::start(|_| Reply::ok("stranger")).await;
+    let config = |url: String| {
+        write_json(
+            &dir,
+            "fetch.json",
+            &json!({"viewer_request": "fetch", "fetch_url": url}),
+        )
+    };
+    let to_api = config(format!("http://{}/v1/check", api.domain()));
+    let backend = format!("api=http://{}", api.domain());
+    // With the backend declared, the request is sent for real.
+    let run = hook_test(&[MISBEHAVE, "--config", &to_api, "--backend", &backend]).await;
+    assert_eq!(run.code, 0, "{}{}", run.out, run.err);
+    assert!(run.out.contains("+ x-fetch: 200"), "{}", run.out);
+    assert!(
+        run.out.contains("+ x-fetch-body: api saw /v1/check"),
+        "{}",
+        run.out
+    );
+    assert_eq!(api.hits(), 1);
+    // Without it the hook may send nothing; to another server, it may not.
+    let run = hook_test(&[MISBEHAVE, "--config", &to_api]).await;
+    assert!(run.out.contains("+ x-fetch: not-permitted"), "{}", run.out);
+    let to_stranger = config(format!("http://{}/", stranger.domain()));
+    let run = hook_test(&[MISBEHAVE, "--config", &to_stranger, "--backend", &backend]).await;
+    assert!(run.out.contains("+ x-fetch: not-declared"), "{}", run.out);
+    assert_eq!(stranger.connections(), 0);
+    let bad = hook_test(&[MISBEHAVE, "--backend", "api.internal"]).await;
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.err.contains("expected ID=http(s)://HOST[:PORT]"),
+        "{}",
+        bad.err
+    );
+}
+
+#[tokio::test]
 async fn hook_test_gives_bodies_with_include_body() {
     let dir = tempfile::tempdir().expect("temp dir");
     let response = write_json(

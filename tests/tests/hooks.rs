@@ -681,6 +681,86 @@ async fn html_rewrite() {
     assert_eq!(o.hits(), 4);
 }
 
+#[tokio::test]
+async fn auth_fetch() {
+    // The auth-fetch example: a token checked with an auth backend; 401
+    // without a valid one, the user passed on with one, 503 (never a pass)
+    // when the backend fails.
+    let edge = Edge::start().await;
+    let origin = Origin::start(|req| {
+        let user = req
+            .headers
+            .get("x-user")
+            .map_or("-", |v| v.to_str().unwrap_or("?"));
+        Reply::ok(format!("user={user}"))
+    })
+    .await;
+    let auth = Origin::start(|req| {
+        let token = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match token {
+            "Bearer good" => Reply::ok("alice"),
+            "Bearer broken" => Reply::ok("").status(500),
+            _ => Reply::ok("no").status(401),
+        }
+    })
+    .await;
+    edge.upload_hook("auth-fetch", AUTH_FETCH).await;
+    let hook = json!({"module": "auth-fetch", "fetch": {"max_requests": 1, "timeout_ms": 1000},
+                      "config": {"auth_url": format!("http://{}/verify", auth.domain()),
+                                 "cookie": "session"}});
+    let mut site = config(
+        "auth.example.com",
+        &[("o", &origin)],
+        json!({"viewer_request": hook}),
+    );
+    site["backends"] = json!([{"id": "auth", "domain_name": auth.domain(), "protocol": "http"}]);
+    edge.create(site).await;
+    let host = "auth.example.com";
+    let got = edge
+        .request(
+            "GET",
+            host,
+            "/",
+            &[("authorization", "Bearer good"), ("x-user", "mallory")],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.text(), "user=alice");
+    let got = edge
+        .request("GET", host, "/", &[("cookie", "session=good")])
+        .await;
+    assert_eq!(got.text(), "user=alice");
+    let hits = origin.hits();
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer bad")],
+        vec![("x-user", "mallory")],
+    ] {
+        let got = edge.request("GET", host, "/", &headers).await;
+        assert_eq!(
+            got.status,
+            StatusCode::UNAUTHORIZED,
+            "{headers:?}: {}",
+            got.text()
+        );
+        assert_eq!(got.header("www-authenticate"), Some("Bearer"));
+    }
+    let got = edge
+        .request("GET", host, "/", &[("authorization", "Bearer broken")])
+        .await;
+    assert_eq!(
+        got.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        got.text()
+    );
+    assert_eq!(origin.hits(), hits, "a refused viewer reached the origin");
+}
+
 /// The hook instances alive while a request waits on a slow origin, with a
 /// component of the current world on `events`.
 async fn live_during_a_slow_fetch(events: &[&str]) -> (u64, u64) {

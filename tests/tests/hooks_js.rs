@@ -158,6 +158,97 @@ async fn the_javascript_html_rewrite_reads_and_replaces_the_origins_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_auth_fetch_asks_its_backend() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wasm = dir.path().join("auth-fetch-js.wasm");
+    tokio::task::spawn_blocking({
+        let wasm = wasm.clone();
+        move || js::build("examples/js/auth-fetch/auth-fetch.js", &wasm)
+    })
+    .await
+    .expect("build task");
+    let origin = Origin::start(|req| {
+        let user = req
+            .headers
+            .get("x-user")
+            .map_or("-", |v| v.to_str().unwrap_or("?"));
+        Reply::ok(format!("user={user}"))
+    })
+    .await;
+    let auth = Origin::start(|req| {
+        match req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("Bearer good") => Reply::ok("bob"),
+            Some("Bearer broken") => Reply::ok("").status(502),
+            _ => Reply::ok("no").status(403),
+        }
+    })
+    .await;
+    let edge = Edge::start().await;
+    edge.upload_hook("auth-js", &wasm.to_string_lossy()).await;
+    edge.create(json!({
+        "aliases": ["js-auth.example.com"],
+        "origins": [{"id": "o", "domain_name": origin.domain(), "protocol": "http"}],
+        "backends": [{"id": "auth", "domain_name": auth.domain(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "o", "hooks": {
+            "viewer_request": {"module": "auth-js", "fetch": {"max_requests": 1},
+                               "config": {"auth_url": format!("http://{}/verify", auth.domain()),
+                                          "cookie": "session"}}}},
+    }))
+    .await;
+    let host = "js-auth.example.com";
+    let got = edge
+        .request(
+            "GET",
+            host,
+            "/",
+            &[("authorization", "Bearer good"), ("x-user", "eve")],
+        )
+        .await;
+    assert_eq!(
+        (got.status.as_u16(), got.text().as_str()),
+        (200, "user=bob")
+    );
+    let got = edge
+        .request("GET", host, "/", &[("cookie", "session=good")])
+        .await;
+    assert_eq!(got.text(), "user=bob");
+    let got = edge
+        .request("GET", host, "/", &[("authorization", "Bearer bad")])
+        .await;
+    assert_eq!(got.status, 401, "{}", got.text());
+    let got = edge.get(host, "/").await;
+    assert_eq!(got.status, 401, "{}", got.text());
+    let got = edge
+        .request("GET", host, "/", &[("authorization", "Bearer broken")])
+        .await;
+    assert_eq!(got.status, 503, "{}", got.text());
+    // An auth backend that is not declared is never asked: 503, not a pass.
+    let stranger = Origin::start(|_| Reply::ok("mallory")).await;
+    edge.create(json!({
+        "aliases": ["js-auth2.example.com"],
+        "origins": [{"id": "o", "domain_name": origin.domain(), "protocol": "http"}],
+        "default_cache_behavior": {"target_origin_id": "o", "hooks": {
+            "viewer_request": {"module": "auth-js", "fetch": {},
+                               "config": {"auth_url": format!("http://{}/verify", stranger.domain())}}}},
+    }))
+    .await;
+    let got = edge
+        .request(
+            "GET",
+            "js-auth2.example.com",
+            "/",
+            &[("authorization", "Bearer good")],
+        )
+        .await;
+    assert_eq!(got.status, 503, "{}", got.text());
+    assert_eq!(stranger.connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let parent = dir.path().to_string_lossy().into_owned();

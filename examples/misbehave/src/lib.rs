@@ -16,14 +16,16 @@
 //! `escape` example, refused at upload), `recurse` (recurses
 //! until the stack runs out), `body-seen` (adds `x-body-seen: <bytes given>`
 //! and `x-body-truncated`, and keeps the body), `body-upper` (the same, and
-//! replaces the body with it in upper case).
+//! replaces the body with it in upper case), `fetch` (sends `fetch_times`
+//! GETs, default 1, to `fetch_url` and adds `x-fetch`: each answer's status
+//! or error, comma-separated, and `x-fetch-body`: the first answer's body).
 //! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
 //! `body` (replaces the body), `body-seen` and `body-upper` (as above),
 //! `panic`, `bad-header`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use edge_sdk::{Context, Event, Hooks, Request, RequestAction, Response, config, log};
+use edge_sdk::{Context, Event, Hooks, Request, RequestAction, Response, config, fetch, log};
 
 struct Misbehave;
 
@@ -95,6 +97,26 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
             req.path = format!("/rewritten{}", req.path);
             RequestAction::forward(req)
         }
+        Some("fetch") => {
+            let url = config::get("fetch_url").unwrap_or_default();
+            let times: u32 = config::get_parsed("fetch_times").unwrap_or(1);
+            let mut outcomes = Vec::new();
+            let mut first_body = None;
+            for _ in 0..times {
+                match fetch::get(&url, &[("x-from", "misbehave")]) {
+                    Ok(resp) => {
+                        outcomes.push(resp.status.to_string());
+                        first_body.get_or_insert_with(|| resp.text().unwrap_or("?").to_owned());
+                    }
+                    Err(err) => outcomes.push(fetch_error(&err).to_owned()),
+                }
+            }
+            req.set_header("x-fetch", &outcomes.join(","));
+            if let Some(body) = first_body {
+                req.set_header("x-fetch-body", &body);
+            }
+            RequestAction::forward(req)
+        }
         Some(mode @ ("body-seen" | "body-upper")) => {
             let (seen, upper) = body_seen(req.body.as_deref());
             req.set_header("x-body-seen", &seen);
@@ -152,6 +174,19 @@ fn recurse(depth: u64) -> u64 {
         return depth;
     }
     recurse(frame[0] + 1) + frame[63]
+}
+
+/// The name of a `fetch` error, as the WIT spells it.
+fn fetch_error(err: &fetch::Error) -> &'static str {
+    match err {
+        fetch::Error::NotPermitted => "not-permitted",
+        fetch::Error::NotDeclared(_) => "not-declared",
+        fetch::Error::TooManyRequests => "too-many-requests",
+        fetch::Error::Timeout => "timeout",
+        fetch::Error::TooLarge => "too-large",
+        fetch::Error::InvalidRequest(_) => "invalid-request",
+        fetch::Error::Failed(_) => "failed",
+    }
 }
 
 /// What `body-seen` reports of a body given (`none` when none was), and

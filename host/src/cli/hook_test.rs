@@ -75,6 +75,12 @@ pub struct HookTestArgs {
     /// What a longer body gets: `truncate` or `reject`.
     #[arg(long, requires = "include_body", value_parser = body_over_limit)]
     pub body_over_limit: Option<BodyOverLimit>,
+    /// A server the hook may send requests to with `fetch`, as the
+    /// distribution's `backends` declare one: `ID=http(s)://HOST[:PORT]`
+    /// (repeatable). With any, the events may fetch as an association with
+    /// `"fetch": {}` does (4 requests each, 2 s, 1 MiB answers), for real.
+    #[arg(long = "backend", value_name = "ID=URL")]
+    pub backends: Vec<String>,
     /// Print JSON instead of lines (the same as `-o json`).
     #[arg(long, hide = true)]
     pub json: bool,
@@ -315,6 +321,10 @@ struct Runner {
     instances: wasm::RequestHooks,
     /// How the events are given bodies (`--include-body`).
     body: Option<BodyRead>,
+    /// Where `fetch` requests go (`--backend`).
+    outbound: Option<Arc<dyn wasm::fetch::Outbound>>,
+    /// The association the flags describe.
+    association: crate::config::raw::HookRef,
 }
 
 impl Runner {
@@ -327,6 +337,12 @@ impl Runner {
             budget: self.budget.unwrap_or(default),
             memory_limit: self.memory,
             body: self.body.filter(|_| event != Event::ViewerResponse),
+            fetch: self.outbound.as_ref().and_then(|_| {
+                wasm::fetch::FetchLimits::of(&crate::config::raw::HookRef {
+                    fetch: Some(crate::config::raw::FetchConfig::default()),
+                    ..self.association.clone()
+                })
+            }),
         }
     }
 
@@ -372,6 +388,7 @@ impl Runner {
             distribution_id: "ETEST",
             distribution_domain: "etest.edge.internal",
             arm: wasm::bindings::Arm::Primary,
+            outbound: self.outbound.clone(),
         }
     }
 
@@ -525,6 +542,55 @@ impl Runner {
     }
 }
 
+/// The servers of `--backend ID=URL`, as a distribution's `backends` are
+/// declared, and what sends to them; `None` without any.
+fn backends(given: &[String]) -> Result<Option<Arc<dyn wasm::fetch::Outbound>>, CliError> {
+    if given.is_empty() {
+        return Ok(None);
+    }
+    let mut declared = Vec::new();
+    for entry in given {
+        let usage = || {
+            local(format!(
+                "--backend {entry:?}: expected ID=http(s)://HOST[:PORT]"
+            ))
+        };
+        let (id, url) = entry.split_once('=').ok_or_else(usage)?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(usage)?;
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') {
+            return Err(usage());
+        }
+        declared.push(json!({"id": id, "domain_name": authority, "protocol": scheme}));
+    }
+    let first = declared[0]["id"].clone();
+    let raw: crate::config::DistributionConfig = serde_json::from_value(json!({
+        "origins": declared,
+        "default_cache_behavior": {"target_origin_id": first},
+    }))
+    .map_err(|e| local(format!("--backend: {e}")))?;
+    let config =
+        crate::config::Distribution::try_from(raw).map_err(|e| local(format!("--backend: {e}")))?;
+    let ids: Vec<String> = config.origins.iter().map(|o| o.id.clone()).collect();
+    let fetcher = crate::origin::OriginFetcher::new();
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let dist = crate::proxy::routing::ServedDistribution::new(
+        "ETEST",
+        "etest.edge.internal",
+        Arc::new(config),
+        0,
+        &fetcher,
+        Vec::new(),
+        metrics.distribution("ETEST", &ids),
+    );
+    Ok(Some(Arc::new(crate::proxy::outbound::HookFetch {
+        origins: Arc::new(fetcher),
+        metrics,
+        dist: Arc::new(dist),
+        runtime: tokio::runtime::Handle::current(),
+    })))
+}
+
 /// What an event was given of a body of `len` bytes.
 fn given(seen: &SeenBody, len: usize) -> String {
     if seen.truncated {
@@ -632,6 +698,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         include_body: args.include_body,
         body_limit_kib: args.body_limit_kib,
         body_over_limit: args.body_over_limit,
+        fetch: None,
     };
     let runner = Runner {
         runtime,
@@ -648,6 +715,8 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         origins: args.origins.clone(),
         instances: wasm::RequestHooks::default(),
         body: BodyRead::of(&association),
+        outbound: backends(&args.backends)?,
+        association,
     };
 
     let mut steps = Vec::new();

@@ -513,6 +513,7 @@ impl Importer {
             aliases,
             origins,
             origin_groups,
+            backends: Vec::new(),
             default_cache_behavior,
             cache_behaviors,
             continuous_deployment_policy_id: None,

@@ -17,6 +17,8 @@ pub struct Distribution {
     pub enabled: bool,
     pub aliases: Vec<String>,
     pub origins: Vec<Arc<Origin>>,
+    /// Servers hooks may send requests to beside the origins.
+    pub backends: Vec<Arc<Origin>>,
     /// Targets by id: each origin and each origin group.
     pub targets: HashMap<String, Target>,
     /// Per target id, where requests to it go: every member's scheme,
@@ -207,6 +209,24 @@ impl TryFrom<DistributionConfig> for Distribution {
             }
         }
 
+        let mut backends = Vec::with_capacity(raw.backends.len());
+        for (i, b) in raw.backends.iter().enumerate() {
+            let field = format!("backends[{i}]");
+            let backend = validate_origin(b, &field)?;
+            if targets.contains_key(&backend.id)
+                || backends.iter().any(|o: &Arc<Origin>| o.id == backend.id)
+            {
+                return Err(ConfigError::new(
+                    format!("{field}.id"),
+                    format!(
+                        "id {:?} is already used by an origin, group or backend",
+                        backend.id
+                    ),
+                ));
+            }
+            backends.push(Arc::new(backend));
+        }
+
         if raw.default_cache_behavior.path_pattern.is_some() {
             return Err(ConfigError::new(
                 "default_cache_behavior.path_pattern",
@@ -243,6 +263,7 @@ impl TryFrom<DistributionConfig> for Distribution {
             enabled: raw.enabled,
             aliases,
             origins,
+            backends,
             targets,
             fingerprints,
             default_behavior,

@@ -10,6 +10,11 @@ pub const MAX_HOOK_BUDGET_MS: u64 = 10_000;
 /// The most of a body a hook may be given, in KiB, and the default.
 pub const MAX_BODY_LIMIT_KIB: u64 = 1024;
 
+/// The bounds of an association's `fetch` object.
+pub const MAX_FETCH_REQUESTS: u64 = 16;
+pub const MAX_FETCH_TIMEOUT_MS: u64 = 30_000;
+pub const MAX_FETCH_RESPONSE_KIB: u64 = 1024;
+
 /// Checks a hook name: 1-64 of `a-z 0-9 - _`.
 pub fn validate_hook_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
@@ -78,6 +83,31 @@ pub(super) fn validate_hooks(hooks: &raw::HooksConfig, field: &str) -> Result<()
                 format!("{hfield}.body_limit_kib"),
                 format!("must be between 1 and {MAX_BODY_LIMIT_KIB}"),
             ));
+        }
+        if let Some(fetch) = &hook.fetch {
+            let checks: [(&str, Option<u64>, u64); 3] = [
+                (
+                    "max_requests",
+                    fetch.max_requests.map(u64::from),
+                    MAX_FETCH_REQUESTS,
+                ),
+                ("timeout_ms", fetch.timeout_ms, MAX_FETCH_TIMEOUT_MS),
+                (
+                    "max_response_kib",
+                    fetch.max_response_kib,
+                    MAX_FETCH_RESPONSE_KIB,
+                ),
+            ];
+            for (name, value, max) in checks {
+                if let Some(v) = value
+                    && !(1..=max).contains(&v)
+                {
+                    return Err(ConfigError::new(
+                        format!("{hfield}.fetch.{name}"),
+                        format!("must be between 1 and {max}"),
+                    ));
+                }
+            }
         }
         if !hook.include_body {
             for (set, name) in [

@@ -19,6 +19,10 @@ pub struct DistributionConfig {
     pub origins: Vec<OriginConfig>,
     #[serde(default)]
     pub origin_groups: Vec<OriginGroupConfig>,
+    /// Servers hooks may send requests to (`fetch`) beside the origins:
+    /// declared like origins, never a behavior's target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<OriginConfig>,
     pub default_cache_behavior: CacheBehaviorConfig,
     #[serde(default)]
     pub cache_behaviors: Vec<CacheBehaviorConfig>,
@@ -367,6 +371,26 @@ pub struct HookRef {
     /// for a request body, 502 for an origin's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_over_limit: Option<BodyOverLimit>,
+    /// Lets the hook send HTTP requests (the `fetch` interface) to the
+    /// distribution's origins and `backends`; without it, none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch: Option<FetchConfig>,
+}
+
+/// What a hook association may send with `fetch`, per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Requests per event: 1 to 16, default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+    /// Per request, from sending to the whole answer: 1 to 30000 ms,
+    /// default 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// The longest answer body: 1 to 1024 KiB, default 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_kib: Option<u64>,
 }
 
 /// What a body longer than a hook association's `body_limit_kib` gets.

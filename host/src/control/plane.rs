@@ -401,6 +401,7 @@ fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks>
                             usize::try_from(m << 20).unwrap_or(usize::MAX)
                         }),
                     body: wasm::BodyRead::of(hook),
+                    fetch: wasm::fetch::FetchLimits::of(hook),
                 }))
             };
             BehaviorHooks {

@@ -1,6 +1,7 @@
 //! Phases 4, 6, 8 and 10: a behavior's hooks run on the request or the
 //! response, with what they return checked before it is used.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use http_body_util::BodyExt as _;
 use crate::error::ProxyError;
 use crate::origin::{Origins, ViewerBody};
 use crate::wasm::bindings::Arm;
+use crate::wasm::fetch::Outbound;
 use crate::wasm::stage::{Answer, HookStage, SeenBody};
 use crate::wasm::{BoundHook, convert};
 
@@ -20,9 +22,27 @@ use super::ctx::{Decision, Exchange, RequestCtx};
 use super::routing::{BehaviorHooks, ServedDistribution};
 
 impl<O: Origins> Proxy<O> {
-    /// The stage the hooks of this request run on.
-    fn stage<'a>(&'a self, ctx: &'a RequestCtx, dist: &'a ServedDistribution) -> HookStage<'a> {
+    /// The stage `hook` runs on for this request: with the distribution's
+    /// backends to send to when its association fetches.
+    fn stage<'a>(
+        &'a self,
+        hook: &BoundHook,
+        ctx: &'a RequestCtx,
+        dist: &'a Arc<ServedDistribution>,
+    ) -> HookStage<'a> {
+        let outbound = hook
+            .fetch
+            .and_then(|_| tokio::runtime::Handle::try_current().ok())
+            .map(|runtime| {
+                Arc::new(super::outbound::HookFetch {
+                    origins: self.origins.clone(),
+                    metrics: self.metrics.clone(),
+                    dist: dist.clone(),
+                    runtime,
+                }) as Arc<dyn Outbound>
+            });
         HookStage {
+            outbound,
             runtime: &self.hooks,
             instances: &ctx.hooks,
             kv: self.kv.load_full(),
@@ -66,7 +86,7 @@ impl<O: Origins> Proxy<O> {
         &self,
         hook: &BoundHook,
         ctx: &RequestCtx,
-        dist: &ServedDistribution,
+        dist: &Arc<ServedDistribution>,
         ex: &Exchange,
         body: Option<&SeenBody>,
     ) -> Result<Decision, ProxyError> {
@@ -81,7 +101,7 @@ impl<O: Origins> Proxy<O> {
         };
         let began = Instant::now();
         let ran = self
-            .stage(ctx, dist)
+            .stage(hook, ctx, dist)
             .request_event(hook, ex, body, &targets)
             .await;
         ctx.add_hook_time(began);
@@ -98,7 +118,7 @@ impl<O: Origins> Proxy<O> {
         &self,
         hook: &BoundHook,
         ctx: &RequestCtx,
-        dist: &ServedDistribution,
+        dist: &Arc<ServedDistribution>,
         ex: &Exchange,
         status: StatusCode,
         headers: &HeaderMap,
@@ -106,7 +126,7 @@ impl<O: Origins> Proxy<O> {
     ) -> Result<Answer, ProxyError> {
         let began = Instant::now();
         let ran = self
-            .stage(ctx, dist)
+            .stage(hook, ctx, dist)
             .response_event(hook, ex, status, headers, body)
             .await;
         ctx.add_hook_time(began);
@@ -123,7 +143,7 @@ impl<O: Origins> Proxy<O> {
         &self,
         hook: &BoundHook,
         ctx: &RequestCtx,
-        dist: &ServedDistribution,
+        dist: &Arc<ServedDistribution>,
         ex: &Exchange,
         status: StatusCode,
         headers: &HeaderMap,
@@ -141,7 +161,7 @@ impl<O: Origins> Proxy<O> {
         &self,
         hooks: &BehaviorHooks,
         ctx: &RequestCtx,
-        dist: &ServedDistribution,
+        dist: &Arc<ServedDistribution>,
         ex: &Exchange,
         resp: Response<EdgeBody<O::Body>>,
     ) -> Result<Response<EdgeBody<O::Body>>, ProxyError> {

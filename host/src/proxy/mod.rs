@@ -45,6 +45,7 @@ mod hooks;
 mod lookup;
 #[cfg(test)]
 mod memory;
+pub mod outbound;
 mod peer;
 mod resolve;
 mod respond;

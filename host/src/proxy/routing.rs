@@ -45,6 +45,8 @@ pub struct ServedDistribution {
     pub config: Arc<Distribution>,
     /// One pool per origin, in `config.origins` order.
     pub pools: Vec<PoolClient>,
+    /// One pool per backend hooks may send to, in `config.backends` order.
+    pub backend_pools: Vec<PoolClient>,
     /// Hooks per behavior, numbered as `Distribution::behavior_for` numbers them.
     pub hooks: Vec<BehaviorHooks>,
     /// The store revision of this distribution's config.
@@ -67,7 +69,13 @@ impl ServedDistribution {
         stats: Arc<DistributionStats>,
     ) -> Self {
         let pools = config.origins.iter().map(|o| fetcher.pool_for(o)).collect();
+        let backend_pools = config
+            .backends
+            .iter()
+            .map(|o| fetcher.pool_for(o))
+            .collect();
         Self {
+            backend_pools,
             stats,
             id: id.into(),
             domain_name: domain_name.to_owned(),

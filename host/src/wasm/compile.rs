@@ -26,7 +26,7 @@ pub(super) fn is_provided_import(name: &str) -> bool {
         .split_once('@')
         .map_or(rest, |(interface, _)| interface);
     match package {
-        "edge:hooks" => matches!(interface, "types" | "kv" | "config" | "log"),
+        "edge:hooks" => matches!(interface, "types" | "kv" | "config" | "log" | "fetch"),
         "wasi:io" => matches!(interface, "error" | "poll" | "streams"),
         "wasi:clocks" => matches!(interface, "wall-clock" | "monotonic-clock"),
         "wasi:random" => matches!(interface, "random" | "insecure" | "insecure-seed"),

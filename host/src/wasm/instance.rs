@@ -174,19 +174,21 @@ impl Live {
         hook: &BoundHook,
         request_id: &str,
         kv: Arc<KvData>,
+        outbound: Option<Arc<dyn fetch::Outbound>>,
     ) -> Self {
         Self {
-            store: new_store(engine, hook, request_id, kv),
+            store: new_store(engine, hook, request_id, kv, outbound),
             instance: None,
             hold: None,
         }
     }
 
     /// Readies the store for a call of `hook`'s event: that association's
-    /// budget, memory cap, config and log allowance, and an epoch deadline
-    /// counted from now.
-    pub(super) fn enter(&mut self, hook: &BoundHook) {
+    /// budget, memory cap, config, log allowance and requests it may send,
+    /// and an epoch deadline counted from now.
+    pub(super) fn enter(&mut self, hook: &BoundHook, outbound: Option<Arc<dyn fetch::Outbound>>) {
         let state = self.store.data_mut();
+        state.fetch = fetch::FetchScope::new(outbound, hook);
         state.budget = hook.budget;
         state.limiter.limit = hook.memory_limit;
         state.limiter.hit = false;

@@ -67,12 +67,14 @@ impl HookRuntime {
 
     /// Runs a `viewer-request` or `origin-request` event, in the request's
     /// instance of the component when `instances` holds one.
+    #[expect(clippy::too_many_arguments, reason = "one event's whole input")]
     pub async fn request_event(
         &self,
         hook: &BoundHook,
         instances: &RequestHooks,
         request_id: &str,
         kv: Arc<KvData>,
+        outbound: Option<Arc<dyn fetch::Outbound>>,
         ctx: Context,
         req: Request,
     ) -> Result<Ran<RequestAction>, HookError> {
@@ -82,8 +84,7 @@ impl HookRuntime {
                     .invoke::<_, (RequestAction,)>(
                         hook,
                         Some(instances),
-                        request_id,
-                        kv,
+                        (request_id, kv, outbound),
                         (ctx, req),
                     )
                     .await?;
@@ -95,8 +96,7 @@ impl HookRuntime {
                     .invoke::<_, (old::RequestAction,)>(
                         hook,
                         None,
-                        request_id,
-                        kv,
+                        (request_id, kv, None),
                         (old::Context::from(ctx), old::Request::from(req)),
                     )
                     .await?;
@@ -114,6 +114,7 @@ impl HookRuntime {
         instances: &RequestHooks,
         request_id: &str,
         kv: Arc<KvData>,
+        outbound: Option<Arc<dyn fetch::Outbound>>,
         ctx: Context,
         req: Request,
         resp: Response,
@@ -124,8 +125,7 @@ impl HookRuntime {
                     .invoke::<_, (Response,)>(
                         hook,
                         Some(instances),
-                        request_id,
-                        kv,
+                        (request_id, kv, outbound),
                         (ctx, req, resp),
                     )
                     .await?;
@@ -137,8 +137,7 @@ impl HookRuntime {
                     .invoke::<_, (old::Response,)>(
                         hook,
                         None,
-                        request_id,
-                        kv,
+                        (request_id, kv, None),
                         (
                             old::Context::from(ctx),
                             old::Request::from(req),
@@ -159,8 +158,7 @@ impl HookRuntime {
         &self,
         hook: &BoundHook,
         instances: Option<&RequestHooks>,
-        request_id: &str,
-        kv: Arc<KvData>,
+        (request_id, kv, outbound): (&str, Arc<KvData>, Option<Arc<dyn fetch::Outbound>>),
         params: P,
     ) -> Result<Ran<R>, HookError>
     where
@@ -178,10 +176,10 @@ impl HookRuntime {
         use tracing::Instrument as _;
         let mut live = match instances.and_then(|i| i.take(&hook.compiled)) {
             Some(mut live) => {
-                live.enter(hook);
+                live.enter(hook, outbound);
                 live
             }
-            None => Box::new(Live::new(&self.engine, hook, request_id, kv)),
+            None => Box::new(Live::new(&self.engine, hook, request_id, kv, outbound)),
         };
         let measure = self.measure_cpu;
         let hook_owned = hook.clone();
@@ -207,7 +205,7 @@ impl HookRuntime {
                 let func = instance.get_typed_func::<P, R>(&mut *store, export)?;
                 func.call_async(&mut *store, params).await
             };
-            let (result, cpu) = metered(call, hook.budget, wall_limit(hook.budget), measure).await;
+            let (result, cpu) = metered(call, hook.budget, hook.wall_limit(), measure).await;
             let out = conclude(&hook, &mut live.store, result, began, instantiated, cpu);
             (out.is_ok().then_some(live), out)
         };
@@ -276,7 +274,7 @@ pub(super) fn finish<R>(
             return Err(HookError::WallTimeout {
                 hook: hook.label(),
                 event: event_name(hook.event),
-                limit: wall_limit(hook.budget),
+                limit: hook.wall_limit(),
             });
         }
     };

@@ -52,6 +52,7 @@ mod ticker;
 mod compile;
 mod engine;
 mod error;
+pub mod fetch;
 mod incremental;
 mod instance;
 mod invoke;
@@ -230,6 +231,8 @@ pub struct BoundHook {
     pub memory_limit: usize,
     /// How the event is given the body, if it is (`include_body`).
     pub body: Option<BodyRead>,
+    /// What the event may send with `fetch` (the association's `fetch`).
+    pub fetch: Option<fetch::FetchLimits>,
 }
 
 /// How a hook association is given a body (`include_body`).
@@ -239,6 +242,19 @@ pub struct BodyRead {
     pub limit: usize,
     /// A longer body is refused rather than given truncated.
     pub reject: bool,
+}
+
+impl fetch::FetchLimits {
+    /// What an association's `fetch` object allows; `None` without one.
+    pub fn of(hook: &crate::config::raw::HookRef) -> Option<Self> {
+        let fetch = hook.fetch?;
+        Some(Self {
+            max_requests: fetch.max_requests.unwrap_or(4),
+            timeout: Duration::from_millis(fetch.timeout_ms.unwrap_or(2000)),
+            max_response: usize::try_from(fetch.max_response_kib.unwrap_or(1024) << 10)
+                .unwrap_or(usize::MAX),
+        })
+    }
 }
 
 impl BodyRead {
@@ -257,6 +273,12 @@ impl BoundHook {
     /// `name@sha256:...`, for logs.
     pub fn label(&self) -> String {
         format!("{}@{}", self.compiled.name, self.compiled.version)
+    }
+
+    /// How long an invocation may take, waiting included: [`wall_limit`]
+    /// of its budget, and the longest its requests may wait.
+    pub fn wall_limit(&self) -> Duration {
+        wall_limit(self.budget) + self.fetch.map_or(Duration::ZERO, |f| f.longest_wait())
     }
 
     /// The error for output of this hook that breaks the contract. Like any

@@ -115,6 +115,8 @@ pub struct HookStage<'a> {
     pub distribution_id: &'a str,
     pub distribution_domain: &'a str,
     pub arm: Arm,
+    /// Where the hooks' `fetch` requests go: the distribution's backends.
+    pub outbound: Option<Arc<dyn super::fetch::Outbound>>,
 }
 
 impl std::fmt::Debug for HookStage<'_> {
@@ -138,6 +140,11 @@ impl HookStage<'_> {
             arm: self.arm,
             origin_id: target.to_owned(),
         }
+    }
+
+    /// Where `hook`'s requests go, if its association sends any.
+    fn outbound_for(&self, hook: &BoundHook) -> Option<Arc<dyn super::fetch::Outbound>> {
+        hook.fetch.and(self.outbound.clone())
     }
 
     fn request(&self, ex: &Exchange, body: Option<&SeenBody>) -> super::Request {
@@ -170,6 +177,7 @@ impl HookStage<'_> {
                 self.instances,
                 self.request_id,
                 self.kv.clone(),
+                self.outbound_for(hook),
                 self.context(hook.event, &ex.target_id, body),
                 self.request(ex, body),
             )
@@ -233,6 +241,7 @@ impl HookStage<'_> {
                 self.instances,
                 self.request_id,
                 self.kv.clone(),
+                self.outbound_for(hook),
                 self.context(hook.event, &ex.target_id, body),
                 self.request(ex, None),
                 convert::response_to_wit(status, headers, body.map(|b| &b.bytes)),

@@ -19,6 +19,8 @@ pub struct HookState {
     pub(super) log_lines: u32,
     /// What the guest logged, in order.
     pub logs: Vec<String>,
+    /// What the event may send with `fetch`, and has sent.
+    pub(super) fetch: fetch::FetchScope,
 }
 
 /// A guest's WASI context and the pipes its stdout and stderr go to.
@@ -109,6 +111,7 @@ pub(super) fn new_store(
     hook: &BoundHook,
     request_id: &str,
     kv: Arc<KvData>,
+    outbound: Option<Arc<dyn fetch::Outbound>>,
 ) -> Store<HookState> {
     let state = HookState {
         wasi: None,
@@ -125,6 +128,7 @@ pub(super) fn new_store(
         budget: hook.budget,
         log_lines: 0,
         logs: Vec::new(),
+        fetch: fetch::FetchScope::new(outbound, hook),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

@@ -9,6 +9,7 @@ pub mod v0_2 {
     wasmtime::component::bindgen!({
         path: "../guest-sdk/wit",
         world: "hooks",
+        imports: { "edge:hooks/fetch.send": async },
         exports: { default: async },
     });
 }

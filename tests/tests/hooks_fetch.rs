@@ -1,0 +1,255 @@
+//! `fetch` from hooks: requests to the servers a distribution declares (its
+//! origins and `backends`), within the association's count, time and size,
+//! and nothing else reachable.
+
+use std::time::{Duration, Instant};
+
+use edge_e2e::examples::*;
+use edge_e2e::{Edge, Origin, Reply, json};
+use http::StatusCode;
+use serde_json::Value;
+
+/// An origin that echoes what the hook set on the request.
+async fn echo() -> Origin {
+    Origin::start(|req| {
+        let field = |name: &str| {
+            req.headers
+                .get(name)
+                .map_or("-", |v| v.to_str().unwrap_or("?"))
+                .to_owned()
+        };
+        Reply::ok(format!(
+            "fetch={} body={} user={}",
+            field("x-fetch"),
+            field("x-fetch-body"),
+            field("x-user")
+        ))
+    })
+    .await
+}
+
+/// A distribution on `alias` with origin `o`, `backends`, and `hook` on
+/// viewer-request.
+fn site(alias: &str, origin: &Origin, backends: Value, hook: Value) -> Value {
+    json!({
+        "aliases": [alias],
+        "origins": [{"id": "o", "domain_name": origin.domain(), "protocol": "http"}],
+        "backends": backends,
+        "default_cache_behavior": {"target_origin_id": "o", "default_ttl": 0,
+                                   "hooks": {"viewer_request": hook}},
+    })
+}
+
+fn backend(id: &str, server: &Origin) -> Value {
+    json!({"id": id, "domain_name": server.domain(), "protocol": "http"})
+}
+
+/// misbehave's `fetch` mode: `times` GETs of `url`.
+fn fetcher(url: &str, times: u32, fetch: Value) -> Value {
+    let mut hook = json!({"module": "misbehave", "config": {
+        "viewer_request": "fetch", "fetch_url": url, "fetch_times": times.to_string()}});
+    if !fetch.is_null() {
+        hook["fetch"] = fetch;
+    }
+    hook
+}
+
+#[tokio::test]
+async fn a_hook_reaches_declared_servers_only_within_its_limits() {
+    let edge = Edge::start().await;
+    let origin = echo().await;
+    let api = Origin::start(|req| {
+        let reply = match req.target.as_str() {
+            "/slow" => Reply::ok("late").delay(Duration::from_secs(3)),
+            "/big" => Reply::ok(vec![b'x'; 4096]),
+            _ => Reply::ok(format!("api {}", req.target)),
+        };
+        reply.header(
+            "x-seen-from",
+            req.headers
+                .get("x-from")
+                .map_or("-", |v| v.to_str().unwrap_or("?")),
+        )
+    })
+    .await;
+    // A server nobody declared, listening: it must never see a connection.
+    let stranger = Origin::start(|_| Reply::ok("stranger")).await;
+    edge.upload_hook("misbehave", MISBEHAVE).await;
+    let api_url = format!("http://{}", api.domain());
+    let limits = json!({"max_requests": 2, "timeout_ms": 500, "max_response_kib": 1});
+    let cases = [
+        ("ok", fetcher(&format!("{api_url}/a"), 1, limits.clone())),
+        ("many", fetcher(&format!("{api_url}/b"), 3, limits.clone())),
+        (
+            "slow",
+            fetcher(&format!("{api_url}/slow"), 1, limits.clone()),
+        ),
+        ("big", fetcher(&format!("{api_url}/big"), 1, limits.clone())),
+        (
+            "stranger",
+            fetcher(
+                &format!("http://{}/x", stranger.domain()),
+                1,
+                limits.clone(),
+            ),
+        ),
+        (
+            "metadata",
+            fetcher(
+                "http://169.254.169.254/latest/meta-data/",
+                1,
+                limits.clone(),
+            ),
+        ),
+        ("relative", fetcher("/a", 1, limits.clone())),
+        (
+            "unpermitted",
+            fetcher(&format!("{api_url}/a"), 1, Value::Null),
+        ),
+        (
+            "origin",
+            fetcher(&format!("http://{}/o", origin.domain()), 1, json!({})),
+        ),
+    ];
+    for (name, hook) in &cases {
+        edge.create(site(
+            &format!("{name}.example.com"),
+            &origin,
+            json!([backend("api", &api)]),
+            hook.clone(),
+        ))
+        .await;
+    }
+    let get = |name: &str| {
+        let edge = &edge;
+        let host = format!("{name}.example.com");
+        async move { edge.get(&host, "/").await }
+    };
+
+    // A declared backend answers; the request carries the hook's headers.
+    let got = get("ok").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.text(), "fetch=200 body=api /a user=-");
+    assert_eq!(
+        api.last().headers.get("x-from").map(|v| v.as_bytes()),
+        Some(&b"misbehave"[..])
+    );
+    // The distribution's origins are declared too.
+    assert_eq!(
+        get("origin").await.text(),
+        "fetch=200 body=fetch=- body=- user=- user=-"
+    );
+    // The third of two allowed requests is refused, without a connection.
+    let before = api.hits();
+    assert_eq!(
+        get("many").await.text(),
+        "fetch=200,200,too-many-requests body=api /b user=-"
+    );
+    assert_eq!(api.hits(), before + 2);
+    // A slow backend is given up on at the timeout, not the backend's pace.
+    let began = Instant::now();
+    assert_eq!(get("slow").await.text(), "fetch=timeout body=- user=-");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(get("big").await.text(), "fetch=too-large body=- user=-");
+    // Undeclared servers, the metadata address and relative URLs are
+    // refused before any connection.
+    assert_eq!(
+        get("stranger").await.text(),
+        "fetch=not-declared body=- user=-"
+    );
+    assert_eq!(stranger.connections(), 0);
+    assert_eq!(
+        get("metadata").await.text(),
+        "fetch=not-declared body=- user=-"
+    );
+    assert_eq!(
+        get("relative").await.text(),
+        "fetch=invalid-request body=- user=-"
+    );
+    // An association without a fetch object sends nothing.
+    assert_eq!(
+        get("unpermitted").await.text(),
+        "fetch=not-permitted body=- user=-"
+    );
+    // Each request is counted by how it ended: 200 ×4 (ok, origin, many ×2);
+    // refused: too-many, stranger, metadata, relative, unpermitted; failed:
+    // slow, big.
+    for (outcome, n) in [("answered", 4), ("refused", 5), ("failed", 2)] {
+        let line = format!("edge_hook_fetches_total{{hook=\"misbehave\",outcome=\"{outcome}\"}}");
+        assert_eq!(edge.metric(&line).await, n, "{outcome}");
+    }
+}
+
+#[tokio::test]
+async fn backends_are_validated_with_the_config() {
+    let edge = Edge::start().await;
+    let origin = echo().await;
+    edge.upload_hook("misbehave", MISBEHAVE).await;
+    let cases = [
+        (
+            json!([{"id": "o", "domain_name": "api.internal", "protocol": "http"}]),
+            json!({"module": "misbehave"}),
+            "backends[0].id",
+        ),
+        (
+            json!([{"id": "api", "domain_name": "http://api.internal", "protocol": "http"}]),
+            json!({"module": "misbehave"}),
+            "backends[0].domain_name",
+        ),
+        (
+            json!([]),
+            json!({"module": "misbehave", "fetch": {"max_requests": 0}}),
+            "fetch.max_requests",
+        ),
+        (
+            json!([]),
+            json!({"module": "misbehave", "fetch": {"timeout_ms": 60000}}),
+            "fetch.timeout_ms",
+        ),
+    ];
+    for (backends, hook, field) in cases {
+        let got = edge
+            .api(
+                "POST",
+                "/v1/distributions",
+                Some(site("bad.example.com", &origin, backends.clone(), hook)),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            got.status,
+            StatusCode::BAD_REQUEST,
+            "{backends}: {}",
+            got.text()
+        );
+        let message = got.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(message.contains(field), "{field}: {message}");
+    }
+    // Declared backends come back with the config, for `update` to take.
+    let created = edge
+        .create(site(
+            "good.example.com",
+            &origin,
+            json!([{"id": "api", "domain_name": "api.internal:8080", "protocol": "http"}]),
+            json!({"module": "misbehave", "fetch": {}}),
+        ))
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let got = edge
+        .api("GET", &format!("/v1/distributions/{id}/config"), None, &[])
+        .await;
+    let config = got.json();
+    assert_eq!(config["backends"][0]["id"], "api", "{config}");
+    assert_eq!(
+        config["default_cache_behavior"]["hooks"]["viewer_request"]["fetch"],
+        json!({}),
+        "{config}"
+    );
+}
