@@ -53,8 +53,15 @@ export interface Response {
   body?: Uint8Array;
 }
 
+export interface DynamicOrigin {
+  domainName: string;
+  port?: number;
+  protocol: "http" | "https";
+  originPath?: string;
+}
+
 export type RequestAction =
-  | { tag: "forward"; val: { request: Request; originId?: string } }
+  | { tag: "forward"; val: { request: Request; originId?: string; dynamicOrigin?: DynamicOrigin } }
   | { tag: "respond"; val: Response };
 
 export interface Hooks {
@@ -66,6 +73,10 @@ export interface Hooks {
 
 export function defineHooks(events: Partial<Hooks>): Hooks;
 export function forward(request: Request, originId?: string): RequestAction;
+export function forwardToHost(
+  request: Request,
+  origin: { domainName: string; port?: number; protocol?: "http" | "https"; originPath?: string },
+): RequestAction;
 export function respond(response: Response): RequestAction;
 
 export function text(bytes: Uint8Array | undefined): string | undefined;

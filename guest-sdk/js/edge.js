@@ -49,6 +49,18 @@ export function forward(request, originId) {
   return { tag: "forward", val: { request, originId: originId ?? undefined } };
 }
 
+/**
+ * Go on with `request` to an origin named by host, which the distribution's
+ * `dynamic_origins` must allow: `{domainName, port, protocol: "https" | "http",
+ * originPath}` (only `domainName` is required; https on its default port).
+ */
+export function forwardToHost(request, { domainName, port, protocol = "https", originPath } = {}) {
+  return {
+    tag: "forward",
+    val: { request, dynamicOrigin: { domainName, port, protocol, originPath } },
+  };
+}
+
 /** Answer the viewer with `response` instead of going on. */
 export function respond(response) {
   return { tag: "respond", val: response };

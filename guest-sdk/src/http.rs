@@ -5,7 +5,7 @@ use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::{Forward, Header, Request, RequestAction, Response};
+use crate::{DynamicOrigin, Forward, Header, Protocol, Request, RequestAction, Response};
 
 fn get<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers
@@ -173,12 +173,45 @@ impl Response {
     }
 }
 
+impl DynamicOrigin {
+    /// `domain_name` over HTTPS on its default port.
+    pub fn https(domain_name: &str) -> Self {
+        Self {
+            domain_name: domain_name.to_owned(),
+            port: None,
+            protocol: Protocol::Https,
+            origin_path: None,
+        }
+    }
+
+    /// `domain_name` over plain HTTP on its default port.
+    pub fn http(domain_name: &str) -> Self {
+        Self {
+            protocol: Protocol::Http,
+            ..Self::https(domain_name)
+        }
+    }
+
+    /// On `port` instead of the protocol's default.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// With `path` (`/v2`) before the request's path.
+    pub fn origin_path(mut self, path: &str) -> Self {
+        self.origin_path = Some(path.to_owned());
+        self
+    }
+}
+
 impl RequestAction {
     /// Go on with `req` to the behavior's target.
     pub fn forward(req: Request) -> Self {
         Self::Forward(Forward {
             request: req,
             origin_id: None,
+            dynamic_origin: None,
         })
     }
 
@@ -187,6 +220,17 @@ impl RequestAction {
         Self::Forward(Forward {
             request: req,
             origin_id: Some(origin_id.to_owned()),
+            dynamic_origin: None,
+        })
+    }
+
+    /// Go on with `req` to an origin named by host, which the
+    /// distribution's `dynamic_origins` must allow.
+    pub fn forward_to_host(req: Request, origin: DynamicOrigin) -> Self {
+        Self::Forward(Forward {
+            request: req,
+            origin_id: None,
+            dynamic_origin: Some(origin),
         })
     }
 

@@ -68,7 +68,7 @@ pub mod bindings {
 }
 
 pub use bindings::edge::hooks::types::{
-    Arm, Context, Event, Forward, Header, Request, RequestAction, Response,
+    Arm, Context, DynamicOrigin, Event, Forward, Header, Protocol, Request, RequestAction, Response,
 };
 pub use choice::{stable_hash, weighted_choice, weighted_index};
 #[cfg(feature = "std")]

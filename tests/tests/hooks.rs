@@ -761,6 +761,107 @@ async fn auth_fetch() {
     assert_eq!(origin.hits(), hits, "a refused viewer reached the origin");
 }
 
+#[tokio::test]
+async fn tenant_router() {
+    // Each tenant of `*.tenants.test` goes to its own origin, named from the
+    // Host (`{tenant}.localhost`, loopback without DNS), with no origin
+    // listed per tenant; the cache keeps tenants apart; only what
+    // dynamic_origins allows is reached.
+    let edge = Edge::start().await;
+    let tenants = Origin::start(|req| {
+        let host = req
+            .headers
+            .get("host")
+            .map_or("-", |v| v.to_str().unwrap_or("?"));
+        let tenant = req
+            .headers
+            .get("x-tenant")
+            .map_or("-", |v| v.to_str().unwrap_or("?"));
+        Reply::ok(format!("host={host} tenant={tenant} path={}", req.target))
+            .header("cache-control", "max-age=60")
+    })
+    .await;
+    let fallback = named("fallback").await;
+    let port = tenants
+        .domain()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .expect("port");
+    edge.upload_hook("tenant-router", TENANT_ROUTER).await;
+    let site = |alias: &str, template: &str, allow_private: bool| {
+        let mut site = config(
+            alias,
+            &[("fallback", &fallback)],
+            json!({"viewer_request": {"module": "tenant-router", "config": {
+                "origin_template": template, "protocol": "http", "port": port}}}),
+        );
+        site["dynamic_origins"] = json!({"allow": [format!("*.localhost:{port}")],
+            "protocols": ["http"], "allow_private_addresses": allow_private});
+        site
+    };
+    edge.create(site("*.tenants.test", "{tenant}.localhost", true))
+        .await;
+    edge.create(site("*.elsewhere.test", "{tenant}.other.localhost", true))
+        .await;
+    edge.create(site("*.public.test", "{tenant}.localhost", false))
+        .await;
+
+    let acme = edge.get("acme.tenants.test", "/page").await;
+    assert_eq!(acme.status, StatusCode::OK, "{}", acme.text());
+    assert_eq!(
+        acme.text(),
+        format!("host=acme.localhost:{port} tenant=acme path=/page")
+    );
+    assert_eq!(acme.cache(), "Miss");
+    let again = edge.get("acme.tenants.test", "/page").await;
+    assert_eq!((again.cache(), again.text()), ("Hit", acme.text()));
+    // Another tenant, the same path: its own origin and its own object.
+    let globex = edge.get("globex.tenants.test", "/page").await;
+    assert_eq!(globex.cache(), "Miss");
+    assert!(
+        globex.text().starts_with("host=globex.localhost:"),
+        "{}",
+        globex.text()
+    );
+    assert_eq!(tenants.hits(), 2);
+
+    // A name the allow-list does not cover is refused before any
+    // connection, as invalid hook output.
+    let got = edge.get("acme.elsewhere.test", "/page").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY, "{}", got.text());
+    assert_eq!(got.error_code(), "HookInvalidOutput");
+    // A loopback origin, without allow_private_addresses: refused when the
+    // name resolves, and nothing reaches it.
+    let got = edge.get("acme.public.test", "/page").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY, "{}", got.text());
+    assert_eq!(got.error_code(), "OriginConnectionFailed");
+    assert_eq!(tenants.hits(), 2);
+    assert_eq!(fallback.hits(), 0);
+
+    // dynamic_origins is checked with the config.
+    for (bad, field) in [
+        (json!({"allow": []}), "dynamic_origins.allow"),
+        (
+            json!({"allow": ["*.Upper.test"]}),
+            "dynamic_origins.allow[0]",
+        ),
+        (
+            json!({"allow": ["a.test"], "max_pools": 0}),
+            "dynamic_origins.max_pools",
+        ),
+        (
+            json!({"allow": ["a.test"], "read_timeout_ms": 0}),
+            "dynamic_origins.read_timeout_ms",
+        ),
+    ] {
+        let mut site = site("bad.example.com", "{tenant}.localhost", true);
+        site["dynamic_origins"] = bad.clone();
+        let got = edge.api("POST", "/v1/distributions", Some(site), &[]).await;
+        assert_eq!(got.status, StatusCode::BAD_REQUEST, "{bad}: {}", got.text());
+        assert!(got.text().contains(field), "{field}: {}", got.text());
+    }
+}
+
 /// The hook instances alive while a request waits on a slow origin, with a
 /// component of the current world on `events`.
 async fn live_during_a_slow_fetch(events: &[&str]) -> (u64, u64) {

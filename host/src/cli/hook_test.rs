@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::client::CliError;
 use crate::config::raw::BodyOverLimit;
-use crate::wasm::stage::{Decision, Exchange, HookStage, ORDER, SeenBody};
+use crate::wasm::stage::{Decision, Exchange, HookStage, ORDER, Picked, SeenBody};
 use crate::wasm::{
     self, BodyRead, BoundHook, CompiledHook, Event, HookRuntime, KvData, RuntimeOptions, convert,
 };
@@ -81,6 +81,11 @@ pub struct HookTestArgs {
     /// `"fetch": {}` does (4 requests each, 2 s, 1 MiB answers), for real.
     #[arg(long = "backend", value_name = "ID=URL")]
     pub backends: Vec<String>,
+    /// A host pattern a hook may route to by name, as the distribution's
+    /// `dynamic_origins.allow` lists one (`*.tenants.example.com`, with an
+    /// optional `:port`; repeatable; http and https, any address).
+    #[arg(long = "dynamic-origin", value_name = "PATTERN")]
+    pub dynamic_origins: Vec<String>,
     /// Print JSON instead of lines (the same as `-o json`).
     #[arg(long, hide = true)]
     pub json: bool,
@@ -325,6 +330,8 @@ struct Runner {
     outbound: Option<Arc<dyn wasm::fetch::Outbound>>,
     /// The association the flags describe.
     association: crate::config::raw::HookRef,
+    /// What `--dynamic-origin` allows.
+    dynamic: Option<crate::config::dynamic::DynamicOrigins>,
 }
 
 impl Runner {
@@ -402,12 +409,16 @@ impl Runner {
     ) -> Result<(Step, Result<Exchange, convert::CheckedResponse>), CliError> {
         let hook = self.bound(event);
         let seen = self.seen(event, name, body)?;
-        let targets = |id: &str| {
-            if self.origins.is_empty() || self.origins.iter().any(|o| o == id) {
-                Ok(())
-            } else {
-                Err(format!("origin id {id:?} is not one of --origins"))
+        let targets = |picked: Picked<'_>| match picked {
+            Picked::Id(id) if self.origins.is_empty() || self.origins.iter().any(|o| o == id) => {
+                Ok(id.to_owned())
             }
+            Picked::Id(id) => Err(format!("origin id {id:?} is not one of --origins")),
+            Picked::Dynamic(origin) => self
+                .dynamic
+                .as_ref()
+                .ok_or_else(|| "no --dynamic-origin allows routing by host".to_owned())?
+                .target_id(&convert::dynamic_target(origin)),
         };
         let ran = self
             .stage()
@@ -572,7 +583,7 @@ fn backends(given: &[String]) -> Result<Option<Arc<dyn wasm::fetch::Outbound>>, 
     let config =
         crate::config::Distribution::try_from(raw).map_err(|e| local(format!("--backend: {e}")))?;
     let ids: Vec<String> = config.origins.iter().map(|o| o.id.clone()).collect();
-    let fetcher = crate::origin::OriginFetcher::new();
+    let fetcher = Arc::new(crate::origin::OriginFetcher::new());
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let dist = crate::proxy::routing::ServedDistribution::new(
         "ETEST",
@@ -584,11 +595,27 @@ fn backends(given: &[String]) -> Result<Option<Arc<dyn wasm::fetch::Outbound>>, 
         metrics.distribution("ETEST", &ids),
     );
     Ok(Some(Arc::new(crate::proxy::outbound::HookFetch {
-        origins: Arc::new(fetcher),
+        origins: fetcher,
         metrics,
         dist: Arc::new(dist),
         runtime: tokio::runtime::Handle::current(),
     })))
+}
+
+/// What `--dynamic-origin` patterns allow; `None` without any.
+fn dynamic_origins(
+    patterns: &[String],
+) -> Result<Option<crate::config::dynamic::DynamicOrigins>, CliError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let raw: crate::config::raw::DynamicOriginsConfig = serde_json::from_value(json!({
+        "allow": patterns, "protocols": ["http", "https"], "allow_private_addresses": true,
+    }))
+    .map_err(|e| local(format!("--dynamic-origin: {e}")))?;
+    crate::config::dynamic::DynamicOrigins::new(&raw)
+        .map(Some)
+        .map_err(|e| local(format!("--dynamic-origin: {}", e.message)))
 }
 
 /// What an event was given of a body of `len` bytes.
@@ -717,6 +744,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         body: BodyRead::of(&association),
         outbound: backends(&args.backends)?,
         association,
+        dynamic: dynamic_origins(&args.dynamic_origins)?,
     };
 
     let mut steps = Vec::new();

@@ -615,6 +615,10 @@ pub struct InvalidateArgs {
 
 /// `edge hook ...`.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; `test`'s flags are simply many"
+)]
 pub enum HookCommand {
     /// Upload a component as a new version of NAME; prints the version.
     Upload {

@@ -514,6 +514,7 @@ impl Importer {
             origins,
             origin_groups,
             backends: Vec::new(),
+            dynamic_origins: None,
             default_cache_behavior,
             cache_behaviors,
             continuous_deployment_policy_id: None,

@@ -19,6 +19,8 @@ pub struct Distribution {
     pub origins: Vec<Arc<Origin>>,
     /// Servers hooks may send requests to beside the origins.
     pub backends: Vec<Arc<Origin>>,
+    /// The origins hooks may route to beyond `origins`.
+    pub dynamic_origins: Option<Arc<super::dynamic::DynamicOrigins>>,
     /// Targets by id: each origin and each origin group.
     pub targets: HashMap<String, Target>,
     /// Per target id, where requests to it go: every member's scheme,
@@ -227,6 +229,13 @@ impl TryFrom<DistributionConfig> for Distribution {
             backends.push(Arc::new(backend));
         }
 
+        let dynamic_origins = raw
+            .dynamic_origins
+            .as_ref()
+            .map(super::dynamic::DynamicOrigins::new)
+            .transpose()?
+            .map(Arc::new);
+
         if raw.default_cache_behavior.path_pattern.is_some() {
             return Err(ConfigError::new(
                 "default_cache_behavior.path_pattern",
@@ -264,6 +273,7 @@ impl TryFrom<DistributionConfig> for Distribution {
             aliases,
             origins,
             backends,
+            dynamic_origins,
             targets,
             fingerprints,
             default_behavior,

@@ -23,6 +23,7 @@ pub mod raw;
 
 mod behavior;
 mod distribution;
+pub mod dynamic;
 mod error;
 mod hooks;
 mod names;

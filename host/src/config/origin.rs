@@ -20,7 +20,7 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT_MS: u64 = 5_000;
 const MAX_KEEPALIVE_TIMEOUT_MS: u64 = 60_000;
 
 /// An origin ready to be fetched from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Origin {
     pub id: String,
     pub scheme: Scheme,

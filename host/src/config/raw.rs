@@ -23,6 +23,10 @@ pub struct DistributionConfig {
     /// declared like origins, never a behavior's target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<OriginConfig>,
+    /// The origins hooks may route to that are not in `origins`, named at
+    /// run time (`tenant.backend.internal`); none without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_origins: Option<DynamicOriginsConfig>,
     pub default_cache_behavior: CacheBehaviorConfig,
     #[serde(default)]
     pub cache_behaviors: Vec<CacheBehaviorConfig>,
@@ -80,6 +84,41 @@ pub struct OriginConfig {
     /// How long an idle connection to the origin is kept for reuse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive_timeout_ms: Option<u64>,
+}
+
+/// What a hook may route to beyond the configured origins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicOriginsConfig {
+    /// Host patterns, lower case: `api.example.net`, or `*.tenants.example.net`
+    /// (one label in place of `*`), each with an optional `:port` (without
+    /// one, only the protocol's default port).
+    pub allow: Vec<String>,
+    /// The protocols allowed (default `["https"]`).
+    #[serde(default = "https_only")]
+    pub protocols: Vec<Protocol>,
+    /// Allow addresses that are loopback, private, link-local (cloud
+    /// metadata) or otherwise not public; refused by default, whatever a
+    /// name resolves to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private_addresses: bool,
+    /// Sent to every dynamic origin, as an origin's are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_timeout_ms: Option<u64>,
+    /// Connection pools kept at once (one per dynamic origin), least
+    /// recently used dropped first: 1 to 1024, default 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pools: Option<usize>,
+}
+
+fn https_only() -> Vec<Protocol> {
+    vec![Protocol::Https]
 }
 
 /// How the host talks to an origin. Defaults to `https`, as a CDN should.

@@ -22,6 +22,11 @@ use rustls::pki_types::CertificateDer;
 
 use crate::config::Origin;
 
+pub mod dynamic;
+mod resolve;
+
+pub use resolve::{Guard, Resolver};
+
 /// A failed origin fetch.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OriginError {
@@ -90,7 +95,7 @@ impl Body for UpstreamBody {
 }
 
 /// A pooled client; clones share one pool.
-pub type PoolClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+pub type PoolClient = Client<HttpsConnector<HttpConnector<Resolver>>, UpstreamBody>;
 
 /// One origin resolved for a request: its config and the pool the serving
 /// distribution holds for it.
@@ -188,23 +193,31 @@ impl OriginFetcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         pools
             .entry(key)
-            .or_insert_with(|| {
-                let mut http = HttpConnector::new();
-                http.set_connect_timeout(Some(origin.connect_timeout));
-                http.set_nodelay(true);
-                http.enforce_http(false);
-                http.set_keepalive(Some(Duration::from_secs(60)));
-                let https = HttpsConnectorBuilder::new()
-                    .with_tls_config(self.tls.clone())
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(origin.keepalive_timeout)
-                    .pool_max_idle_per_host(1024)
-                    .build(https)
-            })
+            .or_insert_with(|| self.build_pool(origin, Guard::None))
             .clone()
+    }
+
+    /// A pool of its own for a dynamic origin (see [`dynamic`]): its
+    /// connections go only to the addresses `guard` lets through.
+    pub fn dynamic_pool(&self, origin: &Origin, guard: Guard) -> PoolClient {
+        self.build_pool(origin, guard)
+    }
+
+    fn build_pool(&self, origin: &Origin, guard: Guard) -> PoolClient {
+        let mut http = HttpConnector::new_with_resolver(Resolver::new(guard));
+        http.set_connect_timeout(Some(origin.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(self.tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(origin.keepalive_timeout)
+            .pool_max_idle_per_host(1024)
+            .build(https)
     }
 
     /// Sends `req` on `client` and waits for the response head.

@@ -13,7 +13,7 @@ use crate::error::ProxyError;
 use crate::origin::{Origins, ViewerBody};
 use crate::wasm::bindings::Arm;
 use crate::wasm::fetch::Outbound;
-use crate::wasm::stage::{Answer, HookStage, SeenBody};
+use crate::wasm::stage::{Answer, HookStage, Picked, SeenBody};
 use crate::wasm::{BoundHook, convert};
 
 use super::Proxy;
@@ -90,14 +90,20 @@ impl<O: Origins> Proxy<O> {
         ex: &Exchange,
         body: Option<&SeenBody>,
     ) -> Result<Decision, ProxyError> {
-        let targets = |id: &str| {
-            if dist.config.targets.contains_key(id) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "origin id {id:?} names no origin or origin group of the distribution"
-                ))
-            }
+        let targets = |picked: Picked<'_>| match picked {
+            Picked::Id(id) if dist.config.targets.contains_key(id) => Ok(id.to_owned()),
+            Picked::Id(id) => Err(format!(
+                "origin id {id:?} names no origin or origin group of the distribution"
+            )),
+            Picked::Dynamic(origin) => dist
+                .config
+                .dynamic_origins
+                .as_ref()
+                .ok_or_else(|| {
+                    "the distribution has no dynamic_origins, so a hook cannot route by host"
+                        .to_owned()
+                })?
+                .target_id(&convert::dynamic_target(origin)),
         };
         let began = Instant::now();
         let ran = self

@@ -129,7 +129,12 @@ impl<O: Origins> Proxy<O> {
                 .iter()
                 .map(|i| dist.config.origins[*i].read_timeout)
                 .sum(),
-            None => Duration::ZERO,
+            None => dist
+                .config
+                .dynamic_origins
+                .as_ref()
+                .filter(|_| target_id.starts_with(crate::config::dynamic::DYNAMIC_PREFIX))
+                .map_or(Duration::ZERO, |d| d.read_timeout()),
         };
         read + Duration::from_secs(1)
     }

@@ -345,7 +345,13 @@ impl<O: Origins> Proxy<O> {
             return Err(ProxyError::BadTarget);
         }
         let (index, behavior) = dist.config.behavior_for(&path);
-        if !dist.config.targets.contains_key(&asked.target) {
+        let dynamic = |id: &str| {
+            dist.config
+                .dynamic_origins
+                .as_ref()
+                .is_some_and(|d| d.origin(id).is_ok())
+        };
+        if !dist.config.targets.contains_key(&asked.target) && !dynamic(&asked.target) {
             return Err(ProxyError::Internal(format!(
                 "target {} is not in this host's config",
                 asked.target

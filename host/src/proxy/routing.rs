@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::Distribution;
 use crate::config::policy::Policy;
 use crate::metrics::{ArmStats, DistributionStats};
+use crate::origin::dynamic::DynamicPools;
 use crate::origin::{OriginFetcher, PoolClient};
 use crate::wasm::{BoundHook, Event};
 
@@ -47,6 +48,10 @@ pub struct ServedDistribution {
     pub pools: Vec<PoolClient>,
     /// One pool per backend hooks may send to, in `config.backends` order.
     pub backend_pools: Vec<PoolClient>,
+    /// The pools of the origins hooks route to by name (`dynamic_origins`).
+    /// Made anew with each config snapshot: a change drops their idle
+    /// connections.
+    pub dynamic: Option<DynamicPools>,
     /// Hooks per behavior, numbered as `Distribution::behavior_for` numbers them.
     pub hooks: Vec<BehaviorHooks>,
     /// The store revision of this distribution's config.
@@ -64,7 +69,7 @@ impl ServedDistribution {
         domain_name: &str,
         config: Arc<Distribution>,
         revision: u64,
-        fetcher: &OriginFetcher,
+        fetcher: &Arc<OriginFetcher>,
         hooks: Vec<BehaviorHooks>,
         stats: Arc<DistributionStats>,
     ) -> Self {
@@ -74,8 +79,13 @@ impl ServedDistribution {
             .iter()
             .map(|o| fetcher.pool_for(o))
             .collect();
+        let dynamic = config
+            .dynamic_origins
+            .clone()
+            .map(|allowed| DynamicPools::new(fetcher.clone(), allowed));
         Self {
             backend_pools,
+            dynamic,
             stats,
             id: id.into(),
             domain_name: domain_name.to_owned(),

@@ -107,7 +107,7 @@ fn build<O: Origins>(json: &str, origins: Arc<O>) -> (Arc<Proxy<O>>, Arc<Metrics
         "etest.edge.internal",
         config,
         1,
-        &OriginFetcher::new(),
+        &Arc::new(OriginFetcher::new()),
         Vec::new(),
         metrics.distribution("ETEST", &ids),
     );

@@ -14,6 +14,7 @@ use http::{Method, Request, Response, Uri};
 use http_body::Body as _;
 
 use crate::cache;
+use crate::config::dynamic::DYNAMIC_PREFIX;
 use crate::config::raw::Names;
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
@@ -88,10 +89,22 @@ impl<O: Origins> Proxy<O> {
         viewer_body: Option<ViewerBody>,
         ctx: &RequestCtx,
     ) -> Result<(Response<O::Body>, Duration), ProxyError> {
-        let target =
-            dist.config.targets.get(&out.target_id).ok_or_else(|| {
-                ProxyError::Internal(format!("target {} vanished", out.target_id))
+        // A dynamic origin a hook named: one member, its own pool.
+        let dynamic = if out.target_id.starts_with(DYNAMIC_PREFIX) {
+            let pools = dist.dynamic.as_ref().ok_or_else(|| {
+                ProxyError::Internal(format!("target {} has no dynamic origins", out.target_id))
             })?;
+            Some(pools.get(&out.target_id).map_err(ProxyError::Internal)?)
+        } else {
+            None
+        };
+        static DYNAMIC: Target = Target::Origin(usize::MAX);
+        let target = match &dynamic {
+            Some(_) => &DYNAMIC,
+            None => dist.config.targets.get(&out.target_id).ok_or_else(|| {
+                ProxyError::Internal(format!("target {} vanished", out.target_id))
+            })?,
+        };
         let replayable = viewer_body.as_ref().is_none_or(ViewerBody::is_end_stream)
             && matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut viewer_body = viewer_body;
@@ -110,7 +123,10 @@ impl<O: Origins> Proxy<O> {
         };
         let mut last_err = None;
         for (n, &idx) in members.iter().enumerate() {
-            let origin = &dist.config.origins[idx];
+            let (origin, pool) = match &dynamic {
+                Some((origin, pool)) => (&**origin, pool),
+                None => (&*dist.config.origins[idx], &dist.pools[idx]),
+            };
             let uri = origin_uri(origin, &out.path, out.query.as_deref())?;
             let mut builder = Request::builder().method(out.method.clone()).uri(uri);
             if let Some(h) = builder.headers_mut() {
@@ -139,12 +155,11 @@ impl<O: Origins> Proxy<O> {
             self.metrics.record_origin_request();
             let last = n + 1 == members.len();
             let sent = Instant::now();
-            let to = OriginTarget {
-                origin,
-                pool: &dist.pools[idx],
-            };
+            let to = OriginTarget { origin, pool };
             let answered = self.origins.send(to, upstream).await;
-            dist.stats.origin_latency(idx, sent.elapsed());
+            if dynamic.is_none() {
+                dist.stats.origin_latency(idx, sent.elapsed());
+            }
             match answered {
                 Ok(resp) if !last && failover_codes.contains(&resp.status().as_u16()) => {
                     tracing::info!(request_id = %ctx.request_id, origin = %origin.id, status = resp.status().as_u16(), "failing over");

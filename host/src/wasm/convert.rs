@@ -54,6 +54,23 @@ pub fn request_to_wit(
     }
 }
 
+/// What a hook's dynamic origin names, for the distribution's
+/// `dynamic_origins` to check.
+pub fn dynamic_target(
+    origin: &super::bindings::DynamicOrigin,
+) -> crate::config::dynamic::DynamicTarget<'_> {
+    use crate::config::raw::Protocol;
+    crate::config::dynamic::DynamicTarget {
+        domain_name: &origin.domain_name,
+        port: origin.port,
+        protocol: match origin.protocol {
+            super::bindings::Protocol::Http => Protocol::Http,
+            super::bindings::Protocol::Https => Protocol::Https,
+        },
+        origin_path: origin.origin_path.as_deref(),
+    }
+}
+
 /// A request a hook handed back, checked.
 #[derive(Debug)]
 pub struct CheckedRequest {

@@ -100,9 +100,17 @@ pub struct Answer {
     pub status_refused: Option<StatusCode>,
 }
 
-/// Whether a target id a hook picked may be used: `Err` with the reason
-/// when it names none.
-pub type TargetCheck<'a> = &'a (dyn Fn(&str) -> Result<(), String> + Send + Sync);
+/// The target a hook picked for its request.
+#[derive(Debug, Clone, Copy)]
+pub enum Picked<'a> {
+    /// An origin or origin-group id.
+    Id(&'a str),
+    /// An origin named by host (`dynamic_origins`).
+    Dynamic(&'a super::bindings::DynamicOrigin),
+}
+
+/// Whether a target a hook picked may be used: its target id, or why not.
+pub type TargetCheck<'a> = &'a (dyn Fn(Picked<'_>) -> Result<String, String> + Send + Sync);
 
 /// Where one request's hooks run, and what their context tells them.
 pub struct HookStage<'a> {
@@ -187,11 +195,14 @@ impl HookStage<'_> {
             RequestAction::Forward(forward) => {
                 let checked = convert::request_from_wit(forward.request.clone(), &ex.headers)
                     .map_err(invalid)?;
-                let target_id = match &forward.origin_id {
-                    None => ex.target_id.clone(),
-                    Some(id) => {
-                        targets(id).map_err(invalid)?;
-                        id.clone()
+                let target_id = match (&forward.origin_id, &forward.dynamic_origin) {
+                    (None, None) => ex.target_id.clone(),
+                    (Some(id), None) => targets(Picked::Id(id)).map_err(invalid)?,
+                    (None, Some(origin)) => targets(Picked::Dynamic(origin)).map_err(invalid)?,
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "origin-id and dynamic-origin are both set; set one".to_owned(),
+                        ));
                     }
                 };
                 let replaced = new_body(

@@ -137,6 +137,7 @@ impl From<old::RequestAction> for new::RequestAction {
             old::RequestAction::Forward(forward) => Self::Forward(new::Forward {
                 request: forward.request.into(),
                 origin_id: forward.origin_id,
+                dynamic_origin: None,
             }),
             old::RequestAction::Respond(resp) => Self::Respond(resp.into()),
         }

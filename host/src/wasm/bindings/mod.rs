@@ -24,7 +24,7 @@ pub mod v0_1 {
 }
 
 pub use v0_2::edge::hooks::types::{
-    Arm, Context, Event, Forward, Header, Request, RequestAction, Response,
+    Arm, Context, DynamicOrigin, Event, Forward, Header, Protocol, Request, RequestAction, Response,
 };
 
 /// The name of the current world's `events` export.
