@@ -249,6 +249,51 @@ async fn the_javascript_auth_fetch_asks_its_backend() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_tenant_router_routes_by_host() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wasm = dir.path().join("tenant-router-js.wasm");
+    tokio::task::spawn_blocking({
+        let wasm = wasm.clone();
+        move || js::build("examples/js/tenant-router/tenant-router.js", &wasm)
+    })
+    .await
+    .expect("build task");
+    let tenants = Origin::start(|req| {
+        let host = req
+            .headers
+            .get("host")
+            .map_or("-", |v| v.to_str().unwrap_or("?"));
+        Reply::ok(format!("host={host}")).header("cache-control", "max-age=60")
+    })
+    .await;
+    let port = tenants
+        .domain()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .expect("port");
+    let edge = Edge::start().await;
+    edge.upload_hook("tenants-js", &wasm.to_string_lossy())
+        .await;
+    edge.create(json!({
+        "aliases": ["*.js-tenants.test"],
+        "origins": [{"id": "o", "domain_name": "127.0.0.1:9", "protocol": "http"}],
+        "dynamic_origins": {"allow": [format!("*.localhost:{port}")], "protocols": ["http"],
+                            "allow_private_addresses": true},
+        "default_cache_behavior": {"target_origin_id": "o", "hooks": {
+            "viewer_request": {"module": "tenants-js", "config": {
+                "origin_template": "{tenant}.localhost", "protocol": "http", "port": port}}}},
+    }))
+    .await;
+    let got = edge.get("acme.js-tenants.test", "/").await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.text(), format!("host=acme.localhost:{port}"));
+    let got = edge.get("initech.js-tenants.test", "/").await;
+    assert_eq!(got.text(), format!("host=initech.localhost:{port}"));
+    assert_eq!(edge.get("acme.js-tenants.test", "/").await.cache(), "Hit");
+    assert_eq!(tenants.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let parent = dir.path().to_string_lossy().into_owned();
