@@ -136,6 +136,10 @@ export const config: {
   value(name: string): unknown;
   all(): Record<string, unknown>;
 };
+export const secrets: {
+  get(store: string, name: string): Uint8Array | undefined;
+  getString(store: string, name: string): string | undefined;
+};
 export const log: {
   debug(message: unknown): void;
   info(message: unknown): void;

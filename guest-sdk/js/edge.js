@@ -23,6 +23,7 @@ import { get as kvGet } from "edge:hooks/kv@0.2.0";
 import { get as configGet, json as configJson } from "edge:hooks/config@0.2.0";
 import { log as hostLog } from "edge:hooks/log@0.2.0";
 import { send as fetchSend } from "edge:hooks/fetch@0.2.0";
+import { get as secretGet } from "edge:hooks/secrets@0.2.0";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -268,6 +269,28 @@ export const config = {
   },
   /** The whole config object. */
   all: () => JSON.parse(configJson()),
+};
+
+/**
+ * Secrets from the stores the association's `secret_stores` names:
+ * `get` gives the bytes (`undefined` when not set) and throws when the
+ * store is not one the association may read; `getString` the text.
+ */
+export const secrets = {
+  get(store, name) {
+    try {
+      return secretGet(store, name);
+    } catch (e) {
+      const err = e && e.payload !== undefined ? e.payload : e;
+      const tag = err && (err.tag ?? err);
+      if (tag === "not-found") return undefined;
+      if (tag === "not-permitted") throw new Error(`secret store ${store} is not in the association's secret_stores`);
+      throw e;
+    }
+  },
+  getString(store, name) {
+    return text(secrets.get(store, name));
+  },
 };
 
 /** Logging tied to the request: the host's log line carries the request id. */

@@ -247,6 +247,28 @@ pub mod fetch {
     }
 }
 
+/// Secrets operators set with `PUT /v1/secrets/{store}/{name}`, from the
+/// stores the association's `secret_stores` names.
+pub mod secrets {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    pub use crate::bindings::edge::hooks::secrets::Error;
+
+    /// The value of secret `name` in `store`.
+    pub fn get(store: &str, name: &str) -> Result<Vec<u8>, Error> {
+        crate::bindings::edge::hooks::secrets::get(store, name)
+    }
+
+    /// The value as UTF-8 text (`None` when unset, not permitted or not
+    /// UTF-8).
+    pub fn get_string(store: &str, name: &str) -> Option<String> {
+        get(store, name)
+            .ok()
+            .and_then(|v| String::from_utf8(v).ok())
+    }
+}
+
 /// Log lines in the host's log, tagged with the request id and the hook.
 pub mod log {
     use crate::bindings::edge::hooks::log::{Level, log};

@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
         memory_limit: wasm::DEFAULT_MEMORY_LIMIT,
         body: None,
         fetch: None,
+        secret_stores: Arc::from([]),
     };
     let mut kv = KvData::default();
     kv.insert(

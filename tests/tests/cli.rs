@@ -779,6 +779,88 @@ async fn hook_test_sends_fetch_requests_to_its_backends() {
 }
 
 #[tokio::test]
+async fn secrets_are_set_from_files_and_listed_without_values() {
+    let edge = Edge::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("stripe.key");
+    std::fs::write(&file, "sk_test_cli_value").expect("write");
+    let set = edge_cli(
+        &edge,
+        &[
+            "secret",
+            "put",
+            "payments",
+            "stripe",
+            "--file",
+            &file.to_string_lossy(),
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(set, "payments/stripe set (version 1)\n");
+    let again = edge_cli(
+        &edge,
+        &[
+            "secret",
+            "put",
+            "payments",
+            "stripe",
+            "--file",
+            &file.to_string_lossy(),
+        ],
+    )
+    .await
+    .ok();
+    assert!(again.contains("version 2"), "{again}");
+    let stores = edge_cli(&edge, &["secret", "list"]).await.ok();
+    assert!(
+        stores.contains("payments") && stores.contains('1'),
+        "{stores}"
+    );
+    let names = edge_cli(&edge, &["secret", "list", "payments"]).await.ok();
+    assert!(names.contains("stripe") && names.contains('2'), "{names}");
+    let json = edge_cli(&edge, &["secret", "list", "payments", "-o", "json"])
+        .await
+        .ok();
+    for shown in [&stores, &names, &json, &set] {
+        assert!(!shown.contains("sk_test_cli_value"), "{shown}");
+    }
+    // A value is never taken from the command line.
+    let refused = edge_cli(&edge, &["secret", "put", "payments", "x", "value"]).await;
+    assert_ne!(refused.code, 0);
+    edge_cli(&edge, &["secret", "delete", "payments", "stripe"])
+        .await
+        .ok();
+    let gone = edge_cli(&edge, &["secret", "delete", "payments", "stripe"]).await;
+    assert!(gone.err.contains("NoSuchSecret"), "{}", gone.err);
+
+    // `edge hook test --secret` gives the hook the stores it names.
+    let config = write_json(
+        &dir,
+        "secret.json",
+        &json!({"viewer_request": "secret", "secret_store": "payments", "secret_name": "stripe"}),
+    );
+    let run = hook_test(&[
+        MISBEHAVE,
+        "--config",
+        &config,
+        "--secret",
+        "payments/stripe=s3cr3t",
+    ])
+    .await;
+    assert!(run.out.contains("+ x-secret: s3cr3t"), "{}", run.out);
+    let run = hook_test(&[
+        MISBEHAVE,
+        "--config",
+        &config,
+        "--secret",
+        "other/stripe=s3cr3t",
+    ])
+    .await;
+    assert!(run.out.contains("+ x-secret: not-permitted"), "{}", run.out);
+}
+
+#[tokio::test]
 async fn hook_test_gives_bodies_with_include_body() {
     let dir = tempfile::tempdir().expect("temp dir");
     let response = write_json(

@@ -18,14 +18,18 @@
 //! and `x-body-truncated`, and keeps the body), `body-upper` (the same, and
 //! replaces the body with it in upper case), `fetch` (sends `fetch_times`
 //! GETs, default 1, to `fetch_url` and adds `x-fetch`: each answer's status
-//! or error, comma-separated, and `x-fetch-body`: the first answer's body).
+//! or error, comma-separated, and `x-fetch-body`: the first answer's body),
+//! `secret` (reads secret `secret_name` of `secret_store` and adds it as
+//! `x-secret`, or the error: `not-permitted`, `not-found`).
 //! Response events: `tag` (adds `x-<event>: 1`), `status` (sets 418),
 //! `body` (replaces the body), `body-seen` and `body-upper` (as above),
 //! `panic`, `bad-header`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use edge_sdk::{Context, Event, Hooks, Request, RequestAction, Response, config, fetch, log};
+use edge_sdk::{
+    Context, Event, Hooks, Request, RequestAction, Response, config, fetch, log, secrets,
+};
 
 struct Misbehave;
 
@@ -95,6 +99,17 @@ fn request_event(ctx: Context, mut req: Request) -> RequestAction {
         Some("reroute") => RequestAction::forward_to(req, "other"),
         Some("rewrite") => {
             req.path = format!("/rewritten{}", req.path);
+            RequestAction::forward(req)
+        }
+        Some("secret") => {
+            let store = config::get("secret_store").unwrap_or_default();
+            let name = config::get("secret_name").unwrap_or_default();
+            let shown = match secrets::get(&store, &name) {
+                Ok(value) => String::from_utf8_lossy(&value).into_owned(),
+                Err(secrets::Error::NotPermitted) => "not-permitted".to_owned(),
+                Err(secrets::Error::NotFound) => "not-found".to_owned(),
+            };
+            req.set_header("x-secret", &shown);
             RequestAction::forward(req)
         }
         Some("fetch") => {

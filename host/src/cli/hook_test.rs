@@ -86,6 +86,10 @@ pub struct HookTestArgs {
     /// optional `:port`; repeatable; http and https, any address).
     #[arg(long = "dynamic-origin", value_name = "PATTERN")]
     pub dynamic_origins: Vec<String>,
+    /// A secret the hook may read, `STORE/NAME=VALUE` or `STORE/NAME=@FILE`
+    /// (repeatable); the association may read the stores named.
+    #[arg(long = "secret", value_name = "STORE/NAME=VALUE")]
+    pub secrets: Vec<String>,
     /// Print JSON instead of lines (the same as `-o json`).
     #[arg(long, hide = true)]
     pub json: bool,
@@ -350,6 +354,12 @@ impl Runner {
                     ..self.association.clone()
                 })
             }),
+            secret_stores: self
+                .association
+                .secret_stores
+                .iter()
+                .map(|s| Arc::from(s.as_str()))
+                .collect(),
         }
     }
 
@@ -685,6 +695,29 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
             .ok_or_else(|| local(format!("--kv {entry:?}: expected namespace/key=value")))?;
         kv.insert(ns, key, Bytes::from(value.to_owned()));
     }
+    let mut secret_stores: Vec<String> = Vec::new();
+    for entry in &args.secrets {
+        let usage = || {
+            local(format!(
+                "--secret {entry:?}: expected store/name=value or store/name=@file"
+            ))
+        };
+        let (key, value) = entry.split_once('=').ok_or_else(usage)?;
+        let (store, name) = key.split_once('/').ok_or_else(usage)?;
+        let value = match value.strip_prefix('@') {
+            Some(path) => std::fs::read(path)
+                .map_err(|e| local(format!("--secret {key}: reading {path}: {e}")))?,
+            None => value.as_bytes().to_vec(),
+        };
+        kv.set_secret(
+            store,
+            name,
+            wasm::secrets::Secret::new(1, 0, Bytes::from(value)),
+        );
+        if !secret_stores.iter().any(|s| s == store) {
+            secret_stores.push(store.to_owned());
+        }
+    }
     let (viewer, client, viewer_body) = viewer_request(&args)?;
     let (origin_status, origin_headers, origin_body) = match &args.response {
         Some(path) => {
@@ -726,6 +759,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         body_limit_kib: args.body_limit_kib,
         body_over_limit: args.body_over_limit,
         fetch: None,
+        secret_stores,
     };
     let runner = Runner {
         runtime,

@@ -31,6 +31,7 @@ mod invalidate;
 mod kv;
 mod render;
 pub mod scaffold;
+mod secret;
 mod verbs;
 
 use std::io::Write;
@@ -87,10 +88,6 @@ impl CompileCacheArgs {
 
 /// The top-level verbs.
 #[derive(Debug, Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once per process; `serve`'s flags are simply many"
-)]
 pub enum Command {
     /// Serve viewers and the control API from the configs under the data dir.
     Serve(ServeArgs),
@@ -121,6 +118,10 @@ pub enum Command {
     /// Key-value data that hooks read (a green weight, a feature flag).
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Secrets hooks read (an API key, a signing key): set, listed by name,
+    /// never shown.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Bring a distribution over from another CDN.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -710,6 +711,40 @@ pub enum KvCommand {
         namespace: String,
         /// The key.
         key: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// `edge secret ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Set a secret from a file (`-` for stdin), never from an argument (it
+    /// would stay in the shell's history and the process list).
+    Put {
+        /// The store (an association reads it when its `secret_stores` names it).
+        store: String,
+        /// The secret's name.
+        name: String,
+        /// Read the value from this file (`-` for stdin).
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List stores, or the secrets of one with their versions (never values).
+    List {
+        /// A store whose secrets to list.
+        store: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Remove a secret.
+    Delete {
+        /// The store.
+        store: String,
+        /// The secret's name.
+        name: String,
         #[command(flatten)]
         conn: Connection,
     },

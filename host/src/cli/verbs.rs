@@ -3,7 +3,7 @@
 
 use super::client::CliError;
 use super::render::Out;
-use super::{Command, Output, alias, cd, dist, hook, import, invalidate, kv};
+use super::{Command, Output, alias, cd, dist, hook, import, invalidate, kv, secret};
 
 /// Runs one client verb. `interactive` says whether `out` is a terminal (for
 /// `wait-deployed`'s progress indicator).
@@ -26,5 +26,6 @@ pub async fn run(
         Command::Invalidations(args) => invalidate::invalidations(args, output, out).await,
         Command::Hook(cmd) => hook::run(cmd, output, out).await,
         Command::Kv(cmd) => kv::run(cmd, output, out).await,
+        Command::Secret(cmd) => secret::run(cmd, output, out).await,
     }
 }

@@ -109,6 +109,14 @@ pub(super) fn validate_hooks(hooks: &raw::HooksConfig, field: &str) -> Result<()
                 }
             }
         }
+        for (i, store) in hook.secret_stores.iter().enumerate() {
+            if !super::is_valid_id(store) {
+                return Err(ConfigError::new(
+                    format!("{hfield}.secret_stores[{i}]"),
+                    format!("{store:?} is not a secret store name (1-128 of A-Z a-z 0-9 - _ .)"),
+                ));
+            }
+        }
         if !hook.include_body {
             for (set, name) in [
                 (hook.body_limit_kib.is_some(), "body_limit_kib"),

@@ -414,6 +414,10 @@ pub struct HookRef {
     /// distribution's origins and `backends`; without it, none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch: Option<FetchConfig>,
+    /// The secret stores (`PUT /v1/secrets/{store}/{name}`) the hook may
+    /// read with the `secrets` interface; none without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_stores: Vec<String>,
 }
 
 /// What a hook association may send with `fetch`, per event.

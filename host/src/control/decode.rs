@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::error::{ApiError, ErrorCode};
 use super::records::hooks::{self, Compiled, HOOK_PREFIX, LATEST_PREFIX, MODULE_PREFIX};
 use super::records::{
-    Change, DecodeError, Write, certificates, distributions, invalidations, kv, policies,
+    Change, DecodeError, Write, certificates, distributions, invalidations, kv, policies, secrets,
 };
 use super::state::ControlState;
 use crate::store::{Loaded, Op, Revision};
@@ -122,6 +122,11 @@ async fn apply(
                     write(certificates::CERTIFICATE_PREFIX),
                 ),
                 "the certificate is not served",
+            )
+        } else if key.starts_with(secrets::SECRET_PREFIX) {
+            (
+                secrets::apply(Arc::make_mut(&mut state.kv), write(secrets::SECRET_PREFIX)),
+                "the secret is not served",
             )
         } else if key.starts_with(kv::KV_PREFIX) {
             (

@@ -43,6 +43,7 @@ pub enum ErrorCode {
     NoSuchHook,
     NoSuchInvalidation,
     NoSuchKey,
+    NoSuchSecret,
     /// No such endpoint.
     NotFound,
     /// The If-Match version is not the current ETag.
@@ -79,6 +80,7 @@ impl ErrorCode {
             Self::NoSuchHook => StatusCode::NOT_FOUND,
             Self::NoSuchInvalidation => StatusCode::NOT_FOUND,
             Self::NoSuchKey => StatusCode::NOT_FOUND,
+            Self::NoSuchSecret => StatusCode::NOT_FOUND,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,6 +112,7 @@ impl ErrorCode {
             Self::NoSuchHook => "NoSuchHook",
             Self::NoSuchInvalidation => "NoSuchInvalidation",
             Self::NoSuchKey => "NoSuchKey",
+            Self::NoSuchSecret => "NoSuchSecret",
             Self::NotFound => "NotFound",
             Self::PreconditionFailed => "PreconditionFailed",
             Self::RequestEntityTooLarge => "RequestEntityTooLarge",

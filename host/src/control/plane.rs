@@ -316,6 +316,11 @@ impl ControlPlane {
                     "{field}.module: no hook {module:?} has been uploaded"
                 )));
             };
+            if !hook.secret_stores.is_empty() && compiled.world == wasm::World::V0_1 {
+                return Err(ApiError::invalid_argument(format!(
+                    "{field}.secret_stores: hook {module:?} is built for edge:hooks@0.1.0, which has no secrets; rebuild it with the current SDK"
+                )));
+            }
             if hook.include_body && compiled.world == wasm::World::V0_1 {
                 return Err(ApiError::invalid_argument(format!(
                     "{field}.include_body: hook {module:?} is built for edge:hooks@0.1.0, which has no bodies; rebuild it with the current SDK"
@@ -402,6 +407,11 @@ fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks>
                         }),
                     body: wasm::BodyRead::of(hook),
                     fetch: wasm::fetch::FetchLimits::of(hook),
+                    secret_stores: hook
+                        .secret_stores
+                        .iter()
+                        .map(|s| Arc::from(s.as_str()))
+                        .collect(),
                 }))
             };
             BehaviorHooks {

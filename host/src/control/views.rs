@@ -244,6 +244,23 @@ pub struct KvKeyItem {
     pub size: usize,
 }
 
+/// A secret as the API shows it: never its value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretView {
+    pub store: String,
+    pub name: String,
+    pub version: u64,
+    /// When it was last set (RFC 3339).
+    pub updated: String,
+}
+
+/// One entry of `GET /v1/secrets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretStoreItem {
+    pub store: String,
+    pub secrets: usize,
+}
+
 /// `PUT /v1/kv/{namespace}/{key}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KvWritten {

@@ -26,7 +26,10 @@ pub(super) fn is_provided_import(name: &str) -> bool {
         .split_once('@')
         .map_or(rest, |(interface, _)| interface);
     match package {
-        "edge:hooks" => matches!(interface, "types" | "kv" | "config" | "log" | "fetch"),
+        "edge:hooks" => matches!(
+            interface,
+            "types" | "kv" | "config" | "log" | "fetch" | "secrets"
+        ),
         "wasi:io" => matches!(interface, "error" | "poll" | "streams"),
         "wasi:clocks" => matches!(interface, "wall-clock" | "monotonic-clock"),
         "wasi:random" => matches!(interface, "random" | "insecure" | "insecure-seed"),
@@ -191,6 +194,9 @@ mod tests {
     fn both_worlds_interfaces_are_provided_and_nothing_else_of_the_package() {
         assert!(is_provided_import("edge:hooks/kv@0.1.0"));
         assert!(is_provided_import("edge:hooks/kv@0.2.0"));
-        assert!(!is_provided_import("edge:hooks/secrets@0.1.0"));
+        assert!(is_provided_import("edge:hooks/fetch@0.2.0"));
+        assert!(is_provided_import("edge:hooks/secrets@0.2.0"));
+        assert!(!is_provided_import("edge:hooks/tail@0.2.0"));
+        assert!(!is_provided_import("edge:other/kv@0.2.0"));
     }
 }

@@ -184,11 +184,13 @@ impl Live {
     }
 
     /// Readies the store for a call of `hook`'s event: that association's
-    /// budget, memory cap, config, log allowance and requests it may send,
-    /// and an epoch deadline counted from now.
+    /// budget, memory cap, config, log allowance, the requests it may send
+    /// and the secret stores it may read, and an epoch deadline counted from
+    /// now.
     pub(super) fn enter(&mut self, hook: &BoundHook, outbound: Option<Arc<dyn fetch::Outbound>>) {
         let state = self.store.data_mut();
         state.fetch = fetch::FetchScope::new(outbound, hook);
+        state.secret_stores = hook.secret_stores.clone();
         state.budget = hook.budget;
         state.limiter.limit = hook.memory_limit;
         state.limiter.hit = false;

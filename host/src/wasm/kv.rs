@@ -6,11 +6,16 @@ use bytes::Bytes;
 
 use super::HookState;
 use super::bindings::v0_2::edge::hooks::kv;
+use super::secrets::Secret;
 
-/// Every namespace's keys, as of one control-plane write. Immutable; swapped whole.
+/// Every namespace's keys, and every secret store's secrets, as of one
+/// control-plane write. Immutable; swapped whole.
 #[derive(Debug, Default, Clone)]
 pub struct KvData {
     namespaces: HashMap<String, HashMap<String, Bytes>>,
+    /// Hooks' secrets, by store (see [`super::secrets`]); never listed with
+    /// the namespaces.
+    pub(super) secrets: HashMap<String, HashMap<String, Secret>>,
 }
 
 impl KvData {

@@ -47,6 +47,7 @@ mod config;
 pub mod convert;
 mod kv;
 mod log;
+pub mod secrets;
 mod ticker;
 
 mod compile;
@@ -233,6 +234,9 @@ pub struct BoundHook {
     pub body: Option<BodyRead>,
     /// What the event may send with `fetch` (the association's `fetch`).
     pub fetch: Option<fetch::FetchLimits>,
+    /// The secret stores the event may read (the association's
+    /// `secret_stores`).
+    pub secret_stores: Arc<[Arc<str>]>,
 }
 
 /// How a hook association is given a body (`include_body`).

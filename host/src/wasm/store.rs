@@ -21,6 +21,8 @@ pub struct HookState {
     pub logs: Vec<String>,
     /// What the event may send with `fetch`, and has sent.
     pub(super) fetch: fetch::FetchScope,
+    /// The secret stores the event may read.
+    pub(super) secret_stores: Arc<[Arc<str>]>,
 }
 
 /// A guest's WASI context and the pipes its stdout and stderr go to.
@@ -129,6 +131,7 @@ pub(super) fn new_store(
         log_lines: 0,
         logs: Vec::new(),
         fetch: fetch::FetchScope::new(outbound, hook),
+        secret_stores: hook.secret_stores.clone(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

@@ -9,6 +9,7 @@ mod hooks;
 pub mod http;
 mod invalidations;
 mod policies;
+mod secrets;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ fn routes() -> impl Iterator<Item = &'static Route> {
         policies::ROUTES,
         hooks::ROUTES,
         certificates::ROUTES,
+        secrets::ROUTES,
         TRAFFIC,
     ]
     .into_iter()
@@ -182,6 +184,7 @@ impl ControlApi {
             ["continuous-deployment-policies", ..] => policies::handle(self, req, segments).await,
             ["hooks" | "kv", ..] => hooks::handle(self, req, segments).await,
             ["certificates", ..] => certificates::handle(self, req, segments).await,
+            ["secrets", ..] => secrets::handle(self, req, segments).await,
             ["traffic"] => Ok(http::json(StatusCode::OK, &self.metrics.traffic_json())),
             _ => Err(not_found()),
         }

@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod invalidations;
 pub mod kv;
 pub mod policies;
+pub mod secrets;
 
 use serde::Serialize;
 

@@ -7,3 +7,4 @@ pub mod distributions;
 pub mod hooks;
 pub mod invalidations;
 pub mod policies;
+pub mod secrets;
