@@ -163,17 +163,21 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        let hint = self.inner.size_hint();
-        let Some(head) = &self.head else {
-            return hint;
-        };
-        let mut out = SizeHint::new();
-        out.set_lower(hint.lower() + head.len() as u64);
-        if let Some(upper) = hint.upper() {
-            out.set_upper(upper + head.len() as u64);
-        }
-        out
+        let head = self.head.as_ref().map_or(0, Bytes::len);
+        hint_after(head, self.inner.size_hint())
     }
+}
+
+/// The size of a body of which `head` bytes are in hand and the rest is
+/// `hint`.
+pub(super) fn hint_after(head: usize, hint: SizeHint) -> SizeHint {
+    let head = head as u64;
+    let mut out = SizeHint::new();
+    out.set_lower(hint.lower() + head);
+    if let Some(upper) = hint.upper() {
+        out.set_upper(upper + head);
+    }
+    out
 }
 
 /// Every body the viewer side sends; `B` is the origin's.

@@ -193,18 +193,10 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
+        let head = self.head.as_ref().map_or(0, Bytes::len);
         match &self.rest {
-            None => SizeHint::with_exact(head),
-            Some(rest) => {
-                let hint = rest.size_hint();
-                let mut out = SizeHint::new();
-                out.set_lower(hint.lower() + head);
-                if let Some(upper) = hint.upper() {
-                    out.set_upper(upper + head);
-                }
-                out
-            }
+            None => SizeHint::with_exact(head as u64),
+            Some(rest) => super::body::hint_after(head, rest.size_hint()),
         }
     }
 }

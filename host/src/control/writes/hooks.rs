@@ -240,7 +240,9 @@ pub fn no_such_key(namespace: &str, key: &str) -> ApiError {
     )
 }
 
-fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
+/// Checks a KV namespace or key, a secret store or name: 1-128 of `A-Z
+/// a-z 0-9 - _ .`.
+pub(super) fn validate_kv_name(name: &str, what: &str) -> Result<(), ApiError> {
     if crate::config::is_valid_id(name) {
         Ok(())
     } else {

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::hooks::validate_kv_name;
 use crate::control::error::{ApiError, ErrorCode};
 use crate::control::plane::ControlPlane;
 use crate::control::records::secrets::{MAX_SECRET_VALUE, encode, secret_key};
@@ -16,22 +17,12 @@ pub fn no_such_secret(store: &str, name: &str) -> ApiError {
     )
 }
 
-fn validate_name(name: &str, what: &str) -> Result<(), ApiError> {
-    if crate::config::is_valid_id(name) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_argument(format!(
-            "{what} {name:?} must be 1-128 of A-Z a-z 0-9 - _ ."
-        )))
-    }
-}
-
 impl ControlPlane {
     /// `PUT /v1/secrets/{store}/{name}`: sets a secret, one version more
     /// than the one it replaces. Returns its version.
     pub async fn put_secret(&self, store: &str, name: &str, value: Bytes) -> Result<u64, ApiError> {
-        validate_name(store, "store")?;
-        validate_name(name, "name")?;
+        validate_kv_name(store, "store")?;
+        validate_kv_name(name, "name")?;
         if value.len() > MAX_SECRET_VALUE {
             return Err(ApiError::new(
                 ErrorCode::RequestEntityTooLarge,
