@@ -108,10 +108,23 @@ impl<O: Origins> Outbound for HookFetch<O> {
                 Err(_) => Err(FetchError::Timeout(limits.timeout)),
             }
         });
+        // An invocation that ends first (its wall-time limit, the viewer
+        // gone) takes its request down with it.
+        let mut task = AbortOnDrop(task);
         Box::pin(async move {
-            task.await
+            (&mut task.0)
+                .await
                 .unwrap_or_else(|e| Err(FetchError::Failed(format!("the request stopped: {e}"))))
         })
+    }
+}
+
+/// A spawned request, aborted when the hook waiting for it goes away.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
