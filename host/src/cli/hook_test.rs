@@ -332,8 +332,10 @@ struct Runner {
     body: Option<BodyRead>,
     /// Where `fetch` requests go (`--backend`).
     outbound: Option<Arc<dyn wasm::fetch::Outbound>>,
-    /// The association the flags describe.
-    association: crate::config::raw::HookRef,
+    /// What each event may send (`--backend`).
+    fetch: Option<wasm::fetch::FetchLimits>,
+    /// The secret stores each event may read (`--secret`).
+    secret_stores: Arc<[Arc<str>]>,
     /// What `--dynamic-origin` allows.
     dynamic: Option<crate::config::dynamic::DynamicOrigins>,
 }
@@ -348,18 +350,8 @@ impl Runner {
             budget: self.budget.unwrap_or(default),
             memory_limit: self.memory,
             body: self.body.filter(|_| event != Event::ViewerResponse),
-            fetch: self.outbound.as_ref().and_then(|_| {
-                wasm::fetch::FetchLimits::of(&crate::config::raw::HookRef {
-                    fetch: Some(crate::config::raw::FetchConfig::default()),
-                    ..self.association.clone()
-                })
-            }),
-            secret_stores: self
-                .association
-                .secret_stores
-                .iter()
-                .map(|s| Arc::from(s.as_str()))
-                .collect(),
+            fetch: self.fetch,
+            secret_stores: self.secret_stores.clone(),
         }
     }
 
@@ -758,7 +750,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         include_body: args.include_body,
         body_limit_kib: args.body_limit_kib,
         body_over_limit: args.body_over_limit,
-        fetch: None,
+        fetch: (!args.backends.is_empty()).then(crate::config::raw::FetchConfig::default),
         secret_stores,
     };
     let runner = Runner {
@@ -777,7 +769,8 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         instances: wasm::RequestHooks::default(),
         body: BodyRead::of(&association),
         outbound: backends(&args.backends)?,
-        association,
+        fetch: wasm::fetch::FetchLimits::of(&association),
+        secret_stores: wasm::secret_stores(&association),
         dynamic: dynamic_origins(&args.dynamic_origins)?,
     };
 

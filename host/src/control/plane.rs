@@ -407,11 +407,7 @@ fn bind_hooks(state: &ControlState, config: &Distribution) -> Vec<BehaviorHooks>
                         }),
                     body: wasm::BodyRead::of(hook),
                     fetch: wasm::fetch::FetchLimits::of(hook),
-                    secret_stores: hook
-                        .secret_stores
-                        .iter()
-                        .map(|s| Arc::from(s.as_str()))
-                        .collect(),
+                    secret_stores: wasm::secret_stores(hook),
                 }))
             };
             BehaviorHooks {

@@ -248,6 +248,14 @@ pub struct BodyRead {
     pub reject: bool,
 }
 
+/// The secret stores an association may read (its `secret_stores`).
+pub fn secret_stores(hook: &crate::config::raw::HookRef) -> Arc<[Arc<str>]> {
+    hook.secret_stores
+        .iter()
+        .map(|s| Arc::from(s.as_str()))
+        .collect()
+}
+
 impl fetch::FetchLimits {
     /// What an association's `fetch` object allows; `None` without one.
     pub fn of(hook: &crate::config::raw::HookRef) -> Option<Self> {
