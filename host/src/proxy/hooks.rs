@@ -71,7 +71,9 @@ impl<O: Origins> Proxy<O> {
         let Some(read) = hook.body else {
             return Ok(None);
         };
-        let Some(taken) = body.take() else {
+        // A request without a body (a GET, nearly always) is given an empty
+        // one, and holds nothing of the memory bound.
+        let Some(taken) = body.take().filter(|b| !http_body::Body::is_end_stream(b)) else {
             return Ok(Some(SeenBody::default()));
         };
         ctx.hooks.hold_body(&self.hooks, hook, read.limit).await?;
