@@ -390,6 +390,10 @@ async fn bodies_read_for_hooks_share_the_hosts_memory_bound() {
     );
     assert_eq!(got.error_code(), "HookLimitExceeded");
     assert_eq!(origin.hits(), 0);
+    // A GET has no body to read, and holds nothing: it is served.
+    let got = edge.get("held.example.com", "/page").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.header("x-got-body-seen"), Some("0"));
 
     slow.write_all(b"world").await.expect("write");
     let mut answer = Vec::new();
