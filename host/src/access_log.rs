@@ -64,6 +64,19 @@ pub struct Record {
     pub hook_time_ms: f64,
 }
 
+impl Record {
+    /// Stamps the record done now: its date, time and `time_taken` since
+    /// `started`.
+    pub fn done(&mut self, started: Instant) {
+        self.time_taken = started.elapsed().as_secs_f64();
+        let now = crate::time::rfc3339(SystemTime::now());
+        if let Some((date, time)) = now.trim_end_matches('Z').split_once('T') {
+            self.date = date.to_owned();
+            self.time = time.to_owned();
+        }
+    }
+}
+
 /// Where records go.
 #[derive(Debug)]
 pub struct AccessLog {
@@ -132,12 +145,7 @@ impl Pending {
     /// Completes the record with what was sent and queues it.
     pub fn finish(mut self, bytes: u64) {
         self.record.sc_bytes = bytes;
-        self.record.time_taken = self.started.elapsed().as_secs_f64();
-        let now = crate::time::rfc3339(SystemTime::now());
-        if let Some((date, time)) = now.trim_end_matches('Z').split_once('T') {
-            self.record.date = date.to_owned();
-            self.record.time = time.to_owned();
-        }
+        self.record.done(self.started);
         self.log.send(self.record);
     }
 }

@@ -44,6 +44,7 @@ pub mod priority;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod tail;
 pub mod time;
 pub mod tls;
 pub mod wasm;

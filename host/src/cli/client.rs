@@ -162,6 +162,71 @@ impl ApiClient {
         Ok(http::Response::from_parts(parts, body))
     }
 
+    /// GETs `path` with this client's token and hands each line of the
+    /// answer to `on_line` as it arrives, until the answer ends or
+    /// `on_line` returns `false`; a non-2xx answer becomes
+    /// [`CliError::Api`].
+    pub async fn stream(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&[u8]) -> Result<bool, CliError>,
+    ) -> Result<(), CliError> {
+        let transport = |reason: String| CliError::Transport {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{path}", self.endpoint));
+        if let Some(token) = self.token() {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| CliError::Local(format!("bad endpoint {:?}: {e}", self.endpoint)))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| transport(format!("{e:#}")))?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| transport(e.to_string()))?
+                .to_bytes();
+            return Err(self.failure(status, &body));
+        }
+        let mut pending = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| transport(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line = pending.split_to(end + 1);
+                if !on_line(&line[..end])? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for a non-2xx answer.
+    fn failure(&self, status: StatusCode, body: &[u8]) -> CliError {
+        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            return CliError::Local(format!(
+                "the control API needs a token: {}; give --token or EDGE_TOKEN, or --token-file / EDGE_TOKEN_FILE naming <data-dir>/token of the host's edge serve",
+                self.token_looked
+            ));
+        }
+        api_error(status, body)
+    }
+
     /// The token this client sends, when it has one.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
@@ -200,13 +265,7 @@ impl ApiClient {
         if status.is_success() {
             return Ok(Reply { etag, body });
         }
-        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
-            return Err(CliError::Local(format!(
-                "the control API needs a token: {}; give --token or EDGE_TOKEN, or --token-file / EDGE_TOKEN_FILE naming <data-dir>/token of the host's edge serve",
-                self.token_looked
-            )));
-        }
-        Err(api_error(status, &body))
+        Err(self.failure(status, &body))
     }
 
     /// GET, as JSON.

@@ -32,6 +32,7 @@ mod kv;
 mod render;
 pub mod scaffold;
 mod secret;
+mod tail;
 mod verbs;
 
 use std::io::Write;
@@ -122,6 +123,8 @@ pub enum Command {
     /// never shown.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Watch hook log lines and access records as they happen.
+    Tail(TailArgs),
     /// Bring a distribution over from another CDN.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -714,6 +717,25 @@ pub enum KvCommand {
         #[command(flatten)]
         conn: Connection,
     },
+}
+
+/// `edge tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Only this distribution's lines.
+    #[arg(long)]
+    pub distribution: Option<String>,
+    /// Only this hook's log lines.
+    #[arg(long)]
+    pub hook: Option<String>,
+    /// Only access records with this status (`503`) or class (`5xx`).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Stop after this many lines (default: run until interrupted).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub conn: Connection,
 }
 
 /// `edge secret ...`.

@@ -3,7 +3,7 @@
 
 use super::client::CliError;
 use super::render::Out;
-use super::{Command, Output, alias, cd, dist, hook, import, invalidate, kv, secret};
+use super::{Command, Output, alias, cd, dist, hook, import, invalidate, kv, secret, tail};
 
 /// Runs one client verb. `interactive` says whether `out` is a terminal (for
 /// `wait-deployed`'s progress indicator).
@@ -27,5 +27,6 @@ pub async fn run(
         Command::Hook(cmd) => hook::run(cmd, output, out).await,
         Command::Kv(cmd) => kv::run(cmd, output, out).await,
         Command::Secret(cmd) => secret::run(cmd, output, out).await,
+        Command::Tail(args) => tail::run(args, output, out, err).await,
     }
 }

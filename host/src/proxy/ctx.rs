@@ -36,8 +36,11 @@ pub(super) struct RequestCtx {
     pub tls: bool,
     /// Microseconds spent in hooks.
     hook_micros: AtomicU64,
-    /// The access-log record, when the distribution logs.
+    /// The access-log record, when the distribution logs or `edge tail`
+    /// watches.
     pub log: Option<Box<access_log::Record>>,
+    /// The record goes to the access log (the distribution logs).
+    pub log_to_file: bool,
     /// The counters of the distribution the viewer asked for.
     pub stats: Option<Arc<DistributionStats>>,
     /// The tags of the stored object that answered, or of the answer on its
@@ -64,6 +67,7 @@ impl RequestCtx {
             tls,
             hook_micros: AtomicU64::new(0),
             log: None,
+            log_to_file: false,
             stats: None,
             tags: None,
             interim: None,

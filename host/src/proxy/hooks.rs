@@ -113,7 +113,41 @@ impl<O: Origins> Proxy<O> {
             .request_event(hook, ex, body, &targets)
             .await;
         ctx.add_hook_time(began);
+        self.tail_hook(hook, ctx, dist, &ran);
         Ok(ran?.value)
+    }
+
+    /// Hands what an invocation logged (or the failure that ended it) to
+    /// `edge tail`'s watchers, when there are any.
+    fn tail_hook<R>(
+        &self,
+        hook: &BoundHook,
+        ctx: &RequestCtx,
+        dist: &ServedDistribution,
+        ran: &Result<crate::wasm::Ran<R>, crate::wasm::HookError>,
+    ) {
+        if !self.tail.watching() {
+            return;
+        }
+        let failure;
+        let lines: &[String] = match ran {
+            Ok(ran) => &ran.logs,
+            Err(err) => {
+                failure = [format!("failed: {err}")];
+                &failure
+            }
+        };
+        let time = crate::time::rfc3339(std::time::SystemTime::now());
+        for line in lines {
+            self.tail.publish(crate::tail::TailEvent::Log {
+                time: time.clone(),
+                distribution: dist.id.to_string(),
+                request_id: ctx.request_id.clone(),
+                hook: hook.compiled.name.to_string(),
+                event: crate::wasm::event_name(hook.event),
+                line: line.clone(),
+            });
+        }
     }
 
     /// Phases 8 and 10: runs a response event on a status and headers (and
@@ -138,6 +172,7 @@ impl<O: Origins> Proxy<O> {
             .response_event(hook, ex, status, headers, body)
             .await;
         ctx.add_hook_time(began);
+        self.tail_hook(hook, ctx, dist, &ran);
         Ok(ran?.value)
     }
 

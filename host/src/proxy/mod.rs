@@ -108,6 +108,8 @@ pub struct Proxy<O = OriginFetcher> {
     host_id: String,
     /// The cache cluster this host is a member of (see [`crate::cluster`]).
     cluster: OnceLock<Arc<Cluster>>,
+    /// Where `edge tail`'s watchers get hook log lines and access records.
+    tail: Arc<crate::tail::TailHub>,
 }
 
 impl<O: Origins> Proxy<O> {
@@ -124,6 +126,7 @@ impl<O: Origins> Proxy<O> {
         origins: Arc<O>,
         host_id: &str,
         access_log: Option<Arc<AccessLog>>,
+        tail: Arc<crate::tail::TailHub>,
     ) -> Arc<Self> {
         let via = HeaderValue::from_str(&format!("1.1 {host_id} (edge)"))
             .unwrap_or_else(|_| HeaderValue::from_static("1.1 edge (edge)"));
@@ -139,6 +142,7 @@ impl<O: Origins> Proxy<O> {
             access_log,
             host_id: host_id.to_owned(),
             cluster: OnceLock::new(),
+            tail,
         })
     }
 

@@ -87,7 +87,9 @@ impl<O: Origins> Proxy<O> {
         if !req.uri().path().starts_with('/') {
             return Err(ProxyError::BadTarget);
         }
-        if dist.config.raw.logging.enabled && self.access_log.is_some() {
+        // The access-log record, for the log or for `edge tail`.
+        ctx.log_to_file = dist.config.raw.logging.enabled && self.access_log.is_some();
+        if ctx.log_to_file || self.tail.watching() {
             ctx.log = Some(Box::new(self.log_record(req, &dist, &host, ctx)));
         }
         let path = crate::path::normalize(req.uri().path())?.into_owned();

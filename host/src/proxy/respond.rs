@@ -56,10 +56,18 @@ impl<O: Origins> Proxy<O> {
         if ctx.staging {
             self.metrics.record_staging_response(status);
         }
-        if let (Some(mut record), Some(log)) = (ctx.log.take(), &self.access_log) {
-            record.sc_status = status;
-            record.result_type = ctx.cache_status.as_str();
-            record.hook_time_ms = ctx.hook_millis();
+        let Some(mut record) = ctx.log.take() else {
+            return resp;
+        };
+        record.sc_status = status;
+        record.result_type = ctx.cache_status.as_str();
+        record.hook_time_ms = ctx.hook_millis();
+        if self.tail.watching() {
+            let mut shown = record.clone();
+            shown.done(ctx.started);
+            self.tail.publish(crate::tail::TailEvent::Access(shown));
+        }
+        if let (true, Some(log)) = (ctx.log_to_file, &self.access_log) {
             let pending = access_log::Pending {
                 record: *record,
                 started: ctx.started,

@@ -131,6 +131,7 @@ fn build<O: Origins>(json: &str, origins: Arc<O>) -> (Arc<Proxy<O>>, Arc<Metrics
         origins,
         "test-host",
         None,
+        Arc::default(),
     );
     (proxy, metrics)
 }

@@ -280,9 +280,11 @@ impl RunningHost {
             });
         }
         plane.announce().await?;
+        let tail = Arc::new(crate::tail::TailHub::default());
         let control = Arc::new(
             ControlApi::new(plane, token.clone(), metrics.clone(), cache.clone())
-                .with_max_body(opts.max_api_body_bytes),
+                .with_max_body(opts.max_api_body_bytes)
+                .with_tail(tail.clone()),
         );
         let access_log = match &opts.access_log {
             Some(path) => Some(
@@ -317,6 +319,7 @@ impl RunningHost {
             fetcher,
             &identity.id,
             access_log,
+            tail.clone(),
         );
         if let Some(cluster) = &cluster {
             proxy.join_cluster(cluster.clone());

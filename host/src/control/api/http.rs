@@ -12,7 +12,15 @@ use crate::control::error::{ApiError, ErrorCode};
 use crate::control::etag::IfMatch;
 use crate::control::views::List;
 
-pub type ApiResponse = Response<Full<Bytes>>;
+/// A control API body: whole (nearly every answer) or streamed (`/v1/tail`).
+pub type ApiBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+pub type ApiResponse = Response<ApiBody>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> ApiBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 /// One endpoint: a path pattern after `/v1` (`*` is one segment, an id or a
 /// name) and the methods it answers.
@@ -133,7 +141,7 @@ pub fn with_location(mut resp: ApiResponse, location: &str) -> ApiResponse {
 
 /// A `204 No Content`.
 pub fn no_content() -> ApiResponse {
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(full(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     resp
 }
@@ -149,7 +157,7 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> ApiResponse
 }
 
 pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> ApiResponse {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -158,7 +166,7 @@ pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> ApiResponse {
 
 /// Raw bytes with their content type.
 pub fn bytes(body: Bytes, content_type: &'static str) -> ApiResponse {
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(full(body));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp

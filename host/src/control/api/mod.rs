@@ -10,6 +10,7 @@ pub mod http;
 mod invalidations;
 mod policies;
 mod secrets;
+mod tail;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ fn routes() -> impl Iterator<Item = &'static Route> {
         hooks::ROUTES,
         certificates::ROUTES,
         secrets::ROUTES,
+        tail::ROUTES,
         TRAFFIC,
     ]
     .into_iter()
@@ -58,6 +60,8 @@ pub struct ControlApi {
     cache: SharedCache,
     /// Largest JSON body read; larger ones get 413.
     max_body: usize,
+    /// Where `/v1/tail` watches from.
+    tail: Arc<crate::tail::TailHub>,
 }
 
 impl ControlApi {
@@ -73,12 +77,19 @@ impl ControlApi {
             metrics,
             cache,
             max_body: MAX_JSON_BODY,
+            tail: Arc::default(),
         }
     }
 
     /// The same API reading JSON bodies up to `bytes`.
     pub fn with_max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Watches `hub` for `/v1/tail` (the one the proxy publishes to).
+    pub fn with_tail(mut self, hub: Arc<crate::tail::TailHub>) -> Self {
+        self.tail = hub;
         self
     }
 
@@ -163,12 +174,16 @@ impl ControlApi {
             }
             ["console"] => {
                 return only(&req, &[Method::GET], || {
-                    console::serve(None).ok_or_else(not_found)
+                    console::serve(None)
+                        .map(|r| r.map(http_body_util::BodyExt::boxed_unsync))
+                        .ok_or_else(not_found)
                 });
             }
             ["console", asset] => {
                 return only(&req, &[Method::GET], || {
-                    console::serve(Some(asset)).ok_or_else(not_found)
+                    console::serve(Some(asset))
+                        .map(|r| r.map(http_body_util::BodyExt::boxed_unsync))
+                        .ok_or_else(not_found)
                 });
             }
             ["v1", ..] => self.authorize(&req)?,
@@ -185,6 +200,7 @@ impl ControlApi {
             ["hooks" | "kv", ..] => hooks::handle(self, req, segments).await,
             ["certificates", ..] => certificates::handle(self, req, segments).await,
             ["secrets", ..] => secrets::handle(self, req, segments).await,
+            ["tail"] => tail::handle(self, &req),
             ["traffic"] => Ok(http::json(StatusCode::OK, &self.metrics.traffic_json())),
             _ => Err(not_found()),
         }
