@@ -463,6 +463,8 @@ pub struct HookStats {
     cpu: [Histogram; 4],
     /// `fetch` requests, by [`FETCH_OUTCOMES`].
     fetches: [AtomicU64; 3],
+    /// `fetch` requests through the shared cache: hits, then misses.
+    fetch_cache: [AtomicU64; 2],
 }
 
 /// How a hook's `fetch` request ended: an answer came, the host refused it
@@ -501,6 +503,7 @@ impl HookStats {
             instantiate: Histogram::default(),
             cpu: Default::default(),
             fetches: Default::default(),
+            fetch_cache: Default::default(),
         }
     }
 
@@ -509,6 +512,11 @@ impl HookStats {
         if let Some(n) = self.fetches.get(outcome) {
             n.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A `fetch` request the shared cache answered (`hit`) or sent on.
+    pub fn record_fetch_cache(&self, hit: bool) {
+        self.fetch_cache[usize::from(!hit)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// An invocation of event `event` handed to the hook threads.
@@ -678,6 +686,20 @@ impl Metrics {
                     let _ = writeln!(
                         out,
                         "edge_hook_fetches_total{{hook=\"{}\",outcome=\"{outcome}\"}} {n}",
+                        label(&h.name),
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP edge_hook_fetch_cache_total Requests hooks sent with fetch through the shared cache, by whether it answered them (hit) or sent them on (miss).\n");
+        out.push_str("# TYPE edge_hook_fetch_cache_total counter\n");
+        for h in hooks {
+            for (result, n) in ["hit", "miss"].iter().zip(&h.fetch_cache) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "edge_hook_fetch_cache_total{{hook=\"{}\",result=\"{result}\"}} {n}",
                         label(&h.name),
                     );
                 }

@@ -224,6 +224,11 @@ impl Origin {
         self.hits.load(Ordering::SeqCst)
     }
 
+    /// Every request it saw, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("seen lock").clone()
+    }
+
     /// The last request received.
     pub fn last(&self) -> Seen {
         self.seen

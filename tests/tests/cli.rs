@@ -741,7 +741,10 @@ async fn hook_test(args: &[&str]) -> Run {
 #[tokio::test]
 async fn hook_test_sends_fetch_requests_to_its_backends() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let api = Origin::start(|req| Reply::ok(format!("api saw {}", req.target))).await;
+    let api = Origin::start(|req| {
+        Reply::ok(format!("api saw {}", req.target)).header("cache-control", "max-age=60")
+    })
+    .await;
     let stranger = Origin::start(|_| Reply::ok("stranger")).await;
     let config = |url: String| {
         write_json(
@@ -762,6 +765,41 @@ async fn hook_test_sends_fetch_requests_to_its_backends() {
         run.out
     );
     assert_eq!(api.hits(), 1);
+    // The report lists each request the event sent.
+    let url = format!("http://{}/v1/check", api.domain());
+    assert!(
+        run.out.contains(&format!("fetch GET {url} -> 200\n")),
+        "{}",
+        run.out
+    );
+    // With --fetch-cache, a second request is answered by the first's
+    // answer, as `"cache": true` would have it.
+    let twice = write_json(
+        &dir,
+        "twice.json",
+        &json!({"viewer_request": "fetch", "fetch_url": url, "fetch_times": "2"}),
+    );
+    let run = hook_test(&[
+        MISBEHAVE,
+        "--config",
+        &twice,
+        "--backend",
+        &backend,
+        "--fetch-cache",
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.out, run.err);
+    let report: Value = serde_json::from_str(&run.out).expect("a JSON report");
+    let outcomes: Vec<&str> = report["events"][0]["fetches"]
+        .as_array()
+        .expect("fetches")
+        .iter()
+        .map(|f| f["outcome"].as_str().expect("an outcome"))
+        .collect();
+    assert_eq!(outcomes, ["200 (cache miss)", "200 (cache hit)"]);
+    assert_eq!(api.hits(), 2);
     // Without it the hook may send nothing; to another server, it may not.
     let run = hook_test(&[MISBEHAVE, "--config", &to_api]).await;
     assert!(run.out.contains("+ x-fetch: not-permitted"), "{}", run.out);

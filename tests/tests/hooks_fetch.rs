@@ -253,3 +253,97 @@ async fn backends_are_validated_with_the_config() {
         "{config}"
     );
 }
+
+#[tokio::test]
+async fn fetch_cache_answers_from_the_shared_cache_while_the_backend_allows() {
+    let edge = Edge::start().await;
+    let origin = echo().await;
+    let api = Origin::start(|req| match req.target.as_str() {
+        "/fresh" => Reply::ok("fresh").header("cache-control", "max-age=60"),
+        // Stored, but revalidated on every use.
+        "/tagged"
+            if req
+                .headers
+                .get("if-none-match")
+                .is_some_and(|v| v == "\"v1\"") =>
+        {
+            Reply::ok("").status(304).header("etag", "\"v1\"")
+        }
+        "/tagged" => Reply::ok("tagged")
+            .header("cache-control", "no-cache")
+            .header("etag", "\"v1\""),
+        _ => Reply::ok("private").header("cache-control", "private, max-age=60"),
+    })
+    .await;
+    edge.upload_hook("misbehave", MISBEHAVE).await;
+    let api_url = format!("http://{}", api.domain());
+    let mut ids = std::collections::HashMap::new();
+    for (name, path, cache) in [
+        ("fresh", "/fresh", true),
+        ("tagged", "/tagged", true),
+        ("private", "/private", true),
+        ("uncached", "/fresh", false),
+    ] {
+        let hook = fetcher(&format!("{api_url}{path}"), 2, json!({"cache": cache}));
+        let created = edge
+            .create(site(
+                &format!("{name}.example.com"),
+                &origin,
+                json!([backend("api", &api)]),
+                hook,
+            ))
+            .await;
+        ids.insert(name, created["id"].as_str().expect("an id").to_owned());
+    }
+    let get = |name: &str| {
+        let edge = &edge;
+        let host = format!("{name}.example.com");
+        async move { edge.get(&host, "/").await.text() }
+    };
+    let hits_for = |path: &str| api.seen().iter().filter(|seen| seen.target == path).count();
+
+    // Two requests in one event, then two more in the next viewer's: the
+    // backend answers the first alone.
+    assert_eq!(get("fresh").await, "fetch=200,200 body=fresh user=-");
+    assert_eq!(get("fresh").await, "fetch=200,200 body=fresh user=-");
+    assert_eq!(hits_for("/fresh"), 1);
+    // Without `cache` each request reaches the backend.
+    get("uncached").await;
+    assert_eq!(hits_for("/fresh"), 3);
+    // An answer the backend marks private is never stored.
+    get("private").await;
+    assert_eq!(hits_for("/private"), 2);
+    // One with `no-cache` and a validator is revalidated: the hook gets the
+    // stored body, the backend sends a 304.
+    assert_eq!(get("tagged").await, "fetch=200,200 body=tagged user=-");
+    let tagged: Vec<_> = api
+        .seen()
+        .into_iter()
+        .filter(|s| s.target == "/tagged")
+        .collect();
+    assert_eq!(tagged.len(), 2);
+    assert!(tagged[0].headers.get("if-none-match").is_none());
+    assert_eq!(tagged[1].headers["if-none-match"], "\"v1\"");
+
+    // An invalidation of the distribution's path reaches what its hooks
+    // stored: the next request goes to the backend again.
+    let got = edge
+        .api(
+            "POST",
+            &format!("/v1/distributions/{}/invalidations", ids["fresh"]),
+            Some(json!({"paths": ["/fresh"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::CREATED, "{}", got.text());
+    assert_eq!(get("fresh").await, "fetch=200,200 body=fresh user=-");
+    assert_eq!(hits_for("/fresh"), 4);
+
+    // Hits: fresh 1 + 2 + 1 after the purge, tagged none (both revalidated
+    // or fetched); misses: fresh 2, tagged 2, private 2.
+    let metric = |result: &str| {
+        format!("edge_hook_fetch_cache_total{{hook=\"misbehave\",result=\"{result}\"}}")
+    };
+    assert_eq!(edge.metric(&metric("hit")).await, 4);
+    assert_eq!(edge.metric(&metric("miss")).await, 6);
+}

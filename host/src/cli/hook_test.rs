@@ -81,6 +81,11 @@ pub struct HookTestArgs {
     /// `"fetch": {}` does (4 requests each, 2 s, 1 MiB answers), for real.
     #[arg(long = "backend", value_name = "ID=URL")]
     pub backends: Vec<String>,
+    /// Send `GET` and `HEAD` through a cache, as `"fetch": {"cache": true}`
+    /// does: kept for the run, so a later event's request can be answered
+    /// by what an earlier one stored.
+    #[arg(long, requires = "backends")]
+    pub fetch_cache: bool,
     /// A host pattern a hook may route to by name, as the distribution's
     /// `dynamic_origins.allow` lists one (`*.tenants.example.com`, with an
     /// optional `:port`; repeatable; http and https, any address).
@@ -330,8 +335,8 @@ struct Runner {
     instances: wasm::RequestHooks,
     /// How the events are given bodies (`--include-body`).
     body: Option<BodyRead>,
-    /// Where `fetch` requests go (`--backend`).
-    outbound: Option<Arc<dyn wasm::fetch::Outbound>>,
+    /// Where `fetch` requests go (`--backend`), each noted for the report.
+    outbound: Option<Arc<Recorder>>,
     /// What each event may send (`--backend`).
     fetch: Option<wasm::fetch::FetchLimits>,
     /// The secret stores each event may read (`--secret`).
@@ -397,8 +402,31 @@ impl Runner {
             distribution_id: "ETEST",
             distribution_domain: "etest.edge.internal",
             arm: wasm::bindings::Arm::Primary,
-            outbound: self.outbound.clone(),
+            outbound: self
+                .outbound
+                .clone()
+                .map(|r| r as Arc<dyn wasm::fetch::Outbound>),
         }
+    }
+
+    /// The `fetch` requests sent since the last call, as report lines and
+    /// JSON.
+    fn fetched(&self, lines: &mut Vec<String>, json: &mut Value) {
+        let Some(recorder) = &self.outbound else {
+            return;
+        };
+        let sent = std::mem::take(&mut *recorder.sent.lock().unwrap_or_else(|e| e.into_inner()));
+        if sent.is_empty() {
+            return;
+        }
+        lines.extend(
+            sent.iter()
+                .map(|f| format!("fetch {} {} -> {}", f.method, f.url, f.outcome)),
+        );
+        json["fetches"] = sent
+            .iter()
+            .map(|f| json!({"method": f.method, "url": f.url, "outcome": f.outcome}))
+            .collect();
     }
 
     /// A request event: the next request and its body, or the hook's answer.
@@ -477,6 +505,7 @@ impl Runner {
                 Err(checked)
             }
         };
+        self.fetched(&mut lines, &mut json);
         lines.extend(ran.logs.iter().map(|l| format!("log: {l}")));
         Ok((
             Step {
@@ -534,8 +563,9 @@ impl Runner {
         }
         lines.extend(added.iter().map(|h| format!("+ {h}")));
         lines.extend(removed.iter().map(|h| format!("- {h}")));
-        lines.extend(ran.logs.iter().map(|l| format!("log: {l}")));
         let mut json = ran_json(&ran);
+        self.fetched(&mut lines, &mut json);
+        lines.extend(ran.logs.iter().map(|l| format!("log: {l}")));
         json["outcome"] = json!("response");
         json["status"] = json!(answer.status_refused.unwrap_or(checked.status).as_u16());
         json["headers_added"] = json!(added);
@@ -555,9 +585,63 @@ impl Runner {
     }
 }
 
+/// A `fetch` request an event sent, for the report.
+struct Fetched {
+    method: String,
+    url: String,
+    /// The status (and whether the cache answered), or the error.
+    outcome: String,
+}
+
+/// Sends the events' `fetch` requests and notes each.
+struct Recorder {
+    inner: Arc<dyn wasm::fetch::Outbound>,
+    sent: Arc<std::sync::Mutex<Vec<Fetched>>>,
+}
+
+impl wasm::fetch::Outbound for Recorder {
+    fn send(
+        &self,
+        req: wasm::fetch::Outgoing,
+        limits: wasm::fetch::FetchLimits,
+    ) -> wasm::fetch::Sent {
+        let url = format!(
+            "{}://{}:{}{}",
+            req.scheme, req.host, req.port, req.path_and_query
+        );
+        let method = req.method.to_string();
+        let sent = self.sent.clone();
+        let answered = self.inner.send(req, limits);
+        Box::pin(async move {
+            let got = answered.await;
+            let outcome = match &got {
+                Ok(answer) => format!(
+                    "{}{}",
+                    answer.status.as_u16(),
+                    match answer.cache_hit {
+                        Some(true) => " (cache hit)",
+                        Some(false) => " (cache miss)",
+                        None => "",
+                    }
+                ),
+                Err(err) => format!("{} ({err})", wasm::fetch::wit_name(err)),
+            };
+            sent.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Fetched {
+                    method,
+                    url,
+                    outcome,
+                });
+            got
+        })
+    }
+}
+
 /// The servers of `--backend ID=URL`, as a distribution's `backends` are
-/// declared, and what sends to them; `None` without any.
-fn backends(given: &[String]) -> Result<Option<Arc<dyn wasm::fetch::Outbound>>, CliError> {
+/// declared, and what sends to them (noting each request); `None` without
+/// any.
+fn backends(given: &[String]) -> Result<Option<Arc<Recorder>>, CliError> {
     if given.is_empty() {
         return Ok(None);
     }
@@ -596,11 +680,18 @@ fn backends(given: &[String]) -> Result<Option<Arc<dyn wasm::fetch::Outbound>>, 
         Vec::new(),
         metrics.distribution("ETEST", &ids),
     );
-    Ok(Some(Arc::new(crate::proxy::outbound::HookFetch {
+    let fetch = crate::proxy::outbound::HookFetch {
         origins: fetcher,
         metrics,
         dist: Arc::new(dist),
         runtime: tokio::runtime::Handle::current(),
+        // One cache for the run, so a later event's request can hit what
+        // an earlier one stored.
+        cache: Some(crate::cache::SharedCache::new(64 << 20, 1 << 20)),
+    };
+    Ok(Some(Arc::new(Recorder {
+        inner: Arc::new(fetch),
+        sent: Arc::default(),
     })))
 }
 
@@ -750,7 +841,10 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         include_body: args.include_body,
         body_limit_kib: args.body_limit_kib,
         body_over_limit: args.body_over_limit,
-        fetch: (!args.backends.is_empty()).then(crate::config::raw::FetchConfig::default),
+        fetch: (!args.backends.is_empty()).then(|| crate::config::raw::FetchConfig {
+            cache: args.fetch_cache,
+            ..Default::default()
+        }),
         secret_stores,
     };
     let runner = Runner {

@@ -23,10 +23,10 @@ pub struct Distribution {
     pub dynamic_origins: Option<Arc<super::dynamic::DynamicOrigins>>,
     /// Targets by id: each origin and each origin group.
     pub targets: HashMap<String, Target>,
-    /// Per target id, where requests to it go: every member's scheme,
-    /// address, `origin_path`, `Host` and custom headers. It is part of the
-    /// cache key, so an object fetched from an address the config no longer
-    /// points at is never served (no invalidation needed after a move).
+    /// Per target and backend id, where requests to it go: every member's
+    /// scheme, address, `origin_path`, `Host` and custom headers. It is part
+    /// of the cache key, so an object fetched from an address the config no
+    /// longer points at is never served (no invalidation needed after a move).
     pub fingerprints: HashMap<String, Arc<str>>,
     pub default_behavior: Behavior,
     pub behaviors: Vec<(PathPattern, Behavior)>,
@@ -43,8 +43,13 @@ fn fingerprint(origins: &[Arc<Origin>], target: &Target) -> Arc<str> {
         Target::Origin(i) => std::slice::from_ref(i),
         Target::Group { members, .. } => members,
     };
+    fingerprint_of(members.iter().filter_map(|&i| origins.get(i)))
+}
+
+/// The fingerprint of the servers `members`, in order.
+fn fingerprint_of<'a>(members: impl Iterator<Item = &'a Arc<Origin>>) -> Arc<str> {
     let mut text = String::new();
-    for origin in members.iter().filter_map(|&i| origins.get(i)) {
+    for origin in members {
         text.push_str(&format!(
             "{}://{}{}|{}",
             origin.scheme,
@@ -267,6 +272,11 @@ impl TryFrom<DistributionConfig> for Distribution {
         let fingerprints = targets
             .iter()
             .map(|(id, target)| (id.clone(), fingerprint(&origins, target)))
+            .chain(
+                backends
+                    .iter()
+                    .map(|b| (b.id.clone(), fingerprint_of(std::iter::once(b)))),
+            )
             .collect();
         Ok(Self {
             enabled: raw.enabled,

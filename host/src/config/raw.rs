@@ -434,6 +434,11 @@ pub struct FetchConfig {
     /// The longest answer body: 1 to 1024 KiB, default 1024.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_response_kib: Option<u64>,
+    /// `GET` and `HEAD` requests go through the shared cache: answered from
+    /// it while what it holds is fresh, and what a backend answers stored
+    /// as its `Cache-Control` allows. Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
 }
 
 /// What a body longer than a hook association's `body_limit_kib` gets.

@@ -39,6 +39,7 @@ impl<O: Origins> Proxy<O> {
                     metrics: self.metrics.clone(),
                     dist: dist.clone(),
                     runtime,
+                    cache: Some(self.cache.clone()),
                 }) as Arc<dyn Outbound>
             });
         HookStage {

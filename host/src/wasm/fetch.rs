@@ -30,6 +30,8 @@ pub struct FetchLimits {
     pub timeout: Duration,
     /// The longest answer body, in bytes.
     pub max_response: usize,
+    /// Whether `GET` and `HEAD` go through the shared cache.
+    pub cache: bool,
 }
 
 impl FetchLimits {
@@ -60,6 +62,9 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// For a request through the shared cache, whether the cache answered
+    /// it; `None` for one sent straight to the backend.
+    pub cache_hit: Option<bool>,
 }
 
 /// Why a request was not answered.
@@ -79,6 +84,19 @@ pub enum FetchError {
     Invalid(String),
     #[error("{0}")]
     Failed(String),
+}
+
+/// The name the WIT gives `err`'s case (`not-declared`, `timeout`, ...).
+pub fn wit_name(err: &FetchError) -> &'static str {
+    match err {
+        FetchError::NotPermitted => "not-permitted",
+        FetchError::NotDeclared(_) => "not-declared",
+        FetchError::TooMany(_) => "too-many-requests",
+        FetchError::Timeout(_) => "timeout",
+        FetchError::TooLarge(_) => "too-large",
+        FetchError::Invalid(_) => "invalid-request",
+        FetchError::Failed(_) => "failed",
+    }
 }
 
 impl From<FetchError> for wit::Error {
@@ -219,6 +237,9 @@ impl wit::Host for HookState {
         match sent {
             Ok(answer) => {
                 stats.record_fetch(0);
+                if let Some(hit) = answer.cache_hit {
+                    stats.record_fetch_cache(hit);
+                }
                 Ok(wit::OutboundResponse {
                     status: answer.status.as_u16(),
                     headers: convert::headers_to_wit(&answer.headers),

@@ -265,6 +265,7 @@ impl fetch::FetchLimits {
             timeout: Duration::from_millis(fetch.timeout_ms.unwrap_or(2000)),
             max_response: usize::try_from(fetch.max_response_kib.unwrap_or(1024) << 10)
                 .unwrap_or(usize::MAX),
+            cache: fetch.cache,
         })
     }
 }
