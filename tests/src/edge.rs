@@ -236,8 +236,9 @@ impl Edge {
 /// Routes through the plugin `edge hook new` writes, uploaded to `edge` as
 /// `canary`, attached with `association` on both viewer events: a plain
 /// request goes to origin `web` and carries `x-hook: canary`, one with
-/// `x-canary: 1` goes to origin `canary`. Returns the two origins, which
-/// serve as long as they are kept.
+/// `x-canary: 1` goes to origin `canary`; viewer-response says where
+/// viewer-request of the same request (and only of it) sent it. Returns the
+/// two origins, which serve as long as they are kept.
 pub async fn assert_new_plugin_routes(edge: &Edge, association: Value) -> (Origin, Origin) {
     let (web, canary) = (
         Origin::start(|_| Reply::ok("web")).await,
@@ -258,10 +259,15 @@ pub async fn assert_new_plugin_routes(edge: &Edge, association: Value) -> (Origi
     let plain = edge.get("p.example.com", "/").await;
     assert_eq!(plain.text(), "web");
     assert_eq!(plain.header("x-hook"), Some("canary"));
+    assert_eq!(plain.header("x-routed"), Some("default"));
     let marked = edge
         .request("GET", "p.example.com", "/", &[("x-canary", "1")])
         .await;
     assert_eq!(marked.text(), "canary");
+    assert_eq!(marked.header("x-routed"), Some("canary"));
+    // What the marked request kept is gone for the next one.
+    let after = edge.get("p.example.com", "/").await;
+    assert_eq!(after.header("x-routed"), Some("default"));
     (web, canary)
 }
 

@@ -1149,6 +1149,7 @@ async fn a_new_plugin_builds_tests_uploads_and_routes() {
         .ok();
     assert!(out.contains("to origin canary"), "{out}");
     assert!(out.contains("+ x-hook: canary"), "{out}");
+    assert!(out.contains("+ x-routed: canary"), "{out}");
 
     let edge = Edge::start().await;
     edge_cli(&edge, &["hook", "upload", "canary", &wasm])

@@ -306,6 +306,11 @@ async fn include_body_is_refused_where_it_cannot_apply() {
             json!({"viewer_request": {"module": "old", "include_body": true}}),
             "hooks.viewer_request.include_body",
         ),
+        // Nor is fetch: the 0.1.0 world has no such import.
+        (
+            json!({"viewer_request": {"module": "old", "fetch": {}}}),
+            "hooks.viewer_request.fetch: hook \"old\" is built for edge:hooks@0.1.0",
+        ),
     ];
     for (hooks, field) in cases {
         let got = edge

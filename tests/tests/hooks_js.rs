@@ -340,6 +340,7 @@ async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
     .await;
     assert!(out.contains("to origin canary"), "{out}");
     assert!(out.contains("+ x-hook: canary"), "{out}");
+    assert!(out.contains("+ x-routed: canary"), "{out}");
 
     // Attached as the scaffold's README shows it, with no budget of its own.
     let readme = std::fs::read_to_string(project.join("README.md")).expect("README.md");

@@ -81,7 +81,7 @@ fn sdk_manifest() -> Result<String, CliError> {
         r#"[package]
 name = "edge-sdk"
 description = "Write edge hooks in Rust: the hooks world's bindings, pass-through defaults and helpers."
-version = "0.1.0"
+version = "{version}"
 edition = "2024"
 publish = false
 
@@ -94,7 +94,9 @@ default = ["std"]
 std = ["dep:cookie"]
 
 [dependencies]
-{deps}"#
+{deps}"#,
+        // The SDK's version is the workspace's, as this binary's is.
+        version = env!("CARGO_PKG_VERSION"),
     ))
 }
 
@@ -141,23 +143,36 @@ fn plugin_source(name: &str) -> String {
         r#"//! {name}: an edge hook. Every event has a pass-through default;
 //! write only the ones you need.
 
+use std::sync::Mutex;
+
 use edge_sdk::{{Context, Hooks, Request, RequestAction, Response}};
 
 struct Plugin;
+
+/// Where viewer-request sent this request. The host runs the hook in one
+/// instance per request: viewer-response of the same request reads what
+/// viewer-request kept here, and no other request ever sees it.
+static ROUTE: Mutex<&str> = Mutex::new("default");
 
 impl Hooks for Plugin {{
     /// Sends requests marked `x-canary: 1` to the origin `canary`, if the
     /// behavior has one (an origin id it lacks fails the request with 502).
     fn viewer_request(_ctx: Context, req: Request) -> RequestAction {{
         if req.header("x-canary") == Some("1") {{
+            if let Ok(mut route) = ROUTE.lock() {{
+                *route = "canary";
+            }}
             return RequestAction::forward_to(req, "canary");
         }}
         RequestAction::forward(req)
     }}
 
-    /// Says which hook served the response.
+    /// Says which hook served the response, and where viewer-request sent it.
     fn viewer_response(_ctx: Context, _req: Request, mut resp: Response) -> Response {{
         resp.set_header("x-hook", "{name}");
+        if let Ok(route) = ROUTE.lock() {{
+            resp.set_header("x-routed", *route);
+        }}
         resp
     }}
 }}
@@ -219,16 +234,26 @@ fn js_source(name: &str) -> String {
 // pass through; edge.d.ts has the types.
 import {{ defineHooks, forward, header, setHeader }} from "./edge.js";
 
+// Where viewerRequest sent this request. The host runs the hook in one
+// instance per request: viewerResponse of the same request reads what
+// viewerRequest kept here, and no other request ever sees it.
+let route = "default";
+
 export const events = defineHooks({{
   // Sends requests marked `x-canary: 1` to the origin `canary`, if the
   // behavior has one (an origin id it lacks fails the request with 502).
   viewerRequest(_ctx, req) {{
-    return header(req, "x-canary") === "1" ? forward(req, "canary") : forward(req);
+    if (header(req, "x-canary") === "1") {{
+      route = "canary";
+      return forward(req, "canary");
+    }}
+    return forward(req);
   }},
 
-  // Says which hook served the response.
+  // Says which hook served the response, and where viewerRequest sent it.
   viewerResponse(_ctx, _req, resp) {{
     setHeader(resp, "x-hook", "{name}");
+    setHeader(resp, "x-routed", route);
     return resp;
   }},
 }});

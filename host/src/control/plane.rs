@@ -316,14 +316,17 @@ impl ControlPlane {
                     "{field}.module: no hook {module:?} has been uploaded"
                 )));
             };
-            if !hook.secret_stores.is_empty() && compiled.world == wasm::World::V0_1 {
+            // What 0.1.0 components cannot be given.
+            let newer = [
+                ("secret_stores", !hook.secret_stores.is_empty(), "secrets"),
+                ("include_body", hook.include_body, "bodies"),
+                ("fetch", hook.fetch.is_some(), "fetch"),
+            ];
+            if compiled.world == wasm::World::V0_1
+                && let Some((name, _, what)) = newer.iter().find(|(_, asked, _)| *asked)
+            {
                 return Err(ApiError::invalid_argument(format!(
-                    "{field}.secret_stores: hook {module:?} is built for edge:hooks@0.1.0, which has no secrets; rebuild it with the current SDK"
-                )));
-            }
-            if hook.include_body && compiled.world == wasm::World::V0_1 {
-                return Err(ApiError::invalid_argument(format!(
-                    "{field}.include_body: hook {module:?} is built for edge:hooks@0.1.0, which has no bodies; rebuild it with the current SDK"
+                    "{field}.{name}: hook {module:?} is built for edge:hooks@0.1.0, which has no {what}; rebuild it with the current SDK"
                 )));
             }
         }
