@@ -182,6 +182,20 @@ async fn a_hook_reaches_declared_servers_only_within_its_limits() {
         let line = format!("edge_hook_fetches_total{{hook=\"misbehave\",outcome=\"{outcome}\"}}");
         assert_eq!(edge.metric(&line).await, n, "{outcome}");
     }
+    // A backend's `origin_path` goes before the path, as an origin's does.
+    let mut prefixed = backend("api", &api);
+    prefixed["origin_path"] = json!("/v2");
+    edge.create(site(
+        "prefixed.example.com",
+        &origin,
+        json!([prefixed]),
+        fetcher(&format!("{api_url}/a?x=1"), 1, json!({})),
+    ))
+    .await;
+    assert_eq!(
+        get("prefixed").await.text(),
+        "fetch=200 body=api /v2/a?x=1 user=-"
+    );
 }
 
 #[tokio::test]

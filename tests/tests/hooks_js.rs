@@ -381,3 +381,94 @@ async fn a_new_javascript_plugin_builds_tests_uploads_and_routes() {
         &failed[..failed.len().min(5)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_dev_rebuilds_a_javascript_plugin_with_one_builder_kept_running() {
+    use edge::cli::dev::{DevArgs, DevSession};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parent = dir.path().to_string_lossy().into_owned();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = vec![
+        "edge", "hook", "new", "canary", "--lang", "js", "--dir", &parent,
+    ];
+    let code = edge::cli::run_args(argv, &mut out, &mut err).await;
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let project = Path::new(String::from_utf8_lossy(&out).trim()).to_path_buf();
+    let sdk = tokio::task::spawn_blocking(js::sdk_dir).await.expect("npm");
+    std::os::unix::fs::symlink(sdk.join("node_modules"), project.join("node_modules"))
+        .expect("link node_modules");
+    let origin = Origin::start(|_| Reply::ok("local")).await;
+    let config = dir.path().join("dist.json");
+    let association = json!({"module": "canary"});
+    std::fs::write(
+        &config,
+        json!({
+            "aliases": ["dev.example.com"],
+            "origins": [{"id": "web", "domain_name": "127.0.0.1:1", "protocol": "http"}],
+            "default_cache_behavior": {"target_origin_id": "web", "default_ttl": 0, "hooks": {
+                "viewer_request": association.clone(), "viewer_response": association}}
+        })
+        .to_string(),
+    )
+    .expect("write the config");
+    let session = DevSession::start(&DevArgs {
+        config,
+        origin: Some(format!("http://{}", origin.domain())),
+        hooks: vec![format!("canary={}", project.display())],
+        listen: "127.0.0.1:0".parse().expect("address"),
+        control: "127.0.0.1:0".parse().expect("address"),
+        compile_cache: edge::cli::CompileCacheArgs {
+            compile_cache: Some(dir.path().join("compiled")),
+        },
+    })
+    .await
+    .expect("edge dev starts");
+    let client = edge_e2e::HttpClient::default();
+    let viewer = session.host.viewer_addr;
+    let hook_header = || {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get(format!("http://{viewer}/"))
+                .header("host", "dev.example.com")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request");
+            let got = client.send(req).await;
+            assert_eq!(got.text(), "local");
+            got.header("x-hook").map(str::to_owned)
+        }
+    };
+    assert_eq!(hook_header().await.as_deref(), Some("canary"));
+
+    let source = project.join("hook.js");
+    let original = std::fs::read_to_string(&source).expect("hook.js");
+    let edit = |text: &str| std::fs::write(&source, text).expect("edit hook.js");
+    let mut log = Vec::new();
+    // Each edit is built by the builder the first build started.
+    edit(&original.replace("\"x-hook\", \"canary\"", "\"x-hook\", \"canary-2\""));
+    session.apply(std::slice::from_ref(&source), &mut log).await;
+    assert_eq!(hook_header().await.as_deref(), Some("canary-2"));
+    // A module that does not build leaves the last good one serving, and
+    // the builder running.
+    edit("export const events = ;\n");
+    session.apply(std::slice::from_ref(&source), &mut log).await;
+    assert_eq!(hook_header().await.as_deref(), Some("canary-2"));
+    edit(&original.replace("\"x-hook\", \"canary\"", "\"x-hook\", \"canary-3\""));
+    session.apply(std::slice::from_ref(&source), &mut log).await;
+    assert_eq!(hook_header().await.as_deref(), Some("canary-3"));
+
+    let log = String::from_utf8_lossy(&log).into_owned();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[0].contains("by the builder kept running (build 2)"),
+        "{log}"
+    );
+    assert!(lines[1].contains("hook canary not reloaded"), "{log}");
+    assert!(lines[1].contains("hook.js"), "{log}");
+    assert!(
+        lines[2].contains("by the builder kept running (build 4)"),
+        "{log}"
+    );
+    session.host.shutdown().await;
+}

@@ -6,8 +6,10 @@
 //! The config file is the distribution's JSON; `--origin` points every origin
 //! at a local server; `--hook NAME=FILE.wasm` uploads a component and
 //! uploads it again when the file changes, `--hook NAME=DIR` builds a plugin
-//! crate and builds it again when its sources change. A config or hook that
-//! does not validate is reported and the last good one keeps serving.
+//! crate and builds it again when its sources change (a JavaScript plugin
+//! with one builder kept running, so a rebuild does not load componentize-js
+//! again). A config or hook that does not validate is reported and the last
+//! good one keeps serving.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -58,6 +60,48 @@ enum Source {
     Crate(PathBuf),
 }
 
+/// A JavaScript plugin's builder, kept running between rebuilds.
+type Builder = Arc<std::sync::Mutex<Option<super::scaffold::WarmBuilder>>>;
+
+/// Builds the plugin in `dir`: a JavaScript one with its builder kept in
+/// `warm` (started with the first build, started again if it stopped), any
+/// other as `edge hook build` does. The component, and for a JavaScript
+/// plugin what its build took.
+fn build(dir: &Path, warm: &Builder) -> Result<(PathBuf, Option<String>), CliError> {
+    use super::scaffold::{WarmBuilder, build_plugin, is_js_plugin};
+    let plain = || build_plugin(dir, None).map(|wasm| (wasm, None));
+    if !is_js_plugin(dir) {
+        return plain();
+    }
+    let mut warm = warm
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..2 {
+        if warm.is_none() {
+            match WarmBuilder::start(dir)? {
+                Some(started) => *warm = Some(started),
+                // A build script of the plugin's own.
+                None => return plain(),
+            }
+        }
+        let Some(builder) = warm.as_mut() else {
+            break;
+        };
+        match builder.build() {
+            Err(_) if !builder.running() => *warm = None,
+            Err(e) => return Err(e),
+            Ok(built) => {
+                let note = format!(
+                    "built in {:.1} s by the builder kept running (build {})",
+                    built.seconds, built.nth
+                );
+                return Ok((built.wasm, Some(note)));
+            }
+        }
+    }
+    Err(local("the JavaScript builder stopped twice"))
+}
+
 fn local(message: impl Into<String>) -> CliError {
     CliError::Local(message.into())
 }
@@ -72,6 +116,8 @@ pub struct DevSession {
     config: PathBuf,
     origin: Option<(crate::config::raw::Protocol, String)>,
     hooks: Vec<(String, Source)>,
+    /// Per hook, the builder of a JavaScript plugin.
+    builders: Vec<Builder>,
     _data: tempfile::TempDir,
 }
 
@@ -129,6 +175,7 @@ impl DevSession {
             domain_name: String::new(),
             config: args.config.clone(),
             origin,
+            builders: hooks.iter().map(|_| Builder::default()).collect(),
             hooks,
             _data: data,
         };
@@ -164,24 +211,33 @@ impl DevSession {
         Ok(config)
     }
 
-    /// Builds (for a crate) and uploads hook `i`; its version.
-    async fn upload(&self, i: usize) -> Result<String, CliError> {
+    /// Builds (for a crate) and uploads hook `i`; its version, and what
+    /// its build took when that is known.
+    async fn upload(&self, i: usize) -> Result<(String, Option<String>), CliError> {
         let (name, source) = &self.hooks[i];
-        let wasm = match source {
-            Source::Wasm(path) => path.clone(),
+        let (wasm, note) = match source {
+            Source::Wasm(path) => (path.clone(), None),
             Source::Crate(dir) => {
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(move || super::scaffold::build_plugin(&dir, None))
+                let (dir, warm) = (dir.clone(), self.builders[i].clone());
+                tokio::task::spawn_blocking(move || build(&dir, &warm))
                     .await
                     .map_err(|e| local(e.to_string()))??
             }
         };
         let bytes =
             std::fs::read(&wasm).map_err(|e| local(format!("reading {}: {e}", wasm.display())))?;
-        self.plane()
+        let began = std::time::Instant::now();
+        let version = self
+            .plane()
             .put_hook(name, bytes.into())
             .await
-            .map_err(|e| local(format!("hook {name}: {}", e.message)))
+            .map_err(|e| local(format!("hook {name}: {}", e.message)))?;
+        let compiled = format!("compiled in {:.1} s", began.elapsed().as_secs_f64());
+        let note = match note {
+            Some(built) => format!("{built}, {compiled}"),
+            None => compiled,
+        };
+        Ok((version, Some(note)))
     }
 
     /// Replaces the distribution's config with the file's.
@@ -253,7 +309,10 @@ impl DevSession {
         for i in hooks {
             let name = &self.hooks[i].0;
             let line = match self.upload(i).await {
-                Ok(version) => format!("hook {name}: {version}, serving from the next request"),
+                Ok((version, note)) => format!(
+                    "hook {name}: {version}{}, serving from the next request",
+                    note.map_or_else(String::new, |note| format!(", {note}"))
+                ),
                 Err(e) => {
                     format!("hook {name} not reloaded: {e}; the last good version keeps serving")
                 }

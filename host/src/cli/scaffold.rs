@@ -347,30 +347,43 @@ fn rust_files(name: &str) -> Result<Vec<(String, String)>, CliError> {
     Ok(files)
 }
 
+/// Whether `dir` is a JavaScript plugin: `package.json` and no `Cargo.toml`.
+pub fn is_js_plugin(dir: &Path) -> bool {
+    !dir.join("Cargo.toml").exists() && dir.join("package.json").exists()
+}
+
+/// Runs `npm` with `args` in `dir`.
+fn npm(dir: &Path, args: &[&str]) -> Result<(), CliError> {
+    let status = Command::new("npm")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| {
+            local(format!(
+                "running npm (Node.js is needed for JavaScript hooks): {e}"
+            ))
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(local(format!("npm {} failed ({status})", args.join(" "))))
+    }
+}
+
+/// `npm install` in a JavaScript plugin that has no `node_modules` yet.
+fn install_js_plugin(dir: &Path) -> Result<(), CliError> {
+    if dir.join("node_modules").exists() {
+        return Ok(());
+    }
+    npm(dir, &["install", "--no-audit", "--no-fund"])
+}
+
 /// `edge hook build` for a JavaScript plugin (a folder with `package.json`
 /// and no `Cargo.toml`): `npm install` when `node_modules` is missing, then
 /// `npm run build`; the `hook.wasm` built.
 fn build_js_plugin(dir: &Path) -> Result<PathBuf, CliError> {
-    let npm = |args: &[&str]| -> Result<(), CliError> {
-        let status = Command::new("npm")
-            .args(args)
-            .current_dir(dir)
-            .status()
-            .map_err(|e| {
-                local(format!(
-                    "running npm (Node.js is needed for JavaScript hooks): {e}"
-                ))
-            })?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(local(format!("npm {} failed ({status})", args.join(" "))))
-        }
-    };
-    if !dir.join("node_modules").exists() {
-        npm(&["install", "--no-audit", "--no-fund"])?;
-    }
-    npm(&["run", "--silent", "build"])?;
+    install_js_plugin(dir)?;
+    npm(dir, &["run", "--silent", "build"])?;
     let wasm = dir.join("hook.wasm");
     if !wasm.exists() {
         return Err(local(format!(
@@ -379,6 +392,133 @@ fn build_js_plugin(dir: &Path) -> Result<PathBuf, CliError> {
         )));
     }
     Ok(wasm)
+}
+
+/// What starts an answer of `node build.mjs --serve` on its stdout.
+const BUILDER_ANSWER: &str = "@@edge-build ";
+
+/// A JavaScript plugin's builder kept running (`node build.mjs --serve`):
+/// componentize-js and the WebAssembly it runs load once, so a rebuild takes
+/// well under half of a build's time. `edge dev` keeps one per plugin.
+#[derive(Debug)]
+pub struct WarmBuilder {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The module built and the component written, from the plugin's
+    /// `build` script.
+    source: PathBuf,
+    out: PathBuf,
+    /// Builds answered so far.
+    builds: u32,
+}
+
+/// A build of a [`WarmBuilder`].
+#[derive(Debug, Clone)]
+pub struct WarmBuild {
+    /// The component written.
+    pub wasm: PathBuf,
+    /// What componentize-js took.
+    pub seconds: f64,
+    /// Which of the builder's builds it was (1 for the first).
+    pub nth: u32,
+}
+
+impl WarmBuilder {
+    /// The builder of the JavaScript plugin in `dir` (installing its
+    /// packages first), when its `build` script is the scaffold's `node
+    /// build.mjs SOURCE OUT`; `None` for any other script.
+    pub fn start(dir: &Path) -> Result<Option<Self>, CliError> {
+        let manifest = dir.join("package.json");
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| local(format!("reading {}: {e}", manifest.display())))?;
+        let package: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| local(format!("{}: {e}", manifest.display())))?;
+        let script: Vec<&str> = package["scripts"]["build"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let ["node", "build.mjs", source, out] = script[..] else {
+            return Ok(None);
+        };
+        install_js_plugin(dir)?;
+        let mut child = Command::new("node")
+            .args(["build.mjs", "--serve"])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                local(format!(
+                    "running node (Node.js is needed for JavaScript hooks): {e}"
+                ))
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(local("node's stdin and stdout were not piped"));
+        };
+        Ok(Some(Self {
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout),
+            source: dir.join(source),
+            out: dir.join(out),
+            builds: 0,
+        }))
+    }
+
+    /// Whether the builder is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Builds the plugin; the component written. A failed build leaves the
+    /// builder running; one that stopped is an error (start another).
+    pub fn build(&mut self) -> Result<WarmBuild, CliError> {
+        use std::io::{BufRead as _, Write as _};
+        let request = serde_json::json!({"source": self.source, "out": self.out});
+        writeln!(self.stdin, "{request}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| local(format!("the JavaScript builder stopped: {e}")))?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = self
+                .stdout
+                .read_line(&mut line)
+                .map_err(|e| local(format!("the JavaScript builder: {e}")))?;
+            if read == 0 {
+                return Err(local("the JavaScript builder stopped"));
+            }
+            let Some(answer) = line.trim_end().strip_prefix(BUILDER_ANSWER) else {
+                // What the build printed (the hook's top level runs in it).
+                eprint!("{line}");
+                continue;
+            };
+            let answer: serde_json::Value = serde_json::from_str(answer)
+                .map_err(|e| local(format!("the JavaScript builder's answer: {e}")))?;
+            self.builds += 1;
+            return match answer["error"].as_str() {
+                Some(error) => Err(local(format!(
+                    "building {}: {error}",
+                    self.source.display()
+                ))),
+                None => Ok(WarmBuild {
+                    wasm: self.out.clone(),
+                    seconds: answer["seconds"].as_f64().unwrap_or_default(),
+                    nth: self.builds,
+                }),
+            };
+        }
+    }
+}
+
+impl Drop for WarmBuilder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The package name in a plugin's `Cargo.toml`.
@@ -408,7 +548,7 @@ fn package_name(dir: &Path) -> Result<String, CliError> {
 /// (adding the target with rustup when it is missing), or a JavaScript
 /// plugin's build; the `.wasm` built.
 pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf, CliError> {
-    if !dir.join("Cargo.toml").exists() && dir.join("package.json").exists() {
+    if is_js_plugin(dir) {
         return build_js_plugin(dir);
     }
     let name = package_name(dir)?;

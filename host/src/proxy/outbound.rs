@@ -350,12 +350,13 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The request as the server gets it: its `Host`, its custom headers, the
+/// The request as the server gets it: its `origin_path` before the path,
+/// as the proxy's own requests have it, its `Host`, its custom headers, the
 /// body with its length.
 fn build(origin: &Origin, req: Outgoing) -> Result<Request<UpstreamBody>, FetchError> {
     let uri: Uri = format!(
-        "{}://{}{}",
-        origin.scheme, origin.authority, req.path_and_query
+        "{}://{}{}{}",
+        origin.scheme, origin.authority, origin.origin_path, req.path_and_query
     )
     .parse()
     .map_err(|e| FetchError::Invalid(format!("{e}")))?;
