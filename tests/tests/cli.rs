@@ -807,6 +807,58 @@ async fn hook_test_sends_fetch_requests_to_its_backends() {
     let run = hook_test(&[MISBEHAVE, "--config", &to_stranger, "--backend", &backend]).await;
     assert!(run.out.contains("+ x-fetch: not-declared"), "{}", run.out);
     assert_eq!(stranger.connections(), 0);
+    // From a HAR file: each request answered by its entry, no network.
+    let har = write_json(
+        &dir,
+        "api.har",
+        &json!({"log": {"entries": [
+            {"request": {"method": "GET", "url": "http://api.internal:8080/v1/check", "headers": []},
+             "response": {"status": 200, "headers": [{"name": "content-type", "value": "text/plain"}],
+                          "content": {"text": "ZnJvbSB0aGUgaGFy", "encoding": "base64"}}}
+        ]}}),
+    );
+    let from_har = |url: &str| config(url.to_owned());
+    let run = hook_test(&[
+        MISBEHAVE,
+        "--config",
+        &from_har("http://api.internal:8080/v1/check"),
+        "--fetch-har",
+        &har,
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.out, run.err);
+    assert!(
+        run.out.contains("+ x-fetch-body: from the har"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out
+            .contains("fetch GET http://api.internal:8080/v1/check -> 200\n"),
+        "{}",
+        run.out
+    );
+    // A recorded server without the entry fails; another server is not
+    // declared.
+    let run = hook_test(&[
+        MISBEHAVE,
+        "--config",
+        &from_har("http://api.internal:8080/v1/other"),
+        "--fetch-har",
+        &har,
+    ])
+    .await;
+    assert!(run.out.contains("+ x-fetch: failed"), "{}", run.out);
+    assert!(run.out.contains("no entry of"), "{}", run.out);
+    let run = hook_test(&[
+        MISBEHAVE,
+        "--config",
+        &from_har("http://api.internal:9090/v1/check"),
+        "--fetch-har",
+        &har,
+    ])
+    .await;
+    assert!(run.out.contains("+ x-fetch: not-declared"), "{}", run.out);
     let bad = hook_test(&[MISBEHAVE, "--backend", "api.internal"]).await;
     assert_ne!(bad.code, 0);
     assert!(

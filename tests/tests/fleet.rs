@@ -799,3 +799,83 @@ async fn a_host_fed_by_the_watch_serves_what_the_writing_host_serves() {
         "a deleted distribution's alias is not"
     );
 }
+
+/// Sets `payments/stripe` through `edge`.
+async fn put_secret(edge: &Edge, value: &str) {
+    let got = edge
+        .api_raw(
+            "PUT",
+            "/v1/secrets/payments/stripe",
+            value.as_bytes().to_vec(),
+            &[],
+            Some(edge_e2e::TOKEN),
+        )
+        .await;
+    assert!(got.status.is_success(), "{}", got.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_set_through_one_host_is_read_by_hooks_on_every_host() {
+    use edge_e2e::examples::MISBEHAVE;
+    let etcd = Etcd::start().await;
+    let (a, b) = (host(&etcd, "host-a").await, host(&etcd, "host-b").await);
+    let origin = Origin::start(|req| {
+        let secret = req
+            .headers
+            .get("x-secret")
+            .map_or("-", |v| v.to_str().unwrap_or("?"));
+        Reply::ok(format!("secret={secret}"))
+    })
+    .await;
+    a.upload_hook("misbehave", MISBEHAVE).await;
+    let reader = json!({"module": "misbehave", "secret_stores": ["payments"], "config": {
+        "viewer_request": "secret", "secret_store": "payments", "secret_name": "stripe"}});
+    let mut config = site(
+        "secret.fleet.test",
+        &origin,
+        json!({"viewer_request": reader}),
+    );
+    config["default_cache_behavior"]["default_ttl"] = json!(0);
+    a.create(config).await;
+    // Set through one host: a hook on the other reads it.
+    put_secret(&a, "sk_one").await;
+    assert!(
+        eventually(PROPAGATION, || serves(
+            &b,
+            "secret.fleet.test",
+            "secret=sk_one"
+        ))
+        .await,
+        "host b never read the secret"
+    );
+    // Rotated through the other: the first reads the new value.
+    put_secret(&b, "sk_two").await;
+    assert!(
+        eventually(PROPAGATION, || serves(
+            &a,
+            "secret.fleet.test",
+            "secret=sk_two"
+        ))
+        .await,
+        "host a never read the rotated secret"
+    );
+    // Deleted through one: gone on both.
+    let got = a
+        .api("DELETE", "/v1/secrets/payments/stripe", None, &[])
+        .await;
+    assert!(got.status.is_success(), "{}", got.text());
+    for edge in [&a, &b] {
+        assert!(
+            eventually(PROPAGATION, || serves(
+                edge,
+                "secret.fleet.test",
+                "secret=not-found"
+            ))
+            .await,
+            "a deleted secret was still read"
+        );
+    }
+    // Listed by name on both, never with a value.
+    let listed = b.api("GET", "/v1/secrets/payments", None, &[]).await;
+    assert!(!listed.text().contains("sk_"), "{}", listed.text());
+}

@@ -86,6 +86,11 @@ pub struct HookTestArgs {
     /// by what an earlier one stored.
     #[arg(long, requires = "backends")]
     pub fetch_cache: bool,
+    /// Answer the hook's `fetch` requests from a HAR file's entries (by
+    /// method and URL) instead of sending them: the servers its entries
+    /// name are the declared ones. The events may fetch as with `--backend`.
+    #[arg(long, value_name = "FILE", conflicts_with = "backends")]
+    pub fetch_har: Option<PathBuf>,
     /// A host pattern a hook may route to by name, as the distribution's
     /// `dynamic_origins.allow` lists one (`*.tenants.example.com`, with an
     /// optional `:port`; repeatable; http and https, any address).
@@ -227,29 +232,7 @@ fn viewer_request(args: &HookTestArgs) -> Result<(Exchange, IpAddr, Bytes), CliE
             .map_err(|_| local(format!("HAR url {url:?} is not a URL")))?;
         ex.path = uri.path().to_owned();
         ex.query = uri.query().map(str::to_owned);
-        for h in request
-            .get("headers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let (Some(name), Some(value)) = (
-                h.get("name").and_then(Value::as_str),
-                h.get("value").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            // HTTP/2 pseudo-headers are not fields.
-            if name.starts_with(':') {
-                continue;
-            }
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                ex.headers.append(n, v);
-            }
-        }
+        ex.headers = super::har::headers(request.get("headers"));
         if !ex.headers.contains_key(http::header::HOST)
             && let Some(Ok(host)) = uri.host().map(HeaderValue::from_str)
         {
@@ -841,9 +824,11 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         include_body: args.include_body,
         body_limit_kib: args.body_limit_kib,
         body_over_limit: args.body_over_limit,
-        fetch: (!args.backends.is_empty()).then(|| crate::config::raw::FetchConfig {
-            cache: args.fetch_cache,
-            ..Default::default()
+        fetch: (!args.backends.is_empty() || args.fetch_har.is_some()).then(|| {
+            crate::config::raw::FetchConfig {
+                cache: args.fetch_cache,
+                ..Default::default()
+            }
         }),
         secret_stores,
     };
@@ -862,7 +847,13 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         origins: args.origins.clone(),
         instances: wasm::RequestHooks::default(),
         body: BodyRead::of(&association),
-        outbound: backends(&args.backends)?,
+        outbound: match &args.fetch_har {
+            Some(har) => Some(Arc::new(Recorder {
+                inner: Arc::new(super::har::HarBackends::read(har)?),
+                sent: Arc::default(),
+            })),
+            None => backends(&args.backends)?,
+        },
         fetch: wasm::fetch::FetchLimits::of(&association),
         secret_stores: wasm::secret_stores(&association),
         dynamic: dynamic_origins(&args.dynamic_origins)?,

@@ -24,6 +24,7 @@ pub mod dev;
 mod dist;
 mod edit;
 mod files;
+mod har;
 mod hook;
 pub mod hook_test;
 mod import;
