@@ -101,3 +101,30 @@ async fn a_0_1_0_component_gets_a_fresh_instance_for_every_event() {
     }
     assert_eq!(edge.metric("edge_hook_instances_live").await, 0);
 }
+
+#[tokio::test]
+async fn a_component_built_from_a_draft_of_a_released_world_is_refused_at_upload() {
+    let edge = Edge::start().await;
+    let draft = fixture("hooks-0.2.0-draft/bluegreen.wasm");
+    let bytes = std::fs::read(&draft).expect("the draft fixture");
+    let got = edge
+        .api_raw(
+            "PUT",
+            "/v1/hooks/bluegreen",
+            bytes,
+            &[("content-type", "application/wasm")],
+            Some(edge_e2e::TOKEN),
+        )
+        .await;
+    assert_eq!(got.status, http::StatusCode::BAD_REQUEST, "{}", got.text());
+    let body = got.json();
+    assert_eq!(body["error"]["code"], "InvalidHook", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("build it with the current SDK"),
+        "{message}"
+    );
+    // Nothing was stored.
+    let listed = edge.api("GET", "/v1/hooks", None, &[]).await;
+    assert!(!listed.text().contains("bluegreen"), "{}", listed.text());
+}

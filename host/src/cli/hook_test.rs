@@ -736,8 +736,14 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
         .file_stem()
         .map_or_else(|| "hook".to_owned(), |s| s.to_string_lossy().into_owned());
     let began = std::time::Instant::now();
-    let compiled = runtime
-        .compile(&name, &bytes)
+    let compiled = Arc::new(
+        runtime
+            .compile(&name, &bytes)
+            .map_err(|e| local(format!("{}: {}", args.wasm.display(), e.0)))?,
+    );
+    runtime
+        .check_exports(&compiled)
+        .await
         .map_err(|e| local(format!("{}: {}", args.wasm.display(), e.0)))?;
     let compile = Compile {
         took: began.elapsed(),
@@ -834,7 +840,7 @@ pub async fn run(args: HookTestArgs, out: &mut dyn Write) -> Result<(), CliError
     };
     let runner = Runner {
         runtime,
-        compiled: Arc::new(compiled),
+        compiled,
         config: Arc::new(config),
         kv: Arc::new(kv),
         budget: args.cpu_budget_ms.map(Duration::from_millis),

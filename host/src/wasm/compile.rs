@@ -155,6 +155,50 @@ impl HookRuntime {
     }
 }
 
+impl HookRuntime {
+    /// Instantiates `compiled` once, in a store of its own, and looks up its
+    /// four events with the types its world gives them. Upload checks only
+    /// names; a component built from another draft of a world (the same
+    /// names, other records) would otherwise pass and then fail every
+    /// request that runs it.
+    pub async fn check_exports(&self, compiled: &Arc<CompiledHook>) -> Result<(), InvalidHook> {
+        let hook = BoundHook {
+            compiled: compiled.clone(),
+            event: Event::ViewerRequest,
+            config: Arc::default(),
+            budget: Duration::from_secs(1),
+            memory_limit: MAX_MEMORY_LIMIT,
+            body: None,
+            fetch: None,
+            secret_stores: Arc::from([]),
+        };
+        let mut store = new_store(&self.engine, &hook, "upload", Arc::default(), None);
+        // A start function that does not end is stopped at the first tick
+        // past a second.
+        let _ticking = self.ticker.enter();
+        store.set_epoch_deadline(
+            u64::try_from(Duration::from_secs(1).as_millis() / EPOCH_TICK.as_millis().max(1))
+                .unwrap_or(u64::MAX),
+        );
+        store.epoch_deadline_trap();
+        let instance = compiled
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| InvalidHook(format!("cannot be instantiated: {e:#}")))?;
+        let typed = match compiled.world {
+            World::V0_2 => bindings::v0_2::Hooks::new(&mut store, &instance).map(drop),
+            World::V0_1 => bindings::v0_1::Hooks::new(&mut store, &instance).map(drop),
+        };
+        typed.map_err(|e| {
+            InvalidHook(format!(
+                "exports the events of edge:hooks{} with other types than that world gives them ({e:#}): it was built from another version of the WIT; build it with the current SDK",
+                compiled.world.suffix()
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +242,26 @@ mod tests {
         assert!(is_provided_import("edge:hooks/secrets@0.2.0"));
         assert!(!is_provided_import("edge:hooks/tail@0.2.0"));
         assert!(!is_provided_import("edge:other/kv@0.2.0"));
+    }
+
+    #[tokio::test]
+    async fn a_component_built_from_a_draft_of_the_world_is_refused_at_upload() {
+        let rt = runtime();
+        let bytes = include_bytes!("../../../tests/fixtures/hooks-0.2.0-draft/bluegreen.wasm");
+        // Its export names are the world's: compiling alone takes it.
+        let compiled = Arc::new(rt.compile("draft", bytes).expect("the names match"));
+        assert_eq!(compiled.world, World::V0_2);
+        let err = rt
+            .check_exports(&compiled)
+            .await
+            .expect_err("a draft's types are not the world's");
+        assert!(err.0.contains("other types"), "{}", err.0);
+        assert!(err.0.contains("edge:hooks@0.2.0"), "{}", err.0);
+        // A component of the released 0.1.0 world passes.
+        let frozen = include_bytes!("../../../tests/fixtures/hooks-0.1.0/request_state.wasm");
+        let compiled = Arc::new(rt.compile("old", frozen).expect("a 0.1.0 component"));
+        rt.check_exports(&compiled)
+            .await
+            .expect("its types are its world's");
     }
 }

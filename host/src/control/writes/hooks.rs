@@ -38,6 +38,10 @@ impl ControlPlane {
     pub async fn put_hook(&self, name: &str, bytes: bytes::Bytes) -> Result<String, ApiError> {
         crate::config::validate_hook_name(name).map_err(ApiError::invalid_argument)?;
         let compiled = compile(&self.runtime, name, bytes.to_vec()).await?;
+        self.runtime
+            .check_exports(&compiled)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InvalidHook, e.0))?;
         let version = compiled.version.clone();
         let now = SystemTime::now();
         let meta = HookMeta {
