@@ -132,10 +132,34 @@ impl ApiClient {
         body: Bytes,
         token: Option<&str>,
     ) -> Result<http::Response<Bytes>, CliError> {
-        let transport = |reason: String| CliError::Transport {
+        let resp = self.request(method, path, headers, body, token).await?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| self.transport(e.to_string()))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, body))
+    }
+
+    /// A transport failure talking to this client's endpoint.
+    fn transport(&self, reason: String) -> CliError {
+        CliError::Transport {
             endpoint: self.endpoint.clone(),
             reason,
-        };
+        }
+    }
+
+    /// Sends one request and hands back the answer's head and its body
+    /// still to read.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        token: Option<&str>,
+    ) -> Result<http::Response<hyper::body::Incoming>, CliError> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.endpoint));
@@ -148,18 +172,10 @@ impl ApiClient {
         let req = req
             .body(Full::new(body))
             .map_err(|e| CliError::Local(format!("bad endpoint {:?}: {e}", self.endpoint)))?;
-        let resp = self
-            .client
+        self.client
             .request(req)
             .await
-            .map_err(|e| transport(format!("{e:#}")))?;
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| transport(e.to_string()))?
-            .to_bytes();
-        Ok(http::Response::from_parts(parts, body))
+            .map_err(|e| self.transport(format!("{e:#}")))
     }
 
     /// GETs `path` with this client's token and hands each line of the
@@ -171,24 +187,10 @@ impl ApiClient {
         path: &str,
         mut on_line: impl FnMut(&[u8]) -> Result<bool, CliError>,
     ) -> Result<(), CliError> {
-        let transport = |reason: String| CliError::Transport {
-            endpoint: self.endpoint.clone(),
-            reason,
-        };
-        let mut req = Request::builder()
-            .method(Method::GET)
-            .uri(format!("{}{path}", self.endpoint));
-        if let Some(token) = self.token() {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| CliError::Local(format!("bad endpoint {:?}: {e}", self.endpoint)))?;
+        let transport = |reason: String| self.transport(reason);
         let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| transport(format!("{e:#}")))?;
+            .request(Method::GET, path, &[], Bytes::new(), self.token())
+            .await?;
         let status = resp.status();
         let mut body = resp.into_body();
         if !status.is_success() {
