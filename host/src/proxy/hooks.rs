@@ -30,18 +30,18 @@ impl<O: Origins> Proxy<O> {
         ctx: &'a RequestCtx,
         dist: &'a Arc<ServedDistribution>,
     ) -> HookStage<'a> {
-        let outbound = hook
-            .fetch
-            .and_then(|_| tokio::runtime::Handle::try_current().ok())
-            .map(|runtime| {
-                Arc::new(super::outbound::HookFetch {
-                    origins: self.origins.clone(),
-                    metrics: self.metrics.clone(),
-                    dist: dist.clone(),
-                    runtime,
-                    cache: Some(self.cache.clone()),
-                }) as Arc<dyn Outbound>
-            });
+        let outbound = hook.fetch.and_then(|limits| {
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            Some(Arc::new(super::outbound::HookFetch {
+                origins: self.origins.clone(),
+                metrics: self.metrics.clone(),
+                dist: dist.clone(),
+                runtime,
+                // The cache's handles are cloned only for an association
+                // that sends through it.
+                cache: limits.cache.then(|| self.cache.clone()),
+            }) as Arc<dyn Outbound>)
+        });
         HookStage {
             outbound,
             runtime: &self.hooks,
