@@ -62,6 +62,10 @@ pub struct Record {
     pub origin: Option<String>,
     /// Milliseconds spent in hooks.
     pub hook_time_ms: f64,
+    /// Bytes the viewer sent through a WebSocket (whose `sc_bytes` are the
+    /// bytes the origin sent it, and `time_taken` its life); `null` for
+    /// other requests.
+    pub cs_bytes: Option<u64>,
 }
 
 impl Record {
@@ -147,5 +151,12 @@ impl Pending {
         self.record.sc_bytes = bytes;
         self.record.done(self.started);
         self.log.send(self.record);
+    }
+
+    /// Completes a WebSocket's record when it closed: the bytes each side
+    /// sent through it.
+    pub fn finish_tunnel(mut self, to_viewer: u64, from_viewer: u64) {
+        self.record.cs_bytes = Some(from_viewer);
+        self.finish(to_viewer);
     }
 }

@@ -124,7 +124,7 @@ pub fn hook_output(data: &[u8]) {
         headers: headers.clone(),
         body,
     };
-    if let Ok(checked) = convert::response_from_wit(response, &before, CAP) {
+    if let Ok(checked) = convert::response_from_wit(response, &before, None, CAP) {
         assert!((200..=599).contains(&checked.status.as_u16()));
         assert!(checked.body.as_ref().is_none_or(|b| b.len() <= CAP));
         check_headers(&checked.headers);

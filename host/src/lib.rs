@@ -20,7 +20,8 @@
 //! The ground floor, which every room may use and which uses none of them:
 //! [`path`] (request-path normalization), [`fields`] (header-field rules),
 //! [`tls`] (viewer certificates), [`time`], [`limits`], [`ids`], [`priority`],
-//! [`interim`] (1xx responses written ahead of hyper's).
+//! [`interim`] (1xx responses written ahead of hyper's), [`upgrade`] (a viewer
+//! connection handed on after `101 Switching Protocols`).
 
 #![forbid(unsafe_code)]
 
@@ -47,6 +48,7 @@ pub mod store;
 pub mod tail;
 pub mod time;
 pub mod tls;
+pub mod upgrade;
 pub mod wasm;
 
 pub use server::{HostOptions, RunningHost};

@@ -26,6 +26,8 @@ pub struct Metrics {
     accept_exhausted: AtomicU64,
     /// What the cache cluster did (see [`crate::cluster`]).
     pub cluster: ClusterCounters,
+    /// WebSockets the host relayed.
+    pub websockets: WebSocketCounters,
     /// Each distribution's counters, by id.
     distributions: Mutex<BTreeMap<String, Arc<DistributionStats>>>,
 }
@@ -196,6 +198,36 @@ impl Metrics {
                 self.cluster.served.load(Ordering::Relaxed),
             ),
             (
+                "edge_websockets_total",
+                "counter",
+                "WebSockets opened: handshakes the origin accepted with 101.",
+                self.websockets.opened.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_websockets_open",
+                "gauge",
+                "WebSockets open now.",
+                self.websockets.open.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_websockets_idle_closed_total",
+                "counter",
+                "WebSockets closed by the host after their behavior's idle timeout.",
+                self.websockets.idle_closed.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_websocket_viewer_bytes_total",
+                "counter",
+                "Bytes viewers sent through WebSockets (to origins).",
+                self.websockets.from_viewers.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_websocket_origin_bytes_total",
+                "counter",
+                "Bytes origins sent through WebSockets (to viewers).",
+                self.websockets.from_origins.load(Ordering::Relaxed),
+            ),
+            (
                 "edge_config_revision",
                 "gauge",
                 "Store revision of the config being served.",
@@ -238,6 +270,21 @@ pub struct ClusterCounters {
     pub fallbacks: AtomicU64,
     /// Requests this host answered for other members.
     pub served: AtomicU64,
+}
+
+/// What the host's WebSockets did.
+#[derive(Debug, Default)]
+pub struct WebSocketCounters {
+    /// Opened (the origin answered 101).
+    pub opened: AtomicU64,
+    /// Open now.
+    pub open: AtomicU64,
+    /// Closed for passing no bytes within the idle timeout.
+    pub idle_closed: AtomicU64,
+    /// Bytes viewers sent.
+    pub from_viewers: AtomicU64,
+    /// Bytes origins sent.
+    pub from_origins: AtomicU64,
 }
 
 /// The process's open descriptors and resident memory, by the names

@@ -561,3 +561,82 @@ fn a_hook_author_tests_a_hook_twice_and_waits_for_one_compile() {
     );
     assert_eq!(other, "false");
 }
+
+/// A WebSocket echo server, as a chat backend is: each text message comes
+/// back prefixed with `echo: `.
+fn websocket_origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let Ok(mut ws) = tungstenite::accept(stream) else {
+                    return;
+                };
+                while let Ok(message) = ws.read() {
+                    if let tungstenite::Message::Text(text) = message {
+                        let answer = format!("echo: {}", text.as_str());
+                        if ws.send(tungstenite::Message::text(answer)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_websocket_app_is_served_behind_the_host() {
+    let origin = websocket_origin();
+    let dir = workdir();
+    let cwd = dir.path();
+    let host = Host::start(
+        cwd,
+        &["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"],
+    );
+    std::fs::write(
+        cwd.join("chat.json"),
+        format!(
+            r#"{{"aliases": ["chat.test"], "origins": [{{"id": "app", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "app", "websocket_idle_timeout_seconds": 120}}}}"#
+        ),
+    )
+    .expect("chat.json");
+    let endpoint = format!("EDGE_ENDPOINT={}", host.control);
+    let id = sh_ok(
+        cwd,
+        &format!("{endpoint} edge dist create --config chat.json -o id"),
+    );
+    // What the operator wrote is what `get-config` gives back.
+    let idle = sh_ok(
+        cwd,
+        &format!(
+            "{endpoint} edge dist get-config {id} | jq .default_cache_behavior.websocket_idle_timeout_seconds"
+        ),
+    );
+    assert_eq!(idle, "120");
+
+    let stream = TcpStream::connect(host.viewer).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let (mut ws, handshake) =
+        tungstenite::client::client("ws://chat.test/live", stream).expect("the handshake");
+    assert_eq!(handshake.status(), 101);
+    for word in ["hello", "world"] {
+        ws.send(tungstenite::Message::text(word)).expect("send");
+        let answer = ws.read().expect("an answer");
+        assert_eq!(answer.to_text().expect("text"), format!("echo: {word}"));
+    }
+    let open = sh_ok(
+        cwd,
+        &format!(
+            "curl -s -H \"authorization: Bearer $(cat edge-data/token)\" http://{}/metrics | grep '^edge_websockets_open'",
+            host.control
+        ),
+    );
+    assert_eq!(open, "edge_websockets_open 1");
+    ws.close(None).expect("close");
+}

@@ -164,7 +164,7 @@ fn random_hook_responses_are_checked_without_panicking() {
             headers,
             body,
         };
-        if convert::response_from_wit(response, &HeaderMap::new(), 40 * 1024).is_ok() {
+        if convert::response_from_wit(response, &HeaderMap::new(), None, 40 * 1024).is_ok() {
             accepted += 1;
         }
     }

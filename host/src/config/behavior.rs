@@ -28,7 +28,15 @@ pub struct Behavior {
     pub keep_tag_headers: bool,
     /// Serve a stale stored response when the origin cannot be reached.
     pub serve_stale_on_error: bool,
+    /// How long a WebSocket may pass no bytes before it is closed.
+    pub websocket_idle_timeout: std::time::Duration,
 }
+
+/// A WebSocket's idle timeout when its behavior names none (CloudFront's).
+pub const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_SECONDS: u64 = 600;
+
+/// The longest idle timeout a behavior may give its WebSockets: a day.
+pub const MAX_WEBSOCKET_IDLE_TIMEOUT_SECONDS: u64 = 86_400;
 
 /// The forwarding fields the host sets on a behavior's origin requests, each
 /// with the host's own value.
@@ -141,6 +149,15 @@ pub(super) fn validate_behavior(
             set
         }
     };
+    let idle = b
+        .websocket_idle_timeout_seconds
+        .unwrap_or(DEFAULT_WEBSOCKET_IDLE_TIMEOUT_SECONDS);
+    if !(1..=MAX_WEBSOCKET_IDLE_TIMEOUT_SECONDS).contains(&idle) {
+        return Err(ConfigError::new(
+            format!("{field}.websocket_idle_timeout_seconds"),
+            format!("must be 1 to {MAX_WEBSOCKET_IDLE_TIMEOUT_SECONDS} seconds, not {idle}"),
+        ));
+    }
     Ok(Behavior {
         target_origin_id: b.target_origin_id.clone(),
         ttl,
@@ -154,6 +171,7 @@ pub(super) fn validate_behavior(
         forwarding,
         keep_tag_headers: b.keep_tag_headers,
         serve_stale_on_error: b.serve_stale_on_error,
+        websocket_idle_timeout: std::time::Duration::from_secs(idle),
     })
 }
 

@@ -817,6 +817,7 @@ impl Importer {
             forwarding_headers: None,
             keep_tag_headers: false,
             serve_stale_on_error: true,
+            websocket_idle_timeout_seconds: None,
             hooks: HooksConfig::default(),
         })
     }

@@ -193,6 +193,11 @@ pub struct CacheBehaviorConfig {
     /// 4.2.4). On by default, as in Squid and ATS.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub serve_stale_on_error: bool,
+    /// How long a WebSocket through this behavior may pass no bytes either
+    /// way before the host closes it (1 to 86400; absent, 600, as
+    /// CloudFront's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket_idle_timeout_seconds: Option<u64>,
     #[serde(default)]
     pub hooks: HooksConfig,
 }

@@ -51,6 +51,8 @@ pub(super) struct RequestCtx {
     pub interim: Option<InterimSender>,
     /// The hook instances that serve the request's later events.
     pub hooks: RequestHooks,
+    /// The WebSocket the origin accepted, opened once its 101 is out.
+    pub tunnel: Option<super::tunnel::Tunnel>,
 }
 
 impl RequestCtx {
@@ -72,6 +74,7 @@ impl RequestCtx {
             tags: None,
             interim: None,
             hooks: RequestHooks::default(),
+            tunnel: None,
         }
     }
 

@@ -20,6 +20,10 @@
 //!  11 respond ─────── errors, fields, counters, gate, access log        (respond.rs)
 //! ```
 //!
+//! A WebSocket handshake leaves after phase 4 for phases 6, 7 and 10 of its
+//! own (tunnel.rs), never the cache; once the origin switched protocols,
+//! the host relays the socket's bytes beside the request path.
+//!
 //! A phase a behavior has nothing for is a no-op: hooks run only on the
 //! events the behavior attaches them to, the arm only under a
 //! continuous-deployment policy, lookup and admit only for GET and HEAD
@@ -53,6 +57,7 @@ pub mod routing;
 pub mod stored;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 mod upstream;
 
 use std::convert::Infallible;
@@ -168,7 +173,13 @@ impl<O: Origins> Proxy<O> {
         if let Some(interim) = &ctx.interim {
             interim.close();
         }
-        Ok(self.respond(&mut ctx, served))
+        let resp = self.respond(&mut ctx, served);
+        if let Some(tunnel) = ctx.tunnel.take()
+            && tunnel.opens_with(resp.status())
+        {
+            tunnel.open(self.metrics.clone(), ctx.request_id.clone());
+        }
+        Ok(resp)
     }
 
     /// Phases 1 to 10.
@@ -183,7 +194,8 @@ impl<O: Origins> Proxy<O> {
     {
         // 1: resolve.
         let resolve::Resolved { host, dist, path } = self.resolve(&req, ctx)?;
-        let (parts, viewer_body) = req.into_parts();
+        let (mut parts, viewer_body) = req.into_parts();
+        let websocket = tunnel::take_websocket(&mut parts);
         let mut viewer_body = Some(viewer_body.map_err(Into::into).boxed_unsync());
         let mut viewer_headers = parts.headers;
 
@@ -235,13 +247,19 @@ impl<O: Origins> Proxy<O> {
             record.origin = Some(ex.target_id.clone());
         }
 
-        let cacheable = matches!(ex.method, Method::GET | Method::HEAD);
+        let cacheable = matches!(ex.method, Method::GET | Method::HEAD) && websocket.is_none();
         let viewer = headers::Viewer {
             client: ctx.client.ip(),
             tls: ctx.tls,
             host: &host,
         };
         let out = self.origin_request(&ex, viewer, behavior, cacheable);
+        if let Some(upgrade) = websocket {
+            // 6 and 7 for a WebSocket handshake, then 10.
+            let resp = self.handshake(ctx, &dist, index, out, upgrade).await?;
+            let resp = self.viewer_response(hooks, ctx, &dist, &ex, resp).await?;
+            return Ok(tunnel::switching(resp, ctx.tunnel.as_ref()));
+        }
         let mut trip = Trip {
             dist: &dist,
             host: &host,

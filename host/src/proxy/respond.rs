@@ -73,6 +73,11 @@ impl<O: Origins> Proxy<O> {
                 started: ctx.started,
                 log: Arc::clone(log),
             };
+            // A WebSocket's record is finished when it closes.
+            if let Some(tunnel) = ctx.tunnel.as_mut().filter(|t| t.opens_with(resp.status())) {
+                tunnel.log = Some(pending);
+                return resp;
+            }
             let (head, body) = resp.into_parts();
             resp = Response::from_parts(head, LoggedBody::wrap(body, pending));
         }
@@ -121,6 +126,7 @@ impl<O: Origins> Proxy<O> {
             arm: "primary",
             origin: None,
             hook_time_ms: 0.0,
+            cs_bytes: None,
         }
     }
 }

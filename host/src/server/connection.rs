@@ -98,18 +98,31 @@ pub(super) async fn serve_connection<IO>(
         if let Some(certificate) = &certificate {
             req.extensions_mut().insert(certificate.clone());
         }
+        // A request to switch protocols (a WebSocket handshake): the
+        // connection is handed to the proxy if it answers 101.
+        if let Some(on) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() {
+            req.extensions_mut()
+                .insert(crate::upgrade::ViewerUpgrade::from_hyper(on));
+        }
         // 1xx responses reach HTTP/1.1 viewers only (RFC 9110 15.2).
         if req.version() == http::Version::HTTP_11 {
             req.extensions_mut().insert(interim.sender());
         }
         let in_flight = watched.request();
         let handled = proxy.clone().handle(req, peer, tls);
+        let framing = framing.clone();
         // Boxed: hyper keeps the space for one in-flight request future for
         // the life of the connection, and the proxy's future is tens of KiB.
         // Boxing each request's future keeps an idle keep-alive connection
         // from holding that space.
         Box::pin(async move {
             let response = handled.await;
+            if response
+                .as_ref()
+                .is_ok_and(|r| r.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+            {
+                framing.switched();
+            }
             drop(in_flight);
             response
         })
@@ -130,8 +143,10 @@ pub(super) async fn serve_connection<IO>(
     builder
         .http2()
         .timer(TokioTimer::new())
+        // WebSockets over HTTP/2 (RFC 8441's extended CONNECT).
+        .enable_connect_protocol()
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let expired = limits.watchdog.expired(progress.clone());
     tokio::pin!(expired);

@@ -41,6 +41,8 @@ pub struct Framing {
     oversized: AtomicU64,
     /// Bytes went out to the viewer since [`Framing::clear_wrote`].
     wrote: AtomicBool,
+    /// The connection switched protocols: its bytes are not HTTP/1 any more.
+    switched: AtomicBool,
 }
 
 impl Framing {
@@ -66,6 +68,12 @@ impl Framing {
 
     pub fn clear_wrote(&self) {
         self.wrote.store(false, Ordering::Release);
+    }
+
+    /// Stops the watch: the connection switched protocols (a WebSocket),
+    /// and what follows is not requests.
+    pub fn switched(&self) {
+        self.switched.store(true, Ordering::Release);
     }
 }
 
@@ -406,7 +414,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = result {
+        if let Poll::Ready(Ok(())) = result
+            && !this.framing.switched.load(Ordering::Acquire)
+        {
             this.scanner.feed(&buf.filled()[before..], &this.framing);
         }
         result

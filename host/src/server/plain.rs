@@ -27,6 +27,11 @@ struct Cycle {
     /// no `Connection: close`): once its response head is out, the parser
     /// may be let go and the connection parked.
     parkable: std::sync::atomic::AtomicBool,
+    /// The request asked to switch protocols (a WebSocket handshake): the
+    /// connection goes to the proxy through this if it answers 101.
+    handover: std::sync::Mutex<Option<crate::upgrade::Handover>>,
+    /// The response was a 101: the connection's bytes are the proxy's now.
+    switched: std::sync::atomic::AtomicBool,
 }
 
 /// Serves a plain-TCP viewer connection, holding no parser state or buffers
@@ -151,6 +156,18 @@ async fn serve_plain_cycles(
                 if req.version() == http::Version::HTTP_11 {
                     req.extensions_mut().insert(interim.sender());
                 }
+                let upgrading = req
+                    .extensions_mut()
+                    .remove::<hyper::upgrade::OnUpgrade>()
+                    .is_some();
+                if upgrading {
+                    let (handover, upgrade) = crate::upgrade::ViewerUpgrade::channel();
+                    req.extensions_mut().insert(upgrade);
+                    *cycle
+                        .handover
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handover);
+                }
                 let closing = req
                     .headers()
                     .get_all(http::header::CONNECTION)
@@ -163,13 +180,23 @@ async fn serve_plain_cycles(
                 cycle.parkable.store(
                     req.version() == http::Version::HTTP_11
                         && !closing
+                        && !upgrading
                         && req.body().is_end_stream(),
                     Ordering::Release,
                 );
                 let in_flight = progress.request();
                 let handled = proxy.clone().handle(req, peer, false);
+                let (cycle, framing) = (cycle.clone(), framing.clone());
                 Box::pin(async move {
                     let response = handled.await;
+                    if upgrading
+                        && response
+                            .as_ref()
+                            .is_ok_and(|r| r.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+                    {
+                        cycle.switched.store(true, Ordering::Release);
+                        framing.switched();
+                    }
                     drop(in_flight);
                     response
                 })
@@ -214,6 +241,28 @@ async fn serve_plain_cycles(
         .await;
         if let Err(err) = &ended {
             tracing::debug!(%peer, error = %err, "viewer connection ended with an error");
+        }
+        // The 101 is out: the connection, with what the parser read past
+        // the request, goes to the proxy's tunnel.
+        if ended.is_ok() && cycle.switched.load(Ordering::Acquire) {
+            let parts = conn.into_parts();
+            let (unread, watched) = parts.io.into_inner().into_inner().into_parts();
+            let ahead = if unread.is_empty() {
+                parts.read_buf
+            } else {
+                let mut all = bytes::BytesMut::from(&parts.read_buf[..]);
+                all.extend_from_slice(&unread);
+                all.freeze()
+            };
+            let handover = cycle
+                .handover
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(handover) = handover {
+                handover.hand(framing::Rewind::new(ahead, watched));
+            }
+            return;
         }
         // The parser stopped on its own (the viewer closed, an error, a
         // request it would not keep the connection for) or the host stops:

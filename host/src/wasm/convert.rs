@@ -150,14 +150,17 @@ pub fn response_to_wit(status: StatusCode, headers: &HeaderMap, body: Option<&By
     }
 }
 
-/// Checks a response from a hook: status 200-599, valid headers, a body within
-/// `max_body`.
+/// Checks a response from a hook: status 200-599 (or the `given` status
+/// the hook was handed, kept: a `101` on a WebSocket handshake), valid
+/// headers, a body within `max_body`.
 pub fn response_from_wit(
     resp: Response,
     before: &HeaderMap,
+    given: Option<StatusCode>,
     max_body: usize,
 ) -> Result<CheckedResponse, String> {
-    if !(200..=599).contains(&resp.status) {
+    let kept = given.is_some_and(|given| given.as_u16() == resp.status);
+    if !kept && !(200..=599).contains(&resp.status) {
         return Err(format!("status {} is outside 200-599", resp.status));
     }
     let status = StatusCode::from_u16(resp.status)
@@ -238,7 +241,7 @@ mod tests {
             headers: vec![],
             body: Some(b"x".to_vec()),
         };
-        assert!(response_from_wit(ok, &HeaderMap::new(), 10).is_ok());
+        assert!(response_from_wit(ok, &HeaderMap::new(), None, 10).is_ok());
         for status in [100, 199, 600, 999] {
             let r = Response {
                 status,
@@ -246,16 +249,34 @@ mod tests {
                 body: None,
             };
             assert!(
-                response_from_wit(r, &HeaderMap::new(), 10).is_err(),
+                response_from_wit(r, &HeaderMap::new(), None, 10).is_err(),
                 "{status}"
             );
         }
+        // A 101 the hook was handed (a WebSocket's) may be kept, never made.
+        let switching = || Response {
+            status: 101,
+            headers: vec![],
+            body: None,
+        };
+        assert!(
+            response_from_wit(
+                switching(),
+                &HeaderMap::new(),
+                Some(StatusCode::SWITCHING_PROTOCOLS),
+                10
+            )
+            .is_ok()
+        );
+        assert!(
+            response_from_wit(switching(), &HeaderMap::new(), Some(StatusCode::OK), 10).is_err()
+        );
         let big = Response {
             status: 200,
             headers: vec![],
             body: Some(vec![0; 11]),
         };
-        assert!(response_from_wit(big, &HeaderMap::new(), 10).is_err());
+        assert!(response_from_wit(big, &HeaderMap::new(), None, 10).is_err());
         // A via the hook was given may pass through; a new one may not.
         let mut before = HeaderMap::new();
         before.insert(VIA, "1.1 origin".parse().unwrap());
@@ -264,12 +285,12 @@ mod tests {
             headers: vec![header("via", b"1.1 origin")],
             body: None,
         };
-        assert!(response_from_wit(kept, &before, 10).is_ok());
+        assert!(response_from_wit(kept, &before, None, 10).is_ok());
         let added = Response {
             status: 200,
             headers: vec![header("via", b"1.1 other")],
             body: None,
         };
-        assert!(response_from_wit(added, &before, 10).is_err());
+        assert!(response_from_wit(added, &before, None, 10).is_err());
     }
 }

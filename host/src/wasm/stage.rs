@@ -226,6 +226,7 @@ impl HookStage<'_> {
                 convert::response_from_wit(
                     resp.clone(),
                     &HeaderMap::new(),
+                    None,
                     convert::max_body(hook.event),
                 )
                 .map_err(invalid)?,
@@ -262,8 +263,8 @@ impl HookStage<'_> {
         let mut returned = ran.value.clone();
         let replaced =
             new_body(returned.body.take(), body, convert::max_body(hook.event)).map_err(invalid)?;
-        let mut response =
-            convert::response_from_wit(returned, headers, usize::MAX).map_err(invalid)?;
+        let mut response = convert::response_from_wit(returned, headers, Some(status), usize::MAX)
+            .map_err(invalid)?;
         response.body = replaced;
         let mut status_refused = None;
         if hook.event == Event::ViewerResponse && response.status != status {
