@@ -164,6 +164,33 @@ impl ProxyError {
         }
     }
 
+    /// The gRPC status a gRPC viewer gets for this error (its answer is a
+    /// gRPC one, `grpc-status` in a trailers-only response, not a JSON
+    /// body): gRPC's mapping of HTTP statuses ("HTTP to gRPC Status Code
+    /// Mapping"), with an origin's timeout as `DEADLINE_EXCEEDED`, a body
+    /// too large as `RESOURCE_EXHAUSTED` and a distribution unknown here as
+    /// `UNIMPLEMENTED`.
+    pub fn grpc_status(&self) -> u16 {
+        const DEADLINE_EXCEEDED: u16 = 4;
+        const RESOURCE_EXHAUSTED: u16 = 8;
+        const UNIMPLEMENTED: u16 = 12;
+        const INTERNAL: u16 = 13;
+        const UNAVAILABLE: u16 = 14;
+        const PERMISSION_DENIED: u16 = 7;
+        const UNKNOWN: u16 = 2;
+        match self {
+            Self::Origin(OriginError::Timeout { .. }) => DEADLINE_EXCEEDED,
+            Self::BodyTooLarge { .. } => RESOURCE_EXHAUSTED,
+            Self::UnknownHost { .. } | Self::MisdirectedRequest { .. } => UNIMPLEMENTED,
+            other => match other.status_and_code().0.as_u16() {
+                400 | 500 => INTERNAL,
+                403 => PERMISSION_DENIED,
+                429 | 502..=504 => UNAVAILABLE,
+                _ => UNKNOWN,
+            },
+        }
+    }
+
     /// The JSON body: `{"error": {"code", "message", "request_id"}}`, the
     /// message as [`Self::viewer_message`] words it.
     pub fn body(&self, request_id: &str) -> Vec<u8> {

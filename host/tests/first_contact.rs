@@ -640,3 +640,50 @@ fn a_websocket_app_is_served_behind_the_host() {
     assert_eq!(open, "edge_websockets_open 1");
     ws.close(None).expect("close");
 }
+
+#[test]
+fn a_grpc_client_is_told_in_grpc_when_its_origin_is_down() {
+    let web = common::origin("over HTTP/1.1", Duration::ZERO, "no-store");
+    let gone = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let gone_addr = gone.local_addr().expect("address");
+    drop(gone);
+    let dir = workdir();
+    let cwd = dir.path();
+    let host = Host::start(
+        cwd,
+        &["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"],
+    );
+    std::fs::write(
+        cwd.join("api.json"),
+        format!(
+            r#"{{"aliases": ["api.test"],
+                "origins": [{{"id": "web", "domain_name": "{web}", "protocol": "http", "protocol_version": "auto"}},
+                            {{"id": "rpc", "domain_name": "{gone_addr}", "protocol": "http", "protocol_version": "h2"}}],
+                "default_cache_behavior": {{"target_origin_id": "web"}},
+                "cache_behaviors": [{{"path_pattern": "/echo.Echo/*", "target_origin_id": "rpc"}}]}}"#
+        ),
+    )
+    .expect("api.json");
+    let endpoint = format!("EDGE_ENDPOINT={}", host.control);
+    sh_ok(
+        cwd,
+        &format!("{endpoint} edge dist create --config api.json -o id"),
+    );
+    // `auto` in clear speaks HTTP/1.1 to the web origin.
+    let (status, body) = host.get("api.test", "/");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body, "over HTTP/1.1");
+    // A gRPC call (HTTP/2 by prior knowledge, as gRPC clients speak in
+    // clear) to the origin that is down: a gRPC status, not a JSON body.
+    let head = sh_ok(
+        cwd,
+        &format!(
+            "curl -s --http2-prior-knowledge -o /dev/null -D - -X POST -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @/dev/null http://{}/echo.Echo/Say -H 'host: api.test' | tr -d '\\r' | grep -E '^(HTTP|grpc-status|x-edge-error)' | sort",
+            host.viewer
+        ),
+    );
+    assert_eq!(
+        head,
+        "HTTP/2 200 \ngrpc-status: 14\nx-edge-error: OriginConnectionFailed"
+    );
+}

@@ -204,6 +204,7 @@ impl Cluster {
             // The ask's own deadline (the proxy's) bounds the wait.
             read_timeout: Duration::from_secs(3600),
             keepalive_timeout: Duration::from_secs(60),
+            version: crate::config::raw::ProtocolVersion::H1,
         });
         let pool = self.fetcher.pool_for(&origin);
         Some(Peer {

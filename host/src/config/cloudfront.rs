@@ -607,6 +607,7 @@ impl Importer {
             connect_timeout_ms,
             read_timeout_ms,
             keepalive_timeout_ms,
+            protocol_version: super::raw::ProtocolVersion::H1,
         })
     }
 

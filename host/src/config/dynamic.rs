@@ -174,6 +174,7 @@ impl DynamicOrigins {
                 connect_timeout_ms: raw.connect_timeout_ms,
                 read_timeout_ms: raw.read_timeout_ms,
                 keepalive_timeout_ms: raw.keepalive_timeout_ms,
+                protocol_version: raw::ProtocolVersion::H1,
             },
             FIELD,
         )?;

@@ -32,6 +32,8 @@ pub struct Origin {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// The HTTP version spoken to it.
+    pub version: raw::ProtocolVersion,
 }
 
 /// What a behavior (or a hook) can send a request to.
@@ -136,5 +138,6 @@ pub(super) fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Orig
         connect_timeout: Duration::from_millis(connect_ms),
         read_timeout: Duration::from_millis(read_ms),
         keepalive_timeout: Duration::from_millis(keepalive_ms),
+        version: o.protocol_version,
     })
 }

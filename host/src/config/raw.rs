@@ -84,6 +84,30 @@ pub struct OriginConfig {
     /// How long an idle connection to the origin is kept for reuse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive_timeout_ms: Option<u64>,
+    /// The HTTP version spoken to the origin.
+    #[serde(default, skip_serializing_if = "ProtocolVersion::is_h1")]
+    pub protocol_version: ProtocolVersion,
+}
+
+/// The HTTP version the host speaks to an origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolVersion {
+    /// HTTP/1.1, one request per connection at a time (the default).
+    #[default]
+    H1,
+    /// HTTP/2 only: agreed by ALPN over TLS, by prior knowledge in clear
+    /// (h2c); requests multiplexed on one connection.
+    H2,
+    /// HTTP/2 when the origin's TLS handshake agrees on `h2`, HTTP/1.1
+    /// otherwise (and always in clear).
+    Auto,
+}
+
+impl ProtocolVersion {
+    fn is_h1(&self) -> bool {
+        *self == Self::H1
+    }
 }
 
 /// What a hook may route to beyond the configured origins.

@@ -1,6 +1,6 @@
 //! Origin fetching: how the proxy reaches origins ([`Origins`]), a pooled hyper
-//! client per origin, TLS through rustls, timeouts and the errors that say which
-//! of them failed.
+//! client per origin (HTTP/1.1, or HTTP/2 multiplexed on one connection),
+//! TLS through rustls, timeouts and the errors that say which of them failed.
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -21,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 
 use crate::config::Origin;
+use crate::config::raw::ProtocolVersion;
 
 pub mod dynamic;
 mod resolve;
@@ -128,6 +129,7 @@ struct PoolKey {
     authority: String,
     connect_timeout: Duration,
     keepalive_timeout: Duration,
+    version: ProtocolVersion,
 }
 
 /// Hands out one keep-alive pool per origin (scheme, authority, connect
@@ -186,6 +188,7 @@ impl OriginFetcher {
             authority: origin.authority.to_string(),
             connect_timeout: origin.connect_timeout,
             keepalive_timeout: origin.keepalive_timeout,
+            version: origin.version,
         };
         let mut pools = self
             .pools
@@ -209,14 +212,22 @@ impl OriginFetcher {
         http.set_nodelay(true);
         http.enforce_http(false);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = HttpsConnectorBuilder::new()
+        // The version by ALPN over TLS: `h2` only, `http/1.1` only, or
+        // both offered (`auto`). In clear, `h2` is prior knowledge (h2c)
+        // and `auto` HTTP/1.1.
+        let builder = HttpsConnectorBuilder::new()
             .with_tls_config(self.tls.clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+            .https_or_http();
+        let https = match origin.version {
+            ProtocolVersion::H1 => builder.enable_http1().wrap_connector(http),
+            ProtocolVersion::H2 => builder.enable_http2().wrap_connector(http),
+            ProtocolVersion::Auto => builder.enable_all_versions().wrap_connector(http),
+        };
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(origin.keepalive_timeout)
             .pool_max_idle_per_host(1024)
+            .http2_only(origin.version == ProtocolVersion::H2)
+            .timer(hyper_util::rt::TokioTimer::new())
             .build(https)
     }
 

@@ -53,6 +53,9 @@ pub(super) struct RequestCtx {
     pub hooks: RequestHooks,
     /// The WebSocket the origin accepted, opened once its 101 is out.
     pub tunnel: Option<super::tunnel::Tunnel>,
+    /// A gRPC call: errors are answered with a gRPC status, and the
+    /// origin is told the caller takes trailers (`te: trailers`).
+    pub grpc: bool,
 }
 
 impl RequestCtx {
@@ -75,6 +78,7 @@ impl RequestCtx {
             interim: None,
             hooks: RequestHooks::default(),
             tunnel: None,
+            grpc: false,
         }
     }
 

@@ -167,6 +167,7 @@ impl<O: Origins> Proxy<O> {
     {
         let mut ctx = RequestCtx::new(client, tls);
         ctx.interim = req.extensions().get::<InterimSender>().cloned();
+        ctx.grpc = respond::is_grpc(req.headers());
         let span = tracing::debug_span!("request", id = %ctx.request_id, method = %req.method(), uri = %req.uri());
         let served = self.serve(req, &mut ctx).instrument(span).await;
         // The response is on its way: no 1xx after it.
@@ -300,7 +301,8 @@ impl<O: Origins> Proxy<O> {
             // succeeded makes what is stored for its URI (and the URIs it
             // names) out of date.
             let resp = self.to_origin(ctx, trip, viewer_body).await?;
-            let safe = matches!(ex.method, Method::OPTIONS | Method::TRACE);
+            // A gRPC call is a call, not a write to its path.
+            let safe = matches!(ex.method, Method::OPTIONS | Method::TRACE) || ctx.grpc;
             if !safe && (resp.status().is_success() || resp.status().is_redirection()) {
                 self.invalidate_written(&dist, behavior, arm, &host, &ex, resp.headers());
             }

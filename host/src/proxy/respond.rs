@@ -131,7 +131,8 @@ impl<O: Origins> Proxy<O> {
     }
 }
 
-/// The JSON answer for a request that failed, logged by where it failed.
+/// The answer for a request that failed, logged by where it failed: JSON,
+/// or for a gRPC request a gRPC status ([`grpc_error`]).
 fn error_response<B>(ctx: &mut RequestCtx, err: &ProxyError) -> Response<EdgeBody<B>> {
     ctx.cache_status = CacheStatus::Error;
     let (status, _) = err.status_and_code();
@@ -141,9 +142,63 @@ fn error_response<B>(ctx: &mut RequestCtx, err: &ProxyError) -> Response<EdgeBod
     } else {
         tracing::warn!(request_id = %ctx.request_id, source = source.as_str(), status = status.as_u16(), error = %err, "request failed");
     }
+    if ctx.grpc {
+        return grpc_error(err);
+    }
     let mut resp = Response::new(EdgeBody::full(err.body(&ctx.request_id)));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+static X_EDGE_ERROR: HeaderName = HeaderName::from_static("x-edge-error");
+
+/// A gRPC client reads a call's outcome from `grpc-status`, not from the
+/// HTTP status or an HTML or JSON body: a failed gRPC request gets a
+/// trailers-only response (`200`, `content-type: application/grpc`,
+/// `grpc-status` and `grpc-message` in its one header block), and the
+/// host's error code in `x-edge-error`.
+fn grpc_error<B>(err: &ProxyError) -> Response<EdgeBody<B>> {
+    let (_, code) = err.status_and_code();
+    let mut resp = Response::new(EdgeBody::Empty);
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(&GRPC_STATUS, HeaderValue::from(err.grpc_status()));
+    if let Ok(message) = HeaderValue::from_str(&grpc_percent_encode(&err.viewer_message())) {
+        headers.insert(&GRPC_MESSAGE, message);
+    }
+    headers.insert(&X_EDGE_ERROR, HeaderValue::from_static(code));
+    resp
+}
+
+/// `grpc-message`'s encoding: bytes outside printable ASCII, and `%`, as
+/// `%XX`.
+fn grpc_percent_encode(message: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(message.len());
+    for b in message.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc`,
+/// `application/grpc+proto` and the like; not gRPC-Web, whose clients read
+/// HTTP statuses).
+pub(super) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..16).map(|head| (head, &v[16..])))
+        .is_some_and(|(head, rest)| {
+            head.eq_ignore_ascii_case("application/grpc")
+                && (rest.is_empty() || rest.starts_with(['+', ';']))
+        })
 }

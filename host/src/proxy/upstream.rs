@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{
     COOKIE, HOST, HeaderName, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    IF_UNMODIFIED_SINCE, RANGE,
+    IF_UNMODIFIED_SINCE, RANGE, TE,
 };
 use http::{Method, Request, Response, Uri};
 use http_body::Body as _;
@@ -134,6 +134,11 @@ impl<O: Origins> Proxy<O> {
                 h.insert(HOST, origin.host_header.clone());
                 for (name, value) in &origin.custom_headers {
                     h.insert(name, value.clone());
+                }
+                // gRPC servers expect it (the viewer's went with the other
+                // hop-by-hop fields).
+                if ctx.grpc {
+                    h.insert(TE, HeaderValue::from_static("trailers"));
                 }
             }
             let body = if replayable {

@@ -6,9 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::sync::watch;
 
 use super::{deadline, framing, h2_trailers, shed};
@@ -43,12 +46,9 @@ impl ViewerLimits {
 /// Which protocol a connection is served with.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Protocol {
-    /// HTTP/2 when the bytes start with its preface, HTTP/1.1 otherwise
-    /// (prior knowledge in clear).
-    Detect,
     /// HTTP/1.1 alone (TLS agreed on `http/1.1`, or on nothing).
     Http1,
-    /// HTTP/2 alone (TLS agreed on `h2`).
+    /// HTTP/2 alone (TLS agreed on `h2`, or its preface in clear).
     Http2,
 }
 
@@ -70,7 +70,7 @@ pub(super) async fn serve_connection<IO>(
     protocol: Protocol,
     proxy: Arc<Proxy>,
     (limits, registered): (ViewerLimits, &shed::Registered),
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -127,26 +127,61 @@ pub(super) async fn serve_connection<IO>(
             response
         })
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let mut builder = match protocol {
-        Protocol::Detect => builder,
-        Protocol::Http1 => builder.http1_only(),
-        Protocol::Http2 => builder.http2_only(),
-    };
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true)
-        .max_headers(limits.max_header_count)
-        .max_buf_size(limits.parser_buffer());
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        // WebSockets over HTTP/2 (RFC 8441's extended CONNECT).
-        .enable_connect_protocol()
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let io = TokioIo::new(io);
+    match protocol {
+        Protocol::Http1 => {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .max_headers(limits.max_header_count)
+                .max_buf_size(limits.parser_buffer());
+            // With upgrades: a WebSocket handshake's connection goes to the
+            // proxy after its 101.
+            let conn = builder.serve_connection(io, service).with_upgrades();
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                peer,
+                limits,
+                progress,
+                stop,
+            )
+            .await;
+        }
+        Protocol::Http2 => {
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+                // WebSockets over HTTP/2 (RFC 8441's extended CONNECT).
+                .enable_connect_protocol();
+            let conn = builder.serve_connection(io, service);
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                peer,
+                limits,
+                progress,
+                stop,
+            )
+            .await;
+        }
+    }
+}
+
+/// Runs `conn` until it ends, its deadline passes, or the host stops (then
+/// `graceful_shutdown` has it finish what is in flight, within its
+/// deadline).
+async fn drive<C: Future<Output = Result<(), hyper::Error>>>(
+    conn: C,
+    graceful_shutdown: fn(Pin<&mut C>),
+    peer: SocketAddr,
+    limits: ViewerLimits,
+    progress: Arc<deadline::Progress>,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::pin!(conn);
     let expired = limits.watchdog.expired(progress.clone());
     tokio::pin!(expired);
@@ -160,7 +195,7 @@ pub(super) async fn serve_connection<IO>(
             tracing::debug!(%peer, deadline = why.as_str(), "viewer connection closed: past its deadline");
         }
         _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
+            graceful_shutdown(conn.as_mut());
             tokio::select! {
                 _ = conn => {}
                 why = expired => {

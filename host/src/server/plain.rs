@@ -65,27 +65,26 @@ pub(super) async fn serve_plain(
     if !first {
         return;
     }
-    let mut start = [0u8; 4];
-    match stream.peek(&mut start).await {
-        Ok(0) | Err(_) => return,
-        Ok(n) if H2_PREFACE_START.starts_with(&start[..n]) => {
-            let viewer = Viewer {
-                peer,
-                tls: false,
-                certificate: None,
-            };
-            Box::pin(serve_connection(
-                stream,
-                viewer,
-                Protocol::Detect,
-                proxy,
-                (limits, registered),
-                stop,
-            ))
-            .await;
-            return;
-        }
-        Ok(_) => {}
+    let wait = HEADER_READ_TIMEOUT.min(limits.watchdog.idle);
+    let Some(h2) = starts_with_preface(&stream, wait).await else {
+        return;
+    };
+    if h2 {
+        let viewer = Viewer {
+            peer,
+            tls: false,
+            certificate: None,
+        };
+        Box::pin(serve_connection(
+            stream,
+            viewer,
+            Protocol::Http2,
+            proxy,
+            (limits, registered),
+            stop,
+        ))
+        .await;
+        return;
     }
     let (stream, progress) = deadline::Timed::new(stream);
     registered.track(&progress);
@@ -95,6 +94,27 @@ pub(super) async fn serve_plain(
         () = serve => {}
         why = expired => {
             tracing::debug!(%peer, deadline = why.as_str(), "viewer connection closed: past its deadline");
+        }
+    }
+}
+
+/// Whether the connection's first bytes are HTTP/2's preface (prior
+/// knowledge), looking at as many as it takes to tell; `None` when the
+/// connection ends first, or stalls for `wait` with fewer than four bytes
+/// sent that could still be the preface.
+async fn starts_with_preface(
+    stream: &tokio::net::TcpStream,
+    wait: std::time::Duration,
+) -> Option<bool> {
+    let mut start = [0u8; 4];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match stream.peek(&mut start).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) if !H2_PREFACE_START.starts_with(&start[..n]) => return Some(false),
+            Ok(n) if n == start.len() => return Some(true),
+            Ok(_) if tokio::time::Instant::now() >= deadline => return None,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
         }
     }
 }
