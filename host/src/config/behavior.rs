@@ -30,6 +30,8 @@ pub struct Behavior {
     pub serve_stale_on_error: bool,
     /// How long a WebSocket may pass no bytes before it is closed.
     pub websocket_idle_timeout: std::time::Duration,
+    /// Compress compressible responses by the viewer's `Accept-Encoding`.
+    pub compress: bool,
 }
 
 /// A WebSocket's idle timeout when its behavior names none (CloudFront's).
@@ -172,6 +174,7 @@ pub(super) fn validate_behavior(
         keep_tag_headers: b.keep_tag_headers,
         serve_stale_on_error: b.serve_stale_on_error,
         websocket_idle_timeout: std::time::Duration::from_secs(idle),
+        compress: b.compress.unwrap_or(false),
     })
 }
 

@@ -735,11 +735,8 @@ impl Importer {
             }
         }
         self.skip_if_set(&mut f, "ResponseHeadersPolicyId", "response headers policies are not carried; add headers in a viewer-response hook (the security-headers example)");
-        self.skip_if_set(
-            &mut f,
-            "Compress",
-            "the host does not compress; origins' encodings pass through",
-        );
+        // CloudFront's API takes an absent `Compress` as false.
+        let compress = f.boolean("Compress")?.unwrap_or(false);
         self.skip_if_set(
             &mut f,
             "SmoothStreaming",
@@ -819,6 +816,7 @@ impl Importer {
             keep_tag_headers: false,
             serve_stale_on_error: true,
             websocket_idle_timeout_seconds: None,
+            compress: Some(compress),
             hooks: HooksConfig::default(),
         })
     }
@@ -1157,7 +1155,6 @@ mod tests {
             left,
             [
                 "CacheBehaviors[0].AllowedMethods",
-                "CacheBehaviors[0].Compress",
                 "CacheBehaviors[0].ViewerProtocolPolicy",
                 "DefaultCacheBehavior.LambdaFunctionAssociations[0]",
                 "DefaultRootObject",

@@ -110,6 +110,20 @@ impl ProtocolVersion {
     }
 }
 
+impl DistributionConfig {
+    /// A config as created: what a new distribution gets that one stored
+    /// before the setting existed does not (`compress: true` on each
+    /// behavior that does not say).
+    pub fn as_created(mut self) -> Self {
+        for behavior in
+            std::iter::once(&mut self.default_cache_behavior).chain(&mut self.cache_behaviors)
+        {
+            behavior.compress.get_or_insert(true);
+        }
+        self
+    }
+}
+
 /// What a hook may route to beyond the configured origins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,6 +231,11 @@ pub struct CacheBehaviorConfig {
     /// 4.2.4). On by default, as in Squid and ATS.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub serve_stale_on_error: bool,
+    /// Compress compressible responses the origin sent uncompressed, by
+    /// the viewer's `Accept-Encoding` (brotli, zstd, gzip). Absent means
+    /// off; a distribution created without it gets `true` written in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
     /// How long a WebSocket through this behavior may pass no bytes either
     /// way before the host closes it (1 to 86400; absent, 600, as
     /// CloudFront's).

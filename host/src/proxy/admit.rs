@@ -47,6 +47,8 @@ pub(super) enum Fetched<B> {
         read: Bytes,
         incoming: B,
         read_timeout: Duration,
+        /// Compresses the body on its way (see [`super::compress`]).
+        encoder: Option<Box<super::compress::Encoder>>,
     },
 }
 
@@ -94,12 +96,10 @@ impl<O: Origins> Proxy<O> {
                     read,
                     incoming,
                     read_timeout,
-                } => EdgeBody::Origin(Box::new(OriginBody::after(
-                    read,
-                    incoming,
-                    read_timeout,
-                    None,
-                ))),
+                    encoder,
+                } => EdgeBody::Origin(Box::new(
+                    OriginBody::after(read, incoming, read_timeout, None).encoded(encoder),
+                )),
             };
         };
         let key = self.cache.store_key(&tags.base, &ex.headers, &head.headers);
@@ -113,6 +113,7 @@ impl<O: Origins> Proxy<O> {
                 read,
                 incoming,
                 read_timeout,
+                encoder,
             } => {
                 let tee = self.tee(head, key, freshness, tags, stamp, guard);
                 // No body follows (a 204, or an empty body the viewer's
@@ -125,12 +126,9 @@ impl<O: Origins> Proxy<O> {
                     }
                     EdgeBody::Empty
                 } else {
-                    EdgeBody::Origin(Box::new(OriginBody::after(
-                        read,
-                        incoming,
-                        read_timeout,
-                        tee,
-                    )))
+                    EdgeBody::Origin(Box::new(
+                        OriginBody::after(read, incoming, read_timeout, tee).encoded(encoder),
+                    ))
                 }
             }
         }

@@ -12,6 +12,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use super::compress::Encoder;
+
 /// Why a streamed body stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -21,6 +23,8 @@ pub enum BodyError {
     IdleTimeout(Duration),
     #[error("reading a cache file failed: {0}")]
     Disk(std::io::Error),
+    #[error("compressing the body failed: {0}")]
+    Encode(std::io::Error),
 }
 
 /// Called with the whole body once an origin stream ends cleanly.
@@ -86,6 +90,11 @@ pub struct OriginBody<B = Incoming> {
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
     tee: Option<Tee>,
+    /// Compresses the body on its way (the viewer and the cache get the
+    /// encoded bytes); taken when the stream ends.
+    encoder: Option<Box<Encoder>>,
+    /// The origin's trailers, held while the encoder lets out its last bytes.
+    trailers: Option<Frame<Bytes>>,
 }
 
 impl<B> OriginBody<B> {
@@ -101,6 +110,80 @@ impl<B> OriginBody<B> {
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
             tee,
+            encoder: None,
+            trailers: None,
+        }
+    }
+
+    /// The body compressed by `encoder` as it streams.
+    pub fn encoded(mut self, encoder: Option<Box<Encoder>>) -> Self {
+        self.encoder = encoder;
+        self
+    }
+}
+
+impl<B> OriginBody<B>
+where
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
+    /// The origin's next frame (after what was read ahead), with the idle
+    /// deadline between frames.
+    fn poll_origin(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.deadline.as_mut().reset(Instant::now() + self.idle);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(self.deadline.as_mut().poll(cx));
+                Poll::Ready(Some(Err(BodyError::IdleTimeout(self.idle))))
+            }
+        }
+    }
+
+    /// The next frame as the viewer gets it: encoded when an encoder is on.
+    fn poll_encoded(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        loop {
+            if self.encoder.is_none() {
+                if let Some(trailers) = self.trailers.take() {
+                    return Poll::Ready(Some(Ok(trailers)));
+                }
+                return self.poll_origin(cx);
+            }
+            let polled = ready!(self.poll_origin(cx));
+            let Some(encoder) = self.encoder.as_mut() else {
+                return Poll::Ready(polled);
+            };
+            let (out, last) = match polled {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => (encoder.chunk(&data), false),
+                    Err(trailers) => {
+                        self.trailers = Some(trailers);
+                        (encoder.finish(), true)
+                    }
+                },
+                None => (encoder.finish(), true),
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+            };
+            if last {
+                self.encoder = None;
+            }
+            match out {
+                Err(err) => return Poll::Ready(Some(Err(BodyError::Encode(err)))),
+                Ok(bytes) if bytes.is_empty() => {}
+                Ok(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            }
         }
     }
 }
@@ -117,52 +200,41 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
-        if let Some(head) = this.head.take() {
-            if let Some(tee) = this.tee.as_mut() {
-                tee.push(&head);
-                // Nothing follows: the viewer's side will not poll again.
-                if this.inner.is_end_stream() {
-                    tee.finish();
-                }
-            }
-            return Poll::Ready(Some(Ok(Frame::data(head))));
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = this.poll_encoded(cx);
+        match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                this.deadline.as_mut().reset(Instant::now() + this.idle);
                 if let (Some(tee), Some(data)) = (this.tee.as_mut(), frame.data_ref()) {
                     tee.push(data);
                 }
-                if this.inner.is_end_stream()
+                // Nothing follows: the viewer's side will not poll again.
+                if this.is_end_stream()
                     && let Some(tee) = this.tee.as_mut()
                 {
                     tee.finish();
                 }
-                Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(err))) => {
-                this.tee = None;
-                Poll::Ready(Some(Err(err.into())))
-            }
+            Poll::Ready(Some(Err(_))) => this.tee = None,
             Poll::Ready(None) => {
                 if let Some(tee) = this.tee.as_mut() {
                     tee.finish();
                 }
-                Poll::Ready(None)
             }
-            Poll::Pending => {
-                ready!(this.deadline.as_mut().poll(cx));
-                this.tee = None;
-                Poll::Ready(Some(Err(BodyError::IdleTimeout(this.idle))))
-            }
+            Poll::Pending => {}
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.head.is_none() && self.inner.is_end_stream()
+        self.head.is_none()
+            && self.encoder.is_none()
+            && self.trailers.is_none()
+            && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.encoder.is_some() {
+            return SizeHint::default();
+        }
         let head = self.head.as_ref().map_or(0, Bytes::len);
         hint_after(head, self.inner.size_hint())
     }

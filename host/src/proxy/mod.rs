@@ -41,6 +41,7 @@
 
 mod admit;
 pub mod body;
+pub mod compress;
 mod ctx;
 pub mod deploy;
 pub mod headers;
@@ -244,6 +245,9 @@ impl<O: Origins> Proxy<O> {
         // A component only viewer-request runs gives its instance back now,
         // not after the origin answered.
         ctx.hooks.keep_only(hooks.after(Event::ViewerRequest));
+        if behavior.compress && websocket.is_none() {
+            compress::normalize(&mut ex.headers);
+        }
         if let Some(record) = &mut ctx.log {
             record.origin = Some(ex.target_id.clone());
         }
@@ -455,6 +459,7 @@ impl<O: Origins> Proxy<O> {
                         read: got.bytes,
                         incoming,
                         read_timeout,
+                        encoder: None,
                     },
                 }
             }
@@ -462,6 +467,7 @@ impl<O: Origins> Proxy<O> {
                 read: Bytes::new(),
                 incoming,
                 read_timeout,
+                encoder: None,
             },
         };
         if let Some(hook) = &hooks.origin_response {
@@ -485,6 +491,12 @@ impl<O: Origins> Proxy<O> {
             ctx.hooks.keep_only(hooks.after(Event::OriginResponse));
         }
 
+        // Compression, after the hook (which sees the body as the origin
+        // sent it) and before the cache (which keeps it compressed).
+        if behavior.compress {
+            fetched = compress_fetched(ex, &mut head, fetched)?;
+        }
+
         // 9: admit, the object tagged by what the response (or the hook)
         // named in its tag fields.
         let tags = cache::tags::take(&mut head.headers, behavior.keep_tag_headers);
@@ -493,6 +505,55 @@ impl<O: Origins> Proxy<O> {
         let body = self.admit(ex, behavior, slot, &head, fetched);
         Ok(Response::from_parts(head, body))
     }
+}
+
+/// A response of a behavior that compresses, as the viewer and the cache
+/// get it: a compressible one varies on `Accept-Encoding` and is encoded
+/// in the request's normalized encoding (see [`compress`]).
+fn compress_fetched<B: http_body::Body>(
+    ex: &Exchange,
+    head: &mut http::response::Parts,
+    fetched: Fetched<B>,
+) -> Result<Fetched<B>, ProxyError> {
+    use compress::{Encoder, Encoding};
+    let head_only = ex.method == Method::HEAD;
+    let (len, empty) = match &fetched {
+        Fetched::Whole(body) => (Some(body.len() as u64), body.is_empty()),
+        Fetched::Origin { read, incoming, .. } => (
+            None,
+            !head_only && read.is_empty() && incoming.is_end_stream(),
+        ),
+    };
+    if empty || !compress::compressible(head.status, &head.headers, len) {
+        return Ok(fetched);
+    }
+    compress::add_vary(&mut head.headers);
+    let encoding = compress::negotiate(&ex.headers);
+    if encoding == Encoding::Identity {
+        return Ok(fetched);
+    }
+    // A HEAD's answer says what a GET's would be.
+    let known = len.is_some() || head.headers.contains_key(CONTENT_LENGTH);
+    compress::encoded_head(&mut head.headers, encoding);
+    Ok(match fetched {
+        Fetched::Whole(body) => Fetched::Whole(
+            Encoder::whole(encoding, &body)
+                .map_err(|e| ProxyError::Internal(format!("compressing a body: {e}")))?,
+        ),
+        Fetched::Origin {
+            read,
+            incoming,
+            read_timeout,
+            encoder: _,
+        } => Fetched::Origin {
+            read,
+            incoming,
+            read_timeout,
+            encoder: Encoder::new(encoding, !known)
+                .filter(|_| !head_only)
+                .map(Box::new),
+        },
+    })
 }
 
 /// The current Unix second.

@@ -260,6 +260,8 @@ impl<O: Origins> Proxy<O> {
                 read: Bytes::new(),
                 incoming,
                 read_timeout: self.patience(dist, &ex.target_id),
+                // The owner compressed it already when it was to be.
+                encoder: None,
             },
         };
         let body = self.admit(ex, behavior, slot, &head, fetched);

@@ -89,13 +89,14 @@ impl ControlPlane {
         Ok(next.distribution(id)?.clone())
     }
 
-    /// `POST /v1/distributions`.
+    /// `POST /v1/distributions`: the config as created
+    /// ([`DistributionConfig::as_created`]).
     pub async fn create(
         &self,
         raw: DistributionConfig,
     ) -> Result<Arc<DistributionRecord>, ApiError> {
         let (_guard, state) = self.begin_write().await?;
-        self.create_locked(&state, raw, false).await
+        self.create_locked(&state, raw.as_created(), false).await
     }
 
     /// Creates a distribution; the caller holds the write lock.
