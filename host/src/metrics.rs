@@ -451,7 +451,7 @@ impl std::fmt::Display for Seconds {
 }
 
 /// A label value with `\` and `"` escaped.
-fn label(value: &str) -> String {
+pub fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 

@@ -687,3 +687,78 @@ fn a_grpc_client_is_told_in_grpc_when_its_origin_is_down() {
         "HTTP/2 200 \ngrpc-status: 14\nx-edge-error: OriginConnectionFailed"
     );
 }
+
+/// An origin of one HTML page, over the compression floor.
+fn html_origin(page: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\ncache-control: max-age=300\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_new_distribution_compresses_for_a_browser() {
+    let page: &'static str = Box::leak(
+        (0..400)
+            .map(|i| format!("<li>item {i}</li>\n"))
+            .collect::<String>()
+            .into_boxed_str(),
+    );
+    let origin = html_origin(page);
+    let dir = workdir();
+    let cwd = dir.path();
+    let host = Host::start(
+        cwd,
+        &["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"],
+    );
+    std::fs::write(
+        cwd.join("site.json"),
+        format!(
+            r#"{{"aliases": ["site.test"], "origins": [{{"id": "web", "domain_name": "{origin}", "protocol": "http"}}], "default_cache_behavior": {{"target_origin_id": "web"}}}}"#
+        ),
+    )
+    .expect("site.json");
+    std::fs::write(cwd.join("page.html"), page).expect("page.html");
+    let endpoint = format!("EDGE_ENDPOINT={}", host.control);
+    let id = sh_ok(
+        cwd,
+        &format!("{endpoint} edge dist create --config site.json -o id"),
+    );
+    // The config a new distribution got says it compresses.
+    let compress = sh_ok(
+        cwd,
+        &format!("{endpoint} edge dist get-config {id} | jq .default_cache_behavior.compress"),
+    );
+    assert_eq!(compress, "true");
+    // curl asks for every encoding it reads and decodes what it gets.
+    let url = format!("http://{}/", host.viewer);
+    for round in ["Miss", "Hit"] {
+        let encoding = sh_ok(
+            cwd,
+            &format!(
+                "curl -s --compressed -H 'host: site.test' -D head.txt -o got.html {url}; cmp got.html page.html; tr -d '\\r' < head.txt | grep -iE '^(content-encoding|x-cache):' | sort"
+            ),
+        );
+        assert_eq!(
+            encoding,
+            format!("content-encoding: br\nx-cache: {round} from edge")
+        );
+    }
+    // Without --compressed, the page as the origin sent it.
+    let plain = sh_ok(
+        cwd,
+        &format!("curl -s -H 'host: site.test' {url} | cmp - page.html && echo same"),
+    );
+    assert_eq!(plain, "same");
+}

@@ -230,7 +230,8 @@ async fn the_console_shows_distributions_splits_and_rates_and_invalidates() {
             "web".to_owned(),
             primary_origin.domain(),
             "http".to_owned(),
-            String::new()
+            String::new(),
+            format!("{}: healthy", primary_origin.domain()),
         ]]
     );
     let behaviors: Vec<Vec<String>> = detail["behaviors"]

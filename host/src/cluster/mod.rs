@@ -205,6 +205,8 @@ impl Cluster {
             read_timeout: Duration::from_secs(3600),
             keepalive_timeout: Duration::from_secs(60),
             version: crate::config::raw::ProtocolVersion::H1,
+            addresses: Vec::new(),
+            health_check: None,
         });
         let pool = self.fetcher.pool_for(&origin);
         Some(Peer {

@@ -608,6 +608,8 @@ impl Importer {
             read_timeout_ms,
             keepalive_timeout_ms,
             protocol_version: super::raw::ProtocolVersion::H1,
+            addresses: Vec::new(),
+            health_check: None,
         })
     }
 
@@ -1138,6 +1140,8 @@ mod tests {
         assert_eq!(d.origin_request.query_strings, QueryStrings::All);
         let s = &c.cache_behaviors[0];
         assert_eq!(s.path_pattern.as_deref(), Some("/static/*"));
+        // `Compress` as CloudFront had it, false included.
+        assert_eq!((d.compress, s.compress), (Some(false), Some(true)));
         assert_eq!(
             (s.min_ttl, s.default_ttl, s.max_ttl),
             (Some(1), Some(86_400), Some(31_536_000))

@@ -220,6 +220,17 @@ impl TryFrom<DistributionConfig> for Distribution {
         for (i, b) in raw.backends.iter().enumerate() {
             let field = format!("backends[{i}]");
             let backend = validate_origin(b, &field)?;
+            if !b.addresses.is_empty() || b.health_check.is_some() {
+                let name = if b.addresses.is_empty() {
+                    "health_check"
+                } else {
+                    "addresses"
+                };
+                return Err(ConfigError::new(
+                    format!("{field}.{name}"),
+                    "a backend is reached at its domain_name; addresses and health checks are for origins",
+                ));
+            }
             if targets.contains_key(&backend.id)
                 || backends.iter().any(|o: &Arc<Origin>| o.id == backend.id)
             {

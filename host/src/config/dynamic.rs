@@ -175,6 +175,8 @@ impl DynamicOrigins {
                 read_timeout_ms: raw.read_timeout_ms,
                 keepalive_timeout_ms: raw.keepalive_timeout_ms,
                 protocol_version: raw::ProtocolVersion::H1,
+                addresses: Vec::new(),
+                health_check: None,
             },
             FIELD,
         )?;

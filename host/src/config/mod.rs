@@ -39,8 +39,8 @@ pub use error::{ConfigError, ParseError, parse_json};
 pub use hooks::{MAX_BODY_LIMIT_KIB, MAX_HOOK_BUDGET_MS, validate_hook_name};
 pub use names::{is_valid_id, validate_alias};
 pub use origin::{
-    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, DEFAULT_READ_TIMEOUT_MS, Origin,
-    Target,
+    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, DEFAULT_READ_TIMEOUT_MS, HealthCheck,
+    Origin, Target,
 };
 pub use pattern::PathPattern;
 pub use raw::DistributionConfig;

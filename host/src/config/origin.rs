@@ -34,6 +34,130 @@ pub struct Origin {
     pub keepalive_timeout: Duration,
     /// The HTTP version spoken to it.
     pub version: raw::ProtocolVersion,
+    /// Where requests connect (`host:port`), in place of `authority`;
+    /// empty: `authority` itself.
+    pub addresses: Vec<Authority>,
+    /// The active health check of each address.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A validated health check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    pub path: http::uri::PathAndQuery,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Empty: any 2xx or 3xx.
+    pub expected_status: Vec<u16>,
+}
+
+impl HealthCheck {
+    /// Whether a check's answer passes.
+    pub fn passes(&self, status: http::StatusCode) -> bool {
+        if self.expected_status.is_empty() {
+            status.is_success() || status.is_redirection()
+        } else {
+            self.expected_status.contains(&status.as_u16())
+        }
+    }
+}
+
+/// The most addresses an origin may list.
+pub const MAX_ADDRESSES: usize = 64;
+
+fn validate_addresses(o: &raw::OriginConfig, field: &str) -> Result<Vec<Authority>, ConfigError> {
+    if o.addresses.len() > MAX_ADDRESSES {
+        return Err(ConfigError::new(
+            format!("{field}.addresses"),
+            format!("at most {MAX_ADDRESSES} addresses"),
+        ));
+    }
+    let mut out: Vec<Authority> = Vec::with_capacity(o.addresses.len());
+    for (i, address) in o.addresses.iter().enumerate() {
+        let parsed = address
+            .parse::<Authority>()
+            .ok()
+            .filter(|a| {
+                !a.host().is_empty()
+                    && a.port_u16().is_some()
+                    && !a.as_str().contains('@')
+                    && a.as_str() == address
+            })
+            .ok_or_else(|| {
+                ConfigError::new(
+                    format!("{field}.addresses[{i}]"),
+                    format!("{address:?} is not a host:port (the port is required)"),
+                )
+            })?;
+        if out.contains(&parsed) {
+            return Err(ConfigError::new(
+                format!("{field}.addresses[{i}]"),
+                format!("{address:?} is listed twice"),
+            ));
+        }
+        out.push(parsed);
+    }
+    Ok(out)
+}
+
+fn validate_health_check(
+    h: &raw::HealthCheckConfig,
+    field: &str,
+) -> Result<HealthCheck, ConfigError> {
+    let field = format!("{field}.health_check");
+    let path = h.path.clone().unwrap_or_else(|| "/".to_owned());
+    let path = path
+        .starts_with('/')
+        .then(|| http::uri::PathAndQuery::from_maybe_shared(path.clone()).ok())
+        .flatten()
+        .ok_or_else(|| {
+            ConfigError::new(
+                format!("{field}.path"),
+                format!("{path:?} is not a path starting with '/'"),
+            )
+        })?;
+    let interval = h.interval_ms.unwrap_or(5_000);
+    if !(100..=300_000).contains(&interval) {
+        return Err(ConfigError::new(
+            format!("{field}.interval_ms"),
+            "must be between 100 and 300000",
+        ));
+    }
+    let timeout = h.timeout_ms.unwrap_or(2_000.min(interval));
+    if !(1..=interval).contains(&timeout) {
+        return Err(ConfigError::new(
+            format!("{field}.timeout_ms"),
+            format!("must be between 1 and the interval ({interval})"),
+        ));
+    }
+    let threshold = |value: Option<u32>, name: &str| {
+        let value = value.unwrap_or(2);
+        if (1..=10).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                format!("{field}.{name}"),
+                "must be between 1 and 10",
+            ))
+        }
+    };
+    let expected_status = h.expected_status.clone().unwrap_or_default();
+    if let Some(bad) = expected_status.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(ConfigError::new(
+            format!("{field}.expected_status"),
+            format!("{bad} is not an HTTP status"),
+        ));
+    }
+    Ok(HealthCheck {
+        path,
+        interval: Duration::from_millis(interval),
+        timeout: Duration::from_millis(timeout),
+        healthy_threshold: threshold(h.healthy_threshold, "healthy_threshold")?,
+        unhealthy_threshold: threshold(h.unhealthy_threshold, "unhealthy_threshold")?,
+        expected_status,
+    })
 }
 
 /// What a behavior (or a hook) can send a request to.
@@ -139,5 +263,11 @@ pub(super) fn validate_origin(o: &raw::OriginConfig, field: &str) -> Result<Orig
         read_timeout: Duration::from_millis(read_ms),
         keepalive_timeout: Duration::from_millis(keepalive_ms),
         version: o.protocol_version,
+        addresses: validate_addresses(o, field)?,
+        health_check: o
+            .health_check
+            .as_ref()
+            .map(|h| validate_health_check(h, field))
+            .transpose()?,
     })
 }

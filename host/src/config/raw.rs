@@ -87,6 +87,37 @@ pub struct OriginConfig {
     /// The HTTP version spoken to the origin.
     #[serde(default, skip_serializing_if = "ProtocolVersion::is_h1")]
     pub protocol_version: ProtocolVersion,
+    /// The addresses (`host:port` or `ip:port`) requests connect to, in
+    /// place of `domain_name`'s own; `Host` and TLS stay `domain_name`'s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Checks each address in the background; requests go to healthy ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// An origin's active health check, per address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// The path asked with `GET` (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Between two checks of an address (default 5000; 100 to 300000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// How long a check may take (default 2000; at most the interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Checks passed in a row that make an address healthy (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
+    /// Checks failed in a row that make an address unhealthy (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<u32>,
+    /// The statuses that pass (default: any 2xx or 3xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<Vec<u16>>,
 }
 
 /// The HTTP version the host speaks to an origin.

@@ -56,7 +56,7 @@ pub struct ControlPlane {
     pub(super) write: tokio::sync::Mutex<()>,
     state: ArcSwap<ControlState>,
     routing: Arc<ArcSwap<Routing>>,
-    fetcher: Arc<OriginFetcher>,
+    pub(super) fetcher: Arc<OriginFetcher>,
     pub(super) runtime: Arc<HookRuntime>,
     /// The KV data hooks read, shared with the proxy.
     kv: Arc<ArcSwap<KvData>>,

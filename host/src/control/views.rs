@@ -74,10 +74,26 @@ pub struct DistributionView {
     pub etag: String,
     pub last_modified: String,
     pub config: DistributionConfig,
+    /// Each origin's addresses as this host sees them: healthy or not, and
+    /// why (see README, "Origin addresses and health checks").
+    #[serde(default)]
+    pub origin_health: Vec<OriginHealth>,
+}
+
+/// One origin's addresses and their health on this host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OriginHealth {
+    pub origin: String,
+    /// Empty while no config this host serves holds the origin.
+    pub addresses: Vec<crate::origin::AddressHealth>,
 }
 
 impl DistributionView {
-    pub fn new(record: &DistributionRecord, view: &FleetView) -> Self {
+    pub fn new(
+        record: &DistributionRecord,
+        view: &FleetView,
+        fetcher: &crate::origin::OriginFetcher,
+    ) -> Self {
         Self {
             id: record.stored.id.clone(),
             domain_name: record.stored.domain_name.clone(),
@@ -87,6 +103,15 @@ impl DistributionView {
             etag: record.etag(),
             last_modified: record.stored.last_modified.clone(),
             config: record.stored.config.clone(),
+            origin_health: record
+                .config
+                .origins
+                .iter()
+                .map(|origin| OriginHealth {
+                    origin: origin.id.clone(),
+                    addresses: fetcher.health_of(origin),
+                })
+                .collect(),
         }
     }
 }

@@ -24,8 +24,10 @@ use crate::config::Origin;
 use crate::config::raw::ProtocolVersion;
 
 pub mod dynamic;
+pub mod health;
 mod resolve;
 
+pub use health::{AddressHealth, Endpoint, OriginPools};
 pub use resolve::{Guard, Resolver};
 
 /// A failed origin fetch.
@@ -96,7 +98,32 @@ impl Body for UpstreamBody {
 }
 
 /// A pooled client; clones share one pool.
-pub type PoolClient = Client<HttpsConnector<HttpConnector<Resolver>>, UpstreamBody>;
+pub type PoolClient = Client<HttpsConnector<Pinned<HttpConnector<Resolver>>>, UpstreamBody>;
+
+/// A connector that connects to one address whatever the request's URI
+/// names (`to`), or to the URI's own (`None`). It sits under TLS, so the
+/// TLS name is still the URI's host: an origin's `addresses` are dialed
+/// while its certificate is checked against its `domain_name`.
+#[derive(Debug, Clone)]
+pub struct Pinned<C> {
+    inner: C,
+    to: Option<http::Uri>,
+}
+
+impl<C: tower_service::Service<http::Uri>> tower_service::Service<http::Uri> for Pinned<C> {
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = C::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        let dst = self.to.clone().unwrap_or(dst);
+        self.inner.call(dst)
+    }
+}
 
 /// One origin resolved for a request: its config and the pool the serving
 /// distribution holds for it.
@@ -130,6 +157,29 @@ struct PoolKey {
     connect_timeout: Duration,
     keepalive_timeout: Duration,
     version: ProtocolVersion,
+    /// The address dialed in place of `authority`'s.
+    address: Option<String>,
+}
+
+impl PoolKey {
+    fn of(origin: &Origin, address: Option<&http::uri::Authority>) -> Self {
+        Self {
+            scheme: origin.scheme.to_string(),
+            authority: origin.authority.to_string(),
+            connect_timeout: origin.connect_timeout,
+            keepalive_timeout: origin.keepalive_timeout,
+            version: origin.version,
+            address: address.map(ToString::to_string),
+        }
+    }
+}
+
+/// An endpoint's identity across config snapshots: its pool's and its
+/// health check's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EndpointKey {
+    pool: PoolKey,
+    check: Option<crate::config::HealthCheck>,
 }
 
 /// Hands out one keep-alive pool per origin (scheme, authority, connect
@@ -138,6 +188,8 @@ struct PoolKey {
 pub struct OriginFetcher {
     tls: rustls::ClientConfig,
     pools: Mutex<HashMap<PoolKey, PoolClient>>,
+    /// The origins' endpoints, while a snapshot holds them.
+    endpoints: Mutex<HashMap<EndpointKey, std::sync::Weak<Endpoint>>>,
 }
 
 impl std::fmt::Debug for OriginFetcher {
@@ -178,35 +230,152 @@ impl OriginFetcher {
         Self {
             tls,
             pools: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(HashMap::new()),
         }
     }
 
     /// The pool for `origin`, made on first use.
     pub fn pool_for(&self, origin: &Origin) -> PoolClient {
-        let key = PoolKey {
-            scheme: origin.scheme.to_string(),
-            authority: origin.authority.to_string(),
-            connect_timeout: origin.connect_timeout,
-            keepalive_timeout: origin.keepalive_timeout,
-            version: origin.version,
-        };
+        self.pool_at(origin, None)
+    }
+
+    fn pool_at(&self, origin: &Origin, address: Option<&http::uri::Authority>) -> PoolClient {
+        let key = PoolKey::of(origin, address);
         let mut pools = self
             .pools
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         pools
             .entry(key)
-            .or_insert_with(|| self.build_pool(origin, Guard::None))
+            .or_insert_with(|| self.build_pool(origin, Guard::None, address))
             .clone()
+    }
+
+    /// `origin`'s endpoints (see [`health`]): one per address, the ones a
+    /// snapshot already holds reused (their health and checkers with them).
+    pub fn origin_pools(&self, origin: &Origin) -> OriginPools {
+        let addresses: Vec<Option<&http::uri::Authority>> = if origin.addresses.is_empty() {
+            vec![None]
+        } else {
+            origin.addresses.iter().map(Some).collect()
+        };
+        let mut endpoints = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        endpoints.retain(|_, weak| weak.strong_count() > 0);
+        let held = addresses
+            .into_iter()
+            .map(|address| {
+                let key = EndpointKey {
+                    pool: PoolKey::of(origin, address),
+                    check: origin.health_check.clone(),
+                };
+                if let Some(endpoint) = endpoints.get(&key).and_then(std::sync::Weak::upgrade) {
+                    return endpoint;
+                }
+                let label =
+                    address.map_or_else(|| origin.authority.to_string(), ToString::to_string);
+                let endpoint = Arc::new(Endpoint::new(
+                    label,
+                    self.pool_at(origin, address),
+                    origin.health_check.is_some(),
+                ));
+                if let Some(check) = &origin.health_check {
+                    health::spawn_checker(&endpoint, origin, check.clone());
+                }
+                endpoints.insert(key, Arc::downgrade(&endpoint));
+                endpoint
+            })
+            .collect();
+        OriginPools::new(held)
+    }
+
+    /// The health of `origin`'s addresses, as the snapshots serving it see
+    /// them (nothing for an origin no snapshot serves).
+    pub fn health_of(&self, origin: &Origin) -> Vec<AddressHealth> {
+        let endpoints = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let addresses: Vec<Option<&http::uri::Authority>> = if origin.addresses.is_empty() {
+            vec![None]
+        } else {
+            origin.addresses.iter().map(Some).collect()
+        };
+        addresses
+            .into_iter()
+            .filter_map(|address| {
+                let key = EndpointKey {
+                    pool: PoolKey::of(origin, address),
+                    check: origin.health_check.clone(),
+                };
+                endpoints.get(&key)?.upgrade().map(|e| e.report())
+            })
+            .collect()
+    }
+
+    /// Every served endpoint's health, for `/metrics`.
+    pub fn render_health(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let endpoints: Vec<(String, Arc<Endpoint>)> = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|(key, weak)| Some((key.pool.authority.clone(), weak.upgrade()?)))
+            .collect();
+        out.push_str("# HELP edge_origin_address_healthy 1 while requests may go to an origin's address.\n# TYPE edge_origin_address_healthy gauge\n");
+        for (origin, endpoint) in &endpoints {
+            let report = endpoint.report();
+            let _ = writeln!(
+                out,
+                "edge_origin_address_healthy{{origin=\"{}\",address=\"{}\"}} {}",
+                crate::metrics::label(origin),
+                crate::metrics::label(&report.address),
+                u8::from(report.healthy)
+            );
+        }
+        out.push_str("# HELP edge_origin_address_ejections_total Connection failures that took an origin's address out of rotation.\n# TYPE edge_origin_address_ejections_total counter\n");
+        for (origin, endpoint) in &endpoints {
+            let report = endpoint.report();
+            let _ = writeln!(
+                out,
+                "edge_origin_address_ejections_total{{origin=\"{}\",address=\"{}\"}} {}",
+                crate::metrics::label(origin),
+                crate::metrics::label(&report.address),
+                report.ejections
+            );
+        }
+        out.push_str("# HELP edge_origin_health_checks_total Active health checks of an origin's address, by result.\n# TYPE edge_origin_health_checks_total counter\n");
+        for (origin, endpoint) in endpoints.iter().filter(|(_, e)| e.report().checked) {
+            let report = endpoint.report();
+            for (result, n) in [
+                ("passed", report.checks_passed),
+                ("failed", report.checks_failed),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "edge_origin_health_checks_total{{origin=\"{}\",address=\"{}\",result=\"{result}\"}} {n}",
+                    crate::metrics::label(origin),
+                    crate::metrics::label(&report.address),
+                );
+            }
+        }
     }
 
     /// A pool of its own for a dynamic origin (see [`dynamic`]): its
     /// connections go only to the addresses `guard` lets through.
     pub fn dynamic_pool(&self, origin: &Origin, guard: Guard) -> PoolClient {
-        self.build_pool(origin, guard)
+        self.build_pool(origin, guard, None)
     }
 
-    fn build_pool(&self, origin: &Origin, guard: Guard) -> PoolClient {
+    fn build_pool(
+        &self,
+        origin: &Origin,
+        guard: Guard,
+        address: Option<&http::uri::Authority>,
+    ) -> PoolClient {
         let mut http = HttpConnector::new_with_resolver(Resolver::new(guard));
         http.set_connect_timeout(Some(origin.connect_timeout));
         http.set_nodelay(true);
@@ -218,6 +387,8 @@ impl OriginFetcher {
         let builder = HttpsConnectorBuilder::new()
             .with_tls_config(self.tls.clone())
             .https_or_http();
+        let to = address.and_then(|a| format!("http://{a}").parse().ok());
+        let http = Pinned { inner: http, to };
         let https = match origin.version {
             ProtocolVersion::H1 => builder.enable_http1().wrap_connector(http),
             ProtocolVersion::H2 => builder.enable_http2().wrap_connector(http),

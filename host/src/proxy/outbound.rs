@@ -60,14 +60,25 @@ fn names(origin: &Origin, req: &Outgoing) -> bool {
 }
 
 /// The declared server `req` names, with its pool.
+/// An origin's is the pool of the address a viewer's request would go to
+/// now (see [`crate::origin::health`]).
 fn declared(dist: &ServedDistribution, req: &Outgoing) -> Option<(Arc<Origin>, PoolClient)> {
     let config = &dist.config;
-    let origins = config.origins.iter().zip(&dist.pools);
-    let backends = config.backends.iter().zip(&dist.backend_pools);
-    origins
-        .chain(backends)
+    if let Some((origin, pools)) = config
+        .origins
+        .iter()
+        .zip(&dist.pools)
         .find(|(origin, _)| names(origin, req))
-        .map(|(origin, pool)| (origin.clone(), pool.clone()))
+    {
+        let (_, endpoint) = pools.pick(&[])?;
+        return Some((origin.clone(), endpoint.pool.clone()));
+    }
+    config
+        .backends
+        .iter()
+        .zip(&dist.backend_pools)
+        .find(|(backend, _)| names(backend, req))
+        .map(|(backend, pool)| (backend.clone(), pool.clone()))
 }
 
 impl<O: Origins> Outbound for HookFetch<O> {

@@ -8,7 +8,7 @@ use crate::config::Distribution;
 use crate::config::policy::Policy;
 use crate::metrics::{ArmStats, DistributionStats};
 use crate::origin::dynamic::DynamicPools;
-use crate::origin::{OriginFetcher, PoolClient};
+use crate::origin::{OriginFetcher, OriginPools, PoolClient};
 use crate::wasm::{BoundHook, Event};
 
 /// The hooks bound to one cache behavior, by event.
@@ -44,8 +44,8 @@ pub struct ServedDistribution {
     pub id: Arc<str>,
     pub domain_name: String,
     pub config: Arc<Distribution>,
-    /// One pool per origin, in `config.origins` order.
-    pub pools: Vec<PoolClient>,
+    /// Each origin's addresses and their pools, in `config.origins` order.
+    pub pools: Vec<OriginPools>,
     /// One pool per backend hooks may send to, in `config.backends` order.
     pub backend_pools: Vec<PoolClient>,
     /// The pools of the origins hooks route to by name (`dynamic_origins`).
@@ -73,7 +73,11 @@ impl ServedDistribution {
         hooks: Vec<BehaviorHooks>,
         stats: Arc<DistributionStats>,
     ) -> Self {
-        let pools = config.origins.iter().map(|o| fetcher.pool_for(o)).collect();
+        let pools = config
+            .origins
+            .iter()
+            .map(|o| fetcher.origin_pools(o))
+            .collect();
         let backend_pools = config
             .backends
             .iter()

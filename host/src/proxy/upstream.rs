@@ -18,7 +18,7 @@ use crate::config::dynamic::DYNAMIC_PREFIX;
 use crate::config::raw::Names;
 use crate::config::{Behavior, Target};
 use crate::error::ProxyError;
-use crate::origin::{OriginError, OriginTarget, Origins, UpstreamBody, ViewerBody};
+use crate::origin::{OriginError, OriginPools, OriginTarget, Origins, UpstreamBody, ViewerBody};
 
 use super::Proxy;
 use super::ctx::{Exchange, RequestCtx};
@@ -109,11 +109,20 @@ impl<O: Origins> Proxy<O> {
             && matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut viewer_body = viewer_body;
         let viewer_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let members: &[usize] = match target {
+        let group: &[usize] = match target {
             Target::Origin(i) => std::slice::from_ref(i),
-            Target::Group { members, .. } if replayable => members,
-            Target::Group { members, .. } => &members[..1],
+            Target::Group { members, .. } => members,
         };
+        // A group fails over to a member with a healthy address before one
+        // without: the members in order, those with none last. A request
+        // that cannot be sent twice goes to the first of them only.
+        let mut members: Vec<usize> = group.to_vec();
+        if dynamic.is_none() && members.len() > 1 {
+            members.sort_by_key(|&i| !dist.pools.get(i).is_some_and(OriginPools::any_healthy));
+        }
+        if !replayable {
+            members.truncate(1);
+        }
         let failover_codes: &[u16] = match target {
             Target::Group {
                 failover_status_codes,
@@ -123,62 +132,93 @@ impl<O: Origins> Proxy<O> {
         };
         let mut last_err = None;
         for (n, &idx) in members.iter().enumerate() {
-            let (origin, pool) = match &dynamic {
-                Some((origin, pool)) => (&**origin, pool),
-                None => (&*dist.config.origins[idx], &dist.pools[idx]),
+            let origin = match &dynamic {
+                Some((origin, _)) => &**origin,
+                None => &*dist.config.origins[idx],
             };
-            let uri = origin_uri(origin, &out.path, out.query.as_deref())?;
-            let mut builder = Request::builder().method(out.method.clone()).uri(uri);
-            if let Some(h) = builder.headers_mut() {
-                h.clone_from(&out.headers);
-                h.insert(HOST, origin.host_header.clone());
-                for (name, value) in &origin.custom_headers {
-                    h.insert(name, value.clone());
+            let last_member = n + 1 == members.len();
+            // The origin's addresses, one after another while a connection
+            // cannot be made and the request can be sent again.
+            let mut tried: Vec<usize> = Vec::new();
+            loop {
+                let (pool, endpoint) = match &dynamic {
+                    Some((_, pool)) => (pool, None),
+                    None => match dist.pools[idx].pick(&tried) {
+                        Some((i, endpoint)) => {
+                            tried.push(i);
+                            (&endpoint.pool, Some(endpoint))
+                        }
+                        None => break,
+                    },
+                };
+                let in_flight = endpoint.map(|e| e.start());
+                let uri = origin_uri(origin, &out.path, out.query.as_deref())?;
+                let mut builder = Request::builder().method(out.method.clone()).uri(uri);
+                if let Some(h) = builder.headers_mut() {
+                    h.clone_from(&out.headers);
+                    h.insert(HOST, origin.host_header.clone());
+                    for (name, value) in &origin.custom_headers {
+                        h.insert(name, value.clone());
+                    }
+                    // gRPC servers expect it (the viewer's went with the other
+                    // hop-by-hop fields).
+                    if ctx.grpc {
+                        h.insert(TE, HeaderValue::from_static("trailers"));
+                    }
                 }
-                // gRPC servers expect it (the viewer's went with the other
-                // hop-by-hop fields).
-                if ctx.grpc {
-                    h.insert(TE, HeaderValue::from_static("trailers"));
+                let body = if replayable {
+                    UpstreamBody::Empty
+                } else {
+                    viewer_body
+                        .take()
+                        .map_or(UpstreamBody::Empty, |body| UpstreamBody::Viewer {
+                            body,
+                            failed: viewer_failed.clone(),
+                        })
+                };
+                let mut upstream = builder
+                    .body(body)
+                    .map_err(|e| ProxyError::Internal(format!("building origin request: {e}")))?;
+                if let Some(interim) = &ctx.interim {
+                    relay_interim(&mut upstream, interim.clone());
                 }
-            }
-            let body = if replayable {
-                UpstreamBody::Empty
-            } else {
-                viewer_body
-                    .take()
-                    .map_or(UpstreamBody::Empty, |body| UpstreamBody::Viewer {
-                        body,
-                        failed: viewer_failed.clone(),
-                    })
-            };
-            let mut upstream = builder
-                .body(body)
-                .map_err(|e| ProxyError::Internal(format!("building origin request: {e}")))?;
-            if let Some(interim) = &ctx.interim {
-                relay_interim(&mut upstream, interim.clone());
-            }
-            self.metrics.record_origin_request();
-            let last = n + 1 == members.len();
-            let sent = Instant::now();
-            let to = OriginTarget { origin, pool };
-            let answered = self.origins.send(to, upstream).await;
-            if dynamic.is_none() {
-                dist.stats.origin_latency(idx, sent.elapsed());
-            }
-            match answered {
-                Ok(resp) if !last && failover_codes.contains(&resp.status().as_u16()) => {
-                    tracing::info!(request_id = %ctx.request_id, origin = %origin.id, status = resp.status().as_u16(), "failing over");
+                self.metrics.record_origin_request();
+                let sent = Instant::now();
+                let to = OriginTarget { origin, pool };
+                let answered = self.origins.send(to, upstream).await;
+                drop(in_flight);
+                if dynamic.is_none() {
+                    dist.stats.origin_latency(idx, sent.elapsed());
                 }
-                Ok(resp) => return Ok((resp, origin.read_timeout)),
-                Err(err) if viewer_failed.load(Ordering::Relaxed) => {
-                    return Err(ProxyError::BadBody {
-                        reason: err.to_string(),
-                    });
-                }
-                Err(err) => {
-                    self.metrics.record_origin_error();
-                    tracing::warn!(request_id = %ctx.request_id, origin = %origin.id, error = %err, "origin fetch failed");
-                    last_err = Some(err);
+                match answered {
+                    Ok(resp)
+                        if !last_member && failover_codes.contains(&resp.status().as_u16()) =>
+                    {
+                        tracing::info!(request_id = %ctx.request_id, origin = %origin.id, status = resp.status().as_u16(), "failing over");
+                        break;
+                    }
+                    Ok(resp) => return Ok((resp, origin.read_timeout)),
+                    Err(err) if viewer_failed.load(Ordering::Relaxed) => {
+                        return Err(ProxyError::BadBody {
+                            reason: err.to_string(),
+                        });
+                    }
+                    Err(err) => {
+                        self.metrics.record_origin_error();
+                        let unreachable = could_not_connect(&err, origin);
+                        if let (true, Some(endpoint)) = (unreachable, endpoint) {
+                            tracing::warn!(request_id = %ctx.request_id, origin = %origin.id, address = %endpoint.address, error = %err, "origin address ejected");
+                            endpoint.eject();
+                        } else {
+                            tracing::warn!(request_id = %ctx.request_id, origin = %origin.id, error = %err, "origin fetch failed");
+                        }
+                        last_err = Some(err);
+                        // Another address of the origin, when this one
+                        // could not be reached and the request can go again.
+                        if !(unreachable && replayable && endpoint.is_some()) {
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -188,6 +228,18 @@ impl<O: Origins> Proxy<O> {
                 reason: "no origin answered".to_owned(),
             })
             .into())
+    }
+}
+
+/// Whether an origin error means no connection could be made (refused,
+/// unreachable, or the connect timeout): the address is not serving.
+fn could_not_connect(err: &OriginError, origin: &crate::config::Origin) -> bool {
+    match err {
+        OriginError::Connect { .. } => true,
+        OriginError::Timeout { timeout, .. } => {
+            *timeout == origin.connect_timeout && origin.connect_timeout < origin.read_timeout
+        }
+        OriginError::Protocol { .. } | OriginError::Tls { .. } => false,
     }
 }
 

@@ -121,7 +121,10 @@ async fn record_response(
 ) -> ApiResponse {
     let view = api.plane.fleet_view().await;
     with_etag(
-        json(status, &DistributionView::new(record, &view)),
+        json(
+            status,
+            &DistributionView::new(record, &view, &api.plane.fetcher),
+        ),
         &record.etag(),
     )
 }

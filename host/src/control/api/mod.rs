@@ -169,6 +169,7 @@ impl ControlApi {
                     {
                         crate::metrics::write_metric(&mut text, name, kind, help, value);
                     }
+                    self.plane.fetcher.render_health(&mut text);
                     Ok(http::bytes(text.into(), "text/plain; version=0.0.4"))
                 });
             }

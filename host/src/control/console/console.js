@@ -154,6 +154,14 @@ function gateText(auto) {
     " s, once it has at least " + auto.min_requests + " requests in that window.";
 }
 
+// Each address of an origin, healthy or not, as this host sees it.
+function healthText(all, origin) {
+  const found = (all || []).find((h) => h.origin === origin);
+  const addresses = (found && found.addresses) || [];
+  if (addresses.length === 0) return "not served here";
+  return addresses.map((a) => a.address + ": " + (a.healthy ? "healthy" : "unhealthy")).join(", ");
+}
+
 async function refreshDetail() {
   const id = state.selected;
   if (!id) {
@@ -172,7 +180,9 @@ async function refreshDetail() {
 
   fill(
     $("#origins tbody"),
-    (config.origins || []).map((o) => row([o.id, o.domain_name, o.protocol || "http", o.origin_path || ""], { "data-origin": o.id })),
+    (config.origins || []).map((o) =>
+      row([o.id, o.domain_name, o.protocol || "http", o.origin_path || "", healthText(d.origin_health, o.id)], { "data-origin": o.id }),
+    ),
   );
   const behaviors = [Object.assign({ path_pattern: "* (default)" }, config.default_cache_behavior || {})].concat(config.cache_behaviors || []);
   fill(
