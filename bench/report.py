@@ -17,14 +17,15 @@ import subprocess
 import sys
 from collections import defaultdict
 
-THROUGHPUT = ["hit-1k", "hit-100k", "hit-100k-disk", "pass-1k", "pass-100k", "hook-1k", "hooks4-1k",
-              "bluegreen-1k", "churn"]
+THROUGHPUT = ["hit-1k", "hit-100k", "hit-100k-disk", "hit-gzip-10k", "pass-1k", "pass-100k", "hook-1k",
+              "hooks4-1k", "bluegreen-1k", "churn"]
 CONTENDERS = ["edge", "nginx-cache", "nginx-njs", "varnish", "nginx-pass", "haproxy"]
 # scenario -> (reference, second reference); a reference is (scenario, contender).
 REFS = {
     "hit-1k": (("hit-1k", "nginx-cache"), ("hit-1k", "varnish")),
     "hit-100k": (("hit-100k", "nginx-cache"), ("hit-100k", "varnish")),
     "hit-100k-disk": (("hit-100k-disk", "nginx-cache"), ("hit-100k", "edge")),
+    "hit-gzip-10k": (("hit-gzip-10k", "nginx-cache"), ("hit-1k", "edge")),
     "pass-1k": (("pass-1k", "nginx-pass"), ("pass-1k", "haproxy")),
     "pass-100k": (("pass-100k", "nginx-pass"), ("pass-100k", "haproxy")),
     "hook-1k": (("hit-1k", "nginx-cache"), ("hit-1k", "edge")),
@@ -304,6 +305,9 @@ def main():
                    f"{fmt(e)} vs {fmt(n)} µs ({plain(r)}×)" if r is not None else "")
         r, _ = ratio(p, "hit-100k-disk", "edge", ("hit-100k-disk", "nginx-cache"))
         target(p, "hit-100k-disk: edge CPU/req from its disk tier ≤ 1.0× nginx proxy_cache", r,
+               r is not None and r <= 1.0, f"{plain(r)}×")
+        r, _ = ratio(p, "hit-gzip-10k", "edge", ("hit-gzip-10k", "nginx-cache"))
+        target(p, "hit-gzip-10k: edge CPU/req for a compressed hit ≤ 1.0× nginx proxy_cache with gzip on", r,
                r is not None and r <= 1.0, f"{plain(r)}×")
         r, _ = ratio(p, "hook-1k", "edge", ("hit-1k", "nginx-cache"))
         target(p, "hook-1k: edge CPU/req ≤ 1.3× nginx proxy_cache (no hook)", r, r is not None and r <= 1.3, f"{plain(r)}×")

@@ -37,6 +37,10 @@
 #                     tier too small for the object (every hit read from its file), beside
 #                     nginx-cache (proxy_cache serves from files with sendfile); edge is
 #                     then started again as before
+#   hit-gzip-10k      a 10 KiB HTML page hit by a viewer sending a browser's Accept-Encoding:
+#                     edge (compress on: stores and serves brotli), nginx-cache (gzip on,
+#                     per response) (ref nginx-cache). Every other scenario's behavior
+#                     has compress off and its wrk sends no Accept-Encoding.
 #   pass-1k pass-100k no cache: edge (ttl 0 behavior), nginx-pass, haproxy (ref nginx-pass)
 #   hook-1k           edge hit with the bluegreen hook on viewer_request (ref nginx-cache hit-1k)
 #   hooks4-1k         edge hit with hooks on all four events (ref nginx-cache hit-1k)
@@ -67,7 +71,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/bench"
-ALL_SCENARIOS="hit-1k hit-100k hit-100k-disk pass-1k pass-100k hook-1k hooks4-1k bluegreen-1k churn stream-1g idle-10k hostile-10k"
+ALL_SCENARIOS="hit-1k hit-100k hit-100k-disk hit-gzip-10k pass-1k pass-100k hook-1k hooks4-1k bluegreen-1k churn stream-1g idle-10k hostile-10k"
 RUNS="${RUNS:-3}"; DURATION="${DURATION:-10s}"; CONNS="${CONNS:-50}"; WARMUP="${WARMUP:-2s}"
 PASSES="${PASSES:-1 all}"; SCENARIOS="${SCENARIOS:-$ALL_SCENARIOS}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
@@ -373,18 +377,21 @@ origin_json() { printf '{"id":"%s","domain_name":"%s","protocol":"http"}' "$1" "
 dist_config() { # name [comment]
     local comment=${2:-$1}
     case $1 in
-        hit) printf '{"comment":"%s","aliases":["hit.bench.test"],"origins":[%s],"default_cache_behavior":{"target_origin_id":"origin"}}' \
+        hit) printf '{"comment":"%s","aliases":["hit.bench.test"],"origins":[%s],"default_cache_behavior":{"target_origin_id":"origin","compress":false}}' \
+                "$comment" "$(origin_json origin)";;
+        # hit-gzip-10k: compress on (a new distribution's default).
+        gzip) printf '{"comment":"%s","aliases":["gzip.bench.test"],"origins":[%s],"default_cache_behavior":{"target_origin_id":"origin","compress":true}}' \
                 "$comment" "$(origin_json origin)";;
         # TTLs all 0: nothing is fresh. (The origin sends no validators, so nothing is
         # kept stale for revalidation either: every request goes to the origin.)
-        pass) printf '{"comment":"%s","aliases":["pass.bench.test"],"origins":[%s],"default_cache_behavior":{"target_origin_id":"origin","min_ttl":0,"default_ttl":0,"max_ttl":0}}' \
+        pass) printf '{"comment":"%s","aliases":["pass.bench.test"],"origins":[%s],"default_cache_behavior":{"target_origin_id":"origin","compress":false,"min_ttl":0,"default_ttl":0,"max_ttl":0}}' \
                 "$comment" "$(origin_json origin)";;
-        hook) printf '{"comment":"%s","aliases":["hook.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","hooks":{"viewer_request":{"module":"bluegreen"}}}}' \
+        hook) printf '{"comment":"%s","aliases":["hook.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","compress":false,"hooks":{"viewer_request":{"module":"bluegreen"}}}}' \
                 "$comment" "$(origin_json blue)" "$(origin_json green)";;
         # bluegreen on both viewer events, green's share from its own KV namespace (50 %).
-        bluegreen) printf '{"comment":"%s","aliases":["bluegreen.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","hooks":{"viewer_request":{"module":"bluegreen","config":{"kv_namespace":"bg50"}},"viewer_response":{"module":"bluegreen","config":{"kv_namespace":"bg50"}}}}}' \
+        bluegreen) printf '{"comment":"%s","aliases":["bluegreen.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","compress":false,"hooks":{"viewer_request":{"module":"bluegreen","config":{"kv_namespace":"bg50"}},"viewer_response":{"module":"bluegreen","config":{"kv_namespace":"bg50"}}}}}' \
                 "$comment" "$(origin_json blue)" "$(origin_json green)";;
-        hooks4) printf '{"comment":"%s","aliases":["hooks4.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","hooks":{"viewer_request":{"module":"bluegreen"},"origin_request":{"module":"header-router"},"origin_response":{"module":"security-headers"},"viewer_response":{"module":"security-headers"}}}}' \
+        hooks4) printf '{"comment":"%s","aliases":["hooks4.bench.test"],"origins":[%s,%s],"default_cache_behavior":{"target_origin_id":"blue","compress":false,"hooks":{"viewer_request":{"module":"bluegreen"},"origin_request":{"module":"header-router"},"origin_response":{"module":"security-headers"},"viewer_response":{"module":"security-headers"}}}}' \
                 "$comment" "$(origin_json blue)" "$(origin_json green)";;
     esac
 }
@@ -395,7 +402,7 @@ configure_edge() {
         api -X PUT --data-binary "@$WASM_DIR/${h//-/_}.wasm" "http://127.0.0.1:$CONTROL_PORT/v1/hooks/$h" >/dev/null
     done
     api -X PUT --data-binary 50 "http://127.0.0.1:$CONTROL_PORT/v1/kv/bg50/green_weight" >/dev/null
-    for name in hit pass hook hooks4 bluegreen; do
+    for name in hit gzip pass hook hooks4 bluegreen; do
         out=$(api -D "$EDGE_D/create-$name.hdr" -X POST -H 'content-type: application/json' \
             -d "$(dist_config "$name")" "http://127.0.0.1:$CONTROL_PORT/v1/distributions")
         DIST_ID[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$out")
@@ -481,7 +488,8 @@ measure() { # pass scenario contender port host path
     local url="http://127.0.0.1:$port$path" h0 m0 r0 e0 h1 m1 r1 e1 o0 o1 k0 k1 b0 b1 other
     log "pass $pass  $sc  $who: warm-up $WARMUP, $RUNS x $DURATION"
     wait_quiet
-    wrk -t1 -c"$CONNS" -d"$WARMUP" -H "Host: $host" "$url" >/dev/null
+    local extra=(); [ -n "${MEASURE_HEADER:-}" ] && extra=(-H "$MEASURE_HEADER")
+    wrk -t1 -c"$CONNS" -d"$WARMUP" -H "Host: $host" "${extra[@]}" "$url" >/dev/null
     for r in $(seq 1 "$RUNS"); do
         attempt=0
         while :; do
@@ -490,7 +498,7 @@ measure() { # pass scenario contender port host path
             [[ $who == edge* ]] && read -r h0 m0 r0 e0 < <(edge_cache_counts)
             o0=$(ticks origin); times > "$BENCH_DIR/times.0"; b0=$(busy_ticks)
             t0=$(ticks "$who")
-            wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "Host: $host" "$url" > "$BENCH_DIR/wrk.out"
+            wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "Host: $host" "${extra[@]}" "$url" > "$BENCH_DIR/wrk.out"
             t1=$(ticks "$who")
             b1=$(busy_ticks); times > "$BENCH_DIR/times.1"; o1=$(ticks origin)
             k0=$(times_ticks "$BENCH_DIR/times.0"); k1=$(times_ticks "$BENCH_DIR/times.1")
@@ -687,6 +695,21 @@ run_pass() { # pass
         warm_arms edge bluegreen.bench.test "$e/$obj"
                 done
                 sc=hit-100k-disk;;
+            hit-gzip-10k)
+                local browser="Accept-Encoding: gzip, deflate, br, zstd" enc
+                curl -sS -o /dev/null -H "Host: gzip.bench.test" -H "$browser" "$e/10k.html"
+                enc=$(header_of content-encoding gzip.bench.test "$e/10k.html" -H "$browser")
+                [ "$enc" = br ] || die "edge does not answer /10k.html in brotli (content-encoding: '$enc')"
+                [ "$(header_of x-cache gzip.bench.test "$e/10k.html" -H "$browser")" = "Hit from edge" ] ||
+                    die "edge does not answer the compressed /10k.html from its cache"
+                MEASURE_HEADER="$browser" measure "$pass" "$sc" edge "$EDGE_PORT" gzip.bench.test /10k.html
+                local n="http://127.0.0.1:$NGINX_CACHE_PORT/10k.html"
+                curl -sS -o /dev/null -H "$browser" "$n"
+                enc=$(header_of content-encoding bench.test "$n" -H "$browser")
+                [ "$enc" = gzip ] || die "nginx-cache does not answer /10k.html in gzip (content-encoding: '$enc')"
+                [ "$(header_of x-cache-status bench.test "$n" -H "$browser")" = HIT ] ||
+                    die "nginx-cache does not answer /10k.html from its cache"
+                MEASURE_HEADER="$browser" measure "$pass" "$sc" nginx-cache "$NGINX_CACHE_PORT" bench.test /10k.html;;
             pass-1k|pass-100k)
                 obj=/${sc#pass-}.html
                 check_pass edge pass.bench.test "$e$obj"
@@ -771,6 +794,9 @@ rec meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "nproc=$NPROC" "hz=$HZ" "loadavg=
 mkdir -p "$BENCH_DIR/www"; chmod 755 "$BENCH_DIR/www"
 head -c 1024   /dev/zero | tr '\0' 'a' > "$BENCH_DIR/www/1k.html"
 head -c 102400 /dev/zero | tr '\0' 'b' > "$BENCH_DIR/www/100k.html"
+# A page that compresses as HTML does (about 5:1), for hit-gzip-10k.
+awk 'BEGIN { for (i = 0; i < 400; i++) printf "<li class=\"product\"><a href=\"/p/%d\">Product %d</a> <span>%d.%02d EUR</span></li>\n", i * 37, i, i % 90 + 9, i % 100 }' |
+    head -c 10240 > "$BENCH_DIR/www/10k.html"
 rm -f "$BENCH_DIR/www/1g.bin"; truncate -s 1G "$BENCH_DIR/www/1g.bin"
 chmod 644 "$BENCH_DIR"/www/*
 start_nginx origin origin.conf "$ORIGIN_PORT" 1

@@ -9,7 +9,8 @@
 //! is itself wrong must not take a site down). An endpoint a connection
 //! to fails is ejected at once: with a `health_check`, until the checker
 //! sees `healthy_threshold` passes in a row; without one, for
-//! [`EJECTION`]. The checker asks each address `GET path` every
+//! [`EJECTION`] (an origin of one address has no other to go to: its
+//! ejection changes nothing). The checker asks each address `GET path` every
 //! `interval`, and `unhealthy_threshold` failures in a row (no answer
 //! within `timeout`, or a status not expected) mark it unhealthy.
 //!
@@ -159,9 +160,10 @@ impl OriginPools {
         &self.endpoints
     }
 
-    /// Whether any address is healthy.
-    pub fn any_healthy(&self) -> bool {
-        self.endpoints.iter().any(|e| e.is_healthy())
+    /// Whether its health check says no address is healthy (an origin
+    /// without one is never known down: a group tries it in its turn).
+    pub fn known_down(&self) -> bool {
+        self.endpoints.iter().all(|e| e.checked && !e.is_healthy())
     }
 
     /// The endpoint for the next request, leaving out those `tried`

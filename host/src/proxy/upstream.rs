@@ -114,11 +114,11 @@ impl<O: Origins> Proxy<O> {
             Target::Group { members, .. } => members,
         };
         // A group fails over to a member with a healthy address before one
-        // without: the members in order, those with none last. A request
-        // that cannot be sent twice goes to the first of them only.
+        // its health check says is down: the members in order, those last.
+        // A request that cannot be sent twice goes to the first of them only.
         let mut members: Vec<usize> = group.to_vec();
         if dynamic.is_none() && members.len() > 1 {
-            members.sort_by_key(|&i| !dist.pools.get(i).is_some_and(OriginPools::any_healthy));
+            members.sort_by_key(|&i| dist.pools.get(i).is_some_and(OriginPools::known_down));
         }
         if !replayable {
             members.truncate(1);
