@@ -775,7 +775,7 @@ run_pass() { # pass
     stop_edge
     log "edge stopped"
     for p in nginx-cache nginx-pass varnish haproxy; do stop_peer "$p"; log "$p stopped"; done
-    want bluegreen-1k && { stop_peer nginx-njs; log "nginx-njs stopped"; }
+    if want bluegreen-1k; then stop_peer nginx-njs; log "nginx-njs stopped"; fi
 }
 
 # ---------------------------------------------------------------- main
@@ -795,8 +795,8 @@ mkdir -p "$BENCH_DIR/www"; chmod 755 "$BENCH_DIR/www"
 head -c 1024   /dev/zero | tr '\0' 'a' > "$BENCH_DIR/www/1k.html"
 head -c 102400 /dev/zero | tr '\0' 'b' > "$BENCH_DIR/www/100k.html"
 # A page that compresses as HTML does (about 5:1), for hit-gzip-10k.
-awk 'BEGIN { for (i = 0; i < 400; i++) printf "<li class=\"product\"><a href=\"/p/%d\">Product %d</a> <span>%d.%02d EUR</span></li>\n", i * 37, i, i % 90 + 9, i % 100 }' |
-    head -c 10240 > "$BENCH_DIR/www/10k.html"
+awk 'BEGIN { for (i = 0; length(s) < 10240; i++) s = s sprintf("<li class=\"product\"><a href=\"/p/%d\">Product %d</a> <span>%d.%02d EUR</span></li>\n", i * 37, i, i % 90 + 9, i % 100)
+             printf "%s", substr(s, 1, 10240) }' > "$BENCH_DIR/www/10k.html"
 rm -f "$BENCH_DIR/www/1g.bin"; truncate -s 1G "$BENCH_DIR/www/1g.bin"
 chmod 644 "$BENCH_DIR"/www/*
 start_nginx origin origin.conf "$ORIGIN_PORT" 1
