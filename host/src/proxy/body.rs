@@ -300,6 +300,15 @@ impl<B> EdgeBody<B> {
         Self::Full(Some(bytes.into()))
     }
 
+    /// A response a hook generated, with its body (its length the host's).
+    pub fn generated(generated: crate::wasm::convert::CheckedResponse) -> http::Response<Self> {
+        let mut resp = http::Response::new(generated.body.map_or(Self::Empty, Self::full));
+        *resp.status_mut() = generated.status;
+        *resp.headers_mut() = generated.headers;
+        resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+        resp
+    }
+
     /// `len` bytes of a disk-tier object's body from `start`, read from
     /// its file as the viewer takes them.
     pub fn file(file: &crate::cache::disk::FileBody, start: u64, len: u64) -> Self {

@@ -52,7 +52,7 @@ pub(super) struct RequestCtx {
     /// The hook instances that serve the request's later events.
     pub hooks: RequestHooks,
     /// The WebSocket the origin accepted, opened once its 101 is out.
-    pub tunnel: Option<super::tunnel::Tunnel>,
+    pub tunnel: Option<super::relay::Tunnel>,
     /// A gRPC call: errors are answered with a gRPC status, and the
     /// origin is told the caller takes trailers (`te: trailers`).
     pub grpc: bool,

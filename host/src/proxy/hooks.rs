@@ -236,15 +236,6 @@ impl<O: Origins> Proxy<O> {
     }
 }
 
-/// A response a hook generated.
-pub(super) fn generated_response<B>(generated: convert::CheckedResponse) -> Response<EdgeBody<B>> {
-    let mut resp = Response::new(generated.body.map_or(EdgeBody::Empty, EdgeBody::full));
-    *resp.status_mut() = generated.status;
-    *resp.headers_mut() = generated.headers;
-    resp.headers_mut().remove(CONTENT_LENGTH);
-    resp
-}
-
 /// The body a request event replaced the request's with: it goes to the
 /// origin with its own `content-length`. A GET or HEAD sends no body, so
 /// one is dropped there.

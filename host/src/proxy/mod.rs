@@ -22,7 +22,7 @@
 //!
 //! A WebSocket handshake leaves after phase 4 for phases 6, 7 and 10 of its
 //! own (tunnel.rs), never the cache; once the origin switched protocols,
-//! the host relays the socket's bytes beside the request path.
+//! the host relays the socket's bytes beside the request path (relay.rs).
 //!
 //! A phase a behavior has nothing for is a no-op: hooks run only on the
 //! events the behavior attaches them to, the arm only under a
@@ -52,6 +52,7 @@ mod lookup;
 mod memory;
 pub mod outbound;
 mod peer;
+mod relay;
 mod resolve;
 mod respond;
 pub mod routing;
@@ -237,7 +238,7 @@ impl<O: Origins> Proxy<O> {
                     hooks::replace_request_body(&mut ex, &mut viewer_body, body);
                 }
                 Decision::Respond(generated) => {
-                    let resp = hooks::generated_response(generated);
+                    let resp = EdgeBody::generated(generated);
                     return self.viewer_response(hooks, ctx, &dist, &ex, resp).await;
                 }
             }

@@ -41,6 +41,19 @@ impl ViewerLimits {
     pub(super) fn parser_buffer(&self) -> usize {
         self.max_header_bytes.saturating_mul(2)
     }
+
+    /// hyper's HTTP/1.1 server as every viewer connection gets it: the
+    /// head's read timeout and limits, keep-alive.
+    pub(super) fn http1(&self) -> http1::Builder {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(true)
+            .max_headers(self.max_header_count)
+            .max_buf_size(self.parser_buffer());
+        builder
+    }
 }
 
 /// Which protocol a connection is served with.
@@ -130,16 +143,9 @@ pub(super) async fn serve_connection<IO>(
     let io = TokioIo::new(io);
     match protocol {
         Protocol::Http1 => {
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .keep_alive(true)
-                .max_headers(limits.max_header_count)
-                .max_buf_size(limits.parser_buffer());
             // With upgrades: a WebSocket handshake's connection goes to the
             // proxy after its 101.
-            let conn = builder.serve_connection(io, service).with_upgrades();
+            let conn = limits.http1().serve_connection(io, service).with_upgrades();
             drive(
                 conn,
                 |c| c.graceful_shutdown(),

@@ -5,9 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
 use super::connection::{
@@ -222,14 +221,7 @@ async fn serve_plain_cycles(
                 })
             })
         };
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .keep_alive(true)
-            .max_headers(limits.max_header_count)
-            .max_buf_size(limits.parser_buffer());
-        let mut conn = Box::new(builder.serve_connection(
+        let mut conn = Box::new(limits.http1().serve_connection(
             TokioIo::new(interim.wrap(framing::Rewind::new(std::mem::take(&mut leftover), io))),
             service,
         ));
