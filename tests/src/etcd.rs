@@ -19,8 +19,27 @@ pub struct Etcd {
     peer_port: u16,
 }
 
-/// A loopback port free at the time of asking.
+/// A loopback port free at the time of asking, below the kernel's
+/// ephemeral range: while etcd is down for a restart, no port-0 bind and
+/// no outgoing connection of another test can take it (one that took the
+/// peer port did fail a restart with "address already in use").
 fn free_port() -> u16 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    const FLOOR: u16 = 10_000;
+    if low > FLOOR + 1_000 {
+        for n in 0u64..200 {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(n);
+            let port = FLOOR + u16::try_from(hasher.finish() % u64::from(low - FLOOR)).unwrap_or(0);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
