@@ -9,8 +9,9 @@
 //! is itself wrong must not take a site down). An endpoint a connection
 //! to fails is ejected at once: with a `health_check`, until the checker
 //! sees `healthy_threshold` passes in a row; without one, for
-//! [`EJECTION`] (an origin of one address has no other to go to: its
-//! ejection changes nothing). The checker asks each address `GET path` every
+//! [`EJECTION`], which only moves requests to the origin's other addresses
+//! (an origin group orders its members by what health checks say). The
+//! checker asks each address `GET path` every
 //! `interval`, and `unhealthy_threshold` failures in a row (no answer
 //! within `timeout`, or a status not expected) mark it unhealthy.
 //!
