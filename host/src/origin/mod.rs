@@ -254,23 +254,13 @@ impl OriginFetcher {
     /// `origin`'s endpoints (see [`health`]): one per address, the ones a
     /// snapshot already holds reused (their health and checkers with them).
     pub fn origin_pools(&self, origin: &Origin) -> OriginPools {
-        let addresses: Vec<Option<&http::uri::Authority>> = if origin.addresses.is_empty() {
-            vec![None]
-        } else {
-            origin.addresses.iter().map(Some).collect()
-        };
         let mut endpoints = self
             .endpoints
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         endpoints.retain(|_, weak| weak.strong_count() > 0);
-        let held = addresses
-            .into_iter()
-            .map(|address| {
-                let key = EndpointKey {
-                    pool: PoolKey::of(origin, address),
-                    check: origin.health_check.clone(),
-                };
+        let held = endpoint_keys(origin)
+            .map(|(address, key)| {
                 if let Some(endpoint) = endpoints.get(&key).and_then(std::sync::Weak::upgrade) {
                     return endpoint;
                 }
@@ -298,20 +288,8 @@ impl OriginFetcher {
             .endpoints
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let addresses: Vec<Option<&http::uri::Authority>> = if origin.addresses.is_empty() {
-            vec![None]
-        } else {
-            origin.addresses.iter().map(Some).collect()
-        };
-        addresses
-            .into_iter()
-            .filter_map(|address| {
-                let key = EndpointKey {
-                    pool: PoolKey::of(origin, address),
-                    check: origin.health_check.clone(),
-                };
-                endpoints.get(&key)?.upgrade().map(|e| e.report())
-            })
+        endpoint_keys(origin)
+            .filter_map(|(_, key)| endpoints.get(&key)?.upgrade().map(|e| e.report()))
             .collect()
     }
 
@@ -452,6 +430,25 @@ impl OriginFetcher {
             Ok(Err(err)) => Err(classify(&origin.id, origin.connect_timeout, &err)),
         }
     }
+}
+
+/// Each of `origin`'s endpoints: the address it dials (none: the origin's
+/// own name) and its identity in the fetcher's registry.
+fn endpoint_keys(
+    origin: &Origin,
+) -> impl Iterator<Item = (Option<&http::uri::Authority>, EndpointKey)> {
+    let addresses: Vec<Option<&http::uri::Authority>> = if origin.addresses.is_empty() {
+        vec![None]
+    } else {
+        origin.addresses.iter().map(Some).collect()
+    };
+    addresses.into_iter().map(move |address| {
+        let key = EndpointKey {
+            pool: PoolKey::of(origin, address),
+            check: origin.health_check.clone(),
+        };
+        (address, key)
+    })
 }
 
 /// Joins several `Cookie` fields into one with `; ` (RFC 9113 8.2.3): an

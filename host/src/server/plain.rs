@@ -259,13 +259,7 @@ async fn serve_plain_cycles(
         if ended.is_ok() && cycle.switched.load(Ordering::Acquire) {
             let parts = conn.into_parts();
             let (unread, watched) = parts.io.into_inner().into_inner().into_parts();
-            let ahead = if unread.is_empty() {
-                parts.read_buf
-            } else {
-                let mut all = bytes::BytesMut::from(&parts.read_buf[..]);
-                all.extend_from_slice(&unread);
-                all.freeze()
-            };
+            let ahead = read_ahead(parts.read_buf, &unread);
             let handover = cycle
                 .handover
                 .lock()
@@ -288,12 +282,17 @@ async fn serve_plain_cycles(
         let parts = conn.into_parts();
         let (unread, watched) = parts.io.into_inner().into_inner().into_parts();
         io = watched;
-        leftover = if unread.is_empty() {
-            parts.read_buf
-        } else {
-            let mut all = bytes::BytesMut::from(&parts.read_buf[..]);
-            all.extend_from_slice(&unread);
-            all.freeze()
-        };
+        leftover = read_ahead(parts.read_buf, &unread);
     }
+}
+
+/// What was read past a request when its parser let the connection go:
+/// hyper's buffer, then the prefix it had not read yet.
+fn read_ahead(read_buf: bytes::Bytes, unread: &[u8]) -> bytes::Bytes {
+    if unread.is_empty() {
+        return read_buf;
+    }
+    let mut all = bytes::BytesMut::from(&read_buf[..]);
+    all.extend_from_slice(unread);
+    all.freeze()
 }
